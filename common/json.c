@@ -80,7 +80,7 @@ void jw_double(struct jw *w, double v)
 	if (!isfinite(v))
 		buf_puts(&w->out, "null");
 	else
-		buf_printf(&w->out, "%.17g", v);
+		buf_printf(&w->out, "%.12g", v);
 }
 
 void jw_bool(struct jw *w, bool v)

@@ -1,0 +1,31 @@
+/* catalog: artists, albums and tracks: writing them (for seeding and ingest) and the
+ * Web API routes that read them. Object ids are derived from names, so re-seeding
+ * the same catalog gives the same ids. */
+#ifndef ENCORE_CATALOG_H
+#define ENCORE_CATALOG_H
+#include "id.h"
+#include <sqlite3.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+struct catalog_track {
+	const char *name;
+	const char *artist_name;
+	const char *album_name;
+	const char *genre;          /* also added to the artist's genres */
+	const char *label;          /* rights holder */
+	const char *release_date;   /* YYYY-MM-DD */
+	const char *markets;        /* "" everywhere, else "SE,US" */
+	int track_number;
+	int duration_ms;
+	int popularity;
+	bool explicit_;
+};
+
+/* Inserts (or finds) the artist and album and inserts the track. Fills track_id.
+ * 0, or -EINVAL (bad field, reason in err) / -EIO. Runs in the caller's transaction if any. */
+int catalog_add_track(sqlite3 *db, const struct catalog_track *t, char track_id[ID_LEN + 1], char *err, size_t errlen);
+/* True when markets ("" = everywhere) includes country. */
+bool catalog_playable_in(const char *markets, const char *country);
+
+#endif

@@ -1,0 +1,184 @@
+/* db: migrations are an ordered array; schema_version records how many have run.
+ * Each runs in its own transaction, so a crash mid-migration leaves the previous version. */
+#include "db.h"
+#include "xmem.h"
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *const MIGRATIONS[] = {
+	/* 1: accounts and the catalog. */
+	"CREATE TABLE users ("
+	"  id TEXT PRIMARY KEY,"
+	"  display_name TEXT NOT NULL,"
+	"  password_hash TEXT NOT NULL,"
+	"  tier TEXT NOT NULL CHECK (tier IN ('free','premium')),"
+	"  country TEXT NOT NULL,"
+	"  is_admin INTEGER NOT NULL DEFAULT 0,"
+	"  explicit_ok INTEGER NOT NULL DEFAULT 1,"
+	"  created_at INTEGER NOT NULL);"
+	"CREATE TABLE refresh_tokens ("
+	"  token_hash TEXT PRIMARY KEY,"
+	"  user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,"
+	"  expires_at INTEGER NOT NULL);"
+	"CREATE TABLE artists ("
+	"  id TEXT PRIMARY KEY,"
+	"  name TEXT NOT NULL,"
+	"  genres TEXT NOT NULL DEFAULT '',"
+	"  label TEXT NOT NULL DEFAULT '',"
+	"  description TEXT NOT NULL DEFAULT '',"
+	"  popularity INTEGER NOT NULL DEFAULT 0,"
+	"  followers INTEGER NOT NULL DEFAULT 0);"
+	"CREATE TABLE albums ("
+	"  id TEXT PRIMARY KEY,"
+	"  name TEXT NOT NULL,"
+	"  artist_id TEXT NOT NULL REFERENCES artists(id),"
+	"  album_type TEXT NOT NULL DEFAULT 'album',"
+	"  release_date TEXT NOT NULL DEFAULT '1970-01-01',"
+	"  label TEXT NOT NULL DEFAULT '',"
+	"  popularity INTEGER NOT NULL DEFAULT 0);"
+	"CREATE INDEX albums_by_artist ON albums(artist_id, release_date);"
+	"CREATE TABLE tracks ("
+	"  id TEXT PRIMARY KEY,"
+	"  name TEXT NOT NULL,"
+	"  album_id TEXT NOT NULL REFERENCES albums(id),"
+	"  artist_id TEXT NOT NULL REFERENCES artists(id),"
+	"  track_number INTEGER NOT NULL DEFAULT 1,"
+	"  disc_number INTEGER NOT NULL DEFAULT 1,"
+	"  duration_ms INTEGER NOT NULL DEFAULT 0,"
+	"  explicit INTEGER NOT NULL DEFAULT 0,"
+	"  popularity INTEGER NOT NULL DEFAULT 0,"
+	"  markets TEXT NOT NULL DEFAULT '',"   /* '' = everywhere, else 'SE,US' */
+	"  genre TEXT NOT NULL DEFAULT '',"
+	"  loudness_lufs REAL,"
+	"  true_peak_db REAL,"
+	"  gain_db REAL NOT NULL DEFAULT 0,"
+	"  state TEXT NOT NULL DEFAULT 'ready',"
+	"  created_at INTEGER NOT NULL DEFAULT 0);"
+	"CREATE INDEX tracks_by_album ON tracks(album_id, disc_number, track_number);"
+	"CREATE INDEX tracks_by_artist ON tracks(artist_id, popularity);"
+	"CREATE TABLE audio_features ("
+	"  track_id TEXT PRIMARY KEY REFERENCES tracks(id) ON DELETE CASCADE,"
+	"  tempo REAL, key INTEGER, mode INTEGER, time_signature INTEGER, loudness REAL,"
+	"  energy REAL, danceability REAL, acousticness REAL, instrumentalness REAL,"
+	"  speechiness REAL, valence REAL, liveness REAL);",
+};
+
+#define N_MIGRATIONS ((int)(sizeof(MIGRATIONS) / sizeof(MIGRATIONS[0])))
+
+int db_exec(sqlite3 *db, const char *sql)
+{
+	char *msg = NULL;
+	if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK) {
+		fprintf(stderr, "db: %s\n", msg ? msg : sqlite3_errmsg(db));
+		sqlite3_free(msg);
+		return -EIO;
+	}
+	return 0;
+}
+
+sqlite3_stmt *db_prepare(sqlite3 *db, const char *sql)
+{
+	sqlite3_stmt *st = NULL;
+	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) {
+		fprintf(stderr, "db: cannot prepare \"%s\": %s\n", sql, sqlite3_errmsg(db));
+		abort();
+	}
+	return st;
+}
+
+int db_begin(sqlite3 *db)
+{
+	return db_exec(db, "BEGIN IMMEDIATE");
+}
+
+int db_commit(sqlite3 *db)
+{
+	return db_exec(db, "COMMIT");
+}
+
+void db_rollback(sqlite3 *db)
+{
+	sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+}
+
+int db_schema_version(sqlite3 *db)
+{
+	int v = 0;
+	sqlite3_stmt *st = db_prepare(db, "PRAGMA user_version");
+	if (sqlite3_step(st) == SQLITE_ROW)
+		v = sqlite3_column_int(st, 0);
+	sqlite3_finalize(st);
+	return v;
+}
+
+bool db_integrity_ok(sqlite3 *db)
+{
+	bool ok = false;
+	sqlite3_stmt *st = db_prepare(db, "PRAGMA integrity_check");
+	if (sqlite3_step(st) == SQLITE_ROW)
+		ok = strcmp((const char *)sqlite3_column_text(st, 0), "ok") == 0;
+	sqlite3_finalize(st);
+	return ok;
+}
+
+static int migrate(sqlite3 *db, char *err, size_t errlen)
+{
+	for (int v = db_schema_version(db); v < N_MIGRATIONS; v++) {
+		if (db_begin(db) != 0)
+			goto fail;
+		/* Re-read inside the write lock: another process may have migrated meanwhile. */
+		if (db_schema_version(db) > v) {
+			db_commit(db);
+			continue;
+		}
+		char pragma[64];
+		snprintf(pragma, sizeof(pragma), "PRAGMA user_version = %d", v + 1);
+		if (db_exec(db, MIGRATIONS[v]) != 0 || db_exec(db, pragma) != 0) {
+			db_rollback(db);
+			goto fail;
+		}
+		if (db_commit(db) != 0)
+			goto fail;
+		continue;
+fail:
+		snprintf(err, errlen, "migration %d failed: %s", v + 1, sqlite3_errmsg(db));
+		return -EIO;
+	}
+	return 0;
+}
+
+int db_open(const char *data_dir, sqlite3 **ppdb, char *err, size_t errlen)
+{
+	char *path = xasprintf("%s/encore.db", data_dir);
+	sqlite3 *db = NULL;
+	int rc = -EIO;
+	if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
+		snprintf(err, errlen, "cannot open %s: %s", path, db ? sqlite3_errmsg(db) : "out of memory");
+		goto out;
+	}
+	sqlite3_busy_timeout(db, 10000);
+	/* synchronous=NORMAL in WAL mode survives process crashes (kill -9) without losing commits;
+	 * only a power loss can roll back the last transactions. */
+	if (db_exec(db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;") != 0) {
+		snprintf(err, errlen, "cannot configure %s: %s", path, sqlite3_errmsg(db));
+		goto out;
+	}
+	if (migrate(db, err, errlen) != 0)
+		goto out;
+	*ppdb = db;
+	db = NULL;
+	rc = 0;
+out:
+	if (db)
+		sqlite3_close(db);
+	free(path);
+	return rc;
+}
+
+void db_close(sqlite3 *db)
+{
+	if (db)
+		sqlite3_close(db);
+}

@@ -1,0 +1,93 @@
+/* http: encored's HTTP front end on libwebsockets. One service thread owns every socket;
+ * requests are parsed there and handed to a pool of worker threads, which run the
+ * application's handler (which may block on SQLite) and hand the response back. */
+#ifndef ENCORE_HTTP_H
+#define ENCORE_HTTP_H
+#include "buf.h"
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define HTTP_MAX_ARGS 32
+#define HTTP_MAX_RESP_HEADERS 8
+
+struct http_arg {
+	char *name;   /* decoded */
+	char *value;  /* decoded */
+};
+
+struct http_req {
+	char method[8];
+	char *path;                 /* decoded by libwebsockets, always starts with '/' */
+	struct http_arg args[HTTP_MAX_ARGS];
+	int nargs;
+	struct buf body;
+	char *authorization;        /* NULL when absent */
+	char *if_none_match;
+	char *content_type;
+	char client_ip[64];
+	char request_id[17];
+	int64_t start_us;           /* monotonic, for latency */
+	/* Filled by the application while routing; freed with the request. */
+	void *app_data;
+};
+
+struct http_resp_header {
+	char name[40];    /* lowercase, with the trailing ':' libwebsockets wants */
+	char value[256];
+};
+
+struct http_resp {
+	int status;
+	const char *content_type;   /* static string */
+	struct buf body;
+	struct http_resp_header headers[HTTP_MAX_RESP_HEADERS];
+	int nheaders;
+	bool close;                 /* close the connection after this response */
+};
+
+struct http_server;
+
+/* The application's side: called on worker threads. worker_init returns per-worker state
+ * (for example a database connection) passed to every handle() call on that worker. */
+struct http_app {
+	void *ctx;
+	void *(*worker_init)(void *ctx, int worker_index);
+	void (*worker_fini)(void *ctx, void *worker);
+	void (*handle)(void *ctx, void *worker, struct http_req *req, struct http_resp *resp);
+	/* Called on the service thread once per finished request, for access logs and metrics. */
+	void (*log)(void *ctx, const struct http_req *req, const struct http_resp *resp, int64_t latency_us);
+};
+
+struct http_config {
+	const char *host;      /* address to bind, e.g. "127.0.0.1" */
+	int port;              /* 0 picks a free port */
+	int workers;           /* worker threads; 0 means one per core */
+	size_t max_body;       /* bigger bodies get 413 */
+	struct http_app app;
+};
+
+/* Creates the listening server and starts its workers. NULL on failure with err filled. */
+struct http_server *http_server_new(const struct http_config *cfg, char *err, size_t errlen);
+/* The port actually bound (useful with port 0). */
+int http_server_port(const struct http_server *s);
+/* Serves until http_server_stop(); then lets in-flight requests finish (up to a deadline).
+ * Returns 0. */
+int http_server_run(struct http_server *s);
+/* Asks the service loop to stop. Safe from a signal handler and from any thread. */
+void http_server_stop(struct http_server *s);
+/* Joins the workers and releases everything. */
+void http_server_free(struct http_server *s);
+
+/* Query argument value, or NULL. */
+const char *http_arg(const struct http_req *req, const char *name);
+/* Adds a response header; name without the colon. Silently drops beyond the limit. */
+void http_resp_header(struct http_resp *resp, const char *name, const char *value);
+/* Sets status and a JSON body {"error":{"status":N,"message":M}} (the Web API's error object). */
+void http_resp_error(struct http_resp *resp, int status, const char *message);
+/* Sets status and takes ownership of a JSON text. */
+void http_resp_json(struct http_resp *resp, int status, char *json);
+
+int64_t http_now_us(void);
+
+#endif

@@ -1,0 +1,340 @@
+/* server: the gateway. Order per request: IP rate limit, route lookup, token check,
+ * per-user rate limit, handler, then ETag/If-None-Match for successful GETs. */
+#include "server.h"
+#include "buf.h"
+#include "db.h"
+#include "json.h"
+#include "xmem.h"
+#include <errno.h>
+#include <fcntl.h>
+#include <sodium.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+static const struct route *const ROUTE_TABLES[] = {auth_routes, catalog_routes};
+
+void server_options_defaults(struct server_options *o)
+{
+	memset(o, 0, sizeof(*o));
+	o->host = "127.0.0.1";
+	o->port = 8080;
+	o->max_body = 1 << 20;
+	o->token_ttl_s = 3600;
+	o->user_rate = 100;
+	o->user_burst = 200;
+	o->ip_rate = 200;
+	o->ip_burst = 400;
+	o->metadata_ttl_ms = 60000;
+}
+
+/* keys file: one "kid hex-key" per line; the last line signs. Created 0600 at first start. */
+int server_load_keys(struct server *s, char *err, size_t errlen)
+{
+	char *path = xasprintf("%s/jwt.keys", s->opt.data_dir);
+	int rc = 0;
+	FILE *f = fopen(path, "r");
+	if (!f) {
+		unsigned char key[KEYRING_KEY_BYTES];
+		char hex[2 * KEYRING_KEY_BYTES + 1];
+		randombytes_buf(key, sizeof(key));
+		sodium_bin2hex(hex, sizeof(hex), key, sizeof(key));
+		int fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0600);
+		if (fd < 0) {
+			snprintf(err, errlen, "cannot create %s: %s", path, strerror(errno));
+			rc = -errno;
+			goto out;
+		}
+		char line[128];
+		int n = snprintf(line, sizeof(line), "k1 %s\n", hex);
+		if (write(fd, line, (size_t)n) != n || fsync(fd) != 0) {
+			snprintf(err, errlen, "cannot write %s: %s", path, strerror(errno));
+			close(fd);
+			rc = -EIO;
+			goto out;
+		}
+		close(fd);
+		sodium_memzero(key, sizeof(key));
+		f = fopen(path, "r");
+		if (!f) {
+			rc = -errno;
+			snprintf(err, errlen, "cannot read %s", path);
+			goto out;
+		}
+	}
+	char kid[64], hex[128];
+	int lines = 0;
+	while (fscanf(f, "%63s %127s", kid, hex) == 2) {
+		unsigned char key[KEYRING_KEY_BYTES];
+		size_t klen = 0;
+		if (sodium_hex2bin(key, sizeof(key), hex, strlen(hex), NULL, &klen, NULL) != 0 ||
+		    klen != KEYRING_KEY_BYTES || keyring_add(s->jwt_keys, kid, key) != 0) {
+			snprintf(err, errlen, "%s: bad key line %d", path, lines + 1);
+			rc = -EINVAL;
+			break;
+		}
+		lines++;
+	}
+	fclose(f);
+	if (rc == 0 && lines == 0) {
+		snprintf(err, errlen, "%s holds no keys", path);
+		rc = -EINVAL;
+	}
+out:
+	free(path);
+	return rc;
+}
+
+void call_json(struct call *c, int status, char *json)
+{
+	http_resp_json(c->resp, status, json);
+}
+
+void call_error(struct call *c, int status, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	http_resp_error(c->resp, status, msg);
+}
+
+yajl_val call_body_json(struct call *c)
+{
+	char err[256];
+	if (c->req->body.len == 0) {
+		call_error(c, 400, "request body must be a JSON object");
+		return NULL;
+	}
+	if (strlen(c->req->body.data) != c->req->body.len) {
+		call_error(c, 400, "malformed JSON: NUL byte in body");
+		return NULL;
+	}
+	yajl_val v = json_parse(c->req->body.data, err, sizeof(err));
+	if (!v) {
+		call_error(c, 400, "malformed JSON: %s", err);
+		return NULL;
+	}
+	if (!YAJL_IS_OBJECT(v)) {
+		yajl_tree_free(v);
+		call_error(c, 400, "request body must be a JSON object");
+		return NULL;
+	}
+	return v;
+}
+
+static bool parse_int_arg(const char *s, long long lo, long long hi, long long *out)
+{
+	if (!s || !*s)
+		return false;
+	char *end;
+	errno = 0;
+	long long v = strtoll(s, &end, 10);
+	if (errno || *end || v < lo || v > hi)
+		return false;
+	*out = v;
+	return true;
+}
+
+bool call_paging(struct call *c, int max_limit, int *limit, int *offset)
+{
+	long long v;
+	const char *l = http_arg(c->req, "limit"), *o = http_arg(c->req, "offset");
+	*limit = 20;
+	*offset = 0;
+	if (l) {
+		if (!parse_int_arg(l, 1, max_limit, &v)) {
+			call_error(c, 400, "Invalid limit: must be an integer from 1 to %d", max_limit);
+			return false;
+		}
+		*limit = (int)v;
+	}
+	if (o) {
+		if (!parse_int_arg(o, 0, 100000000, &v)) {
+			call_error(c, 400, "Invalid offset: must be a non-negative integer");
+			return false;
+		}
+		*offset = (int)v;
+	}
+	return true;
+}
+
+static void page_href(struct call *c, struct jw *w, int limit, long long offset)
+{
+	char *h = xasprintf("%s%s?offset=%lld&limit=%d", c->srv->base_url, c->req->path, offset, limit);
+	jw_str(w, h);
+	free(h);
+}
+
+void call_paging_fields(struct call *c, struct jw *w, int limit, int offset, long long total)
+{
+	jw_key(w, "href");
+	page_href(c, w, limit, offset);
+	jw_kint(w, "limit", limit);
+	jw_key(w, "next");
+	if (offset + limit < total)
+		page_href(c, w, limit, offset + limit);
+	else
+		jw_null(w);
+	jw_kint(w, "offset", offset);
+	jw_key(w, "previous");
+	if (offset > 0)
+		page_href(c, w, limit, offset - limit > 0 ? offset - limit : 0);
+	else
+		jw_null(w);
+	jw_kint(w, "total", total);
+}
+
+static void *worker_init(void *ctx, int index)
+{
+	struct server *s = ctx;
+	struct worker *w = xcalloc(1, sizeof(*w));
+	w->srv = s;
+	char err[256];
+	if (db_open(s->opt.data_dir, &w->db, err, sizeof(err)) != 0) {
+		/* The main thread opened the same database moments ago, so this is unexpected;
+		 * the worker stays up and answers 503 rather than taking the server down. */
+		fprintf(stderr, "encored: worker %d: %s\n", index, err);
+		w->db = NULL;
+	}
+	return w;
+}
+
+static void worker_fini(void *ctx, void *worker)
+{
+	struct worker *w = worker;
+	db_close(w->db);
+	free(w);
+}
+
+static bool authenticate(struct call *c)
+{
+	const char *a = c->req->authorization;
+	if (!a || strncasecmp(a, "Bearer ", 7) != 0) {
+		http_resp_header(c->resp, "WWW-Authenticate", "Bearer");
+		call_error(c, 401, "No token provided");
+		return false;
+	}
+	const char *tok = a + 7;
+	while (*tok == ' ')
+		tok++;
+	enum jwt_err e = jwt_verify(c->srv->jwt_keys, tok, (int64_t)time(NULL), &c->user);
+	if (e != JWT_OK) {
+		atomic_fetch_add(&c->srv->auth_failures, 1);
+		http_resp_header(c->resp, "WWW-Authenticate", "Bearer error=\"invalid_token\"");
+		call_error(c, 401, "%s", e == JWT_EXPIRED ? "The access token expired" : "Invalid access token");
+		return false;
+	}
+	return true;
+}
+
+static void set_etag(struct call *c)
+{
+	unsigned char h[16];
+	crypto_generichash(h, sizeof(h), (const unsigned char *)c->resp->body.data, c->resp->body.len, NULL, 0);
+	char hex[33], tag[40];
+	sodium_bin2hex(hex, sizeof(hex), h, sizeof(h));
+	snprintf(tag, sizeof(tag), "\"%s\"", hex);
+	http_resp_header(c->resp, "ETag", tag);
+	const char *inm = c->req->if_none_match;
+	if (inm && (strcmp(inm, "*") == 0 || strstr(inm, tag))) {
+		c->resp->status = 304;
+		buf_reset(&c->resp->body);
+	}
+}
+
+static void handle(void *ctx, void *worker, struct http_req *req, struct http_resp *resp)
+{
+	struct server *s = ctx;
+	struct worker *w = worker;
+	struct call c = {.srv = s, .w = w, .db = w->db, .req = req, .resp = resp};
+	atomic_fetch_add(&s->requests, 1);
+	int retry;
+	char rbuf[16];
+	if (!ratelimit_take(s->ip_limits, req->client_ip, http_now_us(), &retry)) {
+		atomic_fetch_add(&s->rate_limited, 1);
+		snprintf(rbuf, sizeof(rbuf), "%d", retry);
+		http_resp_header(resp, "Retry-After", rbuf);
+		call_error(&c, 429, "API rate limit exceeded");
+		return;
+	}
+	if (!w->db) {
+		call_error(&c, 503, "database unavailable");
+		return;
+	}
+
+	const struct route *match = NULL;
+	bool path_known = false;
+	for (size_t t = 0; t < sizeof(ROUTE_TABLES) / sizeof(ROUTE_TABLES[0]) && !match; t++) {
+		for (const struct route *r = ROUTE_TABLES[t]; r->pattern; r++) {
+			if (!route_match(r->pattern, req->path, c.params, &c.nparams))
+				continue;
+			path_known = true;
+			if (strcmp(r->method, req->method) == 0) {
+				match = r;
+				break;
+			}
+		}
+	}
+	if (!match) {
+		if (path_known)
+			call_error(&c, 405, "method %s not allowed on %s", req->method, req->path);
+		else
+			call_error(&c, 404, "Service not found");
+		return;
+	}
+	if (!(match->flags & ROUTE_PUBLIC)) {
+		if (!authenticate(&c))
+			return;
+		if ((match->flags & ROUTE_ADMIN) && !c.user.admin) {
+			call_error(&c, 403, "this route needs an administrator");
+			return;
+		}
+		if (!ratelimit_take(s->user_limits, c.user.sub, http_now_us(), &retry)) {
+			atomic_fetch_add(&s->rate_limited, 1);
+			snprintf(rbuf, sizeof(rbuf), "%d", retry);
+			http_resp_header(resp, "Retry-After", rbuf);
+			call_error(&c, 429, "API rate limit exceeded");
+			return;
+		}
+	}
+	match->fn(&c);
+	if (strcmp(req->method, "GET") == 0 && resp->status == 200)
+		set_etag(&c);
+}
+
+/* One JSON line per request. Paths only: query strings can carry signatures. */
+static void access_log(void *ctx, const struct http_req *req, const struct http_resp *resp, int64_t latency_us)
+{
+	struct jw w;
+	jw_init(&w);
+	jw_obj(&w);
+	jw_kint(&w, "ts", (long long)time(NULL));
+	jw_kstr(&w, "rid", req->request_id);
+	jw_kstr(&w, "ip", req->client_ip);
+	jw_kstr(&w, "method", req->method);
+	jw_kstr(&w, "path", req->path);
+	jw_kint(&w, "status", resp->status);
+	jw_kdouble(&w, "ms", (double)latency_us / 1000.0);
+	jw_obj_end(&w);
+	char *line = jw_finish(&w);
+	fprintf(stderr, "%s\n", line);
+	free(line);
+}
+
+struct http_app server_http_app(struct server *s)
+{
+	struct http_app app = {
+		.ctx = s,
+		.worker_init = worker_init,
+		.worker_fini = worker_fini,
+		.handle = handle,
+		.log = access_log,
+	};
+	return app;
+}

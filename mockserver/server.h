@@ -1,0 +1,91 @@
+/* server: encored's application layer. The gateway (request ids, rate limits, JWT checks,
+ * ETags) wraps every route; routes are plain functions of a call. */
+#ifndef ENCORE_SERVER_H
+#define ENCORE_SERVER_H
+#include "http.h"
+#include "json.h"
+#include "jwt.h"
+#include "keyring.h"
+#include "ratelimit.h"
+#include "router.h"
+#include "ttlcache.h"
+#include <sqlite3.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+
+struct server_options {
+	const char *data_dir;
+	const char *host;
+	int port;
+	int workers;
+	size_t max_body;
+	int token_ttl_s;          /* access token lifetime */
+	double user_rate, user_burst;
+	double ip_rate, ip_burst;
+	int64_t metadata_ttl_ms;
+};
+
+void server_options_defaults(struct server_options *o);
+
+struct server {
+	struct server_options opt;
+	struct keyring *jwt_keys;
+	struct ratelimit *user_limits;
+	struct ratelimit *ip_limits;
+	struct ttlcache *meta_cache;
+	char base_url[128];           /* http://host:port, for href fields */
+	atomic_ullong requests, rate_limited, auth_failures;
+};
+
+/* Per worker thread. */
+struct worker {
+	struct server *srv;
+	sqlite3 *db;
+};
+
+struct call {
+	struct server *srv;
+	struct worker *w;
+	sqlite3 *db;
+	struct http_req *req;
+	struct http_resp *resp;
+	struct jwt_claims user;       /* valid when the route needs auth */
+	char params[ROUTE_MAX_PARAMS][ROUTE_PARAM_MAX];
+	int nparams;
+};
+
+enum route_flags {
+	ROUTE_PUBLIC = 1,   /* no token needed */
+	ROUTE_ADMIN = 2,    /* token must carry admin */
+};
+
+typedef void (*route_fn)(struct call *c);
+
+struct route {
+	const char *method;
+	const char *pattern;
+	route_fn fn;
+	unsigned flags;
+};
+
+/* Loads or creates the signing keys (0600 file in the data dir). 0 or -errno with err. */
+int server_load_keys(struct server *s, char *err, size_t errlen);
+/* The http_app that plugs this server into the http layer. */
+struct http_app server_http_app(struct server *s);
+
+/* Reply helpers for routes. */
+void call_error(struct call *c, int status, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+void call_json(struct call *c, int status, char *json);
+/* Parses the request body as a JSON object; on failure replies 400 and returns NULL. Free with yajl_tree_free. */
+yajl_val call_body_json(struct call *c);
+/* Reads limit/offset query args with Web API bounds; on bad input replies 400 and returns false. */
+bool call_paging(struct call *c, int max_limit, int *limit, int *offset);
+/* Writes a paging object's envelope fields (href, limit, next, offset, previous, total)
+ * for the route's own path; items must be written by the caller under "items". */
+void call_paging_fields(struct call *c, struct jw *w, int limit, int offset, long long total);
+
+/* Route tables of each module. */
+extern const struct route auth_routes[];
+extern const struct route catalog_routes[];
+
+#endif
