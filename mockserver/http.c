@@ -463,7 +463,7 @@ struct http_server *http_server_new(const struct http_config *cfg, char *err, si
 	info.protocols = protocols;
 	info.user = s;
 	info.options = LWS_SERVER_OPTION_DISABLE_IPV6 | LWS_SERVER_OPTION_VALIDATE_UTF8;
-	info.max_http_header_data = 8192;
+	info.max_http_header_data = 16384;
 	info.keepalive_timeout = 30;
 	info.timeout_secs = 30;
 	s->lws = lws_create_context(&info);

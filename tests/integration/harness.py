@@ -1,0 +1,175 @@
+"""Integration-test harness: runs the real encored on an ephemeral loopback port with a
+fresh data directory, and prints TAP so meson and scripts/test can count results.
+
+Waits are on conditions with generous deadlines, never fixed sleeps."""
+import http.client
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+import urllib.parse
+
+ENCORED = os.environ.get("ENCORED", "encored")
+ENCORE = os.environ.get("ENCORE", "encore")
+
+
+def wait_for(cond, timeout=30.0, what="condition"):
+    """Polls cond() until it returns a truthy value or the deadline passes."""
+    deadline = time.monotonic() + timeout
+    delay = 0.005
+    while True:
+        v = cond()
+        if v:
+            return v
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out after %.0fs waiting for %s" % (timeout, what))
+        time.sleep(delay)
+        delay = min(delay * 2, 0.1)
+
+
+class Server:
+    """One encored process. Use as a context manager."""
+
+    def __init__(self, args=(), seed=True, tracks=12, data=None):
+        self.own_data = data is None
+        self.data = data or tempfile.mkdtemp(prefix="encored-test-")
+        self.args = list(args)
+        self.proc = None
+        if seed:
+            subprocess.run([ENCORED, "seed-demo", "--data", self.data, "--tracks", str(tracks)],
+                           check=True, stdout=subprocess.DEVNULL)
+
+    def start(self):
+        self.log = open(os.path.join(self.data, "server.log"), "ab")
+        self.proc = subprocess.Popen([ENCORED, "serve", "--data", self.data, "--listen", "127.0.0.1:0"] + self.args,
+                                     stdout=subprocess.PIPE, stderr=self.log)
+        line = self.proc.stdout.readline().decode()
+        if not line.startswith("listening on http://"):
+            raise AssertionError("encored did not start: first line %r" % line)
+        self.url = line.split()[2]
+        u = urllib.parse.urlparse(self.url)
+        self.host, self.port = u.hostname, u.port
+        return self
+
+    def stop(self, sig=signal.SIGTERM):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if self.proc:
+            self.proc.stdout.close()
+            self.log.close()
+        return self.proc.returncode if self.proc else None
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+        if self.own_data and not os.environ.get("KEEP_DATA"):
+            shutil.rmtree(self.data, ignore_errors=True)
+
+    def conn(self):
+        return Client(self.host, self.port)
+
+    def login(self, user, password="demo"):
+        c = self.conn()
+        st, body, _ = c.form("/api/token", {"grant_type": "password", "username": user, "password": password})
+        assert st == 200, "login %s: expected 200, got %d %r" % (user, st, body)
+        c.token = body["access_token"]
+        c.refresh = body["refresh_token"]
+        return c
+
+    def log_text(self):
+        with open(os.path.join(self.data, "server.log"), "rb") as f:
+            return f.read().decode(errors="replace")
+
+
+class Client:
+    """A keep-alive HTTP/1.1 connection with JSON helpers."""
+
+    def __init__(self, host, port):
+        self.host, self.port = host, port
+        self.token = None
+        self.c = http.client.HTTPConnection(host, port, timeout=60)
+
+    def raw(self, method, path, body=None, headers=None):
+        h = dict(headers or {})
+        if self.token and "Authorization" not in h:
+            h["Authorization"] = "Bearer " + self.token
+        for attempt in range(2):
+            try:
+                self.c.request(method, path, body=body, headers=h)
+                r = self.c.getresponse()
+                data = r.read()
+                if r.getheader("connection", "").lower() == "close":
+                    self.c.close()
+                return r.status, data, r
+            except (ConnectionError, http.client.RemoteDisconnected, http.client.BadStatusLine):
+                # The server may close an idle keep-alive connection; reconnect once.
+                self.c.close()
+                self.c = http.client.HTTPConnection(self.host, self.port, timeout=60)
+                if attempt:
+                    raise
+
+    def req(self, method, path, obj=None, headers=None):
+        body = None
+        h = dict(headers or {})
+        if obj is not None:
+            body = obj if isinstance(obj, (bytes, str)) else json.dumps(obj)
+            h.setdefault("Content-Type", "application/json")
+        st, data, r = self.raw(method, path, body, h)
+        try:
+            parsed = json.loads(data) if data else None
+        except ValueError:
+            parsed = data
+        return st, parsed, r
+
+    def get(self, path, **kw):
+        return self.req("GET", path, **kw)
+
+    def form(self, path, fields):
+        body = urllib.parse.urlencode(fields)
+        return self.req("POST", path, body, headers={"Content-Type": "application/x-www-form-urlencoded"})
+
+
+class Tap:
+    def __init__(self):
+        self.n = 0
+        self.failed = 0
+
+    def run(self, fn, *args):
+        self.n += 1
+        try:
+            fn(*args)
+            print("ok %d - %s" % (self.n, fn.__name__))
+        except Exception:
+            self.failed += 1
+            print("not ok %d - %s" % (self.n, fn.__name__))
+            for line in traceback.format_exc().splitlines():
+                print("#   " + line)
+        sys.stdout.flush()
+
+    def done(self):
+        print("1..%d" % self.n)
+        sys.exit(1 if self.failed else 0)
+
+
+def expect(got, want, what=""):
+    if got != want:
+        raise AssertionError("%s: expected %r, got %r" % (what, want, got))
+
+
+def run_tests(tests, *args):
+    tap = Tap()
+    for t in tests:
+        tap.run(t, *args)
+    tap.done()
