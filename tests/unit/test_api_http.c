@@ -322,6 +322,7 @@ static void test_concurrent_threads_share_the_connection_pool(void)
 	/* At most one connection per concurrently active thread; the rest are reuses. */
 	CHECK(st.connects >= 1 && st.connects <= 4, "connects %lu", st.connects);
 	CHECK_INT(st.connects + st.reused, 40);
+	printf("# 4 threads x 10 GETs: %lu new connections, %lu reused\n", st.connects, st.reused);
 	api_free(api);
 	srv_stop(s);
 }
