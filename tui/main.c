@@ -1,3 +1,7 @@
-/* encore: placeholder until the client branch lands. */
-#include <stdio.h>
-int main(void) { fputs("encore: not built yet\n", stderr); return 1; }
+/* encore: the command-line and terminal client. */
+#include "cli.h"
+
+int main(int argc, char **argv)
+{
+	return cli_main(argc, argv);
+}
