@@ -109,7 +109,7 @@ int catalog_add_track(sqlite3 *db, const struct catalog_track *t, char track_id[
 	sqlite3_finalize(st);
 
 	st = db_prepare(db, "INSERT INTO tracks(id, name, album_id, artist_id, track_number, duration_ms, explicit,"
-			    " popularity, markets, genre, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+			    " popularity, markets, genre, created_at, state, source_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
 	sqlite3_bind_text(st, 1, track_id, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 2, t->name, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 3, album_id, -1, SQLITE_STATIC);
@@ -121,9 +121,69 @@ int catalog_add_track(sqlite3 *db, const struct catalog_track *t, char track_id[
 	sqlite3_bind_text(st, 9, markets, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 10, genre, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 11, (sqlite3_int64)time(NULL));
+	sqlite3_bind_text(st, 12, t->state ? t->state : "ready", -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 13, t->source_hash, -1, SQLITE_STATIC);
 	int step = sqlite3_step(st);
 	if (step == SQLITE_CONSTRAINT) {
 		snprintf(err, errlen, "track '%s' by '%s' on '%s' already exists", t->name, t->artist_name, t->album_name);
+		rc = -EEXIST;
+		goto out;
+	}
+	if (step != SQLITE_DONE)
+		goto db_error;
+	rc = 0;
+	goto out;
+db_error:
+	snprintf(err, errlen, "database error: %s", sqlite3_errmsg(db));
+out:
+	sqlite3_finalize(st);
+	return rc;
+}
+
+int catalog_add_episode(sqlite3 *db, const struct catalog_episode *e, char episode_id[ID_LEN + 1], char *err, size_t errlen)
+{
+	const char *date = e->release_date ? e->release_date : "2024-01-01";
+	if (!e->show_name || !*e->show_name || !e->name || !*e->name) {
+		snprintf(err, errlen, "show and episode names must not be empty");
+		return -EINVAL;
+	}
+	if (!valid_date(date)) {
+		snprintf(err, errlen, "release date must be YYYY-MM-DD");
+		return -EINVAL;
+	}
+	char show_id[ID_LEN + 1];
+	char *seed = xasprintf("show\x1f%s", e->show_name);
+	id_from_seed(seed, show_id);
+	free(seed);
+	seed = xasprintf("episode\x1f%s\x1f%s", e->show_name, e->name);
+	id_from_seed(seed, episode_id);
+	free(seed);
+	int rc = -EIO;
+	sqlite3_stmt *st = db_prepare(db, "INSERT INTO shows(id, name, publisher, description, explicit) VALUES (?, ?, ?, ?, ?)"
+					  " ON CONFLICT(id) DO NOTHING");
+	sqlite3_bind_text(st, 1, show_id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, e->show_name, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, e->publisher ? e->publisher : "", -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 4, e->show_description ? e->show_description : "", -1, SQLITE_STATIC);
+	sqlite3_bind_int(st, 5, e->explicit_);
+	if (sqlite3_step(st) != SQLITE_DONE)
+		goto db_error;
+	sqlite3_finalize(st);
+	st = db_prepare(db, "INSERT INTO episodes(id, show_id, name, description, episode_number, duration_ms, release_date,"
+			    " explicit, source_hash, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+	sqlite3_bind_text(st, 1, episode_id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, show_id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, e->name, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 4, e->description ? e->description : "", -1, SQLITE_STATIC);
+	sqlite3_bind_int(st, 5, e->episode_number);
+	sqlite3_bind_int(st, 6, e->duration_ms);
+	sqlite3_bind_text(st, 7, date, -1, SQLITE_STATIC);
+	sqlite3_bind_int(st, 8, e->explicit_);
+	sqlite3_bind_text(st, 9, e->source_hash, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 10, (sqlite3_int64)time(NULL));
+	int step = sqlite3_step(st);
+	if (step == SQLITE_CONSTRAINT) {
+		snprintf(err, errlen, "episode '%s' of '%s' already exists", e->name, e->show_name);
 		rc = -EEXIST;
 		goto out;
 	}

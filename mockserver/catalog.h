@@ -20,11 +20,29 @@ struct catalog_track {
 	int duration_ms;
 	int popularity;
 	bool explicit_;
+	const char *state;          /* NULL = "ready"; ingest uses "pending" until transcoded */
+	const char *source_hash;    /* object-store name of the ingested source, or NULL */
+};
+
+struct catalog_episode {
+	const char *show_name;
+	const char *publisher;
+	const char *show_description;
+	const char *name;
+	const char *description;
+	const char *release_date;
+	int episode_number;
+	int duration_ms;
+	bool explicit_;
+	const char *source_hash;
 };
 
 /* Inserts (or finds) the artist and album and inserts the track. Fills track_id.
  * 0, or -EINVAL (bad field, reason in err) / -EIO. Runs in the caller's transaction if any. */
 int catalog_add_track(sqlite3 *db, const struct catalog_track *t, char track_id[ID_LEN + 1], char *err, size_t errlen);
+/* Inserts (or finds) the show and inserts the episode in state "pending". Fills episode_id.
+ * 0, -EEXIST, -EINVAL or -EIO with err. */
+int catalog_add_episode(sqlite3 *db, const struct catalog_episode *e, char episode_id[ID_LEN + 1], char *err, size_t errlen);
 /* True when markets ("" = everywhere) includes country. */
 bool catalog_playable_in(const char *markets, const char *country);
 

@@ -36,6 +36,7 @@ struct job {
 
 struct pss {
 	struct job *job;
+	size_t body_limit;
 	bool dispatched;
 	bool headers_sent;
 	size_t sent;
@@ -287,9 +288,10 @@ static int begin_request(struct http_server *s, struct lws *wsi, struct pss *pss
 	char *cl = copy_header(wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH);
 	long long len = cl ? strtoll(cl, NULL, 10) : 0;
 	free(cl);
-	if (len < 0 || (size_t)len > s->cfg.max_body) {
+	pss->body_limit = s->cfg.body_limit ? s->cfg.body_limit(s->cfg.app.ctx, m, req->path, s->cfg.max_body) : s->cfg.max_body;
+	if (len < 0 || (size_t)len > pss->body_limit) {
 		char msg[96];
-		snprintf(msg, sizeof(msg), "request body too large (limit %zu bytes)", s->cfg.max_body);
+		snprintf(msg, sizeof(msg), "request body too large (limit %zu bytes)", pss->body_limit);
 		respond_now(s, wsi, pss, 413, msg, true);
 		return 0;
 	}
@@ -363,7 +365,7 @@ static int callback_http(struct lws *wsi, enum lws_callback_reasons reason, void
 	case LWS_CALLBACK_HTTP_BODY:
 		if (!pss->job || pss->dispatched)
 			return 0;
-		if (pss->job->req.body.len + len > s->cfg.max_body) {
+		if (pss->job->req.body.len + len > pss->body_limit) {
 			respond_now(s, wsi, pss, 413, "request body too large", true);
 			return 0;
 		}

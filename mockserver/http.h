@@ -64,6 +64,8 @@ struct http_config {
 	int port;              /* 0 picks a free port */
 	int workers;           /* worker threads; 0 means one per core */
 	size_t max_body;       /* bigger bodies get 413 */
+	/* Optional: a larger limit for some paths (uploads). Returns the limit for this request. */
+	size_t (*body_limit)(void *ctx, const char *method, const char *path, size_t max_body);
 	struct http_app app;
 };
 

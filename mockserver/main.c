@@ -3,10 +3,14 @@
 #include "catalog.h"
 #include "db.h"
 #include "demo.h"
+#include "audiofile.h"
+#include "ingest.h"
+#include "synth.h"
 #include "http.h"
 #include "server.h"
 #include "users.h"
 #include "xmem.h"
+#include "buf.h"
 #include <errno.h>
 #include <getopt.h>
 #include <signal.h>
@@ -33,7 +37,8 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 		"usage: encored serve --data DIR [--listen HOST:PORT] [options]\n"
-		"       encored seed-demo --data DIR [--tracks N]\n"
+		"       encored seed-demo --data DIR [--tracks N] [--seconds S] [--episodes N]\n"
+		"       encored ingest --data DIR FILE --title T --artist A --album B [options]\n"
 		"       encored user add --data DIR [--admin] [--tier free|premium] [--country CC] NAME PASSWORD\n"
 		"       encored --help | --version\n");
 }
@@ -74,6 +79,7 @@ static int cmd_serve(int argc, char **argv)
 		{"rate-limit-user", required_argument, 0, 'u'},
 		{"rate-limit-ip", required_argument, 0, 'i'},
 		{"max-body", required_argument, 0, 'b'},
+		{"ingest-workers", required_argument, 0, 'I'},
 		{"help", no_argument, 0, 'h'},
 		{0, 0, 0, 0},
 	};
@@ -110,9 +116,11 @@ static int cmd_serve(int argc, char **argv)
 			}
 			break;
 		case 'b': o.max_body = (size_t)strtoull(optarg, NULL, 10); break;
+		case 'I': o.ingest_workers = atoi(optarg); break;
 		case 'h':
 			printf("usage: encored serve --data DIR [--listen HOST:PORT] [--workers N] [--token-ttl SECONDS]\n"
-			       "                     [--rate-limit-user RATE[:BURST]] [--rate-limit-ip RATE[:BURST]] [--max-body BYTES]\n");
+			       "                     [--rate-limit-user RATE[:BURST]] [--rate-limit-ip RATE[:BURST]] [--max-body BYTES]\n"
+			       "                     [--ingest-workers N]\n");
 			return 0;
 		default:
 			usage(stderr);
@@ -151,11 +159,17 @@ static int cmd_serve(int argc, char **argv)
 		fprintf(stderr, "encored: %s\n", err);
 		goto out;
 	}
+	s.ingest = ingest_new(o.data_dir, o.ingest_workers, err, sizeof(err));
+	if (!s.ingest) {
+		fprintf(stderr, "encored: %s\n", err);
+		goto out;
+	}
 	struct http_config hc = {
 		.host = o.host,
 		.port = o.port,
 		.workers = o.workers,
 		.max_body = o.max_body,
+		.body_limit = server_body_limit,
 		.app = server_http_app(&s),
 	};
 	hs = http_server_new(&hc, err, sizeof(err));
@@ -181,6 +195,7 @@ static int cmd_serve(int argc, char **argv)
 out:
 	signal_target = NULL;
 	http_server_free(hs);
+	ingest_free(s.ingest);
 	db_close(db);
 	keyring_free(s.jwt_keys);
 	ratelimit_free(s.user_limits);
@@ -200,13 +215,61 @@ static const struct {
 	{"admin", "premium", "SE", true},
 };
 
+struct progress_bar {
+	bool tty;
+	int last_shown;
+	const char *what;
+};
+
+/* A progress bar on a terminal, a line per 10% otherwise (logs stay short). */
+static void show_progress(void *ctx, int done, int total)
+{
+	struct progress_bar *pb = ctx;
+	if (total <= 0)
+		return;
+	if (pb->tty) {
+		int width = 30, filled = done * width / total;
+		fprintf(stderr, "\r%s [%.*s%*s] %d/%d", pb->what, filled, "##############################",
+			width - filled, "", done, total);
+		if (done == total)
+			fputc('\n', stderr);
+	} else if (done * 10 / total != pb->last_shown * 10 / total || done == total) {
+		if (done != pb->last_shown)
+			fprintf(stderr, "%s: %d/%d\n", pb->what, done, total);
+	}
+	pb->last_shown = done;
+}
+
+/* Renders, encodes to WAV and submits one synthesized item through the ingest pipeline. */
+static int submit_pcm(struct ingest *ig, sqlite3 *db, struct pcm *pcm, const struct ingest_meta *m, char *err, size_t errlen)
+{
+	uint8_t *wav = NULL;
+	size_t wlen = 0;
+	int rc = audiofile_wav_mem(pcm, &wav, &wlen);
+	if (rc != 0) {
+		snprintf(err, errlen, "cannot encode WAV");
+		return rc;
+	}
+	int64_t job;
+	char id[ID_LEN + 1];
+	rc = ingest_submit(ig, db, wav, wlen, m, &job, id, err, errlen);
+	free(wav);
+	return rc;
+}
+
 static int cmd_seed_demo(int argc, char **argv)
 {
 	const char *data = NULL;
-	int ntracks = 60;
+	int ntracks = 60, nepisodes = 3;
+	double seconds = 30, episode_seconds = 90;
+	bool wait = true;
 	static const struct option opts[] = {
 		{"data", required_argument, 0, 'd'},
 		{"tracks", required_argument, 0, 'n'},
+		{"seconds", required_argument, 0, 's'},
+		{"episodes", required_argument, 0, 'e'},
+		{"episode-seconds", required_argument, 0, 'E'},
+		{"no-wait", no_argument, 0, 'W'},
 		{"help", no_argument, 0, 'h'},
 		{0, 0, 0, 0},
 	};
@@ -216,16 +279,21 @@ static int cmd_seed_demo(int argc, char **argv)
 		switch (c) {
 		case 'd': data = optarg; break;
 		case 'n': ntracks = atoi(optarg); break;
+		case 's': seconds = atof(optarg); break;
+		case 'e': nepisodes = atoi(optarg); break;
+		case 'E': episode_seconds = atof(optarg); break;
+		case 'W': wait = false; break;
 		case 'h':
-			printf("usage: encored seed-demo --data DIR [--tracks N]\n");
+			printf("usage: encored seed-demo --data DIR [--tracks N] [--seconds S] [--episodes N] [--episode-seconds S] [--no-wait]\n");
 			return 0;
 		default:
 			usage(stderr);
 			return EXIT_USAGE;
 		}
 	}
-	if (!data || ntracks < 1 || ntracks > 100000) {
-		fprintf(stderr, "encored: seed-demo needs --data DIR and 1 <= --tracks <= 100000\n");
+	if (!data || ntracks < 0 || ntracks > 100000 || seconds < 3 || seconds > 600 || nepisodes < 0 ||
+	    nepisodes > 100 || episode_seconds < 3 || episode_seconds > 3600) {
+		fprintf(stderr, "encored: seed-demo needs --data DIR, 0 <= --tracks <= 100000, 3 <= --seconds <= 600\n");
 		return EXIT_USAGE;
 	}
 	if (ensure_dir(data) != 0)
@@ -237,6 +305,8 @@ static int cmd_seed_demo(int argc, char **argv)
 		return 1;
 	}
 	int rc = 1;
+	struct ingest *ig = NULL;
+	struct demo_track *plan = NULL;
 	for (size_t i = 0; i < sizeof(DEMO_USERS) / sizeof(DEMO_USERS[0]); i++) {
 		int r = users_add(db, DEMO_USERS[i].name, "demo", DEMO_USERS[i].tier, DEMO_USERS[i].country,
 				  DEMO_USERS[i].admin, err, sizeof(err));
@@ -245,35 +315,203 @@ static int cmd_seed_demo(int argc, char **argv)
 			goto out;
 		}
 	}
-	struct demo_track *plan = xcalloc((size_t)ntracks, sizeof(*plan));
-	demo_plan(plan, (size_t)ntracks, 42, 30.0);
-	db_begin(db);
+	ig = ingest_new(data, wait ? 0 : -1, err, sizeof(err));
+	if (!ig) {
+		fprintf(stderr, "encored: %s\n", err);
+		goto out;
+	}
+	plan = xcalloc((size_t)(ntracks ? ntracks : 1), sizeof(*plan));
+	demo_plan(plan, (size_t)ntracks, 42, seconds);
+	struct progress_bar pb = {.tty = isatty(2), .what = "synthesizing"};
 	int added = 0;
 	for (int i = 0; i < ntracks; i++) {
 		const struct demo_track *t = &plan[i];
-		struct catalog_track ct = {
-			.name = t->title, .artist_name = t->artist, .album_name = t->album, .genre = t->genre,
-			.label = t->label, .release_date = t->release_date, .markets = t->markets,
-			.track_number = t->track_number, .duration_ms = (int)(t->seconds * 1000),
-			.popularity = t->popularity, .explicit_ = t->explicit_,
+		struct synth_params sp;
+		int g = synth_genre_from_name(strcmp(t->genre, "classical") == 0 ? "piano" : t->genre);
+		synth_params_preset(&sp, g < 0 ? SYNTH_TECHNO : (enum synth_genre)g, t->seed);
+		sp.tempo = t->tempo;
+		sp.key = t->key;
+		sp.mode = t->mode ? SYNTH_MAJOR : SYNTH_MINOR;
+		sp.energy = t->energy;
+		sp.danceability = t->danceability;
+		sp.duration = t->seconds;
+		sp.rate = 44100;
+		struct pcm *pcm = synth_render(&sp);
+		if (!pcm) {
+			fprintf(stderr, "encored: synthesizer refused track %d\n", i);
+			goto out;
+		}
+		struct ingest_meta m = {
+			.kind = INGEST_TRACK, .title = t->title, .artist = t->artist, .album = t->album,
+			.genre = t->genre, .label = t->label, .release_date = t->release_date, .markets = t->markets,
+			.track_number = t->track_number, .popularity = t->popularity, .explicit_ = t->explicit_,
+			/* Popular tracks are transcoded first so the demo can start before the tail is done. */
+			.priority = t->popularity,
 		};
-		char id[ID_LEN + 1];
-		int r = catalog_add_track(db, &ct, id, err, sizeof(err));
+		int r = submit_pcm(ig, db, pcm, &m, err, sizeof(err));
+		pcm_free(pcm);
 		if (r == 0)
 			added++;
 		else if (r != -EEXIST) {
 			fprintf(stderr, "encored: %s\n", err);
-			db_rollback(db);
-			free(plan);
+			goto out;
+		}
+		show_progress(&pb, i + 1, ntracks);
+	}
+	static const char *const TOPICS[] = {
+		"How a stream starts in one round trip", "Why segments are four seconds long",
+		"Loudness, true peak and the minus fourteen target", "Collaborative playlists that converge",
+		"Taste profiles from implicit feedback",
+	};
+	int added_eps = 0;
+	for (int i = 0; i < nepisodes; i++) {
+		struct pcm *pcm = synth_speech(1000 + (uint64_t)i, episode_seconds, 44100);
+		if (!pcm) {
+			fprintf(stderr, "encored: speech synthesizer refused episode %d\n", i);
+			goto out;
+		}
+		char title[128], desc[256], date[16];
+		snprintf(title, sizeof(title), "Episode %d: %s", i + 1, TOPICS[i % 5]);
+		snprintf(desc, sizeof(desc), "The Encore team talks through %s.", TOPICS[i % 5]);
+		snprintf(date, sizeof(date), "2026-%02d-01", 1 + i % 12);
+		struct ingest_meta m = {
+			.kind = INGEST_EPISODE, .show = "Under the Hood", .publisher = "Encore Radio",
+			.show_description = "How a music streaming service works, one part at a time.",
+			.title = title, .description = desc, .release_date = date, .episode_number = i + 1,
+		};
+		int r = submit_pcm(ig, db, pcm, &m, err, sizeof(err));
+		pcm_free(pcm);
+		if (r == 0)
+			added_eps++;
+		else if (r != -EEXIST) {
+			fprintf(stderr, "encored: %s\n", err);
 			goto out;
 		}
 	}
-	db_commit(db);
-	free(plan);
-	printf("seeded %d users and %d tracks in %s\n", (int)(sizeof(DEMO_USERS) / sizeof(DEMO_USERS[0])), added, data);
+	if (wait) {
+		struct progress_bar tb = {.tty = isatty(2), .what = "transcoding"};
+		int failed = ingest_wait_idle(ig, show_progress, &tb);
+		if (failed > 0) {
+			fprintf(stderr, "encored: %d ingest job%s failed (see above)\n", failed, failed == 1 ? "" : "s");
+			goto out;
+		}
+	}
+	printf("seeded %d users, %d tracks and %d episodes in %s\n",
+	       (int)(sizeof(DEMO_USERS) / sizeof(DEMO_USERS[0])), added, added_eps, data);
 	rc = 0;
 out:
+	ingest_free(ig);
+	free(plan);
 	db_close(db);
+	return rc;
+}
+
+static int cmd_ingest(int argc, char **argv)
+{
+	const char *data = NULL;
+	struct ingest_meta m = {.kind = INGEST_TRACK};
+	bool wait = true;
+	static const struct option opts[] = {
+		{"data", required_argument, 0, 'd'},
+		{"title", required_argument, 0, 't'},
+		{"artist", required_argument, 0, 'a'},
+		{"album", required_argument, 0, 'A'},
+		{"markets", required_argument, 0, 'm'},
+		{"explicit", no_argument, 0, 'x'},
+		{"genre", required_argument, 0, 'g'},
+		{"label", required_argument, 0, 'l'},
+		{"release-date", required_argument, 0, 'r'},
+		{"popularity", required_argument, 0, 'p'},
+		{"no-wait", no_argument, 0, 'W'},
+		{"help", no_argument, 0, 'h'},
+		{0, 0, 0, 0},
+	};
+	int c;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		switch (c) {
+		case 'd': data = optarg; break;
+		case 't': m.title = optarg; break;
+		case 'a': m.artist = optarg; break;
+		case 'A': m.album = optarg; break;
+		case 'm': m.markets = optarg; break;
+		case 'x': m.explicit_ = true; break;
+		case 'g': m.genre = optarg; break;
+		case 'l': m.label = optarg; break;
+		case 'r': m.release_date = optarg; break;
+		case 'p': m.popularity = atoi(optarg); break;
+		case 'W': wait = false; break;
+		case 'h':
+			printf("usage: encored ingest --data DIR FILE --title T --artist A --album B [--markets SE,US,...]\n"
+			       "                      [--explicit] [--genre G] [--label L] [--release-date YYYY-MM-DD] [--no-wait]\n");
+			return 0;
+		default:
+			return EXIT_USAGE;
+		}
+	}
+	if (!data || argc - optind != 1) {
+		fprintf(stderr, "usage: encored ingest --data DIR FILE --title T --artist A --album B [options]\n");
+		return EXIT_USAGE;
+	}
+	const char *file = argv[optind];
+	if (ensure_dir(data) != 0)
+		return 1;
+	char err[512];
+	int rc = 1;
+	uint8_t *bytes = NULL;
+	size_t len = 0;
+	sqlite3 *db = NULL;
+	struct ingest *ig = NULL;
+	FILE *f = fopen(file, "rb");
+	if (!f) {
+		fprintf(stderr, "encored: cannot open %s: %s\n", file, strerror(errno));
+		return 1;
+	}
+	struct buf b = BUF_INIT;
+	char chunk[65536];
+	size_t n;
+	while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
+		buf_append(&b, chunk, n);
+	bool read_error = ferror(f);
+	fclose(f);
+	if (read_error) {
+		fprintf(stderr, "encored: cannot read %s\n", file);
+		buf_free(&b);
+		return 1;
+	}
+	len = b.len;
+	bytes = (uint8_t *)buf_steal(&b);
+	if (db_open(data, &db, err, sizeof(err)) != 0) {
+		fprintf(stderr, "encored: %s\n", err);
+		goto out;
+	}
+	ig = ingest_new(data, wait ? 1 : -1, err, sizeof(err));
+	if (!ig) {
+		fprintf(stderr, "encored: %s\n", err);
+		goto out;
+	}
+	int64_t job;
+	char id[ID_LEN + 1];
+	if (ingest_submit(ig, db, bytes, len, &m, &job, id, err, sizeof(err)) != 0) {
+		fprintf(stderr, "encored: %s: %s\n", file, err);
+		goto out;
+	}
+	printf("queued job %lld for encore:track:%s\n", (long long)job, id);
+	fflush(stdout);
+	if (wait) {
+		ingest_wait_idle(ig, NULL, NULL);
+		struct ingest_job j;
+		if (ingest_job_get(db, job, &j) != 0 || strcmp(j.state, "done") != 0) {
+			fprintf(stderr, "encored: ingest of %s failed: %s\n", file, j.error);
+			goto out;
+		}
+		printf("ingested encore:track:%s\n", id);
+	}
+	rc = 0;
+out:
+	ingest_free(ig);
+	db_close(db);
+	free(bytes);
 	return rc;
 }
 
@@ -349,6 +587,8 @@ int main(int argc, char **argv)
 		return cmd_serve(argc - 1, argv + 1);
 	if (strcmp(cmd, "seed-demo") == 0)
 		return cmd_seed_demo(argc - 1, argv + 1);
+	if (strcmp(cmd, "ingest") == 0)
+		return cmd_ingest(argc - 1, argv + 1);
 	if (strcmp(cmd, "user") == 0)
 		return cmd_user(argc - 1, argv + 1);
 	fprintf(stderr, "encored: unknown command '%s'\n", cmd);

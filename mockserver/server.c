@@ -16,7 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
-static const struct route *const ROUTE_TABLES[] = {auth_routes, catalog_routes};
+static const struct route *const ROUTE_TABLES[] = {auth_routes, catalog_routes, ingest_routes};
 
 void server_options_defaults(struct server_options *o)
 {
@@ -30,6 +30,15 @@ void server_options_defaults(struct server_options *o)
 	o->ip_rate = 200;
 	o->ip_burst = 400;
 	o->metadata_ttl_ms = 60000;
+	o->max_upload = (size_t)512 << 20;
+}
+
+size_t server_body_limit(void *ctx, const char *method, const char *path, size_t max_body)
+{
+	struct server *s = ctx;
+	if (strcmp(method, "POST") == 0 && strcmp(path, "/v1/admin/ingest") == 0)
+		return s->opt.max_upload;
+	return max_body;
 }
 
 /* keys file: one "kid hex-key" per line; the last line signs. Created 0600 at first start. */

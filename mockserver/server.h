@@ -23,6 +23,8 @@ struct server_options {
 	double user_rate, user_burst;
 	double ip_rate, ip_burst;
 	int64_t metadata_ttl_ms;
+	int ingest_workers;       /* 0 = one per core */
+	size_t max_upload;        /* body limit for POST /v1/admin/ingest */
 };
 
 void server_options_defaults(struct server_options *o);
@@ -33,6 +35,7 @@ struct server {
 	struct ratelimit *user_limits;
 	struct ratelimit *ip_limits;
 	struct ttlcache *meta_cache;
+	struct ingest *ingest;
 	char base_url[128];           /* http://host:port, for href fields */
 	atomic_ullong requests, rate_limited, auth_failures;
 };
@@ -87,5 +90,9 @@ void call_paging_fields(struct call *c, struct jw *w, int limit, int offset, lon
 /* Route tables of each module. */
 extern const struct route auth_routes[];
 extern const struct route catalog_routes[];
+extern const struct route ingest_routes[];
+
+/* Body limit per request: uploads get max_upload, everything else max_body. */
+size_t server_body_limit(void *ctx, const char *method, const char *path, size_t max_body);
 
 #endif

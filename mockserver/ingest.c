@@ -1,0 +1,591 @@
+/* ingest: a job's life: queued -> running (owner = this process) -> done | failed.
+ *
+ * Ownership makes restarts safe: the owner string names the process (pid), and a new
+ * process re-queues running jobs whose owner is gone. The final transaction checks that
+ * this process still owns the job, so even if two processes raced on one job only one
+ * could complete it; renditions are content-addressed, so redoing work writes the same
+ * objects again and costs only time.
+ *
+ * Workers wait on a condition variable, woken by submissions in this process. Jobs queued
+ * by another process (the `encored ingest` CLI beside a running server) are noticed at
+ * the next timed wake-up, every few seconds. */
+#include "ingest.h"
+#include "audio_features.h"
+#include "audiofile.h"
+#include "catalog.h"
+#include "db.h"
+#include "loudness.h"
+#include "objstore.h"
+#include "pcm.h"
+#include "segment.h"
+#include "transcode.h"
+#include "xmem.h"
+#include <errno.h>
+#include <math.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define INGEST_POLL_SECONDS 3
+
+static const int TRACK_LADDER[] = {24, 96, 160, 320};
+/* Speech needs far less: a podcast listener on 96 kbps mono hears no difference from more. */
+static const int EPISODE_LADDER[] = {24, 96};
+
+struct ingest {
+	char *data_dir;
+	struct objstore *store;
+	char owner[64];
+	pthread_mutex_t lock;
+	pthread_cond_t wake;      /* work may be available */
+	pthread_cond_t idle;      /* a job finished */
+	bool quit;
+	int busy;                 /* jobs being processed by this process */
+	pthread_t *threads;
+	int nthreads;
+};
+
+int ingest_ladder(enum ingest_kind kind, const int **rungs)
+{
+	if (kind == INGEST_EPISODE) {
+		*rungs = EPISODE_LADDER;
+		return (int)(sizeof(EPISODE_LADDER) / sizeof(EPISODE_LADDER[0]));
+	}
+	*rungs = TRACK_LADDER;
+	return (int)(sizeof(TRACK_LADDER) / sizeof(TRACK_LADDER[0]));
+}
+
+static bool owner_alive(const char *owner)
+{
+	int pid;
+	if (!owner || sscanf(owner, "pid:%d", &pid) != 1 || pid <= 0)
+		return false;
+	return kill(pid, 0) == 0 || errno == EPERM;
+}
+
+/* Re-queues jobs whose owning process has died (crash, kill -9, restart). */
+static void requeue_orphans(sqlite3 *db)
+{
+	sqlite3_stmt *st = db_prepare(db, "SELECT id, owner FROM ingest_jobs WHERE state = 'running'");
+	int64_t ids[256];
+	int n = 0;
+	while (sqlite3_step(st) == SQLITE_ROW && n < 256)
+		if (!owner_alive((const char *)sqlite3_column_text(st, 1)))
+			ids[n++] = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	for (int i = 0; i < n; i++) {
+		st = db_prepare(db, "UPDATE ingest_jobs SET state = 'queued', owner = NULL, progress = 0 WHERE id = ? AND state = 'running'");
+		sqlite3_bind_int64(st, 1, ids[i]);
+		sqlite3_step(st);
+		sqlite3_finalize(st);
+	}
+	if (n)
+		fprintf(stderr, "ingest: re-queued %d job%s left running by a process that is gone\n", n, n == 1 ? "" : "s");
+}
+
+static void set_progress(sqlite3 *db, int64_t id, double p)
+{
+	sqlite3_stmt *st = db_prepare(db, "UPDATE ingest_jobs SET progress = ? WHERE id = ?");
+	sqlite3_bind_double(st, 1, p);
+	sqlite3_bind_int64(st, 2, id);
+	sqlite3_step(st);
+	sqlite3_finalize(st);
+}
+
+static void fail_job(struct ingest *ig, sqlite3 *db, int64_t id, const char *content_id, const char *kind, const char *msg)
+{
+	fprintf(stderr, "ingest: job %lld (%s %s) failed: %s\n", (long long)id, kind, content_id, msg);
+	db_begin(db);
+	sqlite3_stmt *st = db_prepare(db, "UPDATE ingest_jobs SET state = 'failed', error = ?, finished_at = ?"
+					  " WHERE id = ? AND owner = ? AND state = 'running'");
+	sqlite3_bind_text(st, 1, msg, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, (sqlite3_int64)time(NULL));
+	sqlite3_bind_int64(st, 3, id);
+	sqlite3_bind_text(st, 4, ig->owner, -1, SQLITE_STATIC);
+	sqlite3_step(st);
+	sqlite3_finalize(st);
+	st = db_prepare(db, strcmp(kind, "episode") == 0 ? "UPDATE episodes SET state = 'failed' WHERE id = ?"
+							  : "UPDATE tracks SET state = 'failed' WHERE id = ?");
+	sqlite3_bind_text(st, 1, content_id, -1, SQLITE_STATIC);
+	sqlite3_step(st);
+	sqlite3_finalize(st);
+	db_commit(db);
+}
+
+struct rendition_result {
+	int kbps, rate, channels;
+	char init_hash[OBJSTORE_HASH_HEX];
+	size_t init_size, bytes;
+	uint64_t total_samples;
+	uint32_t nsegments;
+	char (*seg_hash)[OBJSTORE_HASH_HEX];
+	size_t *seg_size;
+};
+
+static int store_rendition(struct ingest *ig, const struct transcode_output *o, int kbps, struct rendition_result *r, char *err, size_t errlen)
+{
+	memset(r, 0, sizeof(*r));
+	r->kbps = kbps;
+	r->rate = o->rate;
+	r->channels = o->channels;
+	r->nsegments = o->nsegments;
+	int rc = objstore_put(ig->store, o->init, o->init_len, r->init_hash);
+	if (rc != 0)
+		goto fail;
+	r->init_size = o->init_len;
+	r->bytes = o->init_len;
+	r->seg_hash = xcalloc(o->nsegments ? o->nsegments : 1, sizeof(*r->seg_hash));
+	r->seg_size = xcalloc(o->nsegments ? o->nsegments : 1, sizeof(size_t));
+	for (uint32_t i = 0; i < o->nsegments; i++) {
+		rc = objstore_put(ig->store, o->segments[i], o->segment_lens[i], r->seg_hash[i]);
+		if (rc != 0)
+			goto fail;
+		r->seg_size[i] = o->segment_lens[i];
+		r->bytes += o->segment_lens[i];
+	}
+	return 0;
+fail:
+	snprintf(err, errlen, "cannot write to the object store: %s", strerror(-rc));
+	return rc;
+}
+
+static void rendition_result_free(struct rendition_result *r)
+{
+	free(r->seg_hash);
+	free(r->seg_size);
+}
+
+/* Writes renditions, loudness and features and marks the job done, if we still own it. */
+static int commit_job(struct ingest *ig, sqlite3 *db, int64_t id, const char *content_id, bool episode,
+		      struct rendition_result *rs, int nr, const struct loudness *ld, const struct features *f,
+		      uint64_t frames, int rate)
+{
+	if (db_begin(db) != 0)
+		return -EIO;
+	sqlite3_stmt *st = db_prepare(db, "UPDATE ingest_jobs SET state = 'done', progress = 1, finished_at = ?, error = NULL"
+					  " WHERE id = ? AND owner = ? AND state = 'running'");
+	sqlite3_bind_int64(st, 1, (sqlite3_int64)time(NULL));
+	sqlite3_bind_int64(st, 2, id);
+	sqlite3_bind_text(st, 3, ig->owner, -1, SQLITE_STATIC);
+	int step = sqlite3_step(st);
+	sqlite3_finalize(st);
+	if (step != SQLITE_DONE || sqlite3_changes(db) != 1) {
+		db_rollback(db);
+		return -EALREADY;
+	}
+	st = db_prepare(db, "DELETE FROM renditions WHERE content_id = ?");
+	sqlite3_bind_text(st, 1, content_id, -1, SQLITE_STATIC);
+	sqlite3_step(st);
+	sqlite3_finalize(st);
+	st = db_prepare(db, "DELETE FROM segments WHERE content_id = ?");
+	sqlite3_bind_text(st, 1, content_id, -1, SQLITE_STATIC);
+	sqlite3_step(st);
+	sqlite3_finalize(st);
+	for (int i = 0; i < nr; i++) {
+		struct rendition_result *r = &rs[i];
+		st = db_prepare(db, "INSERT INTO renditions(content_id, bitrate, rate, channels, init_hash, init_size,"
+				    " segment_count, total_samples, bytes) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)");
+		sqlite3_bind_text(st, 1, content_id, -1, SQLITE_STATIC);
+		sqlite3_bind_int(st, 2, r->kbps);
+		sqlite3_bind_int(st, 3, r->rate);
+		sqlite3_bind_int(st, 4, r->channels);
+		sqlite3_bind_text(st, 5, r->init_hash, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 6, (sqlite3_int64)r->init_size);
+		sqlite3_bind_int(st, 7, (int)r->nsegments);
+		sqlite3_bind_int64(st, 8, (sqlite3_int64)r->total_samples);
+		sqlite3_bind_int64(st, 9, (sqlite3_int64)r->bytes);
+		step = sqlite3_step(st);
+		sqlite3_finalize(st);
+		if (step != SQLITE_DONE)
+			goto fail;
+		st = db_prepare(db, "INSERT INTO segments(content_id, bitrate, idx, hash, size) VALUES (?, ?, ?, ?, ?)");
+		for (uint32_t k = 0; k < r->nsegments; k++) {
+			sqlite3_reset(st);
+			sqlite3_bind_text(st, 1, content_id, -1, SQLITE_STATIC);
+			sqlite3_bind_int(st, 2, r->kbps);
+			sqlite3_bind_int(st, 3, (int)k);
+			sqlite3_bind_text(st, 4, r->seg_hash[k], -1, SQLITE_STATIC);
+			sqlite3_bind_int64(st, 5, (sqlite3_int64)r->seg_size[k]);
+			if (sqlite3_step(st) != SQLITE_DONE) {
+				sqlite3_finalize(st);
+				goto fail;
+			}
+		}
+		sqlite3_finalize(st);
+	}
+	int duration_ms = (int)llround((double)frames * 1000.0 / rate);
+	double lufs = isfinite(ld->integrated_lufs) ? ld->integrated_lufs : -70.0;
+	double tp = isfinite(ld->true_peak_dbtp) ? ld->true_peak_dbtp : -70.0;
+	st = db_prepare(db, episode ? "UPDATE episodes SET state = 'ready', loudness_lufs = ?, true_peak_db = ?, gain_db = ?, duration_ms = ? WHERE id = ?"
+				    : "UPDATE tracks SET state = 'ready', loudness_lufs = ?, true_peak_db = ?, gain_db = ?, duration_ms = ? WHERE id = ?");
+	sqlite3_bind_double(st, 1, lufs);
+	sqlite3_bind_double(st, 2, tp);
+	sqlite3_bind_double(st, 3, ld->gain_db);
+	sqlite3_bind_int(st, 4, duration_ms);
+	sqlite3_bind_text(st, 5, content_id, -1, SQLITE_STATIC);
+	step = sqlite3_step(st);
+	sqlite3_finalize(st);
+	if (step != SQLITE_DONE)
+		goto fail;
+	if (!episode) {
+		st = db_prepare(db, "INSERT OR REPLACE INTO audio_features(track_id, tempo, key, mode, time_signature, loudness, energy,"
+				    " danceability, acousticness, instrumentalness, speechiness, valence, liveness)"
+				    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+		sqlite3_bind_text(st, 1, content_id, -1, SQLITE_STATIC);
+		sqlite3_bind_double(st, 2, f->tempo);
+		sqlite3_bind_int(st, 3, f->key);
+		sqlite3_bind_int(st, 4, f->mode);
+		sqlite3_bind_int(st, 5, f->time_signature);
+		sqlite3_bind_double(st, 6, f->loudness);
+		sqlite3_bind_double(st, 7, f->energy);
+		sqlite3_bind_double(st, 8, f->danceability);
+		sqlite3_bind_double(st, 9, f->acousticness);
+		sqlite3_bind_double(st, 10, f->instrumentalness);
+		sqlite3_bind_double(st, 11, f->speechiness);
+		sqlite3_bind_double(st, 12, f->valence);
+		sqlite3_bind_double(st, 13, f->liveness);
+		step = sqlite3_step(st);
+		sqlite3_finalize(st);
+		if (step != SQLITE_DONE)
+			goto fail;
+	}
+	return db_commit(db) == 0 ? 0 : -EIO;
+fail:
+	fprintf(stderr, "ingest: cannot record job %lld: %s\n", (long long)id, sqlite3_errmsg(db));
+	db_rollback(db);
+	return -EIO;
+}
+
+static void run_job(struct ingest *ig, sqlite3 *db, int64_t id, const char *content_id, const char *kind, const char *source_hash)
+{
+	char err[256] = "";
+	uint8_t *src = NULL;
+	size_t srclen = 0;
+	struct pcm *pcm = NULL;
+	bool episode = strcmp(kind, "episode") == 0;
+	const int *ladder;
+	int nr = ingest_ladder(episode ? INGEST_EPISODE : INGEST_TRACK, &ladder);
+	struct rendition_result rs[8];
+	int done_r = 0;
+	struct loudness ld;
+	struct features f;
+	memset(&f, 0, sizeof(f));
+
+	int rc = objstore_get(ig->store, source_hash, &src, &srclen);
+	if (rc != 0) {
+		snprintf(err, sizeof(err), "source object %s unreadable: %s", source_hash, strerror(-rc));
+		goto failed;
+	}
+	if (audiofile_read_mem(src, srclen, &pcm, err, sizeof(err)) != 0)
+		goto failed;
+	free(src);
+	src = NULL;
+	if (loudness_measure(pcm, &ld) != 0) {
+		snprintf(err, sizeof(err), "loudness measurement failed");
+		goto failed;
+	}
+	if (!episode && features_compute(pcm, &f) != 0) {
+		snprintf(err, sizeof(err), "audio features could not be computed (track shorter than 2 s?)");
+		goto failed;
+	}
+	set_progress(db, id, 0.1);
+	for (int i = 0; i < nr; i++) {
+		struct transcode_output *o = NULL;
+		if (transcode_rendition(pcm, ladder[i], &o, err, sizeof(err)) != 0)
+			goto failed;
+		rc = store_rendition(ig, o, ladder[i], &rs[done_r], err, sizeof(err));
+		transcode_output_free(o);
+		if (rc != 0)
+			goto failed;
+		done_r++;
+		set_progress(db, id, 0.1 + 0.9 * (double)(i + 1) / nr * 0.99);
+	}
+	/* total_samples comes from the init part, which the transcoder already computed. */
+	for (int i = 0; i < done_r; i++) {
+		uint8_t *init = NULL;
+		size_t ilen = 0;
+		if (objstore_get(ig->store, rs[i].init_hash, &init, &ilen) == 0) {
+			struct segment_init si;
+			if (segment_init_parse(init, ilen, &si) == 0)
+				rs[i].total_samples = si.total_samples;
+			free(init);
+		}
+	}
+	rc = commit_job(ig, db, id, content_id, episode, rs, done_r, &ld, &f, pcm->frames, pcm->rate);
+	if (rc == -EALREADY)
+		fprintf(stderr, "ingest: job %lld was taken over by another process; not completing it twice\n", (long long)id);
+	else if (rc != 0) {
+		snprintf(err, sizeof(err), "database error while recording the renditions");
+		goto failed;
+	}
+	goto out;
+failed:
+	fail_job(ig, db, id, content_id, kind, err[0] ? err : "unknown error");
+out:
+	for (int i = 0; i < done_r; i++)
+		rendition_result_free(&rs[i]);
+	free(src);
+	pcm_free(pcm);
+}
+
+/* Claims the next queued job atomically. Returns true with its fields filled. */
+static bool claim(struct ingest *ig, sqlite3 *db, int64_t *id, char content_id[ID_LEN + 1], char kind[8], char hash[OBJSTORE_HASH_HEX])
+{
+	sqlite3_stmt *st = db_prepare(db, "UPDATE ingest_jobs SET state = 'running', owner = ?, started_at = ?, attempts = attempts + 1"
+					  " WHERE id = (SELECT id FROM ingest_jobs WHERE state = 'queued' ORDER BY priority DESC, id LIMIT 1)"
+					  " AND state = 'queued' RETURNING id, content_id, kind, source_hash");
+	sqlite3_bind_text(st, 1, ig->owner, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, (sqlite3_int64)time(NULL));
+	bool got = sqlite3_step(st) == SQLITE_ROW;
+	if (got) {
+		*id = sqlite3_column_int64(st, 0);
+		snprintf(content_id, ID_LEN + 1, "%s", (const char *)sqlite3_column_text(st, 1));
+		snprintf(kind, 8, "%s", (const char *)sqlite3_column_text(st, 2));
+		snprintf(hash, OBJSTORE_HASH_HEX, "%s", (const char *)sqlite3_column_text(st, 3));
+	}
+	sqlite3_finalize(st);
+	return got;
+}
+
+static void *worker_main(void *arg)
+{
+	struct ingest *ig = arg;
+	sqlite3 *db = NULL;
+	char err[256];
+	if (db_open(ig->data_dir, &db, err, sizeof(err)) != 0) {
+		fprintf(stderr, "ingest: worker cannot open the database: %s\n", err);
+		return NULL;
+	}
+	for (;;) {
+		pthread_mutex_lock(&ig->lock);
+		if (ig->quit) {
+			pthread_mutex_unlock(&ig->lock);
+			break;
+		}
+		ig->busy++;
+		pthread_mutex_unlock(&ig->lock);
+
+		int64_t id;
+		char content_id[ID_LEN + 1], kind[8], hash[OBJSTORE_HASH_HEX];
+		bool got = claim(ig, db, &id, content_id, kind, hash);
+		if (got)
+			run_job(ig, db, id, content_id, kind, hash);
+
+		pthread_mutex_lock(&ig->lock);
+		ig->busy--;
+		pthread_cond_broadcast(&ig->idle);
+		if (!got && !ig->quit) {
+			struct timespec ts;
+			clock_gettime(CLOCK_REALTIME, &ts);
+			ts.tv_sec += INGEST_POLL_SECONDS;
+			pthread_cond_timedwait(&ig->wake, &ig->lock, &ts);
+		}
+		pthread_mutex_unlock(&ig->lock);
+	}
+	db_close(db);
+	return NULL;
+}
+
+struct ingest *ingest_new(const char *data_dir, int workers, char *err, size_t errlen)
+{
+	struct ingest *ig = xcalloc(1, sizeof(*ig));
+	ig->data_dir = xstrdup(data_dir);
+	snprintf(ig->owner, sizeof(ig->owner), "pid:%d", (int)getpid());
+	pthread_mutex_init(&ig->lock, NULL);
+	pthread_cond_init(&ig->wake, NULL);
+	pthread_cond_init(&ig->idle, NULL);
+	ig->store = objstore_open(data_dir, err, errlen);
+	if (!ig->store)
+		goto fail;
+	objstore_sweep_temp(ig->store);
+	sqlite3 *db;
+	if (db_open(data_dir, &db, err, errlen) != 0)
+		goto fail;
+	requeue_orphans(db);
+	db_close(db);
+	if (workers == 0) {
+		long n = sysconf(_SC_NPROCESSORS_ONLN);
+		workers = n > 0 ? (int)n : 1;
+	}
+	if (workers > 0) {
+		ig->threads = xcalloc((size_t)workers, sizeof(pthread_t));
+		for (int i = 0; i < workers; i++) {
+			if (pthread_create(&ig->threads[i], NULL, worker_main, ig) != 0) {
+				snprintf(err, errlen, "cannot start ingest workers");
+				goto fail;
+			}
+			ig->nthreads++;
+		}
+	}
+	return ig;
+fail:
+	ingest_free(ig);
+	return NULL;
+}
+
+void ingest_free(struct ingest *ig)
+{
+	if (!ig)
+		return;
+	pthread_mutex_lock(&ig->lock);
+	ig->quit = true;
+	pthread_cond_broadcast(&ig->wake);
+	pthread_mutex_unlock(&ig->lock);
+	for (int i = 0; i < ig->nthreads; i++)
+		pthread_join(ig->threads[i], NULL);
+	free(ig->threads);
+	objstore_free(ig->store);
+	pthread_mutex_destroy(&ig->lock);
+	pthread_cond_destroy(&ig->wake);
+	pthread_cond_destroy(&ig->idle);
+	free(ig->data_dir);
+	free(ig);
+}
+
+void ingest_kick(struct ingest *ig)
+{
+	pthread_mutex_lock(&ig->lock);
+	pthread_cond_broadcast(&ig->wake);
+	pthread_mutex_unlock(&ig->lock);
+}
+
+int ingest_submit(struct ingest *ig, sqlite3 *db, const void *audio, size_t len, const struct ingest_meta *m,
+		  int64_t *job_id, char content_id[ID_LEN + 1], char *err, size_t errlen)
+{
+	struct pcm *pcm = NULL;
+	int rc = audiofile_read_mem(audio, len, &pcm, err, errlen);
+	if (rc != 0)
+		return -EINVAL;
+	int duration_ms = (int)llround((double)pcm->frames * 1000.0 / pcm->rate);
+	bool long_enough = pcm->frames >= (size_t)pcm->rate * 2;
+	pcm_free(pcm);
+	if (!long_enough) {
+		snprintf(err, errlen, "audio is shorter than 2 seconds");
+		return -EINVAL;
+	}
+	/* Validate the metadata before anything is stored. */
+	if (m->kind == INGEST_TRACK && (!m->title || !*m->title || !m->artist || !*m->artist || !m->album || !*m->album)) {
+		snprintf(err, errlen, "title, artist and album are required");
+		return -EINVAL;
+	}
+	if (m->kind == INGEST_EPISODE && (!m->show || !*m->show || !m->title || !*m->title)) {
+		snprintf(err, errlen, "show and title are required");
+		return -EINVAL;
+	}
+	if (db_begin(db) != 0) {
+		snprintf(err, errlen, "database busy");
+		return -EIO;
+	}
+	/* Insert the catalog row first: it validates the rest of the metadata, and if it fails
+	 * nothing has reached the object store. */
+	if (m->kind == INGEST_TRACK) {
+		struct catalog_track ct = {
+			.name = m->title, .artist_name = m->artist, .album_name = m->album, .genre = m->genre,
+			.label = m->label, .release_date = m->release_date, .markets = m->markets,
+			.track_number = m->track_number, .duration_ms = duration_ms, .popularity = m->popularity,
+			.explicit_ = m->explicit_, .state = "pending", .source_hash = NULL,
+		};
+		rc = catalog_add_track(db, &ct, content_id, err, errlen);
+	} else {
+		struct catalog_episode ce = {
+			.show_name = m->show, .publisher = m->publisher, .show_description = m->show_description,
+			.name = m->title, .description = m->description, .release_date = m->release_date,
+			.episode_number = m->episode_number, .duration_ms = duration_ms, .explicit_ = m->explicit_,
+		};
+		rc = catalog_add_episode(db, &ce, content_id, err, errlen);
+	}
+	if (rc != 0)
+		goto rollback;
+	char hash[OBJSTORE_HASH_HEX];
+	rc = objstore_put(ig->store, audio, len, hash);
+	if (rc != 0) {
+		snprintf(err, errlen, "cannot store the source: %s", strerror(-rc));
+		goto rollback;
+	}
+	sqlite3_stmt *st = db_prepare(db, m->kind == INGEST_TRACK ? "UPDATE tracks SET source_hash = ? WHERE id = ?"
+								    : "UPDATE episodes SET source_hash = ? WHERE id = ?");
+	sqlite3_bind_text(st, 1, hash, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, content_id, -1, SQLITE_STATIC);
+	sqlite3_step(st);
+	sqlite3_finalize(st);
+	st = db_prepare(db, "INSERT INTO ingest_jobs(content_id, kind, source_hash, priority, created_at) VALUES (?, ?, ?, ?, ?)");
+	sqlite3_bind_text(st, 1, content_id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, m->kind == INGEST_TRACK ? "track" : "episode", -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, hash, -1, SQLITE_STATIC);
+	sqlite3_bind_int(st, 4, m->priority);
+	sqlite3_bind_int64(st, 5, (sqlite3_int64)time(NULL));
+	int step = sqlite3_step(st);
+	sqlite3_finalize(st);
+	if (step != SQLITE_DONE || db_commit(db) != 0) {
+		snprintf(err, errlen, "database error: %s", sqlite3_errmsg(db));
+		rc = -EIO;
+		goto rollback;
+	}
+	*job_id = sqlite3_last_insert_rowid(db);
+	ingest_kick(ig);
+	return 0;
+rollback:
+	/* A source object already written stays as an unreferenced blob; content addressing
+	 * makes it harmless and a re-submission reuses it. No catalog row refers to it. */
+	db_rollback(db);
+	return rc;
+}
+
+static void count_jobs(sqlite3 *db, int *open_jobs, int *failed, int *total)
+{
+	sqlite3_stmt *st = db_prepare(db, "SELECT sum(state IN ('queued','running')), sum(state = 'failed'), count(*) FROM ingest_jobs");
+	*open_jobs = *failed = *total = 0;
+	if (sqlite3_step(st) == SQLITE_ROW) {
+		*open_jobs = sqlite3_column_int(st, 0);
+		*failed = sqlite3_column_int(st, 1);
+		*total = sqlite3_column_int(st, 2);
+	}
+	sqlite3_finalize(st);
+}
+
+int ingest_wait_idle(struct ingest *ig, void (*progress)(void *ctx, int done, int total), void *ctx)
+{
+	sqlite3 *db;
+	char err[256];
+	if (db_open(ig->data_dir, &db, err, sizeof(err)) != 0)
+		return -1;
+	int open_jobs, failed, total;
+	for (;;) {
+		count_jobs(db, &open_jobs, &failed, &total);
+		if (progress)
+			progress(ctx, total - open_jobs, total);
+		if (open_jobs == 0)
+			break;
+		pthread_mutex_lock(&ig->lock);
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_sec += INGEST_POLL_SECONDS;
+		pthread_cond_timedwait(&ig->idle, &ig->lock, &ts);
+		pthread_mutex_unlock(&ig->lock);
+	}
+	db_close(db);
+	return failed;
+}
+
+int ingest_job_get(sqlite3 *db, int64_t id, struct ingest_job *out)
+{
+	sqlite3_stmt *st = db_prepare(db, "SELECT id, content_id, kind, state, progress, coalesce(error, '') FROM ingest_jobs WHERE id = ?");
+	sqlite3_bind_int64(st, 1, id);
+	int rc = -ENOENT;
+	if (sqlite3_step(st) == SQLITE_ROW) {
+		memset(out, 0, sizeof(*out));
+		out->id = sqlite3_column_int64(st, 0);
+		snprintf(out->content_id, sizeof(out->content_id), "%s", (const char *)sqlite3_column_text(st, 1));
+		snprintf(out->kind, sizeof(out->kind), "%s", (const char *)sqlite3_column_text(st, 2));
+		snprintf(out->state, sizeof(out->state), "%s", (const char *)sqlite3_column_text(st, 3));
+		out->progress = sqlite3_column_double(st, 4);
+		snprintf(out->error, sizeof(out->error), "%s", (const char *)sqlite3_column_text(st, 5));
+		rc = 0;
+	}
+	sqlite3_finalize(st);
+	return rc;
+}
