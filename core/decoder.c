@@ -7,6 +7,7 @@
 #include "segment.h"
 #include "xmem.h"
 #include <errno.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <vorbis/codec.h>
@@ -15,6 +16,7 @@
  * libvorbis keeps pointers from the dsp state to vi and from the block to the dsp state. */
 struct rendition {
 	uint8_t *init_buf;          /* init.header[] alias this */
+	size_t init_len;
 	struct segment_init init;
 	vorbis_info vi;
 	vorbis_comment vc;
@@ -23,11 +25,19 @@ struct rendition {
 	int have_dsp;
 	struct resample *rs;        /* NULL when the rendition is at the output rate */
 	uint64_t out_total;
+	uint64_t gen;               /* distinguishes renditions for the crossfade */
 };
 
 struct decoder {
 	int out_rate;
 	struct rendition *cur;      /* NULL until the first init */
+	uint64_t next_gen;
+	/* Crossfade state: the last decoded segment, its rendition, and that rendition's
+	 * output for the DECODER_XFADE frames after the segment's end. */
+	uint32_t prev_index;
+	uint64_t prev_gen;
+	int prev_tail_valid, tail_valid;
+	float prev_tail[2 * DECODER_XFADE], tail[2 * DECODER_XFADE];
 };
 
 struct decoder *decoder_new(int out_rate)
@@ -36,6 +46,7 @@ struct decoder *decoder_new(int out_rate)
 		return NULL;
 	struct decoder *d = xcalloc(1, sizeof(*d));
 	d->out_rate = out_rate;
+	d->prev_index = UINT32_MAX;
 	return d;
 }
 
@@ -64,6 +75,9 @@ void decoder_free(struct decoder *d)
 
 int decoder_set_init(struct decoder *d, const uint8_t *buf, size_t len)
 {
+	/* Players may re-send the current init; that is not a switch. */
+	if (d->cur && len == d->cur->init_len && memcmp(buf, d->cur->init_buf, len) == 0)
+		return 0;
 	struct rendition *n = xcalloc(1, sizeof(*n));
 	int ret = -EBADMSG;
 	vorbis_info_init(&n->vi);
@@ -106,6 +120,8 @@ int decoder_set_init(struct decoder *d, const uint8_t *buf, size_t len)
 	n->out_total = (n->init.source_frames * (uint64_t)out_rate + (uint64_t)n->init.source_rate - 1) /
 		       (uint64_t)n->init.source_rate;
 	d->out_rate = out_rate;
+	n->gen = ++d->next_gen;
+	n->init_len = len;
 	rendition_free(d->cur);
 	d->cur = n;
 	return 0;
@@ -139,6 +155,43 @@ int decoder_segment_range(const struct decoder *d, uint32_t index, uint64_t *sta
 	return r;
 }
 
+/* Output frames [os, os+n) as stereo into a fresh *dst, from rendition frames decoded
+ * into pcm covering [g0, g0+valid). Returns 0, or -1 if that does not cover the kernel. */
+static int render(const struct rendition *rd, const float *pcm, uint64_t g0, size_t valid, uint64_t os, size_t n,
+		  float **dst)
+{
+	int ch = rd->init.channels;
+	const float *src;
+	float *res = NULL;
+	if (!rd->rs) {
+		if (os < g0 || os + n > g0 + valid)
+			return -1;
+		src = pcm + (size_t)(os - g0) * (size_t)ch;
+	} else {
+		int64_t ia;
+		size_t ic;
+		resample_input_span(rd->rs, (int64_t)os, n, &ia, &ic);
+		int64_t ib = ia + (int64_t)ic;
+		if (ia < 0)
+			ia = 0;
+		if (ib > (int64_t)rd->init.total_samples)
+			ib = (int64_t)rd->init.total_samples;
+		if (ia < (int64_t)g0 || ib > (int64_t)(g0 + valid))
+			return -1;   /* the server's margin does not cover our kernel */
+		res = xmalloc(sizeof(float) * (n ? n : 1) * (size_t)ch);
+		resample_run(rd->rs, pcm, (int64_t)g0, valid, res, (int64_t)os, n);
+		src = res;
+	}
+	float *o = xmalloc(sizeof(float) * (n ? n : 1) * DECODER_CHANNELS);
+	for (size_t j = 0; j < n; j++) {
+		o[2 * j] = src[j * (size_t)ch];
+		o[2 * j + 1] = src[j * (size_t)ch + (size_t)(ch - 1)];
+	}
+	free(res);
+	*dst = o;
+	return 0;
+}
+
 int decoder_decode(struct decoder *d, const uint8_t *buf, size_t len, float **out, size_t *frames)
 {
 	*out = NULL;
@@ -151,7 +204,7 @@ int decoder_decode(struct decoder *d, const uint8_t *buf, size_t len, float **ou
 	if (r)
 		return r;
 	int ch = rd->init.channels;
-	float *pcm = NULL, *res = NULL;
+	float *pcm = NULL, *o = NULL;
 	uint64_t os;
 	size_t oc;
 	uint64_t rs_start;
@@ -189,37 +242,40 @@ int decoder_decode(struct decoder *d, const uint8_t *buf, size_t len, float **ou
 	if (g0 + span > rd->init.total_samples)
 		valid = (size_t)(rd->init.total_samples - g0);
 
-	const float *src;
-	if (!rd->rs) {
-		if (oc != seg.count)
-			goto out;
-		src = pcm + (size_t)(seg.start - g0) * (size_t)ch;
+	if (render(rd, pcm, g0, valid, os, oc, &o))
+		goto out;
+	/* The previous rendition's output just past this boundary, kept for a crossfade
+	 * should the player switch renditions here. Absent at the end of the track or if the
+	 * margin cannot supply it; then the next switch is a plain splice. */
+	size_t tailn = DECODER_XFADE;
+	if (os + oc + tailn > rd->out_total)
+		tailn = (size_t)(rd->out_total - (os + oc));
+	float *tail = NULL;
+	if (tailn == DECODER_XFADE && render(rd, pcm, g0, valid, os + oc, tailn, &tail) == 0) {
+		memcpy(d->tail, tail, sizeof(d->tail));
+		d->tail_valid = 1;
 	} else {
-		int64_t ia;
-		size_t ic;
-		resample_input_span(rd->rs, (int64_t)os, oc, &ia, &ic);
-		int64_t ib = ia + (int64_t)ic;
-		if (ia < 0)
-			ia = 0;
-		if (ib > (int64_t)rd->init.total_samples)
-			ib = (int64_t)rd->init.total_samples;
-		if (ia < (int64_t)g0 || ib > (int64_t)(g0 + valid))
-			goto out;   /* the server's margin does not cover our kernel */
-		res = xmalloc(sizeof(float) * (oc ? oc : 1) * (size_t)ch);
-		resample_run(rd->rs, pcm, (int64_t)g0, valid, res, (int64_t)os, oc);
-		src = res;
+		d->tail_valid = 0;
 	}
-	float *o = xmalloc(sizeof(float) * (oc ? oc : 1) * DECODER_CHANNELS);
-	for (size_t j = 0; j < oc; j++) {
-		o[2 * j] = src[j * (size_t)ch];
-		o[2 * j + 1] = src[j * (size_t)ch + (size_t)(ch - 1)];
+	free(tail);
+	if (d->prev_index != UINT32_MAX && d->prev_index + 1 == seg.index && d->prev_gen != rd->gen && d->prev_tail_valid) {
+		for (size_t j = 0; j < DECODER_XFADE && j < oc; j++) {
+			float w = 0.5f - 0.5f * cosf((float)M_PI * ((float)j + 0.5f) / DECODER_XFADE);
+			o[2 * j] = w * o[2 * j] + (1 - w) * d->prev_tail[2 * j];
+			o[2 * j + 1] = w * o[2 * j + 1] + (1 - w) * d->prev_tail[2 * j + 1];
+		}
 	}
+	memcpy(d->prev_tail, d->tail, sizeof(d->tail));
+	d->prev_tail_valid = d->tail_valid;
+	d->prev_index = seg.index;
+	d->prev_gen = rd->gen;
 	*out = o;
+	o = NULL;
 	*frames = oc;
 	r = 0;
 out:
+	free(o);
 	free(pcm);
-	free(res);
 	segment_clear(&seg);
 	return r;
 }

@@ -2,13 +2,19 @@
  * player, always as interleaved float stereo at one fixed output rate, whichever rendition
  * a segment came from.  Each segment is decoded on its own (Vorbis restart + pre-roll), so
  * the player may feed segments in any order and swap renditions at any boundary; segment
- * k of a track always yields exactly decoder_segment_range(k) frames. */
+ * k of a track always yields exactly decoder_segment_range(k) frames, bit-identical
+ * whatever came before, except that the first DECODER_XFADE frames are crossfaded when
+ * segment k-1 was just decoded from a different rendition. */
 #ifndef ENCORE_DECODER_H
 #define ENCORE_DECODER_H
 #include <stddef.h>
 #include <stdint.h>
 
 #define DECODER_CHANNELS 2
+/* Frames of raised-cosine crossfade applied at a rendition switch, from the old
+ * rendition's continuation (decoded from its margin) into the new one, so the step between
+ * two differently coded versions of the same audio never lands as a click. */
+#define DECODER_XFADE 32
 
 struct decoder;
 

@@ -30,7 +30,8 @@ static uint32_t rnd(void)
 static float frnd(void) { return (float)((double)rnd() / 2147483648.0 - 1.0); }
 
 /* Something music-like: a chord sequence with harmonics, a bass line, decaying noise
- * bursts on the beat, hi-hat ticks and a little stereo movement. */
+ * bursts on the beat, hi-hat ticks and a little stereo movement. Chord changes and beats
+ * are offset from the 4 s segment grid so the source itself has no step at a boundary. */
 static struct pcm *music(int rate, int channels, double seconds)
 {
 	size_t n = (size_t)(seconds * rate);
@@ -40,18 +41,18 @@ static struct pcm *music(int rate, int channels, double seconds)
 	rng_state = 12345;
 	for (size_t i = 0; i < n; i++) {
 		double t = (double)i / rate;
-		double f = roots[(int)t % 4];
+		double f = roots[(int)(t + 0.37) % 4];
 		double chord = 0;
 		for (int k = 0; k < 3; k++)
 			for (int h = 1; h <= 4; h++)
 				chord += sin(2 * M_PI * f * ratios[k] * h * t) / (h * h);
-		double beat = fmod(t, 0.5);
-		double burst = frnd() * exp(-beat * 30.0);
+		double beat = fmod(t + 0.13, 0.5);
+		double burst = frnd() * exp(-beat * 40.0);
 		double bass = sin(2 * M_PI * f / 2 * t) * (0.6 + 0.4 * exp(-beat * 8));
-		double hat = fmod(t + 0.25, 0.5) < 0.03 ? frnd() * 0.3 : 0;
+		double hat = fmod(t + 0.38, 0.5) < 0.03 ? frnd() * 0.1 : 0;
 		double pan = 0.5 + 0.3 * sin(2 * M_PI * 0.2 * t);
-		double l = 0.12 * chord * pan + 0.25 * bass + 0.25 * burst + hat;
-		double r = 0.12 * chord * (1 - pan) + 0.25 * bass + 0.2 * burst - hat;
+		double l = 0.15 * chord * pan + 0.25 * bass + 0.12 * burst + hat;
+		double r = 0.15 * chord * (1 - pan) + 0.25 * bass + 0.1 * burst - hat;
 		if (channels == 1) {
 			p->samples[i] = (float)(0.5 * (l + r));
 		} else {
