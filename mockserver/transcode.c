@@ -1,6 +1,6 @@
-/* transcode: libvorbisenc in managed average-bitrate mode (what `oggenc -b` does), which
- * lands each rung near its nominal size on any material; quality mode drifts far below
- * nominal on sparse music and above it on dense music. */
+/* transcode: libvorbisenc in managed mode: nominal average bitrate with a hard minimum
+ * (`oggenc -b N -m 0.9N`), which lands each rung near its nominal size on any material;
+ * quality mode drifts far below nominal on sparse music and above it on dense music. */
 #include "transcode.h"
 #include "resample.h"
 #include "segment.h"
@@ -15,6 +15,10 @@
 const int transcode_rungs[TRANSCODE_NRUNGS] = {24, 96, 160, 320};
 
 #define FEED_FRAMES 4096
+/* Hard floor of the managed mode, as a share of nominal. Plain ABR undershoots by 20% and
+ * more on sparse material (it will not spend bits it has no use for); a floor keeps every
+ * rung's size, and so the ABR ladder's spacing, predictable. */
+#define TRANSCODE_MIN_PERCENT 90
 
 struct pkt {
 	uint8_t *data;
@@ -189,7 +193,7 @@ int transcode_rendition(const struct pcm *src, int kbps, struct transcode_output
 	struct transcode_output *o = NULL;
 	vorbis_info_init(&vi);
 	vorbis_comment_init(&vc);
-	if (vorbis_encode_init(&vi, channels, rate, -1, bitrate, -1)) {
+	if (vorbis_encode_init(&vi, channels, rate, -1, bitrate, bitrate / 100 * TRANSCODE_MIN_PERCENT)) {
 		seterr(err, errlen, "libvorbis refuses %d Hz %d ch at %d bps", rate, channels, bitrate);
 		goto out;
 	}
