@@ -15,6 +15,15 @@
 #ifndef CHROMA_WEIGHT
 #define CHROMA_WEIGHT(m) sqrt(m)
 #endif
+#ifndef PRIOR_C
+#define PRIOR_C 120.0
+#endif
+#ifndef PRIOR_S
+#define PRIOR_S 0.8
+#endif
+#ifndef FLUX_COMPRESS
+#define FLUX_COMPRESS(x) sqrt(x)
+#endif
 #ifndef FLUX_TOP_HZ
 #define FLUX_TOP_HZ 3000.0
 #endif
@@ -178,7 +187,7 @@ static void stft_pass(struct analysis *a)
 			if (k <= flux_top && cur[k] > prev[k])
 				flux += cur[k] - prev[k];
 		}
-		a->flux[fr] = fr ? flux : 0.0;
+		a->flux[fr] = fr ? FLUX_COMPRESS(flux) : 0.0;
 		a->centroid[fr] = psum > 1e-12 ? cw / psum : 0.0;
 		a->lowratio[fr] = psum > 1e-12 ? low / psum : 0.0;
 		double amean = 0.0;
@@ -244,12 +253,13 @@ static void chroma_pass(struct analysis *a)
 			np++;
 		}
 		for (size_t i = 0; i < np; i++) {
-			/* A peak sitting at 2x or 3x a comparable lower peak is most likely that note's
+			/* A peak sitting at 2x..5x a comparable lower peak is most likely that note's
 			 * overtone; the third harmonic (a twelfth up) would otherwise pull the key a
-			 * fifth sharp. Such peaks count a quarter. */
+			 * fifth sharp and the fifth (a major third up) pull minor toward major. Such
+			 * peaks count a quarter. */
 			double w = 1.0;
 			for (size_t j = 0; j < i; j++) {
-				for (int h = 2; h <= 3; h++) {
+				for (int h = 2; h <= 5; h++) {
 					double r = pf[i] / (pf[j] * h);
 					if (r > 0.985 && r < 1.015 && pm[j] > 0.2 * pm[i])
 						w = 0.25;
@@ -399,8 +409,8 @@ static double search_tempo(const struct analysis *a, double lo, double hi, doubl
  * notes, resolve the ambiguity toward moderate tempos. */
 static double tempo_prior(double bpm)
 {
-	double o = log2(bpm / 120.0);
-	return exp(-o * o / (2.0 * 0.8 * 0.8));
+	double o = log2(bpm / PRIOR_C);
+	return exp(-o * o / (2.0 * PRIOR_S * PRIOR_S));
 }
 
 static double estimate_tempo(const struct analysis *a, double *clarity)

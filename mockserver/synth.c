@@ -384,7 +384,9 @@ static int degree_note(const int *scale, int root, int d)
 
 static int chord_notes(const struct song *s, int degree, int root, int *out)
 {
-	int n = s->sevenths ? 4 : 3;
+	/* Sevenths colour ii and V; the tonic stays a triad, since Imaj7 contains the iii chord
+	 * and blurs which key the tune is in. */
+	int n = s->sevenths && degree % 7 != 0 ? 4 : 3;
 	for (int i = 0; i < n; i++)
 		out[i] = degree_note(s->chord_scale, root, degree + 2 * i);
 	return n;
@@ -494,7 +496,8 @@ static void render_bass(struct song *s, int bar, enum section sec, int chord_roo
 		break;
 	}
 	case SYNTH_AMBIENT:
-		sub_bass(&s->bus, step_time(s, bar, 0), s->beat * 4.0, root, 0.3 * lv, 4.0);
+		/* A tonic drone (pedal point) under changing chords: the genre's signature sound. */
+		sub_bass(&s->bus, step_time(s, bar, 0), s->beat * 4.0, 36 + p->key, 0.3 * lv, 4.0);
 		break;
 	default:
 		break;
@@ -546,6 +549,11 @@ static void render_chords(struct song *s, int bar, enum section sec, int degree)
 		/* Power chord (root + fifth + octave) through a saturating "amp". */
 		int pc[3] = {notes[0] - 12, notes[0] - 5, notes[0]};
 		int eighths = sec == SEC_CHORUS || e > 0.7;
+		/* A quiet organ holds the full triad: power chords have no third, so without it
+		 * major and minor would sound alike. */
+		for (int i = 0; i < n; i++)
+			saw_voice(&s->bus, bar_t, bar_len * 0.95, notes[i] + 12, 0.12 * lv, i % 2 ? 0.4 : -0.4,
+				  1500, 0.05, 1.0, 0.8, 0.1, 5, 0);
 		for (int st = 0; st < 16; st += eighths ? 2 : 8) {
 			double t = human(s, step_time(s, bar, st));
 			for (int i = 0; i < 3; i++)
@@ -587,7 +595,9 @@ static void make_motif(struct song *s, struct motif *m)
 	if (s->p->genre == SYNTH_AMBIENT)
 		density = 0.12;
 	m->count = 0;
-	for (int st = 0; st < 32 && m->count < 16; st += 2) {
+	/* Calm genres move in quarter notes; the others in eighths. */
+	int grid = s->p->genre == SYNTH_PIANO || s->p->genre == SYNTH_AMBIENT ? 4 : 2;
+	for (int st = 0; st < 32 && m->count < 16; st += grid) {
 		int strong = st % 8 == 0;
 		if (st == 0 || rng_unit(&s->rng) < (strong ? density + 0.3 : density)) {
 			m->step[m->count] = st;
