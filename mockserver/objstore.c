@@ -3,6 +3,7 @@
 #include "xmem.h"
 #include <dirent.h>
 #include <errno.h>
+#include <stdbool.h>
 #include <fcntl.h>
 #include <sodium.h>
 #include <stdio.h>
