@@ -65,7 +65,7 @@ void demo_plan(struct demo_track *out, size_t n, unsigned seed, double seconds_p
 		t->track_number = (int)(nth % 5) + 1;
 		/* Zipf: popularity falls as 1/rank over a shuffled rank. */
 		size_t rank = (i * 7919) % n + 1;
-		t->popularity = (int)lround(100.0 / pow((double)rank, 0.6));
+		t->popularity = (int)lround(100.0 / (double)rank);
 		if (t->popularity < 1)
 			t->popularity = 1;
 		t->explicit_ = strcmp(g->name, "hip-hop") == 0 && i % 3 == 0;
