@@ -17,6 +17,7 @@ struct gain;
 /* New processor for interleaved float at rate/channels, volume 100, normalisation off.
  * NULL if rate or channels is not positive. */
 struct gain *gain_new(int rate, int channels);
+/* Frees g; NULL is a no-op. */
 void gain_free(struct gain *g);
 
 /* Enables normalisation with the track's gain in dB (e.g. from its loudness metadata),

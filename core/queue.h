@@ -47,7 +47,9 @@ void queue_clear(struct queue *q);
 /* Turns shuffle on (shuffling the entries after the current one) or off (restoring the
  * original order after the current entry). Setting the current state again is a no-op. */
 void queue_set_shuffle(struct queue *q, bool on);
+/* Current shuffle state. */
 bool queue_shuffle(const struct queue *q);
+/* Sets / reads the repeat mode; takes effect at the next queue_next/queue_skip. */
 void queue_set_repeat(struct queue *q, enum queue_repeat r);
 enum queue_repeat queue_repeat(const struct queue *q);
 
@@ -66,6 +68,7 @@ const struct queue_entry *queue_previous(struct queue *q);
 const struct queue_entry *queue_current(const struct queue *q);
 /* True when nothing is current and queue_next would return NULL: the caller's cue for autoplay. */
 bool queue_is_exhausted(const struct queue *q);
+/* Number of entries (played, current and upcoming). */
 size_t queue_len(const struct queue *q);
 /* Entry at index in play order, or NULL if out of range. */
 const struct queue_entry *queue_at(const struct queue *q, size_t index);

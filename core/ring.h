@@ -28,6 +28,7 @@ struct ring *ring_new(size_t capacity_frames, int channels);
 /* Frees r; no thread may be using it. NULL is a no-op. */
 void ring_free(struct ring *r);
 
+/* Floats per frame and frames held when full, as given to ring_new. */
 int ring_channels(const struct ring *r);
 size_t ring_capacity(const struct ring *r);
 /* The generation writes must carry now. */

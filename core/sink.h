@@ -45,10 +45,12 @@ void sink_free(struct sink *s);
 struct sink_stats sink_stats(const struct sink *s);
 /* The ops name ("null", "wav", "alsa"). */
 const char *sink_name(const struct sink *s);
+/* Rate and channels as given to sink_new. */
 int sink_rate(const struct sink *s);
 int sink_channels(const struct sink *s);
 
-/* Accessors for ops implementations. */
+/* For ops implementations only: private state (owned by the ops: open sets it, close
+ * frees it) and the underrun counter. */
 void *sink_priv(const struct sink *s);
 void sink_set_priv(struct sink *s, void *priv);
 void sink_count_underrun(struct sink *s);
