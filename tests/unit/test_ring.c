@@ -147,7 +147,9 @@ static void test_flush_drops_buffered_audio_and_rejects_stale_writes(void)
 struct flush_ctx {
 	struct ring *r;
 	atomic_bool stop;
-	atomic_size_t consumed;
+	pthread_mutex_t mu; /* consumed + cv: lets the controller sleep instead of spinning */
+	pthread_cond_t cv;
+	size_t consumed;
 	size_t errors, gens_seen, frames;
 	int rc;
 };
@@ -174,6 +176,9 @@ static void *flush_producer(void *arg)
 		if (rc < 0)
 			break;
 		idx += n;
+		/* Bounded work per generation keeps the run short however threads are scheduled. */
+		while (idx >= 1000 && ring_generation(c->r) == g && !atomic_load(&c->stop))
+			sched_yield();
 	}
 	return NULL;
 }
@@ -200,7 +205,10 @@ static void *flush_consumer(void *arg)
 			last_idx = idx;
 		}
 		c->frames += got;
-		atomic_fetch_add(&c->consumed, got);
+		pthread_mutex_lock(&c->mu);
+		c->consumed += got;
+		pthread_cond_broadcast(&c->cv);
+		pthread_mutex_unlock(&c->mu);
 		if (rc == -ECANCELED && got == 0)
 			break;
 	}
@@ -213,15 +221,20 @@ static void test_concurrent_flushes_never_leak_stale_or_reorder_frames(void)
 	 * at index 0 whenever its write comes back -ESTALE. Whatever the interleaving, the
 	 * consumer must see generations only increase and each one start at index 0 with
 	 * no gaps: anything else is a stale frame leaking past a flush or a lost frame. */
-	struct flush_ctx c = { .r = ring_new(512, 2) };
+	struct flush_ctx c = { .r = ring_new(512, 2), .mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER };
 	pthread_t p, q;
 	pthread_create(&p, NULL, flush_producer, &c);
 	pthread_create(&q, NULL, flush_consumer, &c);
+	/* Let some audio through between flushes, without fixed sleeps. The mark is taken
+	 * before each flush: the producer then writes 1000 frames that no flush drops, so
+	 * the consumer always gets past it. */
+	size_t mark = 200;
 	for (int i = 0; i < 2000; i++) {
-		/* Let some audio through between flushes, without sleeping. */
-		size_t mark = atomic_load(&c.consumed) + 200;
-		while (atomic_load(&c.consumed) < mark)
-			sched_yield();
+		pthread_mutex_lock(&c.mu);
+		while (c.consumed < mark)
+			pthread_cond_wait(&c.cv, &c.mu);
+		mark = c.consumed + 200;
+		pthread_mutex_unlock(&c.mu);
 		ring_flush(c.r);
 	}
 	atomic_store(&c.stop, true);
