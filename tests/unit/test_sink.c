@@ -1,0 +1,202 @@
+/* Unit tests for audio sinks: null counting, WAV exactness, ALSA failure on a machine
+ * without the device. */
+#include "../tap.h"
+#include "sink.h"
+#include "xmem.h"
+#include <errno.h>
+#include <fcntl.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static unsigned rd16(const unsigned char *p) { return p[0] | (unsigned)p[1] << 8; }
+static uint32_t rd32(const unsigned char *p) { return rd16(p) | (uint32_t)rd16(p + 2) << 16; }
+
+static unsigned char *slurp(const char *path, size_t *len)
+{
+	FILE *f = fopen(path, "rb");
+	if (!f)
+		return NULL;
+	fseek(f, 0, SEEK_END);
+	long n = ftell(f);
+	fseek(f, 0, SEEK_SET);
+	unsigned char *b = xmalloc((size_t)n + 1);
+	*len = fread(b, 1, (size_t)n, f);
+	fclose(f);
+	return b;
+}
+
+/* Checks the 44-byte canonical header; returns the data chunk size or -1. */
+static long check_wav_header(const unsigned char *b, size_t len, int rate, int ch)
+{
+	if (len < 44 || memcmp(b, "RIFF", 4) || memcmp(b + 8, "WAVE", 4) || memcmp(b + 12, "fmt ", 4) || memcmp(b + 36, "data", 4))
+		return -1;
+	CHECK_INT(rd32(b + 4), len - 8);
+	CHECK_INT(rd32(b + 16), 16);
+	CHECK_INT(rd16(b + 20), 1);
+	CHECK_INT(rd16(b + 22), ch);
+	CHECK_INT(rd32(b + 24), rate);
+	CHECK_INT(rd32(b + 28), rate * ch * 2);
+	CHECK_INT(rd16(b + 32), ch * 2);
+	CHECK_INT(rd16(b + 34), 16);
+	return (long)rd32(b + 40);
+}
+
+static void test_wav_holds_exactly_the_frames_written(void)
+{
+	char path[] = "/tmp/encore-sink-XXXXXX";
+	int fd = mkstemp(path);
+	close(fd);
+	char spec[64], err[256];
+	snprintf(spec, sizeof(spec), "wav:%s", path);
+	struct sink *s = sink_new(spec, 44100, 2, err, sizeof(err));
+	CHECK(s != NULL, "open failed: %s", err);
+	if (!s)
+		return;
+	CHECK_STR(sink_name(s), "wav");
+	/* Values that map exactly onto s16, written in uneven chunks, plus clipping cases. */
+	enum { N = 10007 };
+	float *in = xmalloc(N * 2 * sizeof(float));
+	int16_t want[N * 2];
+	for (int i = 0; i < N * 2; i++) {
+		int v = (int)((i * 7919L) % 65535) - 32767;
+		in[i] = (float)v / 32767.0f;
+		want[i] = (int16_t)v;
+	}
+	in[0] = 1.5f, want[0] = 32767;
+	in[1] = -1.5f, want[1] = -32768;
+	in[2] = 0.0f, want[2] = 0;
+	size_t at = 0;
+	for (size_t k = 1; at < N; k = k * 3 + 1) {
+		size_t m = k < N - at ? k : N - at;
+		CHECK_INT(sink_write(s, in + 2 * at, m), 0);
+		at += m;
+	}
+	/* Valid already after drain, before close. */
+	CHECK_INT(sink_drain(s), 0);
+	size_t len;
+	unsigned char *b = slurp(path, &len);
+	CHECK(b && check_wav_header(b, len, 44100, 2) == N * 4, "header after drain wrong");
+	free(b);
+	CHECK_INT(sink_stats(s).frames, N);
+	sink_free(s);
+
+	b = slurp(path, &len);
+	CHECK(b != NULL, "cannot read back %s", path);
+	if (b) {
+		CHECK_INT(len, 44 + N * 4);
+		CHECK_INT(check_wav_header(b, len, 44100, 2), N * 4);
+		int bad = 0;
+		for (int i = 0; i < N * 2 && 44 + 2 * (size_t)i + 1 < len; i++) {
+			int16_t got = (int16_t)rd16(b + 44 + 2 * i);
+			if (got != want[i] && bad++ < 5)
+				printf("#   sample %d: want %d got %d\n", i, want[i], got);
+		}
+		CHECK_INT(bad, 0);
+	}
+	free(b);
+	free(in);
+	unlink(path);
+}
+
+static void test_wav_with_no_frames_is_still_valid(void)
+{
+	char path[] = "/tmp/encore-sink-XXXXXX";
+	int fd = mkstemp(path);
+	close(fd);
+	char spec[64], err[256];
+	snprintf(spec, sizeof(spec), "wav:%s", path);
+	sink_free(sink_new(spec, 48000, 1, err, sizeof(err)));
+	size_t len;
+	unsigned char *b = slurp(path, &len);
+	CHECK(b && check_wav_header(b, len, 48000, 1) == 0, "empty WAV header wrong");
+	free(b);
+	unlink(path);
+}
+
+static void test_null_counts_frames(void)
+{
+	char err[256];
+	struct sink *s = sink_new("null", 48000, 2, err, sizeof(err));
+	CHECK(s != NULL, "open failed: %s", err);
+	float buf[2 * 1000] = { 0 };
+	for (int i = 0; i < 50; i++)
+		CHECK_INT(sink_write(s, buf, 1000), 0);
+	CHECK_INT(sink_write(s, buf, 0), 0);
+	CHECK_INT(sink_stats(s).frames, 50000);
+	CHECK_INT(sink_stats(s).underruns, 0);
+	CHECK_INT(sink_drain(s), 0);
+	sink_free(s);
+
+	s = sink_new("null:realtime", 48000, 2, err, sizeof(err));
+	CHECK(s != NULL, "realtime open failed: %s", err);
+	CHECK_INT(sink_write(s, buf, 480), 0); /* 10 ms */
+	CHECK_INT(sink_stats(s).frames, 480);
+	sink_free(s);
+}
+
+static void test_bad_specs_fail_with_a_message(void)
+{
+	char err[256];
+	CHECK(sink_new("pulse", 48000, 2, err, sizeof(err)) == NULL, "unknown sink accepted");
+	CHECK(strstr(err, "unknown audio output 'pulse'") != NULL, "got '%s'", err);
+	CHECK(sink_new("wav", 48000, 2, err, sizeof(err)) == NULL, "wav without file accepted");
+	CHECK(strstr(err, "wav:FILE") != NULL, "got '%s'", err);
+	CHECK(sink_new("wav:/nonexistent-dir/x.wav", 48000, 2, err, sizeof(err)) == NULL, "unwritable path accepted");
+	CHECK(strstr(err, "/nonexistent-dir/x.wav") != NULL, "got '%s'", err);
+	CHECK(sink_new("null:fast", 48000, 2, err, sizeof(err)) == NULL, "bad null option accepted");
+	CHECK(sink_new("null", 0, 2, err, sizeof(err)) == NULL, "zero rate accepted");
+	sink_free(NULL);
+}
+
+/* Opens spec with stderr redirected to a temp file; returns the sink and what was printed. */
+static struct sink *open_capturing_stderr(const char *spec, char *err, size_t errlen, char *printed, size_t plen)
+{
+	char path[] = "/tmp/encore-stderr-XXXXXX";
+	int fd = mkstemp(path);
+	fflush(stderr);
+	int saved = dup(2);
+	dup2(fd, 2);
+	struct sink *s = sink_new(spec, 48000, 2, err, errlen);
+	fflush(stderr);
+	dup2(saved, 2);
+	close(saved);
+	ssize_t n = pread(fd, printed, plen - 1, 0);
+	printed[n > 0 ? n : 0] = 0;
+	close(fd);
+	unlink(path);
+	return s;
+}
+
+static void test_alsa_missing_device_fails_cleanly(void)
+{
+	char err[256], printed[1024];
+	struct sink *s = open_capturing_stderr("alsa:encore_no_such_device", err, sizeof(err), printed, sizeof(printed));
+	CHECK(s == NULL, "nonexistent ALSA device opened");
+	sink_free(s);
+	CHECK(strncmp(err, "no ALSA device 'encore_no_such_device': ", 40) == 0, "got '%s'", err);
+	CHECK(printed[0] == 0, "alsa-lib wrote to stderr: %s", printed);
+	printf("# %s\n", err);
+
+	/* The default device: fails the same way without a sound card; works with one. */
+	s = open_capturing_stderr("alsa", err, sizeof(err), printed, sizeof(printed));
+	if (s) {
+		CHECK_STR(sink_name(s), "alsa");
+		sink_free(s);
+	} else {
+		CHECK(strncmp(err, "no ALSA device 'default': ", 26) == 0 || strstr(err, "'default'") != NULL, "got '%s'", err);
+		CHECK(printed[0] == 0, "alsa-lib wrote to stderr: %s", printed);
+		printf("# %s\n", err);
+	}
+}
+
+int main(void)
+{
+	RUN(test_wav_holds_exactly_the_frames_written);
+	RUN(test_wav_with_no_frames_is_still_valid);
+	RUN(test_null_counts_frames);
+	RUN(test_bad_specs_fail_with_a_message);
+	RUN(test_alsa_missing_device_fails_cleanly);
+	return TAP_DONE();
+}
