@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import fcntl
 import time
 import traceback
 import urllib.parse
@@ -32,17 +33,37 @@ def wait_for(cond, timeout=30.0, what="condition"):
         delay = min(delay * 2, 0.1)
 
 
+def seeded_template(tracks, seconds, episodes):
+    """A seeded data directory, made once per build and copied for each test server:
+    seeding runs the real ingest pipeline (synthesis, analysis, four transcodes a track),
+    which is worth doing once, not once per test."""
+    root = os.environ.get("ENCORE_TEST_CACHE") or os.path.join(tempfile.gettempdir(), "encore-test-cache")
+    os.makedirs(root, exist_ok=True)
+    key = "seed-%s-t%d-s%g-e%d" % (os.path.basename(os.path.dirname(os.path.dirname(os.path.abspath(ENCORED)))) or "x",
+                                   tracks, seconds, episodes)
+    path = os.path.join(root, key)
+    with open(path + ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not os.path.exists(os.path.join(path, ".complete")):
+            shutil.rmtree(path, ignore_errors=True)
+            subprocess.run([ENCORED, "seed-demo", "--data", path, "--tracks", str(tracks), "--seconds", str(seconds),
+                            "--episodes", str(episodes), "--episode-seconds", "6"],
+                           check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            open(os.path.join(path, ".complete"), "w").close()
+    return path
+
+
 class Server:
     """One encored process. Use as a context manager."""
 
-    def __init__(self, args=(), seed=True, tracks=12, data=None):
+    def __init__(self, args=(), seed=True, tracks=12, data=None, seconds=5, episodes=1):
         self.own_data = data is None
         self.data = data or tempfile.mkdtemp(prefix="encored-test-")
         self.args = list(args)
         self.proc = None
         if seed:
-            subprocess.run([ENCORED, "seed-demo", "--data", self.data, "--tracks", str(tracks)],
-                           check=True, stdout=subprocess.DEVNULL)
+            shutil.rmtree(self.data)
+            shutil.copytree(seeded_template(tracks, seconds, episodes), self.data)
 
     def start(self):
         self.log = open(os.path.join(self.data, "server.log"), "ab")

@@ -71,12 +71,13 @@ def test_show_track_album_artist(srv):
     cli = Cli(srv.url)
     check(cli.run("login", "bob", env={"ENCORE_PASSWORD": "demo"}), 0, what="login")
     con = sqlite3.connect(os.path.join(srv.data, "encore.db"))
-    tid, name, album, artist, aid, arid = con.execute(
-        "SELECT t.id, t.name, al.name, ar.name, al.id, ar.id FROM tracks t JOIN albums al ON al.id = t.album_id"
+    tid, name, album, artist, aid, arid, ms = con.execute(
+        "SELECT t.id, t.name, al.name, ar.name, al.id, ar.id, t.duration_ms FROM tracks t JOIN albums al ON al.id = t.album_id"
         " JOIN artists ar ON ar.id = t.artist_id ORDER BY t.id LIMIT 1").fetchone()
     con.close()
     rc, so, se = cli.run("show", "encore:track:" + tid)
-    assert rc == 0 and name in so and album in so and artist in so and "0:30" in so, so + se
+    dur = "%d:%02d" % (ms // 60000, (ms // 1000) % 60)
+    assert rc == 0 and name in so and album in so and artist in so and dur in so, (dur, so + se)
     rc, so, se = cli.run("show", "encore:track:" + tid, "--json")
     obj = json.loads(so)
     expect((rc, obj["id"], obj["type"]), (0, tid, "track"), "show --json")
@@ -86,7 +87,7 @@ def test_show_track_album_artist(srv):
 
 
 def test_expired_token_is_refreshed_transparently_and_persisted():
-    with Server(["--token-ttl", "1"], tracks=2) as s:
+    with Server(["--token-ttl", "1"]) as s:
         cli = Cli(s.url)
         check(cli.run("login", "chen", env={"ENCORE_PASSWORD": "demo"}), 0, what="login")
         old = json.load(open(cli.sess))
@@ -127,7 +128,7 @@ def refused_token(s, token):
 
 
 def test_unreachable_server_is_one_clear_line():
-    s = Server(tracks=1).start()
+    s = Server().start()
     url = s.url
     s.stop()
     cli = Cli(url)
@@ -138,7 +139,7 @@ def test_unreachable_server_is_one_clear_line():
 
 if __name__ == "__main__":
     tap = Tap()
-    with Server(tracks=6) as shared:
+    with Server() as shared:
         for t in (test_usage_errors_exit_2, test_login_whoami_and_session_file, test_show_track_album_artist):
             tap.run(t, shared)
     for t in (test_expired_token_is_refreshed_transparently_and_persisted, test_unreachable_server_is_one_clear_line):

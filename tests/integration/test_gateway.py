@@ -320,7 +320,7 @@ def test_every_response_carries_a_request_id_that_the_log_names(srv):
 
 
 def test_sigterm_shuts_down_cleanly():
-    s = Server(tracks=2).start()
+    s = Server().start()
     c = s.login("alice")
     expect(c.get("/v1/me")[0], 200, "before")
     expect(s.stop(signal.SIGTERM), 0, "exit status after SIGTERM")
@@ -328,7 +328,7 @@ def test_sigterm_shuts_down_cleanly():
 
 
 def test_user_add_cli_and_login():
-    s = Server(tracks=1)
+    s = Server()
     r = subprocess.run([ENCORED, "user", "add", "--data", s.data, "--tier", "premium", "--country", "GB", "erin", "pw1234"],
                        capture_output=True, text=True)
     expect(r.returncode, 0, "user add: " + r.stderr)

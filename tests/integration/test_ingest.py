@@ -205,11 +205,7 @@ if __name__ == "__main__":
               test_bad_files_are_refused_and_leave_nothing_behind,
               test_unfinished_jobs_resume_after_restart_and_complete_once):
         tap.run(t)
-    data = tempfile.mkdtemp(prefix="demo-")
-    subprocess.run([ENCORED, "seed-demo", "--data", data, "--tracks", "12", "--seconds", "8",
-                    "--episodes", "1", "--episode-seconds", "10"], check=True, stdout=subprocess.DEVNULL,
-                   stderr=subprocess.DEVNULL)
-    with Server(seed=False, data=data) as shared:
+    with Server() as shared:
         for t in (test_admin_route_ingests_and_reports_progress,
                   test_loudness_gain_targets_minus_14_without_lifting_true_peak_above_minus_1,
                   test_demo_catalog_sizes_per_minute_within_15_percent,
