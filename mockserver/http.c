@@ -40,6 +40,7 @@ struct pss {
 	bool dispatched;
 	bool headers_sent;
 	size_t sent;
+	int64_t next_send_us;    /* bandwidth shaping: earliest time for the next slice */
 };
 
 struct http_server {
@@ -122,6 +123,9 @@ static void job_free(struct job *j)
 	free(j->req.authorization);
 	free(j->req.if_none_match);
 	free(j->req.content_type);
+	free(j->req.range);
+	if (j->resp.ext_release)
+		j->resp.ext_release(j->resp.ext_ctx);
 	free(j->req.app_data);
 	buf_free(&j->resp.body);
 	free(j);
@@ -280,6 +284,7 @@ static int begin_request(struct http_server *s, struct lws *wsi, struct pss *pss
 	req->authorization = copy_header(wsi, WSI_TOKEN_HTTP_AUTHORIZATION);
 	req->if_none_match = copy_header(wsi, WSI_TOKEN_HTTP_IF_NONE_MATCH);
 	req->content_type = copy_header(wsi, WSI_TOKEN_HTTP_CONTENT_TYPE);
+	req->range = copy_header(wsi, WSI_TOKEN_HTTP_RANGE);
 
 	if (atomic_load(&s->stopping)) {
 		respond_now(s, wsi, pss, 503, "server is shutting down", true);
@@ -297,8 +302,33 @@ static int begin_request(struct http_server *s, struct lws *wsi, struct pss *pss
 	}
 	if (len > 0 && strcmp(m, "GET") != 0 && strcmp(m, "HEAD") != 0)
 		return 1;
+	if (s->cfg.app.fast && strcmp(m, "GET") == 0 && s->cfg.app.fast(s->cfg.app.ctx, req, &pss->job->resp)) {
+		pss->dispatched = true;
+		s->inflight++;
+		respond(s, wsi, pss);
+		return 0;
+	}
 	dispatch(s, wsi, pss);
 	return 0;
+}
+
+/* Bytes the shaped connection may send now, scheduling a timer for the rest. */
+static size_t shaped_allowance(struct lws *wsi, struct pss *pss, const struct http_resp *r, size_t want)
+{
+	if (r->bandwidth_kbps <= 0)
+		return want;
+	/* Send in 50 ms slices: small enough to look like a slow link to a client's throughput
+	 * estimate, large enough not to spin the loop. */
+	size_t slice = (size_t)r->bandwidth_kbps * 1000 / 8 / 20;
+	if (slice < 256)
+		slice = 256;
+	int64_t now = http_now_us();
+	if (now < pss->next_send_us) {
+		lws_set_timer_usecs(wsi, pss->next_send_us - now);
+		return 0;
+	}
+	pss->next_send_us = now + 50000;
+	return want < slice ? want : slice;
 }
 
 static int write_response(struct http_server *s, struct lws *wsi, struct pss *pss)
@@ -307,10 +337,19 @@ static int write_response(struct http_server *s, struct lws *wsi, struct pss *ps
 	if (!j || !pss->dispatched)
 		return 0;
 	struct http_resp *r = &j->resp;
+	const uint8_t *body = r->ext_data ? r->ext_data : (const uint8_t *)r->body.data;
+	size_t body_len = r->ext_data ? r->ext_len : r->body.len;
 	if (!pss->headers_sent) {
+		if (r->delay_us > 0) {
+			int64_t due = j->req.start_us + r->delay_us, now = http_now_us();
+			if (now < due) {
+				lws_set_timer_usecs(wsi, due - now);
+				return 0;
+			}
+		}
 		unsigned char hbuf[LWS_PRE + 4096];
 		unsigned char *start = hbuf + LWS_PRE, *p = start, *end = hbuf + sizeof(hbuf) - 1;
-		if (lws_add_http_common_headers(wsi, (unsigned)r->status, r->content_type, (lws_filepos_t)r->body.len, &p, end))
+		if (lws_add_http_common_headers(wsi, (unsigned)r->status, r->content_type, (lws_filepos_t)body_len, &p, end))
 			return -1;
 		if (lws_add_http_header_by_name(wsi, (const unsigned char *)"x-request-id:",
 						(const unsigned char *)j->req.request_id, (int)strlen(j->req.request_id), &p, end))
@@ -325,22 +364,33 @@ static int write_response(struct http_server *s, struct lws *wsi, struct pss *ps
 		if (lws_finalize_write_http_header(wsi, start, &p, end))
 			return -1;
 		pss->headers_sent = true;
-		if (r->body.len > 0) {
+		pss->next_send_us = 0;
+		if (body_len > 0) {
 			lws_callback_on_writable(wsi);
 			return 0;
 		}
 	} else {
 		unsigned char chunk[LWS_PRE + HTTP_WRITE_CHUNK];
-		size_t n = r->body.len - pss->sent;
+		size_t n = body_len - pss->sent;
 		if (n > HTTP_WRITE_CHUNK)
 			n = HTTP_WRITE_CHUNK;
-		memcpy(chunk + LWS_PRE, r->body.data + pss->sent, n);
-		bool final = pss->sent + n == r->body.len;
+		if (r->drop_mid_body && pss->sent >= body_len / 2)
+			return -1;  /* injected fault: reset mid-body */
+		if (r->drop_mid_body && pss->sent + n > body_len / 2)
+			n = body_len / 2 - pss->sent;
+		n = shaped_allowance(wsi, pss, r, n);
+		if (n == 0)
+			return 0;
+		memcpy(chunk + LWS_PRE, body + pss->sent, n);
+		bool final = pss->sent + n == body_len;
 		if (lws_write(wsi, chunk + LWS_PRE, n, final ? LWS_WRITE_HTTP_FINAL : LWS_WRITE_HTTP) != (int)n)
 			return -1;
 		pss->sent += n;
 		if (!final) {
-			lws_callback_on_writable(wsi);
+			if (r->bandwidth_kbps > 0)
+				lws_set_timer_usecs(wsi, pss->next_send_us > http_now_us() ? pss->next_send_us - http_now_us() : 1);
+			else
+				lws_callback_on_writable(wsi);
 			return 0;
 		}
 	}
@@ -377,6 +427,9 @@ static int callback_http(struct lws *wsi, enum lws_callback_reasons reason, void
 		return 0;
 	case LWS_CALLBACK_HTTP_WRITEABLE:
 		return write_response(s, wsi, pss);
+	case LWS_CALLBACK_TIMER:
+		lws_callback_on_writable(wsi);
+		return 0;
 	case LWS_CALLBACK_CLOSED_HTTP:
 	case LWS_CALLBACK_HTTP_DROP_PROTOCOL:
 		if (pss && pss->job) {

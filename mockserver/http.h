@@ -25,9 +25,11 @@ struct http_req {
 	char *authorization;        /* NULL when absent */
 	char *if_none_match;
 	char *content_type;
+	char *range;                /* Range header, or NULL */
 	char client_ip[64];
 	char request_id[17];
 	int64_t start_us;           /* monotonic, for latency */
+	bool fast_checked;          /* the fast path saw this request before the workers */
 	/* Filled by the application while routing; freed with the request. */
 	void *app_data;
 };
@@ -44,6 +46,17 @@ struct http_resp {
 	struct http_resp_header headers[HTTP_MAX_RESP_HEADERS];
 	int nheaders;
 	bool close;                 /* close the connection after this response */
+	/* Zero-copy body: when ext_data is set it is sent instead of body, and ext_release(ext_ctx)
+	 * is called once the response is done with it. */
+	const uint8_t *ext_data;
+	size_t ext_len;
+	void (*ext_release)(void *ext_ctx);
+	void *ext_ctx;
+	/* Shaping, for fault injection: wait before the headers, cap the send rate, or close
+	 * the connection halfway through the body. */
+	int64_t delay_us;
+	int bandwidth_kbps;
+	bool drop_mid_body;
 };
 
 struct http_server;
@@ -55,6 +68,9 @@ struct http_app {
 	void *(*worker_init)(void *ctx, int worker_index);
 	void (*worker_fini)(void *ctx, void *worker);
 	void (*handle)(void *ctx, void *worker, struct http_req *req, struct http_resp *resp);
+	/* Optional, called on the service thread before dispatch: answers from memory without a
+	 * worker hop (edge-cache hits). Returns true when resp is complete. Must not block. */
+	bool (*fast)(void *ctx, struct http_req *req, struct http_resp *resp);
 	/* Called on the service thread once per finished request, for access logs and metrics. */
 	void (*log)(void *ctx, const struct http_req *req, const struct http_resp *resp, int64_t latency_us);
 };

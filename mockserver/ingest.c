@@ -589,3 +589,12 @@ int ingest_job_get(sqlite3 *db, int64_t id, struct ingest_job *out)
 	sqlite3_finalize(st);
 	return rc;
 }
+
+void ingest_expedite(struct ingest *ig, sqlite3 *db, const char *content_id)
+{
+	sqlite3_stmt *st = db_prepare(db, "UPDATE ingest_jobs SET priority = 1000000 WHERE content_id = ? AND state = 'queued'");
+	sqlite3_bind_text(st, 1, content_id, -1, SQLITE_STATIC);
+	sqlite3_step(st);
+	sqlite3_finalize(st);
+	ingest_kick(ig);
+}

@@ -52,6 +52,8 @@ void ingest_kick(struct ingest *ig);
 /* Blocks until no job is queued or running, calling progress(done, total) as jobs finish
  * (may be NULL). Returns the number of failed jobs. */
 int ingest_wait_idle(struct ingest *ig, void (*progress)(void *ctx, int done, int total), void *ctx);
+/* Moves the queued job of content_id to the front of the queue (a listener is waiting). */
+void ingest_expedite(struct ingest *ig, sqlite3 *db, const char *content_id);
 /* Reads one job. 0 or -ENOENT. */
 int ingest_job_get(sqlite3 *db, int64_t id, struct ingest_job *out);
 /* The ladder for a kind, kbps ascending; returns the rung count. */

@@ -5,6 +5,8 @@
 #include "demo.h"
 #include "audiofile.h"
 #include "ingest.h"
+#include "edge.h"
+#include "objstore.h"
 #include "synth.h"
 #include "http.h"
 #include "server.h"
@@ -80,6 +82,12 @@ static int cmd_serve(int argc, char **argv)
 		{"rate-limit-ip", required_argument, 0, 'i'},
 		{"max-body", required_argument, 0, 'b'},
 		{"ingest-workers", required_argument, 0, 'I'},
+		{"url-ttl", required_argument, 0, 'U'},
+		{"edge-mb", required_argument, 0, 'E'},
+		{"fault-latency-ms", required_argument, 0, 'L'},
+		{"fault-bandwidth-kbps", required_argument, 0, 'B'},
+		{"fault-error-rate", required_argument, 0, 'R'},
+		{"fault-drop-rate", required_argument, 0, 'D'},
 		{"help", no_argument, 0, 'h'},
 		{0, 0, 0, 0},
 	};
@@ -117,10 +125,17 @@ static int cmd_serve(int argc, char **argv)
 			break;
 		case 'b': o.max_body = (size_t)strtoull(optarg, NULL, 10); break;
 		case 'I': o.ingest_workers = atoi(optarg); break;
+		case 'U': o.url_ttl_s = atoi(optarg); break;
+		case 'E': o.edge_bytes = (size_t)strtoull(optarg, NULL, 10) << 20; break;
+		case 'L': o.fault_latency_ms = atoi(optarg); break;
+		case 'B': o.fault_bandwidth_kbps = atoi(optarg); break;
+		case 'R': o.fault_error_rate = atof(optarg); break;
+		case 'D': o.fault_drop_rate = atof(optarg); break;
 		case 'h':
 			printf("usage: encored serve --data DIR [--listen HOST:PORT] [--workers N] [--token-ttl SECONDS]\n"
 			       "                     [--rate-limit-user RATE[:BURST]] [--rate-limit-ip RATE[:BURST]] [--max-body BYTES]\n"
-			       "                     [--ingest-workers N]\n");
+			       "                     [--ingest-workers N] [--url-ttl SECONDS] [--edge-mb MB]\n"
+			       "                     [--fault-latency-ms N] [--fault-bandwidth-kbps N] [--fault-error-rate P] [--fault-drop-rate P]\n");
 			return 0;
 		default:
 			usage(stderr);
@@ -131,8 +146,13 @@ static int cmd_serve(int argc, char **argv)
 		fprintf(stderr, "encored: serve needs --data DIR\n");
 		return EXIT_USAGE;
 	}
-	if (o.port < 0 || o.port > 65535 || o.token_ttl_s <= 0) {
-		fprintf(stderr, "encored: bad --listen port or --token-ttl\n");
+	if (o.port < 0 || o.port > 65535 || o.token_ttl_s <= 0 || o.url_ttl_s <= 0) {
+		fprintf(stderr, "encored: bad --listen port, --token-ttl or --url-ttl\n");
+		return EXIT_USAGE;
+	}
+	if (o.fault_latency_ms < 0 || o.fault_bandwidth_kbps < 0 || o.fault_error_rate < 0 || o.fault_error_rate > 1 ||
+	    o.fault_drop_rate < 0 || o.fault_drop_rate > 1) {
+		fprintf(stderr, "encored: fault rates must be in [0, 1] and latency/bandwidth non-negative\n");
 		return EXIT_USAGE;
 	}
 	if (ensure_dir(o.data_dir) != 0)
@@ -146,6 +166,13 @@ static int cmd_serve(int argc, char **argv)
 	memset(&s, 0, sizeof(s));
 	s.opt = o;
 	s.jwt_keys = keyring_new();
+	s.cdn_keys = keyring_new();
+	pthread_rwlock_init(&s.cdn_keys_lock, NULL);
+	s.edge = edge_new(o.edge_bytes);
+	atomic_store(&s.faults.latency_ms, o.fault_latency_ms);
+	atomic_store(&s.faults.bandwidth_kbps, o.fault_bandwidth_kbps);
+	atomic_store(&s.faults.error_ppm, (int)(o.fault_error_rate * 1e6));
+	atomic_store(&s.faults.drop_ppm, (int)(o.fault_drop_rate * 1e6));
 	s.user_limits = ratelimit_new(o.user_rate, o.user_burst);
 	s.ip_limits = ratelimit_new(o.ip_rate, o.ip_burst);
 	s.meta_cache = ttlcache_new(o.metadata_ttl_ms, 100000);
@@ -156,6 +183,11 @@ static int cmd_serve(int argc, char **argv)
 		goto out;
 	}
 	if (server_load_keys(&s, err, sizeof(err)) != 0) {
+		fprintf(stderr, "encored: %s\n", err);
+		goto out;
+	}
+	s.store = objstore_open(o.data_dir, err, sizeof(err));
+	if (!s.store) {
 		fprintf(stderr, "encored: %s\n", err);
 		goto out;
 	}
@@ -198,6 +230,10 @@ out:
 	ingest_free(s.ingest);
 	db_close(db);
 	keyring_free(s.jwt_keys);
+	keyring_free(s.cdn_keys);
+	pthread_rwlock_destroy(&s.cdn_keys_lock);
+	edge_free(s.edge);
+	objstore_free(s.store);
 	ratelimit_free(s.user_limits);
 	ratelimit_free(s.ip_limits);
 	ttlcache_free(s.meta_cache);

@@ -4,6 +4,7 @@
 #include "buf.h"
 #include "db.h"
 #include "json.h"
+#include "keys.h"
 #include "xmem.h"
 #include <errno.h>
 #include <fcntl.h>
@@ -16,7 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
-static const struct route *const ROUTE_TABLES[] = {auth_routes, catalog_routes, ingest_routes};
+static const struct route *const ROUTE_TABLES[] = {auth_routes, catalog_routes, ingest_routes, delivery_routes};
 
 void server_options_defaults(struct server_options *o)
 {
@@ -31,6 +32,8 @@ void server_options_defaults(struct server_options *o)
 	o->ip_burst = 400;
 	o->metadata_ttl_ms = 60000;
 	o->max_upload = (size_t)512 << 20;
+	o->url_ttl_s = 3600;
+	o->edge_bytes = (size_t)256 << 20;
 }
 
 size_t server_body_limit(void *ctx, const char *method, const char *path, size_t max_body)
@@ -41,60 +44,15 @@ size_t server_body_limit(void *ctx, const char *method, const char *path, size_t
 	return max_body;
 }
 
-/* keys file: one "kid hex-key" per line; the last line signs. Created 0600 at first start. */
 int server_load_keys(struct server *s, char *err, size_t errlen)
 {
-	char *path = xasprintf("%s/jwt.keys", s->opt.data_dir);
-	int rc = 0;
-	FILE *f = fopen(path, "r");
-	if (!f) {
-		unsigned char key[KEYRING_KEY_BYTES];
-		char hex[2 * KEYRING_KEY_BYTES + 1];
-		randombytes_buf(key, sizeof(key));
-		sodium_bin2hex(hex, sizeof(hex), key, sizeof(key));
-		int fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0600);
-		if (fd < 0) {
-			snprintf(err, errlen, "cannot create %s: %s", path, strerror(errno));
-			rc = -errno;
-			goto out;
-		}
-		char line[128];
-		int n = snprintf(line, sizeof(line), "k1 %s\n", hex);
-		if (write(fd, line, (size_t)n) != n || fsync(fd) != 0) {
-			snprintf(err, errlen, "cannot write %s: %s", path, strerror(errno));
-			close(fd);
-			rc = -EIO;
-			goto out;
-		}
-		close(fd);
-		sodium_memzero(key, sizeof(key));
-		f = fopen(path, "r");
-		if (!f) {
-			rc = -errno;
-			snprintf(err, errlen, "cannot read %s", path);
-			goto out;
-		}
-	}
-	char kid[64], hex[128];
-	int lines = 0;
-	while (fscanf(f, "%63s %127s", kid, hex) == 2) {
-		unsigned char key[KEYRING_KEY_BYTES];
-		size_t klen = 0;
-		if (sodium_hex2bin(key, sizeof(key), hex, strlen(hex), NULL, &klen, NULL) != 0 ||
-		    klen != KEYRING_KEY_BYTES || keyring_add(s->jwt_keys, kid, key) != 0) {
-			snprintf(err, errlen, "%s: bad key line %d", path, lines + 1);
-			rc = -EINVAL;
-			break;
-		}
-		lines++;
-	}
-	fclose(f);
-	if (rc == 0 && lines == 0) {
-		snprintf(err, errlen, "%s holds no keys", path);
-		rc = -EINVAL;
-	}
-out:
-	free(path);
+	char *jwt = xasprintf("%s/jwt.keys", s->opt.data_dir);
+	char *cdn = xasprintf("%s/cdn.keys", s->opt.data_dir);
+	int rc = keys_load_or_create(jwt, s->jwt_keys, err, errlen);
+	if (rc == 0)
+		rc = keys_load_or_create(cdn, s->cdn_keys, err, errlen);
+	free(jwt);
+	free(cdn);
 	return rc;
 }
 
@@ -343,6 +301,7 @@ struct http_app server_http_app(struct server *s)
 		.worker_init = worker_init,
 		.worker_fini = worker_fini,
 		.handle = handle,
+		.fast = delivery_fast,
 		.log = access_log,
 	};
 	return app;

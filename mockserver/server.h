@@ -9,6 +9,7 @@
 #include "ratelimit.h"
 #include "router.h"
 #include "ttlcache.h"
+#include <pthread.h>
 #include <sqlite3.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -24,14 +25,31 @@ struct server_options {
 	double ip_rate, ip_burst;
 	int64_t metadata_ttl_ms;
 	int ingest_workers;       /* 0 = one per core */
+	int url_ttl_s;            /* lifetime of signed CDN URLs */
+	size_t edge_bytes;        /* edge cache capacity */
+	/* Initial fault injection on the CDN routes. */
+	int fault_latency_ms, fault_bandwidth_kbps;
+	double fault_error_rate, fault_drop_rate;
 	size_t max_upload;        /* body limit for POST /v1/admin/ingest */
 };
 
 void server_options_defaults(struct server_options *o);
 
+/* Faults on the CDN routes, changeable at run time (POST /v1/admin/faults). Rates are
+ * stored in parts per million so they fit an atomic int. */
+struct faults {
+	atomic_int latency_ms, bandwidth_kbps, error_ppm, drop_ppm;
+};
+
 struct server {
 	struct server_options opt;
 	struct keyring *jwt_keys;
+	struct keyring *cdn_keys;
+	pthread_rwlock_t cdn_keys_lock;   /* rotation writes while routes verify */
+	struct edge *edge;
+	struct objstore *store;
+	struct faults faults;
+	atomic_ullong sig_failures, cdn_requests, origin_requests, faults_injected;
 	struct ratelimit *user_limits;
 	struct ratelimit *ip_limits;
 	struct ttlcache *meta_cache;
@@ -91,6 +109,10 @@ void call_paging_fields(struct call *c, struct jw *w, int limit, int offset, lon
 extern const struct route auth_routes[];
 extern const struct route catalog_routes[];
 extern const struct route ingest_routes[];
+extern const struct route delivery_routes[];
+
+/* The CDN fast path: answers edge-cache hits on the service thread (http_app.fast). */
+bool delivery_fast(void *ctx, struct http_req *req, struct http_resp *resp);
 
 /* Body limit per request: uploads get max_upload, everything else max_body. */
 size_t server_body_limit(void *ctx, const char *method, const char *path, size_t max_body);

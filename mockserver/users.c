@@ -201,3 +201,22 @@ int users_take_refresh(sqlite3 *db, const char *token, char out_id[64])
 	sqlite3_finalize(st);
 	return rc;
 }
+
+int users_explicit_ok(sqlite3 *db, const char *id)
+{
+	sqlite3_stmt *st = db_prepare(db, "SELECT explicit_ok FROM users WHERE id = ?");
+	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+	int rc = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int(st, 0) != 0 : -ENOENT;
+	sqlite3_finalize(st);
+	return rc;
+}
+
+int users_set_explicit_ok(sqlite3 *db, const char *id, bool ok)
+{
+	sqlite3_stmt *st = db_prepare(db, "UPDATE users SET explicit_ok = ? WHERE id = ?");
+	sqlite3_bind_int(st, 1, ok);
+	sqlite3_bind_text(st, 2, id, -1, SQLITE_STATIC);
+	sqlite3_step(st);
+	sqlite3_finalize(st);
+	return sqlite3_changes(db) ? 0 : -ENOENT;
+}

@@ -28,5 +28,9 @@ char *users_new_refresh(sqlite3 *db, const char *id, int ttl_s);
 /* Consumes a refresh token (one use: rotation) and returns its user id in out. 0 or -EACCES. */
 int users_take_refresh(sqlite3 *db, const char *token, char out_id[64]);
 bool users_valid_country(const char *c);
+/* 1 when the user allows explicit content, 0 when filtered, -ENOENT for an unknown user. */
+int users_explicit_ok(sqlite3 *db, const char *id);
+/* Sets the explicit-content setting. 0 or -ENOENT. */
+int users_set_explicit_ok(sqlite3 *db, const char *id, bool ok);
 
 #endif
