@@ -211,13 +211,18 @@ static void route_admin_update_user(struct call *c)
 	yajl_val body = call_body_json(c);
 	if (!body)
 		return;
-	yajl_val tv = json_get(body, "tier"), cv = json_get(body, "country");
+	yajl_val tv = json_get(body, "tier"), cv = json_get(body, "country"), ev = json_get(body, "explicit_ok");
 	const char *tier = json_get_str(body, "tier"), *country = json_get_str(body, "country");
+	bool explicit_ok = true;
 	char err[256];
 	if ((tv && !tier) || (cv && !country)) {
 		call_error(c, 400, "tier and country must be strings");
+	} else if (ev && !json_get_bool(body, "explicit_ok", &explicit_ok)) {
+		call_error(c, 400, "explicit_ok must be a boolean");
 	} else {
 		int rc = users_update(c->db, c->params[0], tier, country, err, sizeof(err));
+		if (rc == 0 && ev)
+			rc = users_set_explicit_ok(c->db, c->params[0], explicit_ok);
 		if (rc != 0) {
 			call_error(c, rc == -ENOENT ? 404 : rc == -EINVAL ? 400 : 500, "%s", err);
 		} else {

@@ -1,0 +1,332 @@
+"""Audio delivery through the real encored: manifests and licensing, signed CDN URLs and
+every refusal, Range and ETag, key rotation, the edge cache and its admission policy,
+the origin fallback, and fault injection."""
+import hashlib
+import http.client
+import json
+import os
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+import urllib.parse
+
+sys.path.insert(0, os.path.dirname(__file__))
+from audio import signal, wav_bytes  # noqa: E402
+from harness import Server, Tap, expect, wait_for  # noqa: E402
+
+
+def q(srv, sql, *args):
+    con = sqlite3.connect(os.path.join(srv.data, "encore.db"))
+    try:
+        return con.execute(sql, args).fetchall()
+    finally:
+        con.close()
+
+
+def fetch(url, headers=None, source="127.0.0.1"):
+    """GET an absolute URL from a chosen loopback source address."""
+    u = urllib.parse.urlsplit(url)
+    c = http.client.HTTPConnection(u.hostname, u.port, timeout=60, source_address=(source, 0))
+    try:
+        c.request("GET", u.path + ("?" + u.query if u.query else ""), headers=headers or {})
+        r = c.getresponse()
+        return r.status, r.read(), r
+    finally:
+        c.close()
+
+
+def blake(data):
+    return hashlib.blake2b(data, digest_size=32).hexdigest()
+
+
+def b64d(s):
+    import base64
+    return base64.urlsafe_b64decode(s + "=" * (-len(s) % 4))
+
+
+def plain_track(srv):
+    return q(srv, "SELECT id FROM tracks WHERE markets = '' AND explicit = 0 AND state = 'ready' ORDER BY popularity DESC LIMIT 1")[0][0]
+
+
+def admin_stats(srv):
+    return srv.login("admin").get("/v1/admin/stats")[1]
+
+
+def test_manifest_lists_tier_bitrates_sizes_hashes_and_gain(srv):
+    tid = plain_track(srv)
+    st, m, r = srv.login("alice").get("/v1/playback/" + tid)
+    expect(st, 200, "premium manifest")
+    expect(m["bitrates"], [24, 96, 160, 320], "premium bitrates")
+    expect((m["segment_seconds"], m["type"]), (4, "track"), "segment duration")
+    n = m["segment_count"]
+    expect(n, -(-m["duration_ms"] // 4000), "segment count from duration")
+    for rd in m["renditions"]:
+        expect(len(rd["segments"]), n, "segments per rendition")
+        assert "{index}" in rd["segment_url_template"] and "/cdn/" in rd["segment_url_template"], rd
+        assert all(s["size"] > 0 and len(s["hash"]) == 64 for s in rd["segments"])
+    gain = q(srv, "SELECT gain_db FROM tracks WHERE id = ?", tid)[0][0]
+    assert abs(m["normalization"]["gain_db"] - gain) < 1e-6, m["normalization"]
+    assert m["expires_at"] > time.time(), m["expires_at"]
+    assert r.getheader("cache-control") == "private, no-store"
+    st, m, _ = srv.login("bob").get("/v1/playback/" + tid)
+    expect((st, m["bitrates"]), (200, [24, 96, 160]), "free tier stops at 160")
+    st, e, _ = srv.login("bob").get("/v1/playback/%s?quality=320" % tid)
+    expect((st, e["error"]["reason"]), (403, "premium_required"), "free asks for 320")
+    expect(srv.login("alice").get("/v1/playback/%s?quality=999" % tid)[0], 400, "bad quality")
+    st, m, _ = srv.login("alice").get("/v1/playback/%s?quality=96" % tid)
+    expect(m["bitrates"], [24, 96], "quality caps the ladder")
+
+
+def test_inline_start_carries_init_and_first_segment_matching_the_cdn(srv):
+    tid = plain_track(srv)
+    st, m, _ = srv.login("alice").get("/v1/playback/" + tid)
+    inl = m["inline"]
+    expect((inl["bitrate"], inl["segment_index"]), (96, 0), "inline start")
+    rd = [r for r in m["renditions"] if r["bitrate"] == 96][0]
+    init, seg = b64d(inl["init"]), b64d(inl["segment"])
+    expect(blake(init), rd["init"]["hash"], "inline init hash")
+    expect(blake(seg), rd["segments"][0]["hash"], "inline segment hash")
+    st, body, _ = fetch(rd["segment_url_template"].replace("{index}", "0"))
+    expect((st, body), (200, seg), "CDN segment equals the inline one")
+    st, m2, _ = srv.login("alice").get("/v1/playback/%s?start_segment=1&start_bitrate=24" % tid)
+    expect((m2["inline"]["bitrate"], m2["inline"]["segment_index"]), (24, 1), "inline for a seek")
+    st, m3, _ = srv.login("alice").get("/v1/playback/%s?inline=0" % tid)
+    expect(m3["inline"], None, "inline off")
+
+
+def test_market_and_explicit_rules(srv):
+    restricted = q(srv, "SELECT id FROM tracks WHERE markets = 'SE,JP' AND state = 'ready' LIMIT 1")[0][0]
+    st, e, _ = srv.login("bob").get("/v1/playback/" + restricted)
+    expect((st, e["error"]["reason"]), (403, "not_available_in_market"), "US listener")
+    expect(srv.login("alice").get("/v1/playback/" + restricted)[0], 200, "SE listener")
+    explicit = q(srv, "SELECT id FROM tracks WHERE explicit = 1 AND markets = '' LIMIT 1")[0][0]
+    admin = srv.login("admin")
+    expect(admin.req("PUT", "/v1/admin/users/chen", {"explicit_ok": False})[0], 200, "filter chen")
+    st, e, _ = srv.login("chen").get("/v1/playback/" + explicit)
+    expect((st, e["error"]["reason"]), (403, "explicit_content_filtered"), "filtered account")
+    admin.req("PUT", "/v1/admin/users/chen", {"explicit_ok": True})
+    expect(srv.login("chen").get("/v1/playback/" + explicit)[0], 200, "unfiltered again")
+    expect(srv.login("alice").get("/v1/playback/" + "A" * 22)[0], 404, "unknown id")
+    expect(srv.login("alice").get("/v1/playback/nope")[0], 400, "bad id")
+
+
+def test_signed_urls_refuse_forged_tampered_other_user_other_ip(srv):
+    tid = plain_track(srv)
+    m = srv.login("alice").get("/v1/playback/" + tid)[1]
+    url = m["renditions"][1]["segment_url_template"].replace("{index}", "0")
+    before = admin_stats(srv)["signature_failures"]
+    u = urllib.parse.urlsplit(url)
+    qs = dict(urllib.parse.parse_qsl(u.query))
+
+    def variant(path=None, **kw):
+        d = dict(qs)
+        d.update(kw)
+        return "%s://%s%s?%s" % (u.scheme, u.netloc, path or u.path, urllib.parse.urlencode(d))
+    other = m["renditions"][2]
+    cases = {
+        "forged signature": variant(s="A" * 43),
+        "truncated signature": variant(s=qs["s"][:-1]),
+        "another user": variant(u="bob"),
+        "later expiry": variant(e=str(int(qs["e"]) + 3600)),
+        "another rendition": variant(path=u.path.replace("/96/", "/320/")),
+        "another track": variant(path=u.path.replace(tid, "A" * 22)),
+        "unknown key": variant(k="k99"),
+        "no signature": "%s://%s%s" % (u.scheme, u.netloc, u.path),
+    }
+    for what, bad in cases.items():
+        expect(fetch(bad)[0], 403, what)
+    expect(fetch(url, source="127.0.0.2")[0], 403, "another IP")
+    expect(fetch(url)[0], 200, "the real URL still works")
+    assert other["bitrate"] == 160
+    after = admin_stats(srv)["signature_failures"]
+    expect(after - before, len(cases) + 1, "signature failure counter")
+
+
+def test_expired_urls_are_refused():
+    with Server(["--url-ttl", "2"]) as s:
+        tid = plain_track(s)
+        m = s.login("alice").get("/v1/playback/" + tid)[1]
+        url = m["renditions"][0]["init"]["url"]
+        expect(fetch(url)[0], 200, "fresh URL")
+        wait_for(lambda: fetch(url)[0] == 403, timeout=30, what="URL expiry")
+        body = json.loads(fetch(url)[1])
+        expect(body["error"]["message"], "signed URL expired", "message")
+
+
+def test_range_etag_and_immutable_caching(srv):
+    tid = plain_track(srv)
+    m = srv.login("alice").get("/v1/playback/" + tid)[1]
+    rd = m["renditions"][3]
+    url = rd["segment_url_template"].replace("{index}", "0")
+    st, full, r = fetch(url)
+    expect(st, 200, "full")
+    etag = r.getheader("etag")
+    expect(etag, '"%s"' % rd["segments"][0]["hash"], "strong ETag is the content hash")
+    expect(r.getheader("cache-control"), "public, max-age=31536000, immutable", "cache-control")
+    st, part, r = fetch(url, {"Range": "bytes=0-99"})
+    expect((st, part, r.getheader("content-range")), (206, full[:100], "bytes 0-99/%d" % len(full)), "first 100")
+    st, part, r = fetch(url, {"Range": "bytes=-10"})
+    expect((st, part), (206, full[-10:]), "suffix range")
+    st, part, r = fetch(url, {"Range": "bytes=%d-" % (len(full) - 5)})
+    expect((st, part), (206, full[-5:]), "open range")
+    st, _, r = fetch(url, {"Range": "bytes=%d-" % (len(full) + 10)})
+    expect((st, r.getheader("content-range")), (416, "bytes */%d" % len(full)), "unsatisfiable")
+    st, body, _ = fetch(url, {"If-None-Match": etag})
+    expect((st, body), (304, b""), "If-None-Match")
+    # Keep-alive: many segments over one connection.
+    uu = urllib.parse.urlsplit(url)
+    c = http.client.HTTPConnection(uu.hostname, uu.port, timeout=60)
+    for k in range(m["segment_count"]):
+        p = urllib.parse.urlsplit(rd["segment_url_template"].replace("{index}", str(k)))
+        c.request("GET", p.path + "?" + p.query)
+        r = c.getresponse()
+        data = r.read()
+        expect((r.status, blake(data)), (200, rd["segments"][k]["hash"]), "segment %d over one connection" % k)
+    c.close()
+
+
+def test_key_rotation_keeps_old_urls_valid(srv):
+    tid = plain_track(srv)
+    old = srv.login("alice").get("/v1/playback/" + tid)[1]["renditions"][0]["init"]["url"]
+    st, body, _ = srv.login("admin").req("POST", "/v1/admin/keys/rotate", {})
+    expect(st, 200, "rotate")
+    new_kid = body["kid"]
+    new = srv.login("alice").get("/v1/playback/" + tid)[1]["renditions"][0]["init"]["url"]
+    assert "k=%s" % new_kid in new, new
+    expect(fetch(old)[0], 200, "old key still verifies")
+    expect(fetch(new)[0], 200, "new key verifies")
+    expect(srv.login("alice").req("POST", "/v1/admin/keys/rotate", {})[0], 403, "non-admin rotation")
+    mode = os.stat(os.path.join(srv.data, "cdn.keys")).st_mode & 0o777
+    expect(oct(mode), oct(0o600), "cdn.keys mode")
+
+
+def test_edge_cache_hits_after_a_miss_and_warm_prepopulates(srv):
+    ids = [r[0] for r in q(srv, "SELECT id FROM tracks WHERE markets = '' AND explicit = 0 AND state = 'ready' ORDER BY id LIMIT 3")]
+    a = srv.login("alice")
+    m = a.get("/v1/playback/%s?inline=0" % ids[0])[1]
+    url = m["renditions"][2]["segment_url_template"].replace("{index}", "0")
+    s0 = admin_stats(srv)["edge"]
+    fetch(url)
+    s1 = admin_stats(srv)["edge"]
+    fetch(url)
+    s2 = admin_stats(srv)["edge"]
+    expect((s1["misses"] - s0["misses"], s1["hits"] - s0["hits"]), (1, 0), "first fetch misses")
+    expect((s2["misses"] - s1["misses"], s2["hits"] - s1["hits"]), (0, 1), "second fetch hits")
+    st, w, _ = srv.login("admin").req("POST", "/v1/admin/warm", {"ids": [ids[1]]})
+    expect(st, 200, "warm")
+    nseg = q(srv, "SELECT count(*) FROM segments WHERE content_id = ?", ids[1])[0][0]
+    expect(w["objects"], nseg + 4, "warm loads every init and segment")
+    m = a.get("/v1/playback/%s?inline=0" % ids[1])[1]
+    s3 = admin_stats(srv)["edge"]
+    for rd in m["renditions"]:
+        expect(fetch(rd["init"]["url"])[0], 200, "warmed init")
+    s4 = admin_stats(srv)["edge"]
+    expect((s4["misses"] - s3["misses"], s4["hits"] - s3["hits"]), (0, 4), "warmed objects hit")
+    expect(srv.login("admin").req("POST", "/v1/admin/warm", {"ids": ["x"]})[0], 400, "bad warm id")
+
+
+def test_podcast_episodes_enter_the_edge_only_when_popular(srv):
+    ep = q(srv, "SELECT id FROM episodes WHERE state = 'ready' LIMIT 1")[0][0]
+    a = srv.login("alice")
+    m = a.get("/v1/playback/%s?inline=0" % ep)[1]
+    expect(m["type"], "episode", "episode manifest")
+    rd = m["renditions"][0]
+    seg = rd["segment_url_template"].replace("{index}", "0")
+    s0 = admin_stats(srv)["edge"]
+    fetch(rd["init"]["url"])
+    fetch(seg)
+    fetch(seg)
+    s1 = admin_stats(srv)["edge"]
+    expect(s1["hits"] - s0["hits"], 0, "an unpopular episode is not cached")
+    for _ in range(3):
+        fetch(rd["init"]["url"])
+    fetch(seg)
+    fetch(seg)
+    s2 = admin_stats(srv)["edge"]
+    assert s2["hits"] - s1["hits"] >= 1, "a popular episode is cached: %r -> %r" % (s1, s2)
+
+
+def test_faults_are_injected_on_the_cdn_but_the_origin_stays_reachable(srv):
+    tid = plain_track(srv)
+    admin = srv.login("admin")
+    m = srv.login("alice").get("/v1/playback/%s?inline=0" % tid)[1]
+    rd = m["renditions"][1]
+    cdn = rd["segment_url_template"].replace("{index}", "0")
+    origin = rd["origin_url_template"].replace("{index}", "0")
+    try:
+        expect(admin.req("POST", "/v1/admin/faults", {"error_rate": 1.0})[0], 200, "set error rate")
+        expect(fetch(cdn)[0], 503, "edge error")
+        st, body, _ = fetch(origin)
+        expect((st, blake(body)), (200, rd["segments"][0]["hash"]), "origin fallback")
+        admin.req("POST", "/v1/admin/faults", {"error_rate": 0.0, "drop_rate": 1.0})
+        try:
+            st, body, _ = fetch(cdn)
+            assert len(body) < rd["segments"][0]["size"], "dropped connection delivered everything"
+        except (http.client.IncompleteRead, ConnectionError, OSError):
+            pass
+        admin.req("POST", "/v1/admin/faults", {"drop_rate": 0.0, "latency_ms": 400})
+        t = time.monotonic()
+        expect(fetch(cdn)[0], 200, "with latency")
+        assert time.monotonic() - t >= 0.4, "latency not injected"
+        size = rd["segments"][0]["size"]
+        admin.req("POST", "/v1/admin/faults", {"latency_ms": 0, "bandwidth_kbps": 160})
+        t = time.monotonic()
+        st, body, _ = fetch(cdn)
+        took = time.monotonic() - t
+        expect(len(body), size, "throttled body complete")
+        # 160 kbit/s is 20 KB/s: the body cannot arrive faster than that.
+        assert took >= size / 20000.0 * 0.8, "%d bytes in %.2fs is faster than the cap" % (size, took)
+        st, e, _ = admin.req("POST", "/v1/admin/faults", {"error_rate": 2})
+        expect(st, 400, "bad rate")
+        expect(admin.req("POST", "/v1/admin/faults", {"latency_ms": "slow"})[0], 400, "bad latency")
+        expect(srv.login("alice").req("POST", "/v1/admin/faults", {"error_rate": 0})[0], 403, "non-admin")
+    finally:
+        admin.req("POST", "/v1/admin/faults", {"error_rate": 0, "drop_rate": 0, "latency_ms": 0, "bandwidth_kbps": 0})
+    expect(fetch(cdn)[0], 200, "faults cleared")
+
+
+def test_faults_from_the_command_line():
+    with Server(["--fault-error-rate", "1"]) as s:
+        tid = plain_track(s)
+        m = s.login("alice").get("/v1/playback/%s?inline=0" % tid)[1]
+        expect(fetch(m["renditions"][0]["init"]["url"])[0], 503, "error rate 1 from flags")
+        expect(s.login("admin").get("/v1/admin/faults")[1]["error_rate"], 1, "faults readable")
+
+
+def test_pending_track_answers_503_transcoding_then_plays():
+    import tempfile
+    data = tempfile.mkdtemp(prefix="pending-")
+    with Server(["--ingest-workers", "-1"], data=data) as s:
+        admin = s.login("admin")
+        body = wav_bytes(signal(4, 44100, 2, seed=5))
+        st, job, _ = admin.req("POST", "/v1/admin/ingest?title=Late&artist=Later&album=Latest", body,
+                               headers={"Content-Type": "audio/wav"})
+        expect(st, 202, "queued")
+        tid = job["uri"].split(":")[2]
+        st, e, r = s.login("alice").get("/v1/playback/" + tid)
+        expect((st, e["error"]["reason"], r.getheader("retry-after")), (503, "transcoding", "1"), "pending")
+        prio = q(s, "SELECT priority FROM ingest_jobs WHERE content_id = ?", tid)[0][0]
+        assert prio >= 1000000, "a waiting listener moves the job to the front (priority %d)" % prio
+    with Server(seed=False, data=data) as s2:
+        wait_for(lambda: s2.login("alice").get("/v1/playback/" + tid)[0] == 200, timeout=300, what="transcode")
+
+
+if __name__ == "__main__":
+    tap = Tap()
+    with Server() as shared:
+        for t in (test_manifest_lists_tier_bitrates_sizes_hashes_and_gain,
+                  test_inline_start_carries_init_and_first_segment_matching_the_cdn,
+                  test_market_and_explicit_rules,
+                  test_signed_urls_refuse_forged_tampered_other_user_other_ip,
+                  test_range_etag_and_immutable_caching,
+                  test_key_rotation_keeps_old_urls_valid,
+                  test_edge_cache_hits_after_a_miss_and_warm_prepopulates,
+                  test_podcast_episodes_enter_the_edge_only_when_popular,
+                  test_faults_are_injected_on_the_cdn_but_the_origin_stays_reachable):
+            tap.run(t, shared)
+    for t in (test_expired_urls_are_refused, test_faults_from_the_command_line,
+              test_pending_track_answers_503_transcoding_then_plays):
+        tap.run(t)
+    tap.done()
