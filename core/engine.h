@@ -1,0 +1,107 @@
+/* engine: the playback engine, one per client. It owns the play queue, streams segments
+ * (libcurl multi, reused connections, prefetch, adaptive bitrate, retries and origin
+ * fallback), decodes them gaplessly, normalises loudness and feeds the audio output.
+ *
+ * Threads: a network thread runs the state machine and every download; a decoder thread
+ * turns segments into PCM; an output thread writes the ring to the sink. The caller's
+ * thread (a UI, a CLI, the control socket) only sends commands, which never block on the
+ * network or the disk, and reads snapshots. It learns of changes through event_fd, an
+ * eventfd that becomes readable whenever the snapshot's version moves. */
+#ifndef ENCORE_ENGINE_H
+#define ENCORE_ENGINE_H
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct api;
+
+enum engine_state {
+	ENGINE_IDLE,       /* nothing queued */
+	ENGINE_LOADING,    /* fetching the manifest / first audio */
+	ENGINE_BUFFERING,  /* waiting for audio mid-track (an underrun) */
+	ENGINE_PLAYING,
+	ENGINE_PAUSED,
+	ENGINE_ENDED,      /* the queue ran out */
+	ENGINE_ERROR,      /* the current item cannot play; see snapshot.error */
+};
+
+enum engine_repeat { ENGINE_REPEAT_OFF, ENGINE_REPEAT_ONE, ENGINE_REPEAT_ALL };
+
+struct engine_config {
+	struct api *api;            /* logged-in API client; borrowed, must outlive the engine */
+	const char *output;         /* sink spec: "alsa", "alsa:DEV", "null", "null:realtime", "wav:FILE" */
+	int quality;                /* 0 = auto, else 24, 96, 160 or 320 (a ceiling) */
+	bool premium;               /* tier: free listeners are capped at 160 */
+	double prefetch_seconds;    /* buffer target ahead of the play position (default 10) */
+	bool normalize;             /* loudness normalisation (default on) */
+	int volume;                 /* 0..100 */
+	const char *cache_path;     /* SQLite cache for metadata and manifests, or NULL */
+	bool autoplay;              /* when the queue runs out, continue with similar tracks */
+};
+
+/* Defaults: auto quality, 10 s prefetch, normalisation on, volume 100, autoplay on. */
+void engine_config_defaults(struct engine_config *c);
+
+struct engine_snapshot {
+	uint64_t version;           /* increases on every change */
+	enum engine_state state;
+	char uri[64];               /* current item, "" when none */
+	char title[256], artist[256], album[256];
+	int duration_ms;
+	int position_ms;            /* of the audio the listener is hearing now */
+	int bitrate_kbps;           /* rendition of the segment playing now */
+	double buffer_seconds;      /* audio downloaded or decoded ahead of the position */
+	int volume;
+	bool shuffle;
+	enum engine_repeat repeat;
+	bool normalize;
+	double gain_db;             /* normalisation gain of the current item */
+	int queue_length;
+	int queue_position;         /* index of the current item, -1 if none */
+	char output[128];           /* sink in use */
+	char error[256];            /* last error, one line, "" if none */
+	/* Counters since start. */
+	uint64_t underruns;
+	uint64_t segments_fetched, bytes_fetched;
+	uint64_t connections_reused, connections_opened;
+	uint64_t bitrate_switches;
+	uint64_t tracks_started;
+	int64_t first_audio_us;     /* from the last play command to its first frame at the sink */
+};
+
+/* Creates and starts the engine. NULL with a one-line reason in err (e.g. no sound card). */
+struct engine *engine_new(const struct engine_config *cfg, char *err, size_t errlen);
+/* Stops playback, joins the threads, releases everything. */
+void engine_free(struct engine *e);
+/* A file descriptor that polls readable when the snapshot changed; read it with engine_ack_event. */
+int engine_event_fd(struct engine *e);
+void engine_ack_event(struct engine *e);
+/* Copies the current state. Never blocks for long (one mutex). */
+void engine_snapshot(struct engine *e, struct engine_snapshot *out);
+
+/* Commands: queued for the network thread; they return at once with 0, or -EINVAL for a
+ * malformed argument (a URI that is not encore:track:ID / encore:episode:ID). */
+int engine_play(struct engine *e, const char *const *uris, int n);   /* replace the queue and play */
+int engine_enqueue(struct engine *e, const char *uri, bool play_next);
+int engine_pause(struct engine *e);
+int engine_resume(struct engine *e);
+int engine_toggle(struct engine *e);
+int engine_stop(struct engine *e);
+int engine_next(struct engine *e);
+int engine_prev(struct engine *e);
+int engine_seek(struct engine *e, int ms, bool relative);
+int engine_set_volume(struct engine *e, int volume, bool relative);
+int engine_set_shuffle(struct engine *e, bool on);
+int engine_set_repeat(struct engine *e, enum engine_repeat r);
+int engine_set_normalize(struct engine *e, bool on);
+int engine_queue_move(struct engine *e, int from, int to);
+int engine_queue_remove(struct engine *e, int index);
+int engine_queue_clear(struct engine *e);
+
+/* The queue as URIs (caller frees each and the array with engine_queue_list_free). */
+int engine_queue_list(struct engine *e, char ***uris, int *n, int *current);
+void engine_queue_list_free(char **uris, int n);
+
+const char *engine_state_name(enum engine_state s);
+
+#endif
