@@ -18,11 +18,13 @@ static const struct {
 	{"logout", cmd_logout},
 	{"whoami", cmd_whoami},
 	{"show", cmd_show},
+	{"play", cmd_play},
+	{"remote", cmd_remote},
 };
 
 static void usage_line(FILE *f)
 {
-	fprintf(f, "usage: encore [--server URL] [login USER | logout | whoami [--json] | show URI [--json]]\n");
+	fprintf(f, "usage: encore [--server URL] [login USER | logout | whoami | show URI | play ... | remote CMD]\n");
 }
 
 static void help(void)
@@ -36,6 +38,10 @@ static void help(void)
 	       "  logout             forget the stored session\n"
 	       "  whoami [--json]    show the logged-in account\n"
 	       "  show URI [--json]  show a track, album or artist (encore:TYPE:ID)\n"
+	       "  play [QUERY|URI...] [--quality Q] [--output SPEC] [--seek SEC] [--duration SEC] [--json]\n"
+	       "                     play headlessly until the queue ends (see encore play --help)\n"
+	       "  remote CMD         control a running client: play pause toggle next prev stop seek\n"
+	       "                     volume shuffle repeat queue status subscribe\n"
 	       "\n"
 	       "Options:\n"
 	       "  --server URL       server base URL (default: $ENCORE_SERVER, then the logged-in\n"
