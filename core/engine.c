@@ -507,7 +507,13 @@ static void *output_main(void *arg)
 			stream_pos = 0;
 			cur_seq = 0;
 		}
-		/* Read no further than the next marker, so one chunk never spans two items. */
+		int w = ring_wait_readable(e->ring, 1, 100);
+		if (w == -ECANCELED)
+			break;
+		if (ring_generation(e->ring) != gen)
+			continue;
+		/* Markers are added before their audio, so once audio is readable its marker is
+		 * here. Read no further than the next marker: a chunk never spans two items. */
 		pthread_mutex_lock(&e->lock);
 		const struct marker *m = _marker_at(e, gen, stream_pos);
 		struct marker cur = m ? *m : (struct marker){0};
@@ -532,11 +538,6 @@ static void *output_main(void *arg)
 		size_t want = OUT_CHUNK;
 		if (next_boundary != UINT64_MAX && next_boundary - stream_pos < want)
 			want = (size_t)(next_boundary - stream_pos);
-		int w = ring_wait_readable(e->ring, 1, 100);
-		if (w == -ECANCELED)
-			break;
-		if (ring_generation(e->ring) != gen)
-			continue;
 		size_t n = w == 0 ? ring_read(e->ring, buf, want) : 0;
 		if (n == 0) {
 			/* An empty ring while an item is playing and not finished: an underrun. */
