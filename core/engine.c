@@ -27,6 +27,7 @@
 #include "manifest.h"
 #include "queue.h"
 #include "ring.h"
+#include "segment.h"
 #include "sink.h"
 #include "xmem.h"
 #include <curl/curl.h>
@@ -385,13 +386,20 @@ static void cmd_free(struct cmd *c)
 
 int engine_play(struct engine *e, const char *const *uris, int n)
 {
-	if (n < 0 || (n > 0 && !uris))
+	return engine_play_from(e, uris, n, 0, 0);
+}
+
+int engine_play_from(struct engine *e, const char *const *uris, int n, int index, int start_ms)
+{
+	if (n < 0 || (n > 0 && !uris) || index < 0 || (n > 0 && index >= n) || start_ms < 0)
 		return -EINVAL;
 	for (int i = 0; i < n; i++)
 		if (!valid_uri(uris[i]))
 			return -EINVAL;
 	struct cmd *c = xcalloc(1, sizeof(*c));
 	c->type = CMD_PLAY;
+	c->a = index;
+	c->b = start_ms;
 	c->uris = xcalloc((size_t)(n ? n : 1), sizeof(char *));
 	for (int i = 0; i < n; i++)
 		c->uris[i] = xstrdup(uris[i]);
@@ -541,7 +549,7 @@ static void *output_main(void *arg)
 		size_t n = w == 0 ? ring_read(e->ring, buf, want) : 0;
 		if (n == 0) {
 			/* An empty ring while an item is playing and not finished: an underrun. */
-			if (e->realtime_sink && atomic_load(&e->playing_seq) && !starving && !(m && cur.end)) {
+			if (e->realtime_sink && m && !cur.end && atomic_load(&e->playing_seq) == cur.item_seq && !starving) {
 				starving = true;
 				atomic_fetch_add(&e->underruns, 1);
 				post_event(e, ENGINE_EV_UNDERRUN, cur.uri, cur.kbps,
@@ -771,14 +779,20 @@ static void start_xfer(struct engine *e, int kind, struct item *it, const char *
 	curl_multi_add_handle(e->multi, x->easy);
 }
 
-static void xfer_free(struct engine *e, struct xfer *x)
+/* Takes x off the transfer list and the multi handle (idempotent). */
+static void xfer_detach(struct engine *e, struct xfer *x)
 {
 	for (struct xfer **pp = &e->xfers; *pp; pp = &(*pp)->next)
 		if (*pp == x) {
 			*pp = x->next;
+			curl_multi_remove_handle(e->multi, x->easy);
 			break;
 		}
-	curl_multi_remove_handle(e->multi, x->easy);
+}
+
+static void xfer_free(struct engine *e, struct xfer *x)
+{
+	xfer_detach(e, x);
 	curl_easy_cleanup(x->easy);
 	curl_slist_free_all(x->headers);
 	buf_free(&x->body);
@@ -878,6 +892,8 @@ static void start_entry(struct engine *e, const struct queue_entry *qe, int64_t 
 	e->autoplay_requested = false;
 	if (!qe) {
 		e->ended = true;
+		if (!e->cfg.autoplay || !e->last_artist_id[0])
+			post_event(e, ENGINE_EV_ENDED, NULL, 0, 0, 0, NULL);
 		return;
 	}
 	e->play_item = e->fetch_item = item_new(e, qe, cmd_us);
@@ -943,10 +959,17 @@ static void run_command(struct engine *e, struct cmd *c)
 			queue_add(e->q, c->uris[i], NULL);
 		e->stopped = false;
 		set_paused(e, false);
-		if (c->nuris > 0 && queue_play_at(e->q, 0) == 0)
+		if (c->nuris > 0 && queue_play_at(e->q, (size_t)c->a) == 0) {
 			start_entry(e, queue_current(e->q), c->issued_us);
-		else
+			if (c->b > 0 && e->play_item) {
+				/* Segment length is fixed by the format, so the target segment is known
+				 * before the manifest: the first request already asks for it. */
+				uint32_t seg = (uint32_t)(c->b / (SEGMENT_SECONDS * 1000));
+				rewind_item(e->play_item, seg, (int64_t)(c->b - (int)seg * SEGMENT_SECONDS * 1000) * OUT_RATE / 1000);
+			}
+		} else {
 			start_entry(e, NULL, 0);
+		}
 		break;
 	case CMD_ENQUEUE:
 		if (c->flag)
@@ -985,6 +1008,7 @@ static void run_command(struct engine *e, struct cmd *c)
 		flush_audio(e);
 		drop_items(e);
 		set_paused(e, false);
+		post_event(e, ENGINE_EV_ENDED, NULL, 0, 0, 0, NULL);
 		break;
 	case CMD_NEXT:
 		set_paused(e, false);
@@ -1482,8 +1506,11 @@ static void on_manifest(struct engine *e, struct item *it, struct xfer *x, long 
 
 static void on_autoplay(struct engine *e, struct xfer *x, long status)
 {
-	if (status != 200 || !x->body.data)
+	if (status != 200 || !x->body.data) {
+		if (!e->play_item)
+			post_event(e, ENGINE_EV_ENDED, NULL, 0, 0, 0, NULL);
 		return;
+	}
 	yajl_val v = json_parse(x->body.data, NULL, 0);
 	yajl_val tracks = json_get(v, "tracks");
 	int added = 0;
@@ -1511,6 +1538,8 @@ static void on_autoplay(struct engine *e, struct xfer *x, long status)
 		start_entry(e, queue_current(e->q), now_us());
 	if (added)
 		e->autoplay_requested = false;
+	else if (!e->play_item)
+		post_event(e, ENGINE_EV_ENDED, NULL, 0, 0, 0, NULL);  /* nothing more to play */
 	publish_queue(e);
 }
 
@@ -1527,6 +1556,8 @@ static void on_done(struct engine *e, CURLMsg *msg)
 		e->opened++;
 	else if (msg->data.result == CURLE_OK)
 		e->reused++;
+	/* Detach first: handling it may cancel the item's transfers, this one included. */
+	xfer_detach(e, x);
 	struct item *it = item_by_seq(e, x->item_seq);
 	double secs = (double)(now_us() - x->start_us) / 1e6;
 	switch (x->kind) {

@@ -86,6 +86,9 @@ void engine_snapshot(struct engine *e, struct engine_snapshot *out);
 /* Commands: queued for the network thread; they return at once with 0, or -EINVAL for a
  * malformed argument (a URI that is not encore:track:ID / encore:episode:ID). */
 int engine_play(struct engine *e, const char *const *uris, int n);   /* replace the queue and play */
+/* The same, starting at uris[index], start_ms into it (one round trip: the seek rides
+ * on the manifest request rather than following the start). */
+int engine_play_from(struct engine *e, const char *const *uris, int n, int index, int start_ms);
 int engine_enqueue(struct engine *e, const char *uri, bool play_next);
 int engine_pause(struct engine *e);
 int engine_resume(struct engine *e);

@@ -102,9 +102,11 @@ void gain_process(struct gain *g, float *samples, size_t frames)
 			if (a > peak)
 				peak = a;
 		}
-		/* Release towards 1, but never above what this frame needs: instant attack. */
+		/* Release towards 1, but never above what this frame needs: instant attack. The
+		 * limiter guards the normalisation gain; with normalisation off the path is
+		 * transparent, so a listener who turns it off hears the master untouched. */
 		double env = g->env + (1.0 - g->env) * g->release;
-		if (peak * env > g->ceiling)
+		if (g->norm_on && peak * env > g->ceiling)
 			env = g->ceiling / peak;
 		g->env = env;
 		double total = k * env;

@@ -271,6 +271,13 @@ int cmd_play(struct cli_ctx *c, int argc, char **argv)
 	code = resolve(c, api, argv + optind, argc - optind, &uris);
 	if (code != EXIT_OK)
 		goto out;
+	/* Block the signals before any thread starts, so they all inherit the mask and the
+	 * signalfd below is the only place SIGINT/SIGTERM arrive. */
+	sigset_t mask;
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGTERM);
+	pthread_sigmask(SIG_BLOCK, &mask, NULL);
 	cfg.api = api;
 	cfg.premium = token_is_premium(api);
 	char *cache = paths_ensure(c->paths, PATHS_CACHE) == 0 ? paths_file(c->paths, PATHS_CACHE, "cache.db") : NULL;
@@ -290,14 +297,8 @@ int cmd_play(struct cli_ctx *c, int argc, char **argv)
 			fprintf(stderr, "%s: remote control unavailable: %s\n", c->prog, err);
 		free(sock);
 	}
-	engine_play(e, (const char *const *)uris.v, uris.n);
-	bool seek_pending = seek > 0;
+	engine_play_from(e, (const char *const *)uris.v, uris.n, 0, (int)(seek * 1000));
 
-	sigset_t mask;
-	sigemptyset(&mask);
-	sigaddset(&mask, SIGINT);
-	sigaddset(&mask, SIGTERM);
-	pthread_sigmask(SIG_BLOCK, &mask, NULL);
 	int sfd = signalfd(-1, &mask, SFD_CLOEXEC);
 	bool tty = isatty(2);
 	struct engine_snapshot cur;
@@ -333,10 +334,6 @@ int cmd_play(struct cli_ctx *c, int argc, char **argv)
 					if (!started && duration > 0)
 						deadline = mono_ms() + (int64_t)(duration * 1000);
 					started = true;
-					if (seek_pending) {
-						seek_pending = false;
-						engine_seek(e, (int)(seek * 1000), false);
-					}
 					break;
 				case ENGINE_EV_ERROR:
 					failures++;

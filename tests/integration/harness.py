@@ -194,3 +194,47 @@ def run_tests(tests, *args):
     for t in tests:
         tap.run(t, *args)
     tap.done()
+
+
+class Cli:
+    """The encore binary with its own XDG directories, talking to one server."""
+
+    def __init__(self, url, user=None):
+        self.tmp = tempfile.mkdtemp(prefix="encore-cli-")
+        self.sess = os.path.join(self.tmp, "data", "session.json")
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith(("ENCORE_", "XDG_"))}
+        self.env.update(HOME=self.tmp, ENCORE_DATA_DIR=os.path.join(self.tmp, "data"),
+                        ENCORE_CONFIG_DIR=os.path.join(self.tmp, "config"),
+                        ENCORE_CACHE_DIR=os.path.join(self.tmp, "cache"),
+                        ENCORE_RUNTIME_DIR=os.path.join(self.tmp, "run"), ENCORE_SERVER=url)
+        if user:
+            r = self.run("login", user, env={"ENCORE_PASSWORD": "demo"})
+            assert r[0] == 0, r
+
+    def run(self, *args, env=None, timeout=300):
+        e = dict(self.env)
+        e.update(env or {})
+        # A new session has no controlling terminal, so a password prompt cannot hang.
+        p = subprocess.run([ENCORE, *args], env=e, capture_output=True, text=True, timeout=timeout,
+                           start_new_session=True, stdin=subprocess.DEVNULL)
+        return p.returncode, p.stdout, p.stderr
+
+    def spawn(self, *args):
+        return subprocess.Popen([ENCORE, *args], env=self.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True, start_new_session=True, stdin=subprocess.DEVNULL)
+
+
+def events(stdout):
+    """The JSON event lines of `encore play --json`."""
+    return [json.loads(l) for l in stdout.splitlines() if l.startswith("{")]
+
+
+def read_wav(path):
+    """(rate, channels, interleaved int16 samples) of a 16-bit PCM WAV."""
+    import array
+    import wave
+    with wave.open(path, "rb") as w:
+        assert w.getsampwidth() == 2, "not 16-bit"
+        data = array.array("h")
+        data.frombytes(w.readframes(w.getnframes()))
+        return w.getframerate(), w.getnchannels(), data

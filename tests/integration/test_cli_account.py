@@ -10,25 +10,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import ENCORE, Server, Tap, expect, wait_for  # noqa: E402
-
-
-class Cli:
-    def __init__(self, url):
-        self.tmp = tempfile.mkdtemp(prefix="encore-cli-")
-        self.sess = os.path.join(self.tmp, "data", "session.json")
-        self.env = {k: v for k, v in os.environ.items() if not k.startswith(("ENCORE_", "XDG_"))}
-        self.env.update(HOME=self.tmp, ENCORE_DATA_DIR=os.path.join(self.tmp, "data"),
-                        ENCORE_CONFIG_DIR=os.path.join(self.tmp, "config"),
-                        ENCORE_CACHE_DIR=os.path.join(self.tmp, "cache"), ENCORE_SERVER=url)
-
-    def run(self, *args, env=None):
-        e = dict(self.env)
-        e.update(env or {})
-        # A new session has no controlling terminal, so a password prompt cannot hang.
-        p = subprocess.run([ENCORE, *args], env=e, capture_output=True, text=True, timeout=120,
-                           start_new_session=True, stdin=subprocess.DEVNULL)
-        return p.returncode, p.stdout, p.stderr
+from harness import ENCORE, Cli, Server, Tap, expect, wait_for  # noqa: E402
 
 
 def check(got, code, out=None, err=None, what=""):

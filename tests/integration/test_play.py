@@ -1,0 +1,255 @@
+"""Headless playback through the real client and server: gapless sample-exact output,
+fidelity against the source, seeking, events, errors, connection reuse, the control
+socket, and degrading when the server goes away."""
+import json
+import math
+import os
+import shutil
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(__file__))
+from harness import ENCORED, Cli, Server, Tap, events, expect, read_wav, wait_for  # noqa: E402
+
+RATE = 44100
+
+
+def q(srv, sql, *args):
+    con = sqlite3.connect(os.path.join(srv.data, "encore.db"))
+    try:
+        return con.execute(sql, args).fetchall()
+    finally:
+        con.close()
+
+
+def plain_tracks(srv, n):
+    return q(srv, "SELECT 'encore:track:' || id, duration_ms, source_hash FROM tracks WHERE markets = '' AND explicit = 0"
+                  " AND state = 'ready' ORDER BY id LIMIT ?", n)
+
+
+def snr_db(ref, out, ch, lag):
+    """SNR of out against ref (interleaved int16, ch channels) with out shifted by lag frames."""
+    sig = err = 0.0
+    n = min(len(ref), len(out)) // ch - abs(lag)
+    for i in range(n * ch):
+        r = ref[i + max(0, -lag) * ch]
+        o = out[i + max(0, lag) * ch]
+        sig += r * r
+        err += (r - o) * (r - o)
+    return 10 * math.log10(sig / max(err, 1e-9))
+
+
+def best_lag(ref, out, ch, window=4096, span=64):
+    best, best_v = 0, None
+    start = 2 * RATE * ch
+    for lag in range(-span, span + 1):
+        v = 0
+        for i in range(start, start + window * ch, ch):
+            d = ref[i] - out[i + lag * ch]
+            v += d * d
+        if best_v is None or v < best_v:
+            best, best_v = lag, v
+    return best
+
+
+def test_queue_plays_gaplessly_with_exact_sample_counts(srv):
+    cli = Cli(srv.url, "alice")
+    tracks = plain_tracks(srv, 4)
+    out = os.path.join(cli.tmp, "out.wav")
+    rc, so, se = cli.run("play", *[t[0] for t in tracks], "--output", "wav:" + out, "--json")
+    expect(rc, 0, "exit: " + se)
+    ev = events(so)
+    kinds = [e["event"] for e in ev]
+    expect(kinds[0], "started", "first event")
+    expect(kinds.count("track_changed"), 3, "track changes")
+    expect(kinds[-1], "ended", "last event")
+    expect([e["uri"] for e in ev if e["event"] in ("started", "track_changed")], [t[0] for t in tracks], "play order")
+    rate, ch, data = read_wav(out)
+    want = sum(round(t[1] * RATE / 1000) for t in tracks)
+    expect((rate, ch, len(data) // ch), (RATE, 2, want), "frames: every track whole, nothing between them")
+    end = ev[-1]
+    assert end["connections_opened"] <= 2 and end["connections_reused"] >= end["segments_fetched"] - 2, end
+
+
+def test_decoded_output_matches_the_source_above_20_db(srv):
+    cli = Cli(srv.url, "alice")
+    uri, dur, src_hash = plain_tracks(srv, 1)[0]
+    out = os.path.join(cli.tmp, "one.wav")
+    rc, so, se = cli.run("play", uri, "--quality", "160", "--no-normalize", "--output", "wav:" + out, "--json")
+    expect(rc, 0, se)
+    src = os.path.join(srv.data, "objects", src_hash[:2], src_hash[2:])
+    _, sch, ref = read_wav(src)
+    _, och, dec = read_wav(out)
+    expect((sch, och), (2, 2), "channels")
+    expect(len(dec), len(ref), "same sample count as the source")
+    lag = best_lag(ref, dec, 2)
+    snr = snr_db(ref, dec, 2, lag)
+    print("# lag %d frames, SNR %.1f dB, bitrates %s" % (lag, snr, sorted({e["bitrate_kbps"] for e in events(so) if e["bitrate_kbps"]})))
+    expect(lag, 0, "alignment")
+    assert snr >= 20, "SNR %.1f dB below 20" % snr
+
+
+def test_seek_starts_inside_the_track(srv):
+    cli = Cli(srv.url, "alice")
+    uri, dur, _ = plain_tracks(srv, 1)[0]
+    out = os.path.join(cli.tmp, "seek.wav")
+    rc, so, se = cli.run("play", uri, "--seek", "2", "--output", "wav:" + out, "--json")
+    expect(rc, 0, se)
+    _, ch, data = read_wav(out)
+    frames = len(data) // ch
+    expect(frames, round(dur * RATE / 1000) - 2 * RATE, "frames from 2 s to the end")
+    started = [e for e in events(so) if e["event"] == "started"][0]
+    expect(started["position_ms"], 2000, "starts at the seek position")
+
+
+def test_refusals_are_one_clear_line_and_the_queue_moves_on(srv):
+    bob = Cli(srv.url, "bob")
+    restricted = q(srv, "SELECT 'encore:track:' || id FROM tracks WHERE markets = 'SE,JP' LIMIT 1")[0][0]
+    ok = plain_tracks(srv, 1)[0][0]
+    rc, so, se = bob.run("play", restricted, ok, "--output", "null", "--json")
+    ev = events(so)
+    errs = [e for e in ev if e["event"] == "error"]
+    expect(len(errs), 1, "one error event")
+    assert "not available" in errs[0]["message"], errs
+    assert any(e["event"] == "started" and e["uri"] == ok for e in ev), "the next track played"
+    expect(rc, 0, "some of the queue played")
+    rc, so, se = bob.run("play", restricted, "--output", "null")
+    expect(rc, 1, "nothing played")
+    lines = [l for l in se.splitlines() if l.strip()]
+    assert len(lines) == 1 and "not available in your country" in lines[0], se
+    rc, so, se = bob.run("play", "encore:track:" + "A" * 22, "--output", "null")
+    assert rc == 1 and "non existing id" in se, (rc, se)
+    rc, so, se = bob.run("play", ok, "--quality", "999")
+    expect(rc, 2, "bad quality")
+    rc, so, se = bob.run("play", ok, "--output", "alsa:encore_no_such_device")
+    assert rc == 1 and len(se.strip().splitlines()) == 1 and "ALSA" in se, se
+
+
+def test_remote_control_over_the_socket(srv):
+    cli = Cli(srv.url, "alice")
+    tracks = plain_tracks(srv, 6)
+    p = cli.spawn("play", *[t[0] for t in tracks], "--output", "null:realtime", "--json")
+    try:
+        def status():
+            rc, so, se = cli.run("remote", "status", "--json")
+            return json.loads(so) if rc == 0 else None
+        s = wait_for(lambda: (lambda st: st if st and st["state"] == "playing" else None)(status()), timeout=60,
+                     what="playing")
+        expect(s["uri"], tracks[0][0], "first track")
+        sock = os.path.join(cli.env["ENCORE_RUNTIME_DIR"], "socket")
+        expect(oct(os.stat(sock).st_mode & 0o777), oct(0o600), "socket mode")
+        expect(cli.run("remote", "pause")[0], 0, "pause")
+        wait_for(lambda: status()["state"] == "paused", timeout=30, what="paused")
+        pos = status()["position_ms"]
+        expect(cli.run("remote", "toggle")[0], 0, "toggle")
+        wait_for(lambda: status()["state"] == "playing", timeout=30, what="resumed")
+        assert status()["position_ms"] >= pos, "resume went backwards"
+        cli.run("remote", "next")
+        wait_for(lambda: status()["uri"] == tracks[1][0], timeout=30, what="next track")
+        cli.run("remote", "seek", "3")
+        wait_for(lambda: status()["position_ms"] >= 3000 or status()["uri"] != tracks[1][0], timeout=30, what="seek")
+        cli.run("remote", "volume", "40")
+        wait_for(lambda: status()["volume"] == 40, timeout=30, what="volume")
+        cli.run("remote", "volume", "-15")
+        wait_for(lambda: status()["volume"] == 25, timeout=30, what="relative volume")
+        cli.run("remote", "repeat", "all")
+        cli.run("remote", "shuffle", "on")
+        wait_for(lambda: status()["repeat"] == "all" and status()["shuffle"], timeout=30, what="modes")
+        extra = q(srv, "SELECT 'encore:track:' || id FROM tracks WHERE markets = '' AND explicit = 0 ORDER BY id DESC LIMIT 1")[0][0]
+        expect(cli.run("remote", "queue", "add", extra)[0], 0, "queue add")
+        rc, so, _ = cli.run("remote", "queue", "--json")
+        assert extra in json.loads(so)["uris"], so
+        rc, so, se = cli.run("remote", "frobnicate")
+        assert rc != 0 and "unknown command" in so, (rc, so)
+        rc, so, se = cli.run("remote", "seek", "soon")
+        assert rc != 0 and "seek wants" in so, so
+        # A subscriber gets the state at once, then a JSON line per change.
+        sub = socket.socket(socket.AF_UNIX)
+        sub.settimeout(60)
+        sub.connect(sock)
+        sub.sendall(b"subscribe\n")
+        f = sub.makefile()
+        first = json.loads(f.readline())
+        assert first["state"] in ("playing", "buffering", "loading"), first
+        cli.run("remote", "volume", "50")
+        seen = [json.loads(f.readline()) for _ in range(2)]
+        cli.run("remote", "pause")
+        while seen[-1]["state"] != "paused":
+            seen.append(json.loads(f.readline()))
+        assert any(x["volume"] == 50 for x in seen), seen
+        sub.close()
+        cli.run("remote", "stop")
+    finally:
+        p.send_signal(signal.SIGTERM)
+        p.communicate(timeout=60)
+    expect(p.returncode, 0, "clean exit on SIGTERM")
+    rc, so, se = cli.run("remote", "status")
+    assert rc == 1 and "no encore is running" in se, se
+
+
+def test_playback_survives_the_server_dying_mid_track():
+    data = tempfile.mkdtemp(prefix="die-")
+    srv = Server(["--fault-bandwidth-kbps", "400"], data=data).start()
+    cli = Cli(srv.url, "alice")
+    uri = plain_tracks(srv, 1)[0][0]
+    out = os.path.join(cli.tmp, "die.wav")
+    # Real-time output and a small prefetch, so the server dies while the track is playing.
+    p = cli.spawn("play", uri, uri, uri, "--output", "null:realtime", "--prefetch", "2", "--json")
+    srv2 = None
+    try:
+        wait_for(lambda: any(json.loads(l)["event"] == "started" for l in open_lines(p)), timeout=60, what="start")
+        port = srv.port
+        srv.stop(signal.SIGKILL)
+        # Same port: the client reconnects to the same URL.
+        srv2 = subprocess.Popen([ENCORED, "serve", "--data", data, "--listen", "127.0.0.1:%d" % port],
+                                stdout=subprocess.PIPE, stderr=open(os.path.join(data, "server2.log"), "wb"))
+        line = srv2.stdout.readline().decode()
+        assert line.startswith("listening on"), line
+        out_lines = p.communicate(timeout=120)[0]
+    finally:
+        if p.poll() is None:
+            p.kill()
+        if srv2 is not None:
+            srv2.terminate()
+            srv2.wait(timeout=30)
+    ev = [json.loads(l) for l in (READ_BUF.get(p, "") + out_lines).splitlines() if l.startswith("{")]
+    kinds = [e["event"] for e in ev]
+    expect(kinds[-1], "ended", "the queue finished after the restart: %r" % kinds)
+    expect(kinds.count("started") + kinds.count("track_changed"), 3, "every track played once: %r" % kinds)
+    expect(p.returncode, 0, "exit")
+
+
+READ_BUF = {}
+
+
+def open_lines(p):
+    """Non-blocking read of what a spawned process printed so far."""
+    import fcntl
+    fd = p.stdout.fileno()
+    fl = fcntl.fcntl(fd, fcntl.F_GETFL)
+    fcntl.fcntl(fd, fcntl.F_SETFL, fl | os.O_NONBLOCK)
+    try:
+        chunk = p.stdout.read() or ""
+    except (BlockingIOError, TypeError):
+        chunk = ""
+    fcntl.fcntl(fd, fcntl.F_SETFL, fl)
+    READ_BUF[p] = READ_BUF.get(p, "") + chunk
+    return [l for l in READ_BUF[p].splitlines() if l.startswith("{")]
+
+
+if __name__ == "__main__":
+    tap = Tap()
+    with Server() as shared:
+        for t in (test_queue_plays_gaplessly_with_exact_sample_counts,
+                  test_decoded_output_matches_the_source_above_20_db,
+                  test_seek_starts_inside_the_track,
+                  test_refusals_are_one_clear_line_and_the_queue_moves_on,
+                  test_remote_control_over_the_socket):
+            tap.run(t, shared)
+    tap.run(test_playback_survives_the_server_dying_mid_track)
+    tap.done()
