@@ -1137,6 +1137,10 @@ static int resolve(struct search_index *idx, const char *q, unsigned types, cons
 		snprintf(err, errlen, "query has no searchable words");
 		return -EINVAL;
 	}
+	/* the last word is typed as a prefix unless the user ended it with a space, so
+	 * "hel*" and "\"hel" still complete */
+	char lastc = q[qlen - 1];
+	cx->qp.w[cx->qp.n - 1].end = !(lastc == ' ' || lastc == '\t' || lastc == '\n');
 	if (taste) {
 		/* folded keys so "Jazz" and "jazz" are the same genre */
 		cx->ngenre_w = idx->genres.n;
