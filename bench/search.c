@@ -229,6 +229,7 @@ static struct lat pct(double *v, size_t n)
 
 int main(int argc, char **argv)
 {
+	setvbuf(stdout, NULL, _IOLBF, 0);
 	size_t ntracks = argc > 1 ? strtoul(argv[1], NULL, 10) : 1000000;
 	size_t nq = argc > 2 ? strtoul(argv[2], NULL, 10) : 2000;
 	if (ntracks < 1000)

@@ -26,6 +26,8 @@
 #define CAP_TYPO_EXP 24      /* typo expansions kept per query word */
 #define CAP_PREFIX_EXP 40    /* prefix completions kept per query word */
 #define CAP_SUGGEST_EXP 12
+#define SEARCH_BUDGET 60000  /* postings read per query (see accumulate) */
+#define SUGGEST_BUDGET 12000
 
 /* ---------- small open-addressing map of ids, hash kept in the slot ---------- */
 
@@ -105,10 +107,14 @@ struct posting {
 	uint8_t pos;         /* first position in name, NO_POS if absent */
 };
 
+/* Postings are kept as a prefix sorted by static impact (the score a document would get for
+ * this word alone: field-weighted BM25 part, single-word-name bonus, popularity) followed by
+ * a short unsorted tail of recent additions, merged in when it grows. Queries read the best
+ * postings first and stop at a budget, which bounds latency for words in 20% of the catalog. */
 struct term {
 	char *str;
 	struct posting *post;
-	uint32_t npost, cap;
+	uint32_t npost, cap, nsorted;
 	uint32_t h;
 	int32_t node;        /* trie node, -1 for CJK n-grams */
 	uint8_t maxpop;      /* upper bound, not lowered on removal */
@@ -125,6 +131,8 @@ struct tnode {
 
 struct hot { uint8_t len[3]; uint8_t pop; };
 
+struct dterm { uint32_t term; uint8_t tf[3]; uint8_t pos; };
+
 struct sdoc {
 	char id[SEARCH_ID_LEN + 1];
 	uint8_t type, alive, is_explicit, nartists;
@@ -134,7 +142,7 @@ struct sdoc {
 	char *name;
 	char *artist_disp;   /* first artist, for suggestion text */
 	uint32_t *artists;   /* interned folded artist ids */
-	uint32_t *terms;
+	struct dterm *dt;    /* the document's distinct terms, for removal and verification */
 	uint32_t nterms;
 };
 
@@ -304,7 +312,7 @@ static void doc_clear(struct sdoc *d)
 	free(d->name);
 	free(d->artist_disp);
 	free(d->artists);
-	free(d->terms);
+	free(d->dt);
 	memset(d, 0, sizeof *d);
 }
 
@@ -428,8 +436,6 @@ static uint32_t term_get(struct search_index *idx, const char *s, size_t n, int 
 
 /* ---------- add / remove ---------- */
 
-struct dterm { uint32_t term; uint8_t tf[3]; uint8_t pos; };
-
 struct collect {
 	struct search_index *idx;
 	struct dterm *v;
@@ -491,10 +497,14 @@ static void remove_slot(struct search_index *idx, uint32_t slot, uint32_t mapslo
 	struct sdoc *d = &idx->docs[slot];
 	uint32_t key = slot | ((uint32_t)d->type << TYPE_SHIFT);
 	for (uint32_t k = 0; k < d->nterms; k++) {
-		struct term *t = &idx->terms[d->terms[k]];
+		struct term *t = &idx->terms[d->dt[k].term];
 		for (uint32_t j = t->npost; j-- > 0;) {
 			if (t->post[j].doc == key) {
-				t->post[j] = t->post[--t->npost];
+				/* memmove keeps both the sorted prefix and the tail in order */
+				memmove(&t->post[j], &t->post[j + 1], (t->npost - j - 1) * sizeof *t->post);
+				t->npost--;
+				if (j < t->nsorted)
+					t->nsorted--;
 				idx->npostings--;
 				break;
 			}
@@ -523,6 +533,74 @@ static uint32_t slot_alloc(struct search_index *idx)
 		idx->hot = xrealloc(idx->hot, idx->capdocs * sizeof *idx->hot);
 	}
 	return idx->ndocs++;
+}
+
+static const float field_w[3] = {3.0f, 2.0f, 1.0f};  /* name > artist > album */
+#define BM25_K1 1.2f
+#define BM25_B 0.75f
+
+static void avg_lengths(const struct search_index *idx, float avg[3])
+{
+	for (int f = 0; f < 3; f++) {
+		avg[f] = idx->live ? (float)(idx->sumlen[f] / idx->live) : 1.0f;
+		if (avg[f] < 0.5f)
+			avg[f] = 0.5f;
+	}
+}
+
+static float bm25_part(const uint8_t tf[3], const struct hot *hd, const float avg[3])
+{
+	float bm = 0;
+	for (int f = 0; f < 3; f++) {
+		if (!tf[f])
+			continue;
+		float x = tf[f];
+		bm += field_w[f] * x * (BM25_K1 + 1) / (x + BM25_K1 * (1 - BM25_B + BM25_B * hd->len[f] / avg[f]));
+	}
+	return bm;
+}
+
+static uint32_t impact(const struct search_index *idx, const struct posting *p, const float avg[3])
+{
+	const struct hot *hd = &idx->hot[p->doc & SLOT_MASK];
+	float text = bm25_part(p->tf, hd, avg) / (field_w[0] * (BM25_K1 + 1));
+	float boost = p->tf[0] && hd->len[0] == 1 ? 0.5f : 0;
+	return (uint32_t)((text + boost + 0.6f * hd->pop / 100.0f) * 10000.0f);
+}
+
+struct keyed { uint32_t key; struct posting p; };
+
+static int cmp_keyed_desc(const void *a, const void *b)
+{
+	uint32_t x = ((const struct keyed *)a)->key, y = ((const struct keyed *)b)->key;
+	return x < y ? 1 : x > y ? -1 : 0;
+}
+
+/* Merges the unsorted tail into the sorted prefix once it is long enough (over 1024 or a
+ * sixteenth of the list), so the tail a query must read whole stays short and the merge
+ * cost stays amortised O(log n) per insert. */
+static void term_maybe_merge(struct search_index *idx, struct term *t)
+{
+	uint32_t tail = t->npost - t->nsorted;
+	if (tail < 64 || (tail <= 1024 && tail * 16 <= t->nsorted))
+		return;
+	float avg[3];
+	avg_lengths(idx, avg);
+	struct keyed *k = xmalloc(t->npost * sizeof *k);
+	for (uint32_t i = 0; i < t->npost; i++) {
+		k[i].key = impact(idx, &t->post[i], avg);
+		k[i].p = t->post[i];
+	}
+	qsort(k + t->nsorted, tail, sizeof *k, cmp_keyed_desc);
+	uint32_t a = 0, b = t->nsorted, o = 0;
+	while (a < t->nsorted || b < t->npost) {
+		if (b >= t->npost || (a < t->nsorted && k[a].key >= k[b].key))
+			t->post[o++] = k[a++].p;
+		else
+			t->post[o++] = k[b++].p;
+	}
+	t->nsorted = t->npost;
+	free(k);
 }
 
 int search_add(struct search_index *idx, const struct search_doc *doc)
@@ -586,12 +664,17 @@ int search_add(struct search_index *idx, const struct search_doc *doc)
 	d->mset = mset_intern(idx, doc->markets);
 	d->h = doc_hash(doc->type, doc->id);
 	d->nterms = (uint32_t)c.n;
-	d->terms = xmalloc((c.n ? c.n : 1) * sizeof *d->terms);
+	d->dt = xmalloc((c.n ? c.n : 1) * sizeof *d->dt);
+	memcpy(d->dt, c.v, c.n * sizeof *d->dt);
+	for (int f = 0; f < 3; f++) {
+		idx->hot[slot].len[f] = (uint8_t)(c.len[f] > 255 ? 255 : c.len[f]);
+		idx->sumlen[f] += idx->hot[slot].len[f];
+	}
+	idx->hot[slot].pop = (uint8_t)pop;
 
 	uint32_t key = slot | ((uint32_t)doc->type << TYPE_SHIFT);
 	for (size_t i = 0; i < c.n; i++) {
 		struct term *t = &idx->terms[c.v[i].term];
-		d->terms[i] = c.v[i].term;
 		if (t->npost == t->cap) {
 			t->cap = t->cap ? t->cap * 2 : 2;
 			t->post = xrealloc(t->post, t->cap * sizeof *t->post);
@@ -600,6 +683,7 @@ int search_add(struct search_index *idx, const struct search_doc *doc)
 		memcpy(p.tf, c.v[i].tf, 3);
 		t->post[t->npost++] = p;
 		idx->npostings++;
+		term_maybe_merge(idx, t);
 		if (t->maxpop < pop) {
 			t->maxpop = (uint8_t)pop;
 			if (t->node >= 0)
@@ -607,11 +691,6 @@ int search_add(struct search_index *idx, const struct search_doc *doc)
 		}
 	}
 	free(c.v);
-	for (int f = 0; f < 3; f++) {
-		idx->hot[slot].len[f] = (uint8_t)(c.len[f] > 255 ? 255 : c.len[f]);
-		idx->sumlen[f] += idx->hot[slot].len[f];
-	}
-	idx->hot[slot].pop = (uint8_t)pop;
 	imap_put(&idx->docmap, d->h, slot);
 	idx->live++;
 	pthread_rwlock_unlock(&idx->lock);
@@ -645,7 +724,7 @@ void search_stats(struct search_index *idx, struct search_stats *st)
 		b += idx->terms[i].cap * sizeof(struct posting) + strlen(idx->terms[i].str) + 1;
 	for (uint32_t i = 0; i < idx->ndocs; i++)
 		if (idx->docs[i].alive)
-			b += strlen(idx->docs[i].name) + 1 + idx->docs[i].nterms * 4 +
+			b += strlen(idx->docs[i].name) + 1 + idx->docs[i].nterms * sizeof(struct dterm) +
 			     idx->docs[i].nartists * 4;
 	st->bytes = b;
 	pthread_rwlock_unlock(&idx->lock);
@@ -916,98 +995,154 @@ static void scratch_put(struct search_index *idx, struct scratch *s)
 
 /* ---------- scoring ---------- */
 
-static const float field_w[3] = {3.0f, 2.0f, 1.0f};  /* name > artist > album */
-#define BM25_K1 1.2f
-#define BM25_B 0.75f
-
 struct ctx {
 	struct search_index *idx;
 	struct qparse qp;
 	unsigned types;
 	int market;            /* code, -1 = none */
 	int market_filter;
-	size_t cap_exp;
+	size_t budget;         /* postings read per query, split over its words */
+	int truncated;         /* some list was cut at the budget: totals are estimates */
+	double est[SEARCH_NTYPES];  /* largest per-word estimate of matches, by type */
 	/* taste resolved to interned ids */
-	float *genre_w;        /* by genre id+1, ngenre_w entries */
+	float *genre_w;        /* by genre id, ngenre_w entries */
 	size_t ngenre_w;
 	uint32_t *taste_art;
 	float *taste_art_w;
 	size_t ntaste_art;
 };
 
+struct escore { float idf, quality; int cost; int prefix; };
+
+static void score_posting(struct scratch *sc, int qi, const struct escore *es, uint32_t slot,
+                          const uint8_t tf[3], uint8_t pos, float bm)
+{
+	float s = es->idf * bm * es->quality;
+	struct acc *a;
+	if (sc->stamp[slot] != sc->epoch) {
+		if (sc->nacc == sc->capacc) {
+			sc->capacc = sc->capacc ? sc->capacc * 2 : 1024;
+			sc->acc = xrealloc(sc->acc, sc->capacc * sizeof *sc->acc);
+		}
+		sc->stamp[slot] = sc->epoch;
+		sc->accix[slot] = (uint32_t)sc->nacc;
+		a = &sc->acc[sc->nacc++];
+		memset(a, 0, sizeof *a);
+		a->doc = slot;
+		memset(a->cost, 255, sizeof a->cost);
+		memset(a->pos, NO_POS, sizeof a->pos);
+	} else {
+		a = &sc->acc[sc->accix[slot]];
+	}
+	uint16_t bit = (uint16_t)(1u << qi);
+	int cost = es->cost;
+	if (!(a->mask & bit) || cost < a->cost[qi] || (cost == a->cost[qi] && s > a->s[qi])) {
+		a->mask |= bit;
+		a->cost[qi] = (uint8_t)cost;
+		a->s[qi] = s;
+		a->pos[qi] = tf[0] ? pos : NO_POS;
+		if (cost == 0 && tf[0]) {
+			a->pfx |= bit;
+			if (!es->prefix)
+				a->exact |= bit;
+			else
+				a->exact &= (uint16_t)~bit;
+		} else {
+			a->pfx &= (uint16_t)~bit;
+			a->exact &= (uint16_t)~bit;
+		}
+	}
+}
+
+static struct escore exp_score(const struct search_index *idx, const struct exp *e)
+{
+	const struct term *t = &idx->terms[e->term];
+	double N = idx->live, df = t->npost;
+	struct escore es;
+	es.idf = (float)log(1.0 + (N - df + 0.5) / (df + 0.5));
+	es.quality = 1.0f / (1.0f + e->typos) * (e->first ? 0.7f : 1.0f) * (e->prefix ? 0.85f : 1.0f);
+	es.cost = e->typos + e->first;
+	es.prefix = e->prefix;
+	return es;
+}
+
+/* Reads each word's postings best-first up to its share of the budget. A word whose lists
+ * were cut is then checked against every candidate's own term list, so a document that has
+ * all the words is never scored as a partial match just because one list was long. */
 static void accumulate(struct ctx *cx, struct scratch *sc)
 {
 	struct search_index *idx = cx->idx;
 	float avg[3];
-	for (int f = 0; f < 3; f++)
-		avg[f] = idx->live ? (float)(idx->sumlen[f] / idx->live) : 1.0f;
-	for (int f = 0; f < 3; f++)
-		if (avg[f] < 0.5f)
-			avg[f] = 0.5f;
-	double N = idx->live;
+	avg_lengths(idx, avg);
+	int cut[MAXQ] = {0};
+	size_t per_word = cx->budget / (size_t)cx->qp.n;
 	for (int qi = 0; qi < cx->qp.n; qi++) {
 		struct qword *w = &cx->qp.w[qi];
+		double est[SEARCH_NTYPES] = {0};
+		size_t used = 0;
 		for (size_t ei = 0; ei < w->nexp; ei++) {
 			const struct exp *e = &w->exp[ei];
 			const struct term *t = &idx->terms[e->term];
-			double df = t->npost;
-			float idf = (float)log(1.0 + (N - df + 0.5) / (df + 0.5));
-			float quality = 1.0f / (1.0f + e->typos) * (e->first ? 0.7f : 1.0f) *
-			                (e->prefix ? 0.85f : 1.0f);
-			int cost = e->typos + e->first;
-			for (uint32_t pi = 0; pi < t->npost; pi++) {
-				const struct posting *p = &t->post[pi];
-				unsigned type = p->doc >> TYPE_SHIFT;
-				uint32_t slot = p->doc & SLOT_MASK;
-				if (!(cx->types & (1u << type)))
-					continue;
-				if (cx->market_filter && !doc_playable(idx, &idx->docs[slot], cx->market))
-					continue;
-				const struct hot *hd = &idx->hot[slot];
-				float bm = 0;
-				for (int f = 0; f < 3; f++) {
-					if (!p->tf[f])
+			struct escore es = exp_score(idx, e);
+			/* the word itself gets the larger share; expansions split the rest */
+			size_t share = ei == 0 ? per_word / 2 : per_word / 16;
+			if (used >= per_word && ei > 0) {
+				cut[qi] = 1;
+				continue;
+			}
+			uint32_t nread = t->nsorted < share ? t->nsorted : (uint32_t)share;
+			if (nread < t->nsorted)
+				cut[qi] = 1;
+			size_t seen[SEARCH_NTYPES] = {0}, scanned = 0;
+			for (int part = 0; part < 2; part++) {
+				uint32_t from = part ? t->nsorted : 0, to = part ? t->npost : nread;
+				for (uint32_t pi = from; pi < to; pi++) {
+					const struct posting *p = &t->post[pi];
+					unsigned type = p->doc >> TYPE_SHIFT;
+					uint32_t slot = p->doc & SLOT_MASK;
+					scanned++;
+					if (!(cx->types & (1u << type)))
 						continue;
-					float tf = p->tf[f];
-					bm += field_w[f] * tf * (BM25_K1 + 1) /
-					      (tf + BM25_K1 * (1 - BM25_B + BM25_B * hd->len[f] / avg[f]));
-				}
-				float s = idf * bm * quality;
-				struct acc *a;
-				if (sc->stamp[slot] != sc->epoch) {
-					if (sc->nacc == sc->capacc) {
-						sc->capacc = sc->capacc ? sc->capacc * 2 : 1024;
-						sc->acc = xrealloc(sc->acc, sc->capacc * sizeof *sc->acc);
-					}
-					sc->stamp[slot] = sc->epoch;
-					sc->accix[slot] = (uint32_t)sc->nacc;
-					a = &sc->acc[sc->nacc++];
-					memset(a, 0, sizeof *a);
-					a->doc = slot;
-					memset(a->cost, 255, sizeof a->cost);
-					memset(a->pos, NO_POS, sizeof a->pos);
-				} else {
-					a = &sc->acc[sc->accix[slot]];
-				}
-				uint16_t bit = (uint16_t)(1u << qi);
-				if (!(a->mask & bit) || cost < a->cost[qi] || (cost == a->cost[qi] && s > a->s[qi])) {
-					a->mask |= bit;
-					a->cost[qi] = (uint8_t)cost;
-					a->s[qi] = s;
-					a->pos[qi] = p->tf[0] ? p->pos : NO_POS;
-					if (cost == 0 && p->tf[0]) {
-						a->pfx |= bit;
-						if (!e->prefix)
-							a->exact |= bit;
-						else
-							a->exact &= (uint16_t)~bit;
-					} else {
-						a->pfx &= (uint16_t)~bit;
-						a->exact &= (uint16_t)~bit;
-					}
+					if (cx->market_filter && !doc_playable(idx, &idx->docs[slot], cx->market))
+						continue;
+					seen[type]++;
+					score_posting(sc, qi, &es, slot, p->tf, p->pos,
+					              bm25_part(p->tf, &idx->hot[slot], avg));
 				}
 			}
+			used += scanned;
+			for (int ty = 0; ty < SEARCH_NTYPES; ty++)
+				est[ty] += scanned ? (double)seen[ty] * t->npost / scanned : 0;
 		}
+		for (int ty = 0; ty < SEARCH_NTYPES; ty++)
+			if (est[ty] > cx->est[ty])
+				cx->est[ty] = est[ty];
+		if (cut[qi])
+			cx->truncated = 1;
+	}
+	if (cx->qp.n < 2)
+		return;
+	for (int qi = 0; qi < cx->qp.n; qi++) {
+		struct qword *w = &cx->qp.w[qi];
+		if (!cut[qi] || !w->nexp)
+			continue;
+		struct escore *es = xmalloc(w->nexp * sizeof *es);
+		for (size_t ei = 0; ei < w->nexp; ei++)
+			es[ei] = exp_score(idx, &w->exp[ei]);
+		uint16_t bit = (uint16_t)(1u << qi);
+		size_t n = sc->nacc;   /* verification never adds candidates */
+		for (size_t i = 0; i < n; i++) {
+			struct acc *a = &sc->acc[i];
+			if (a->mask & bit)
+				continue;
+			const struct sdoc *d = &idx->docs[a->doc];
+			for (uint32_t k = 0; k < d->nterms; k++)
+				for (size_t ei = 0; ei < w->nexp; ei++)
+					if (w->exp[ei].term == d->dt[k].term)
+						score_posting(sc, qi, &es[ei], a->doc, d->dt[k].tf, d->dt[k].pos,
+						              bm25_part(d->dt[k].tf, &idx->hot[a->doc], avg));
+		}
+		free(es);
 	}
 }
 
@@ -1228,6 +1363,7 @@ int search_query(struct search_index *idx, const struct search_query *query,
 		goto out;
 	cx.market_filter = query->market_filter && cx.market >= 0;
 	expand_all(&cx, CAP_TYPO_EXP, CAP_PREFIX_EXP);
+	cx.budget = SEARCH_BUDGET;
 	struct scratch *sc = scratch_get(idx);
 	accumulate(&cx, sc);
 	float maxtext[SEARCH_NTYPES];
@@ -1253,6 +1389,8 @@ int search_query(struct search_index *idx, const struct search_query *query,
 	for (int t = 0; t < SEARCH_NTYPES; t++) {
 		if (!heap[t])
 			continue;
+		if (cx.truncated && cx.est[t] > res->page[t].total)
+			res->page[t].total = (size_t)cx.est[t];
 		qsort(heap[t], hn[t], sizeof *heap[t], cmp_ranked_desc);
 		struct search_page *pg = &res->page[t];
 		size_t from = (size_t)query->offset;
@@ -1302,6 +1440,7 @@ int search_suggest(struct search_index *idx, const char *q, unsigned types, cons
 	if (rc < 0)
 		goto out;
 	expand_all(&cx, CAP_SUGGEST_EXP, CAP_SUGGEST_EXP);
+	cx.budget = SUGGEST_BUDGET;
 	struct scratch *sc = scratch_get(idx);
 	accumulate(&cx, sc);
 	float maxtext[SEARCH_NTYPES];
