@@ -350,6 +350,10 @@ int main(int argc, char **argv)
 					found[0][i % 3]++;
 		search_results_free(&r);
 	}
+	if (getenv("BENCH_SLOW"))
+		for (size_t i = 0; i < nq; i++)
+			if (lat[i] > 0.003)
+				printf("slow search %.2fms: %s\n", lat[i] * 1e3, qs[i].q);
 	struct lat enc_s = pct(lat, nq);
 
 	for (size_t i = 0; i < nq; i++) {
@@ -360,6 +364,10 @@ int main(int argc, char **argv)
 		lat[i] = now() - a;
 		search_suggestions_free(s, n);
 	}
+	if (getenv("BENCH_SLOW"))
+		for (size_t i = 0; i < nq; i++)
+			if (lat[i] > 0.002)
+				printf("slow suggest %.2fms: %s\n", lat[i] * 1e3, ss[i].q);
 	struct lat enc_g = pct(lat, nq);
 
 	sqlite3_stmt *sel;

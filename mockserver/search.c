@@ -26,8 +26,8 @@
 #define CAP_TYPO_EXP 24      /* typo expansions kept per query word */
 #define CAP_PREFIX_EXP 40    /* prefix completions kept per query word */
 #define CAP_SUGGEST_EXP 12
-#define SEARCH_BUDGET 60000  /* postings read per query (see accumulate) */
-#define SUGGEST_BUDGET 12000
+#define SEARCH_BUDGET 24000  /* postings read per query (see accumulate) */
+#define SUGGEST_BUDGET 6000
 
 /* ---------- small open-addressing map of ids, hash kept in the slot ---------- */
 
@@ -153,6 +153,7 @@ struct mset { uint64_t bits[11]; char *key; };  /* 26*26 two-letter codes */
 struct acc {
 	uint32_t doc;
 	uint16_t mask, exact, pfx;
+	uint8_t type;
 	float s[MAXQ];
 	uint8_t cost[MAXQ];
 	uint8_t pos[MAXQ];
@@ -832,6 +833,16 @@ static void walk_node(struct walk *wk, uint32_t node, int depth)
 	}
 	if (depth >= n + wk->k || depth >= MAXDEPTH)
 		return;
+	if (wk->prefix && depth > 0 && row[n] <= wk->k) {
+		/* the recorded subtree already holds everything below; descending only pays when
+		 * a deeper node could reach the end of the query with fewer edits */
+		int m = row[0];
+		for (int j = 1; j <= n; j++)
+			if (row[j] < m)
+				m = row[j];
+		if (row[n] <= m)
+			return;
+	}
 	for (uint32_t c = nd->child; c; c = wk->idx->nodes[c].sibling) {
 		uint32_t cp = wk->idx->nodes[c].cp;
 		uint8_t *nr = wk->rows[depth + 1];
@@ -1015,7 +1026,7 @@ struct ctx {
 struct escore { float idf, quality; int cost; int prefix; };
 
 static void score_posting(struct scratch *sc, int qi, const struct escore *es, uint32_t slot,
-                          const uint8_t tf[3], uint8_t pos, float bm)
+                          unsigned type, const uint8_t tf[3], uint8_t pos, float bm)
 {
 	float s = es->idf * bm * es->quality;
 	struct acc *a;
@@ -1029,6 +1040,7 @@ static void score_posting(struct scratch *sc, int qi, const struct escore *es, u
 		a = &sc->acc[sc->nacc++];
 		memset(a, 0, sizeof *a);
 		a->doc = slot;
+		a->type = (uint8_t)type;
 		memset(a->cost, 255, sizeof a->cost);
 		memset(a->pos, NO_POS, sizeof a->pos);
 	} else {
@@ -1106,7 +1118,7 @@ static void accumulate(struct ctx *cx, struct scratch *sc)
 					if (cx->market_filter && !doc_playable(idx, &idx->docs[slot], cx->market))
 						continue;
 					seen[type]++;
-					score_posting(sc, qi, &es, slot, p->tf, p->pos,
+					score_posting(sc, qi, &es, slot, type, p->tf, p->pos,
 					              bm25_part(p->tf, &idx->hot[slot], avg));
 				}
 			}
@@ -1127,8 +1139,15 @@ static void accumulate(struct ctx *cx, struct scratch *sc)
 		if (!cut[qi] || !w->nexp)
 			continue;
 		struct escore *es = xmalloc(w->nexp * sizeof *es);
-		for (size_t ei = 0; ei < w->nexp; ei++)
+		/* open-addressing set of the word's expansion terms: slot = expansion index + 1 */
+		uint16_t set[256] = {0};
+		for (size_t ei = 0; ei < w->nexp; ei++) {
 			es[ei] = exp_score(idx, &w->exp[ei]);
+			uint32_t h = (w->exp[ei].term * 2654435761u) >> 24;
+			while (set[h])
+				h = (h + 1) & 255;
+			set[h] = (uint16_t)(ei + 1);
+		}
 		uint16_t bit = (uint16_t)(1u << qi);
 		size_t n = sc->nacc;   /* verification never adds candidates */
 		for (size_t i = 0; i < n; i++) {
@@ -1136,11 +1155,17 @@ static void accumulate(struct ctx *cx, struct scratch *sc)
 			if (a->mask & bit)
 				continue;
 			const struct sdoc *d = &idx->docs[a->doc];
-			for (uint32_t k = 0; k < d->nterms; k++)
-				for (size_t ei = 0; ei < w->nexp; ei++)
-					if (w->exp[ei].term == d->dt[k].term)
-						score_posting(sc, qi, &es[ei], a->doc, d->dt[k].tf, d->dt[k].pos,
-						              bm25_part(d->dt[k].tf, &idx->hot[a->doc], avg));
+			for (uint32_t k = 0; k < d->nterms; k++) {
+				uint32_t term = d->dt[k].term, h = (term * 2654435761u) >> 24;
+				for (; set[h]; h = (h + 1) & 255) {
+					size_t ei = set[h] - 1u;
+					if (w->exp[ei].term != term)
+						continue;
+					score_posting(sc, qi, &es[ei], a->doc, a->type, d->dt[k].tf, d->dt[k].pos,
+					              bm25_part(d->dt[k].tf, &idx->hot[a->doc], avg));
+					break;
+				}
+			}
 		}
 		free(es);
 	}
@@ -1334,7 +1359,7 @@ static void max_text(const struct ctx *cx, const struct scratch *sc, float maxte
 		for (int q = 0; q < cx->qp.n; q++)
 			if (a->mask & (1u << q))
 				s += a->s[q];
-		int t = cx->idx->docs[a->doc].type;
+		int t = a->type;
 		if (s > maxtext[t])
 			maxtext[t] = s;
 	}
