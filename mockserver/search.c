@@ -26,8 +26,8 @@
 #define CAP_TYPO_EXP 24      /* typo expansions kept per query word */
 #define CAP_PREFIX_EXP 40    /* prefix completions kept per query word */
 #define CAP_SUGGEST_EXP 12
-#define SEARCH_BUDGET 24000  /* postings read per query (see accumulate) */
-#define SUGGEST_BUDGET 6000
+#define SEARCH_BUDGET 16000  /* postings read per query (see accumulate) */
+#define SUGGEST_BUDGET 4000
 
 /* ---------- small open-addressing map of ids, hash kept in the slot ---------- */
 
@@ -101,10 +101,15 @@ static void imap_del_at(struct imap *m, uint32_t i)
 
 /* ---------- data ---------- */
 
+struct hot { uint8_t len[3]; uint8_t pop; };
+
+/* 12 bytes: the document's field lengths and popularity ride along so that scoring a
+ * posting costs no random access into the document table. */
 struct posting {
 	uint32_t doc;        /* slot | type << TYPE_SHIFT */
 	uint8_t tf[3];       /* name, artist, album */
 	uint8_t pos;         /* first position in name, NO_POS if absent */
+	struct hot hot;      /* copy of the document's lengths and popularity */
 };
 
 /* Postings are kept as a prefix sorted by static impact (the score a document would get for
@@ -128,8 +133,6 @@ struct tnode {
 	int32_t term;
 	uint8_t maxpop;
 };
-
-struct hot { uint8_t len[3]; uint8_t pop; };
 
 struct dterm { uint32_t term; uint8_t tf[3]; uint8_t pos; };
 
@@ -159,8 +162,10 @@ struct acc {
 	uint8_t pos[MAXQ];
 };
 
+struct sslot { uint32_t stamp, ix; };
+
 struct scratch {
-	uint32_t *stamp, *accix;
+	struct sslot *slot;
 	uint32_t cap, epoch;
 	struct acc *acc;
 	size_t nacc, capacc;
@@ -339,8 +344,7 @@ void search_free(struct search_index *idx)
 	free(idx->msets);
 	free(idx->msetmap.s);
 	for (size_t i = 0; i < idx->npool; i++) {
-		free(idx->pool[i]->stamp);
-		free(idx->pool[i]->accix);
+		free(idx->pool[i]->slot);
 		free(idx->pool[i]->acc);
 		free(idx->pool[i]);
 	}
@@ -563,7 +567,7 @@ static float bm25_part(const uint8_t tf[3], const struct hot *hd, const float av
 
 static uint32_t impact(const struct search_index *idx, const struct posting *p, const float avg[3])
 {
-	const struct hot *hd = &idx->hot[p->doc & SLOT_MASK];
+	const struct hot *hd = &p->hot;
 	float text = bm25_part(p->tf, hd, avg) / (field_w[0] * (BM25_K1 + 1));
 	float boost = p->tf[0] && hd->len[0] == 1 ? 0.5f : 0;
 	return (uint32_t)((text + boost + 0.6f * hd->pop / 100.0f) * 10000.0f);
@@ -680,7 +684,7 @@ int search_add(struct search_index *idx, const struct search_doc *doc)
 			t->cap = t->cap ? t->cap * 2 : 2;
 			t->post = xrealloc(t->post, t->cap * sizeof *t->post);
 		}
-		struct posting p = {.doc = key, .pos = c.v[i].pos};
+		struct posting p = {.doc = key, .pos = c.v[i].pos, .hot = idx->hot[slot]};
 		memcpy(p.tf, c.v[i].tf, 3);
 		t->post[t->npost++] = p;
 		idx->npostings++;
@@ -980,13 +984,12 @@ static struct scratch *scratch_get(struct search_index *idx)
 		s = xcalloc(1, sizeof *s);
 	if (s->cap < idx->ndocs) {
 		uint32_t ncap = idx->ndocs + idx->ndocs / 4 + 64;
-		s->stamp = xrealloc(s->stamp, ncap * sizeof *s->stamp);
-		s->accix = xrealloc(s->accix, ncap * sizeof *s->accix);
-		memset(s->stamp + s->cap, 0, (ncap - s->cap) * sizeof *s->stamp);
+		s->slot = xrealloc(s->slot, ncap * sizeof *s->slot);
+		memset(s->slot + s->cap, 0, (ncap - s->cap) * sizeof *s->slot);
 		s->cap = ncap;
 	}
 	if (++s->epoch == 0) {
-		memset(s->stamp, 0, s->cap * sizeof *s->stamp);
+		memset(s->slot, 0, s->cap * sizeof *s->slot);
 		s->epoch = 1;
 	}
 	s->nacc = 0;
@@ -1030,13 +1033,14 @@ static void score_posting(struct scratch *sc, int qi, const struct escore *es, u
 {
 	float s = es->idf * bm * es->quality;
 	struct acc *a;
-	if (sc->stamp[slot] != sc->epoch) {
+	struct sslot *ss = &sc->slot[slot];
+	if (ss->stamp != sc->epoch) {
 		if (sc->nacc == sc->capacc) {
 			sc->capacc = sc->capacc ? sc->capacc * 2 : 1024;
 			sc->acc = xrealloc(sc->acc, sc->capacc * sizeof *sc->acc);
 		}
-		sc->stamp[slot] = sc->epoch;
-		sc->accix[slot] = (uint32_t)sc->nacc;
+		ss->stamp = sc->epoch;
+		ss->ix = (uint32_t)sc->nacc;
 		a = &sc->acc[sc->nacc++];
 		memset(a, 0, sizeof *a);
 		a->doc = slot;
@@ -1044,7 +1048,7 @@ static void score_posting(struct scratch *sc, int qi, const struct escore *es, u
 		memset(a->cost, 255, sizeof a->cost);
 		memset(a->pos, NO_POS, sizeof a->pos);
 	} else {
-		a = &sc->acc[sc->accix[slot]];
+		a = &sc->acc[ss->ix];
 	}
 	uint16_t bit = (uint16_t)(1u << qi);
 	int cost = es->cost;
@@ -1119,7 +1123,7 @@ static void accumulate(struct ctx *cx, struct scratch *sc)
 						continue;
 					seen[type]++;
 					score_posting(sc, qi, &es, slot, type, p->tf, p->pos,
-					              bm25_part(p->tf, &idx->hot[slot], avg));
+					              bm25_part(p->tf, &p->hot, avg));
 				}
 			}
 			used += scanned;
