@@ -288,6 +288,20 @@ int main(int argc, char **argv)
 	printf("encore: build %.2f s, RSS +%ld MiB (self-counted %zu MiB), %zu docs, %zu terms, %zu postings, %zu trie nodes\n",
 	       build_enc, rss_enc / 1024, st.bytes >> 20, st.docs, st.terms, st.postings, st.trie_nodes);
 
+	if (getenv("BENCH_Q")) {   /* profile one query: BENCH_Q="love night" bench_search N */
+		double worst = 0, a0 = now();
+		for (int i = 0; i < 200; i++) {
+			struct search_query q = {.q = getenv("BENCH_Q"), .limit = 10};
+			struct search_results r;
+			double a = now();
+			search_query(idx, &q, &r);
+			if (now() - a > worst)
+				worst = now() - a;
+			search_results_free(&r);
+		}
+		printf("BENCH_Q: mean %.3f ms, worst %.3f ms\n", (now() - a0) / 200 * 1e3, worst * 1e3);
+		return 0;
+	}
 	int nofts = getenv("BENCH_NOFTS") != NULL;   /* for quick tuning runs only */
 	/* ---- SQLite FTS5, same data ---- */
 	sqlite3 *db;

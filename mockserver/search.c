@@ -26,8 +26,8 @@
 #define CAP_TYPO_EXP 24      /* typo expansions kept per query word */
 #define CAP_PREFIX_EXP 40    /* prefix completions kept per query word */
 #define CAP_SUGGEST_EXP 12
-#define SEARCH_BUDGET 16000  /* postings read per query (see accumulate) */
-#define SUGGEST_BUDGET 4000
+#define SEARCH_BUDGET 24000  /* postings read per query (see accumulate) */
+#define SUGGEST_BUDGET 5000
 
 /* ---------- small open-addressing map of ids, hash kept in the slot ---------- */
 
@@ -123,6 +123,7 @@ struct term {
 	uint32_t h;
 	int32_t node;        /* trie node, -1 for CJK n-grams */
 	uint8_t maxpop;      /* upper bound, not lowered on removal */
+	uint8_t weight;      /* likelihood of being the word a prefix stands for; see term_weight */
 	uint8_t ncp;
 };
 
@@ -131,7 +132,7 @@ struct tnode {
 	uint32_t child;      /* 0 = none (node 0 is the root, never a child) */
 	uint32_t sibling;
 	int32_t term;
-	uint8_t maxpop;
+	uint8_t maxpop;      /* max term weight in the subtree (an upper bound) */
 };
 
 struct dterm { uint32_t term; uint8_t tf[3]; uint8_t pos; };
@@ -608,6 +609,15 @@ static void term_maybe_merge(struct search_index *idx, struct term *t)
 	free(k);
 }
 
+/* Which completions of a typed prefix to try first: common words (log of document
+ * frequency) that also reach popular documents. Grows in steps, so trie updates are rare. */
+static uint8_t term_weight(const struct term *t)
+{
+	int lg = 32 - __builtin_clz(t->npost + 1);
+	int w = t->maxpop / 2 + 10 * lg;
+	return (uint8_t)(w > 255 ? 255 : w);
+}
+
 int search_add(struct search_index *idx, const struct search_doc *doc)
 {
 	if (!doc || (unsigned)doc->type >= SEARCH_NTYPES || !doc->id ||
@@ -689,10 +699,13 @@ int search_add(struct search_index *idx, const struct search_doc *doc)
 		t->post[t->npost++] = p;
 		idx->npostings++;
 		term_maybe_merge(idx, t);
-		if (t->maxpop < pop) {
+		if (t->maxpop < pop)
 			t->maxpop = (uint8_t)pop;
+		uint8_t tw = term_weight(t);
+		if (tw > t->weight) {
+			t->weight = tw;
 			if (t->node >= 0)
-				trie_insert(idx, t->str, (uint8_t)pop);
+				trie_insert(idx, t->str, tw);
 		}
 	}
 	free(c.v);
@@ -749,6 +762,7 @@ struct qword {
 	size_t len;
 	uint32_t cp[FOLD_MAX_TOKEN];
 	int ncp, cjk, end, pos;
+	int capped;          /* expansion stopped at its cap: more completions exist */
 	struct exp *exp;
 	size_t nexp, capexp;
 };
@@ -965,6 +979,8 @@ static void expand_word(const struct search_index *idx, struct qword *w, int as_
 			hpush(&h, &hn, &hcap, (struct hent){prio, c, e.rec});
 		}
 	}
+	if (hn)
+		w->capped = 1;
 	free(h);
 out:
 	free(wk->recs);
@@ -1133,6 +1149,8 @@ static void accumulate(struct ctx *cx, struct scratch *sc)
 		for (int ty = 0; ty < SEARCH_NTYPES; ty++)
 			if (est[ty] > cx->est[ty])
 				cx->est[ty] = est[ty];
+		if (w->capped)
+			cut[qi] = 1;
 		if (cut[qi])
 			cx->truncated = 1;
 	}
@@ -1153,6 +1171,7 @@ static void accumulate(struct ctx *cx, struct scratch *sc)
 			set[h] = (uint16_t)(ei + 1);
 		}
 		uint16_t bit = (uint16_t)(1u << qi);
+		int as_prefix = w->end && qi == cx->qp.n - 1 && !w->cjk;
 		size_t n = sc->nacc;   /* verification never adds candidates */
 		for (size_t i = 0; i < n; i++) {
 			struct acc *a = &sc->acc[i];
@@ -1161,13 +1180,22 @@ static void accumulate(struct ctx *cx, struct scratch *sc)
 			const struct sdoc *d = &idx->docs[a->doc];
 			for (uint32_t k = 0; k < d->nterms; k++) {
 				uint32_t term = d->dt[k].term, h = (term * 2654435761u) >> 24;
+				int hit = 0;
 				for (; set[h]; h = (h + 1) & 255) {
 					size_t ei = set[h] - 1u;
 					if (w->exp[ei].term != term)
 						continue;
 					score_posting(sc, qi, &es[ei], a->doc, a->type, d->dt[k].tf, d->dt[k].pos,
 					              bm25_part(d->dt[k].tf, &idx->hot[a->doc], avg));
+					hit = 1;
 					break;
+				}
+				/* a completion beyond the expansion cap still counts when typed exactly */
+				if (!hit && as_prefix && strncmp(idx->terms[term].str, w->str, w->len) == 0) {
+					struct exp e = {term, 0, 0, 1};
+					struct escore pe = exp_score(idx, &e);
+					score_posting(sc, qi, &pe, a->doc, a->type, d->dt[k].tf, d->dt[k].pos,
+					              bm25_part(d->dt[k].tf, &idx->hot[a->doc], avg));
 				}
 			}
 		}
