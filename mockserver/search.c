@@ -28,6 +28,7 @@
 #define CAP_SUGGEST_EXP 12
 #define SEARCH_BUDGET 24000  /* postings read per query (see accumulate) */
 #define SUGGEST_BUDGET 5000
+#define VERIFY_MAX 8000      /* candidates checked for the words whose lists were cut */
 
 /* ---------- small open-addressing map of ids, hash kept in the slot ---------- */
 
@@ -157,7 +158,7 @@ struct mset { uint64_t bits[11]; char *key; };  /* 26*26 two-letter codes */
 struct acc {
 	uint32_t doc;
 	uint16_t mask, exact, pfx;
-	uint8_t type;
+	uint8_t type, pop, len0;
 	float s[MAXQ];
 	uint8_t cost[MAXQ];
 	uint8_t pos[MAXQ];
@@ -1045,9 +1046,10 @@ struct ctx {
 struct escore { float idf, quality; int cost; int prefix; };
 
 static void score_posting(struct scratch *sc, int qi, const struct escore *es, uint32_t slot,
-                          unsigned type, const uint8_t tf[3], uint8_t pos, float bm)
+                          unsigned type, const uint8_t tf[3], uint8_t pos, const struct hot *hd,
+                          const float avg[3])
 {
-	float s = es->idf * bm * es->quality;
+	float s = es->idf * bm25_part(tf, hd, avg) * es->quality;
 	struct acc *a;
 	struct sslot *ss = &sc->slot[slot];
 	if (ss->stamp != sc->epoch) {
@@ -1061,6 +1063,8 @@ static void score_posting(struct scratch *sc, int qi, const struct escore *es, u
 		memset(a, 0, sizeof *a);
 		a->doc = slot;
 		a->type = (uint8_t)type;
+		a->pop = hd->pop;
+		a->len0 = hd->len[0];
 		memset(a->cost, 255, sizeof a->cost);
 		memset(a->pos, NO_POS, sizeof a->pos);
 	} else {
@@ -1096,6 +1100,39 @@ static struct escore exp_score(const struct search_index *idx, const struct exp 
 	es.cost = e->typos + e->first;
 	es.prefix = e->prefix;
 	return es;
+}
+
+/* Bitmap over term ids of every term that starts with w exactly (the trie subtree of w), so
+ * verification can accept completions beyond the expansion cap with one bit test. */
+static uint8_t *prefix_bits(const struct search_index *idx, const struct qword *w)
+{
+	uint32_t cur = 0;
+	for (int i = 0; i < w->ncp && cur != UINT32_MAX; i++) {
+		uint32_t c;
+		for (c = idx->nodes[cur].child; c && idx->nodes[c].cp != w->cp[i]; c = idx->nodes[c].sibling)
+			;
+		cur = c ? c : UINT32_MAX;
+	}
+	if (cur == UINT32_MAX)
+		return NULL;
+	uint8_t *bits = xcalloc(idx->nterms / 8 + 1, 1);
+	uint32_t *stack = xmalloc(64 * sizeof *stack);
+	size_t n = 0, cap = 64, visited = 0;
+	stack[n++] = cur;
+	while (n && visited++ < 200000) {
+		const struct tnode *nd = &idx->nodes[stack[--n]];
+		if (nd->term >= 0)
+			bits[nd->term >> 3] |= (uint8_t)(1u << (nd->term & 7));
+		for (uint32_t c = nd->child; c; c = idx->nodes[c].sibling) {
+			if (n == cap) {
+				cap *= 2;
+				stack = xrealloc(stack, cap * sizeof *stack);
+			}
+			stack[n++] = c;
+		}
+	}
+	free(stack);
+	return bits;
 }
 
 /* Reads each word's postings best-first up to its share of the budget. A word whose lists
@@ -1138,8 +1175,7 @@ static void accumulate(struct ctx *cx, struct scratch *sc)
 					if (cx->market_filter && !doc_playable(idx, &idx->docs[slot], cx->market))
 						continue;
 					seen[type]++;
-					score_posting(sc, qi, &es, slot, type, p->tf, p->pos,
-					              bm25_part(p->tf, &p->hot, avg));
+					score_posting(sc, qi, &es, slot, type, p->tf, p->pos, &p->hot, avg);
 				}
 			}
 			used += scanned;
@@ -1172,11 +1208,15 @@ static void accumulate(struct ctx *cx, struct scratch *sc)
 		}
 		uint16_t bit = (uint16_t)(1u << qi);
 		int as_prefix = w->end && qi == cx->qp.n - 1 && !w->cjk;
-		size_t n = sc->nacc;   /* verification never adds candidates */
-		for (size_t i = 0; i < n; i++) {
+		uint8_t *pbits = as_prefix && w->capped ? prefix_bits(idx, w) : NULL;
+		/* accumulators were created best-first, so the head holds the likeliest docs;
+		 * only the ones lacking the word cost a lookup, and those are capped */
+		size_t n = sc->nacc, checked = 0;
+		for (size_t i = 0; i < n && checked < VERIFY_MAX; i++) {
 			struct acc *a = &sc->acc[i];
 			if (a->mask & bit)
 				continue;
+			checked++;
 			const struct sdoc *d = &idx->docs[a->doc];
 			for (uint32_t k = 0; k < d->nterms; k++) {
 				uint32_t term = d->dt[k].term, h = (term * 2654435761u) >> 24;
@@ -1186,20 +1226,21 @@ static void accumulate(struct ctx *cx, struct scratch *sc)
 					if (w->exp[ei].term != term)
 						continue;
 					score_posting(sc, qi, &es[ei], a->doc, a->type, d->dt[k].tf, d->dt[k].pos,
-					              bm25_part(d->dt[k].tf, &idx->hot[a->doc], avg));
+					              &idx->hot[a->doc], avg);
 					hit = 1;
 					break;
 				}
 				/* a completion beyond the expansion cap still counts when typed exactly */
-				if (!hit && as_prefix && strncmp(idx->terms[term].str, w->str, w->len) == 0) {
+				if (!hit && pbits && ((pbits[term >> 3] >> (term & 7)) & 1)) {
 					struct exp e = {term, 0, 0, 1};
 					struct escore pe = exp_score(idx, &e);
 					score_posting(sc, qi, &pe, a->doc, a->type, d->dt[k].tf, d->dt[k].pos,
-					              bm25_part(d->dt[k].tf, &idx->hot[a->doc], avg));
+					              &idx->hot[a->doc], avg);
 				}
 			}
 		}
 		free(es);
+		free(pbits);
 	}
 }
 
@@ -1248,14 +1289,12 @@ static int popcount16(unsigned v)
 /* Computes the score parts and the total order key of one accumulator. Returns 0 when the
  * document is excluded (too few words matched). */
 static int score_acc(const struct ctx *cx, const struct acc *a, const float *maxtext,
-                     int min_match, struct search_parts *pp, double *key)
+                     int min_match, double floor, struct search_parts *pp, double *key)
 {
 	const struct search_index *idx = cx->idx;
 	int nw = cx->qp.n, matched = popcount16(a->mask);
 	if (matched < min_match)
 		return 0;
-	const struct sdoc *d = &idx->docs[a->doc];
-	const struct hot *hd = &idx->hot[a->doc];
 	struct search_parts p = {0};
 	double text = 0;
 	int cost = 0;
@@ -1264,14 +1303,14 @@ static int score_acc(const struct ctx *cx, const struct acc *a, const float *max
 			text += a->s[i];
 			cost += a->cost[i];
 		}
-	p.text = maxtext[d->type] > 0 ? text / maxtext[d->type] : 0;
+	p.text = maxtext[a->type] > 0 ? text / maxtext[a->type] : 0;
 	p.matched = matched;
 	p.typos = cost;
 	p.typo = 0.1 * cost;
 	uint16_t all = (uint16_t)((1u << nw) - 1);
-	if (a->exact == all && hd->len[0] == nw)
+	if (a->exact == all && a->len0 == nw)
 		p.boost += 0.5;
-	else if (a->pfx == all && hd->len[0] == nw)
+	else if (a->pfx == all && a->len0 == nw)
 		p.boost += 0.35;
 	if (nw >= 2 && a->mask == all) {
 		int phrase = 1;
@@ -1280,7 +1319,13 @@ static int score_acc(const struct ctx *cx, const struct acc *a, const float *max
 		if (phrase)
 			p.boost += 0.25;
 	}
-	p.popularity = 0.6 * hd->pop / 100.0;
+	p.popularity = 0.6 * a->pop / 100.0;
+	/* the rest needs the document record (a cache miss): skip it when even full taste
+	 * could not lift this candidate into the page being built */
+	double partial = p.text + p.boost + p.popularity - p.typo;
+	if (1e7 + matched * 1e5 - cost * 1e3 + partial + 0.81 <= floor)
+		return 2;
+	const struct sdoc *d = &idx->docs[a->doc];
 	if (d->genre && d->genre <= cx->ngenre_w)
 		p.taste += 0.5 * cx->genre_w[d->genre - 1];
 	float aw = 0;
@@ -1437,11 +1482,14 @@ int search_query(struct search_index *idx, const struct search_query *query,
 	for (size_t i = 0; i < sc->nacc; i++) {
 		struct search_parts p;
 		double key;
-		if (!score_acc(&cx, &sc->acc[i], maxtext, min_match, &p, &key))
+		int t = sc->acc[i].type;
+		double floor = hn[t] == k ? heap[t][0].key : -1e300;
+		int sr = score_acc(&cx, &sc->acc[i], maxtext, min_match, floor, &p, &key);
+		if (!sr)
 			continue;
-		int t = idx->docs[sc->acc[i].doc].type;
 		res->page[t].total++;
-		rpush(heap[t], &hn[t], k, (struct ranked){key, (uint32_t)i});
+		if (sr == 1)
+			rpush(heap[t], &hn[t], k, (struct ranked){key, (uint32_t)i});
 	}
 	for (int t = 0; t < SEARCH_NTYPES; t++) {
 		if (!heap[t])
@@ -1461,7 +1509,7 @@ int search_query(struct search_index *idx, const struct search_query *query,
 			h->type = (enum search_type)d->type;
 			memcpy(h->id, d->id, SEARCH_ID_LEN + 1);
 			h->name = xstrdup(d->name);
-			score_acc(&cx, a, maxtext, 0, &h->parts, &key);
+			score_acc(&cx, a, maxtext, 0, -1e300, &h->parts, &key);
 			h->score = key;
 		}
 		free(heap[t]);
@@ -1507,7 +1555,8 @@ int search_suggest(struct search_index *idx, const char *q, unsigned types, cons
 	for (size_t i = 0; i < sc->nacc; i++) {
 		struct search_parts p;
 		double key;
-		if (score_acc(&cx, &sc->acc[i], maxtext, cx.qp.n, &p, &key))
+		double floor = hn == SEARCH_SUGGEST_MAX ? heap[0].key : -1e300;
+		if (score_acc(&cx, &sc->acc[i], maxtext, cx.qp.n, floor, &p, &key) == 1)
 			rpush(heap, &hn, SEARCH_SUGGEST_MAX, (struct ranked){key, (uint32_t)i});
 	}
 	qsort(heap, hn, sizeof *heap, cmp_ranked_desc);
