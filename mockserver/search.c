@@ -1214,6 +1214,11 @@ static void accumulate(struct ctx *cx, struct scratch *sc)
 		size_t n = sc->nacc, checked = 0;
 		for (size_t i = 0; i < n && checked < VERIFY_MAX; i++) {
 			struct acc *a = &sc->acc[i];
+			/* two-stage prefetch: these lookups are two dependent cache misses each */
+			if (i + 16 < n && !(sc->acc[i + 16].mask & bit))
+				__builtin_prefetch(&idx->docs[sc->acc[i + 16].doc]);
+			if (i + 8 < n && !(sc->acc[i + 8].mask & bit))
+				__builtin_prefetch(idx->docs[sc->acc[i + 8].doc].dt);
 			if (a->mask & bit)
 				continue;
 			checked++;
