@@ -454,9 +454,11 @@ struct collect {
 static void collect_tok(void *ctx, const char *tok, size_t len, int pos, unsigned flags)
 {
 	struct collect *c = ctx;
+	/* a field's first 255 tokens are indexed: bounds the work an abusive name can cause */
+	if (c->len[c->field] >= 255)
+		return;
+	c->len[c->field]++;
 	uint32_t t = term_get(c->idx, tok, len, (flags & FOLD_TOK_CJK) != 0);
-	if (c->len[c->field] < 255)
-		c->len[c->field]++;
 	for (size_t i = 0; i < c->n; i++) {
 		if (c->v[i].term == t) {
 			if (c->v[i].tf[c->field] < 255)
@@ -681,7 +683,8 @@ int search_add(struct search_index *idx, const struct search_doc *doc)
 	d->h = doc_hash(doc->type, doc->id);
 	d->nterms = (uint32_t)c.n;
 	d->dt = xmalloc((c.n ? c.n : 1) * sizeof *d->dt);
-	memcpy(d->dt, c.v, c.n * sizeof *d->dt);
+	if (c.n)
+		memcpy(d->dt, c.v, c.n * sizeof *d->dt);
 	for (int f = 0; f < 3; f++) {
 		idx->hot[slot].len[f] = (uint8_t)(c.len[f] > 255 ? 255 : c.len[f]);
 		idx->sumlen[f] += idx->hot[slot].len[f];

@@ -490,6 +490,50 @@ static void test_paging_and_per_type_totals(void)
 	search_free(idx);
 }
 
+static void test_random_bytes_never_crash(void)
+{
+	struct search_index *idx = search_new();
+	uint64_t r = 0x2545F4914F6CDD1Dull;
+	char buf[200], seed[32], id[ID_LEN + 1];
+	int bad = 0;
+	for (int i = 0; i < 3000; i++) {
+		size_t n = 1 + rng_next(&r) % (sizeof buf - 1);
+		for (size_t j = 0; j < n; j++)
+			buf[j] = (char)(rng_next(&r) % 255 + 1);   /* any byte but NUL */
+		buf[n] = 0;
+		if (i % 2 == 0) {
+			snprintf(seed, sizeof seed, "rb%d", i);
+			id_from_seed(seed, id);
+			struct search_doc d = {.type = (enum search_type)(i % SEARCH_NTYPES), .id = id,
+			                       .name = buf, .album = buf, .popularity = i % 101,
+			                       .markets = buf, .is_public = true};
+			bad += search_add(idx, &d) != 0;
+		} else {
+			struct search_query q = {.q = buf, .market = i % 4 == 1 ? "SE" : NULL};
+			struct search_results res;
+			int rc = search_query(idx, &q, &res);
+			bad += rc != 0 && rc != -EINVAL;
+			search_results_free(&res);
+			struct search_suggestion s[SEARCH_SUGGEST_MAX];
+			size_t ns = 0;
+			rc = search_suggest(idx, buf, 0, NULL, s, &ns);
+			bad += rc != 0 && rc != -EINVAL;
+			search_suggestions_free(s, ns);
+		}
+	}
+	CHECK_INT(bad, 0);
+	/* a huge name is indexed (its first 255 words per field) without stalling */
+	char *huge = xmalloc(200001);
+	for (int i = 0; i < 200000; i++)
+		huge[i] = i % 7 == 6 ? ' ' : (char)('a' + (i / 7) % 26);
+	huge[200000] = 0;
+	id_from_seed("huge", id);
+	struct search_doc d = {.type = SEARCH_TRACK, .id = id, .name = huge};
+	CHECK_INT(search_add(idx, &d), 0);
+	free(huge);
+	search_free(idx);
+}
+
 struct conc { struct search_index *idx; const char *id; int misses; };
 
 static void *reader(void *arg)
@@ -544,6 +588,7 @@ int main(void)
 	RUN(test_paging_and_per_type_totals);
 	RUN(test_quality_recall_on_synthetic_catalog);
 	RUN(test_bad_input_is_searched_or_refused);
+	RUN(test_random_bytes_never_crash);
 	RUN(test_concurrent_queries_during_ingest);
 	return TAP_DONE();
 }
