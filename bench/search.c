@@ -436,6 +436,22 @@ int main(int argc, char **argv)
 	printf("build: encore %.2f s vs fts5 %.2f s (ratio %.2fx); memory: encore +%ld MiB vs fts5 +%ld MiB\n",
 	       build_enc, build_fts, build_fts / build_enc, rss_enc / 1024, rss_fts / 1024);
 
+	/* incremental updates at full size: re-add (= remove + add) popular and random tracks */
+	{
+		size_t nu = nq < 1000 ? nq : 1000;
+		for (size_t i = 0; i < nu; i++) {
+			struct item *it = &items[nart + nalb + rng(&g.r) % ntracks];
+			const char *arts[1] = {items[it->artist].name};
+			struct search_doc d = {.type = it->type, .id = it->id, .name = qs[i].q,
+			                       .artists = arts, .nartists = 1, .popularity = it->pop};
+			double a = now();
+			search_add(idx, &d);
+			lat[i] = now() - a;
+		}
+		struct lat up = pct(lat, nu);
+		printf("update (re-add with a new title, %zu tracks): p50 %.3f ms, p99 %.3f ms\n", nu, up.p50, up.p99);
+	}
+
 	for (size_t i = 0; i < nq; i++) {
 		free(qs[i].q);
 		free(ss[i].q);

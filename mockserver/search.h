@@ -55,7 +55,8 @@ struct search_taste {
 };
 
 struct search_query {
-	const char *q;
+	const char *q;                 /* any bytes; the first 8 words are scored, the last is a
+	                                * prefix unless q ends in whitespace */
 	unsigned types;                /* SEARCH_MASK bits; 0 = all */
 	int limit;                     /* per type, 1..SEARCH_LIMIT_MAX; 0 = 20 */
 	int offset;                    /* 0..SEARCH_OFFSET_MAX */
@@ -85,7 +86,8 @@ struct search_hit {
 };
 
 struct search_page {
-	size_t total;                  /* all matches of this type */
+	size_t total;                  /* matches of this type; an estimate when a query word is
+	                                * in more documents than one query reads (docs/SEARCH.md) */
 	size_t n;
 	struct search_hit *hits;
 };
