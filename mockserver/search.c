@@ -586,8 +586,10 @@ static int cmp_keyed_desc(const void *a, const void *b)
 }
 
 /* Merges the unsorted tail into the sorted prefix once it is long enough (over 1024 or a
- * sixteenth of the list), so the tail a query must read whole stays short and the merge
- * cost stays amortised O(log n) per insert. */
+ * sixteenth of the list), so the tail a query must read whole stays short. Only the tail is
+ * sorted; it is merged in place from the back, finding each boundary by binary search, so a
+ * merge into a 200k-entry list costs one memmove pass and O(tail log n) impact computations
+ * (the write lock is held meanwhile, so this bounds how long readers can wait). */
 static void term_maybe_merge(struct search_index *idx, struct term *t)
 {
 	uint32_t tail = t->npost - t->nsorted;
@@ -595,18 +597,29 @@ static void term_maybe_merge(struct search_index *idx, struct term *t)
 		return;
 	float avg[3];
 	avg_lengths(idx, avg);
-	struct keyed *k = xmalloc(t->npost * sizeof *k);
-	for (uint32_t i = 0; i < t->npost; i++) {
-		k[i].key = impact(idx, &t->post[i], avg);
-		k[i].p = t->post[i];
+	struct keyed *k = xmalloc(tail * sizeof *k);
+	for (uint32_t i = 0; i < tail; i++) {
+		k[i].p = t->post[t->nsorted + i];
+		k[i].key = impact(idx, &k[i].p, avg);
 	}
-	qsort(k + t->nsorted, tail, sizeof *k, cmp_keyed_desc);
-	uint32_t a = 0, b = t->nsorted, o = 0;
-	while (a < t->nsorted || b < t->npost) {
-		if (b >= t->npost || (a < t->nsorted && k[a].key >= k[b].key))
-			t->post[o++] = k[a++].p;
-		else
-			t->post[o++] = k[b++].p;
+	qsort(k, tail, sizeof *k, cmp_keyed_desc);
+	uint32_t rest = t->nsorted;  /* sorted entries [0, rest) not yet moved */
+	uint32_t o = t->npost;       /* entries [o, npost) are final */
+	for (uint32_t j = tail; j-- > 0;) {
+		/* smallest tail entry first: the sorted entries below it move behind it */
+		uint32_t lo = 0, hi = rest;
+		while (lo < hi) {
+			uint32_t mid = lo + (hi - lo) / 2;
+			if (impact(idx, &t->post[mid], avg) >= k[j].key)
+				lo = mid + 1;
+			else
+				hi = mid;
+		}
+		uint32_t len = rest - lo;
+		o -= len;
+		memmove(&t->post[o], &t->post[lo], len * sizeof *t->post);
+		t->post[--o] = k[j].p;
+		rest = lo;
 	}
 	t->nsorted = t->npost;
 	free(k);
