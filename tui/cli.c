@@ -1,6 +1,6 @@
 /* cli: option parsing and dispatch for `encore`. */
 #include "cli.h"
-#include "config.h"
+#include "version.h"
 #include "tui.h"
 #include "xmem.h"
 #include <errno.h>
@@ -22,7 +22,7 @@ static const struct {
 
 static void usage_line(FILE *f)
 {
-	fprintf(f, "usage: encore [--server URL] [login USER | logout | whoami [--json] | show URI [--json]]\n");
+	fprintf(f, "usage: encore [--server URL] [--output SINK] [login USER | logout | whoami [--json] | show URI [--json]]\n");
 }
 
 static void help(void)
@@ -40,6 +40,8 @@ static void help(void)
 	       "Options:\n"
 	       "  --server URL       server base URL (default: $ENCORE_SERVER, then the logged-in\n"
 	       "                     session's server, then " CLI_DEFAULT_SERVER ")\n"
+	       "  --output SINK      audio output for the UI: alsa (default), alsa:DEVICE, null,\n"
+	       "                     null:realtime, wav:FILE; or 'output' in the config file\n"
 	       "  -h, --help         show this help\n"
 	       "  -V, --version      show the version\n"
 	       "\n"
@@ -217,6 +219,14 @@ static int parse_globals(struct cli_ctx *c, int *argc, char **argv, bool *done, 
 			c->server_opt = argv[++i];
 		} else if (strncmp(a, "--server=", 9) == 0) {
 			c->server_opt = a + 9;
+		} else if (strcmp(a, "--output") == 0) {
+			if (i + 1 >= *argc) {
+				cli_error(c, "--output needs a sink (alsa, alsa:DEVICE, null, null:realtime, wav:FILE)");
+				return -EINVAL;
+			}
+			c->output_opt = argv[++i];
+		} else if (strncmp(a, "--output=", 9) == 0) {
+			c->output_opt = a + 9;
 		} else {
 			argv[out++] = argv[i];  /* maybe a subcommand option such as --json */
 		}
