@@ -648,3 +648,18 @@ out:
 	pthread_mutex_unlock(&api->refresh_lock);
 	return rc;
 }
+
+char *api_bearer(struct api *api, unsigned long *gen)
+{
+	pthread_mutex_lock(&api->tok_lock);
+	char *t = api->access ? xstrdup(api->access) : NULL;
+	if (gen)
+		*gen = api->tok_gen;
+	pthread_mutex_unlock(&api->tok_lock);
+	return t;
+}
+
+int api_refresh_after_401(struct api *api, unsigned long gen_seen)
+{
+	return try_refresh(api, gen_seen);
+}

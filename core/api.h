@@ -92,6 +92,13 @@ void api_token_free(struct api_token *tok);
 
 void api_get_stats(struct api *api, struct api_stats *out);
 
+/* For callers that run their own transfers (the engine's curl multi loop): a copy of the
+ * current access token (caller frees; NULL if none) and its generation, and a refresh
+ * after a 401 seen with that generation (0 when fresh tokens are installed, by this call
+ * or by a peer; -EACCES when the session is gone). */
+char *api_bearer(struct api *api, unsigned long *gen);
+int api_refresh_after_401(struct api *api, unsigned long gen_seen);
+
 /* ---- Pure helpers (no I/O), exposed for tests and reuse. ---- */
 
 /* Appends key=value to b in application/x-www-form-urlencoded form, with a leading '&'

@@ -76,6 +76,10 @@ void engine_free(struct engine *e);
 /* A file descriptor that polls readable when the snapshot changed; read it with engine_ack_event. */
 int engine_event_fd(struct engine *e);
 void engine_ack_event(struct engine *e);
+/* More event fds, for other readers (the control socket): each is its own eventfd.
+ * Returns the fd or -EMFILE. Remove (and close) with engine_remove_listener. */
+int engine_add_listener(struct engine *e);
+void engine_remove_listener(struct engine *e, int fd);
 /* Copies the current state. Never blocks for long (one mutex). */
 void engine_snapshot(struct engine *e, struct engine_snapshot *out);
 

@@ -120,7 +120,7 @@ void queue_free(struct queue *q)
 static bool valid_track_uri(const char *uri)
 {
 	char type[16], id[ID_LEN + 1];
-	return uri && uri_parse(uri, type, sizeof(type), id) && strcmp(type, "track") == 0;
+	return uri && uri_parse(uri, type, sizeof(type), id) && (strcmp(type, "track") == 0 || strcmp(type, "episode") == 0);
 }
 
 static struct queue_entry *entry_new(struct queue *q, const char *uri)

@@ -18,11 +18,13 @@ static const struct {
 	{"logout", cmd_logout},
 	{"whoami", cmd_whoami},
 	{"show", cmd_show},
+	{"play", cmd_play},
+	{"remote", cmd_remote},
 };
 
 static void usage_line(FILE *f)
 {
-	fprintf(f, "usage: encore [--server URL] [--output SINK] [login USER | logout | whoami [--json] | show URI [--json]]\n");
+	fprintf(f, "usage: encore [--server URL] [--output SINK] [login USER | logout | whoami | show URI | play ... | remote CMD]\n");
 }
 
 static void help(void)
@@ -36,6 +38,10 @@ static void help(void)
 	       "  logout             forget the stored session\n"
 	       "  whoami [--json]    show the logged-in account\n"
 	       "  show URI [--json]  show a track, album or artist (encore:TYPE:ID)\n"
+	       "  play [QUERY|URI...] [--quality Q] [--output SPEC] [--seek SEC] [--duration SEC] [--json]\n"
+	       "                     play headlessly until the queue ends (see encore play --help)\n"
+	       "  remote CMD         control a running client: play pause toggle next prev stop seek\n"
+	       "                     volume shuffle repeat queue status subscribe\n"
 	       "\n"
 	       "Options:\n"
 	       "  --server URL       server base URL (default: $ENCORE_SERVER, then the logged-in\n"
@@ -219,13 +225,15 @@ static int parse_globals(struct cli_ctx *c, int *argc, char **argv, bool *done, 
 			c->server_opt = argv[++i];
 		} else if (strncmp(a, "--server=", 9) == 0) {
 			c->server_opt = a + 9;
-		} else if (strcmp(a, "--output") == 0) {
+		} else if (out == 1 && strcmp(a, "--output") == 0) {
+			/* Before a subcommand it is the UI's; after one (play --output) it is the
+			 * subcommand's own option and passes through. */
 			if (i + 1 >= *argc) {
 				cli_error(c, "--output needs a sink (alsa, alsa:DEVICE, null, null:realtime, wav:FILE)");
 				return -EINVAL;
 			}
 			c->output_opt = argv[++i];
-		} else if (strncmp(a, "--output=", 9) == 0) {
+		} else if (out == 1 && strncmp(a, "--output=", 9) == 0) {
 			c->output_opt = a + 9;
 		} else {
 			argv[out++] = argv[i];  /* maybe a subcommand option such as --json */

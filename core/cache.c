@@ -1,0 +1,73 @@
+/* cache: one table; expired rows are ignored on read and swept on open. A cache is only a
+ * cache: every failure here degrades to a miss. */
+#include "cache.h"
+#include "xmem.h"
+#include <errno.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+
+struct cache {
+	sqlite3 *db;
+};
+
+struct cache *cache_open(const char *path, char *err, size_t errlen)
+{
+	struct cache *c = xcalloc(1, sizeof(*c));
+	if (sqlite3_open_v2(path, &c->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX, NULL) != SQLITE_OK) {
+		snprintf(err, errlen, "cannot open cache %s: %s", path, c->db ? sqlite3_errmsg(c->db) : "out of memory");
+		goto fail;
+	}
+	sqlite3_busy_timeout(c->db, 2000);
+	char *msg = NULL;
+	if (sqlite3_exec(c->db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
+				"CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value TEXT NOT NULL, expires_at INTEGER NOT NULL);",
+			 NULL, NULL, &msg) != SQLITE_OK) {
+		snprintf(err, errlen, "cannot set up cache %s: %s", path, msg ? msg : "?");
+		sqlite3_free(msg);
+		goto fail;
+	}
+	char *sweep = xasprintf("DELETE FROM kv WHERE expires_at < %lld", (long long)time(NULL));
+	sqlite3_exec(c->db, sweep, NULL, NULL, NULL);
+	free(sweep);
+	return c;
+fail:
+	cache_close(c);
+	return NULL;
+}
+
+void cache_close(struct cache *c)
+{
+	if (!c)
+		return;
+	sqlite3_close(c->db);
+	free(c);
+}
+
+int cache_put(struct cache *c, const char *key, const char *value, int64_t expires_at)
+{
+	sqlite3_stmt *st = NULL;
+	if (sqlite3_prepare_v2(c->db, "INSERT OR REPLACE INTO kv(key, value, expires_at) VALUES (?, ?, ?)", -1, &st, NULL) != SQLITE_OK)
+		return -EIO;
+	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, value, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 3, expires_at);
+	int rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -EIO;
+	sqlite3_finalize(st);
+	return rc;
+}
+
+char *cache_get(struct cache *c, const char *key, int64_t now)
+{
+	sqlite3_stmt *st = NULL;
+	if (sqlite3_prepare_v2(c->db, "SELECT value FROM kv WHERE key = ? AND expires_at > ?", -1, &st, NULL) != SQLITE_OK)
+		return NULL;
+	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, now);
+	char *v = NULL;
+	if (sqlite3_step(st) == SQLITE_ROW)
+		v = xstrdup((const char *)sqlite3_column_text(st, 0));
+	sqlite3_finalize(st);
+	return v;
+}

@@ -1,0 +1,1798 @@
+/* engine: three threads around two queues.
+ *
+ *   network thread ──(decode jobs, in play order)──▶ decoder thread ──(PCM ring + markers)──▶ output thread
+ *        ▲ commands (curl_multi_wakeup)                                                         │
+ *        └──────────────────────────── playing item / position (atomics, wake-up) ◀────────────┘
+ *
+ * The network thread owns the queue, the items and every transfer (one curl multi handle,
+ * so connections are reused across segments and tracks). It pushes segments to the decoder
+ * strictly in play order. The decoder thread turns them into PCM and writes the ring,
+ * tagging stream positions with markers (which item, which position, which gain). The
+ * output thread reads the ring, applies gain and volume, writes the sink, and is the one
+ * that knows what the listener hears. A flush (seek, skip) bumps the ring's generation, so
+ * audio decoded for the old position can never play after it.
+ *
+ * Lock order: e->lock (snapshot, markers, decode queue) is a leaf; no other lock is taken
+ * while holding it. */
+#include "engine.h"
+#include "abr.h"
+#include "api.h"
+#include "b64.h"
+#include "cache.h"
+#include "version.h"
+#include "decoder.h"
+#include "gain.h"
+#include "id.h"
+#include "json.h"
+#include "manifest.h"
+#include "queue.h"
+#include "ring.h"
+#include "sink.h"
+#include "xmem.h"
+#include <curl/curl.h>
+#include <errno.h>
+#include <math.h>
+#include <pthread.h>
+#include <sodium.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#define OUT_RATE 44100
+#define OUT_CH 2
+#define RING_FRAMES (OUT_RATE * 2)      /* decoded audio ahead of the sink: 2 s */
+#define OUT_CHUNK 2048                  /* frames per sink write (46 ms) */
+#define MAX_MARKERS 64
+#define MAX_INFLIGHT 2                  /* segment downloads at once for the fetching item */
+#define RETRY_BASE_MS 250
+#define RETRY_MAX_MS 2000
+#define META_TTL_S (24 * 3600)
+#define ENGINE_MAX_LISTENERS 8
+
+static int64_t now_us(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* ---------------------------------------------------------------- types */
+
+enum cmd_type {
+	CMD_PLAY, CMD_ENQUEUE, CMD_PAUSE, CMD_RESUME, CMD_TOGGLE, CMD_STOP, CMD_NEXT, CMD_PREV,
+	CMD_SEEK, CMD_VOLUME, CMD_SHUFFLE, CMD_REPEAT, CMD_NORMALIZE, CMD_QMOVE, CMD_QREMOVE, CMD_QCLEAR,
+	CMD_QUIT,
+};
+
+struct cmd {
+	struct cmd *next;
+	enum cmd_type type;
+	int a, b;
+	bool flag;
+	int64_t issued_us;
+	char **uris;
+	int nuris;
+};
+
+enum seg_state { SEG_NONE, SEG_FETCHING, SEG_DONE };
+
+struct seg_slot {
+	enum seg_state st;
+	int kbps;
+	uint8_t *data;
+	size_t len;
+	int tries;
+	int64_t retry_at_us;
+};
+
+struct item {
+	uint64_t seq;              /* unique per engine, in play order */
+	uint64_t entry_id;         /* queue entry it plays */
+	char uri[64];
+	char id[ID_LEN + 1];
+	bool episode;
+	char title[256], artist[256], album[256];
+	char artist_id[ID_LEN + 1];
+	int duration_ms;
+	bool meta_requested;
+	struct manifest *m;
+	bool manifest_requested;
+	int manifest_tries;
+	int64_t manifest_retry_at_us;
+	struct seg_slot *segs;
+	uint8_t *init[MANIFEST_MAX_RENDITIONS];
+	size_t init_len[MANIFEST_MAX_RENDITIONS];
+	bool init_fetching[MANIFEST_MAX_RENDITIONS];
+	uint32_t start_seg;        /* first segment to play (after a seek) */
+	int64_t start_trim;        /* frames of start_seg to drop (seek inside a segment) */
+	uint32_t next_push;        /* next segment to hand to the decoder */
+	bool pushed_all;
+	int kbps;                  /* rendition chosen for the next segment */
+	bool use_origin;           /* the edge failed repeatedly: fetch from the origin */
+	bool renew_manifest;       /* signed URLs were refused: fetch fresh ones, keep the audio */
+	bool failed;
+	int64_t play_cmd_us;       /* when the play command for it was issued, for first-audio timing */
+};
+
+struct xfer {
+	enum { X_MANIFEST, X_META, X_INIT, X_SEGMENT, X_AUTOPLAY } kind;
+	uint64_t item_seq;
+	uint32_t index;
+	int rindex;
+	int kbps;
+	struct buf body;
+	CURL *easy;
+	struct curl_slist *headers;
+	int64_t start_us;
+	unsigned long tok_gen;
+	struct xfer *next;
+};
+
+struct djob {
+	struct djob *next;
+	uint64_t item_seq;
+	unsigned gen;
+	uint32_t index;
+	int kbps;
+	uint8_t *init;             /* set when the rendition changes (or first segment) */
+	size_t init_len;
+	uint8_t *seg;
+	size_t seg_len;
+	double gain_db;
+	int64_t trim;              /* frames to drop at the start */
+	bool last;                 /* last segment of the item */
+	int64_t play_cmd_us;
+};
+
+struct marker {
+	unsigned gen;
+	uint64_t stream_pos;       /* frame index in the generation's stream */
+	uint64_t item_seq;
+	uint64_t item_pos;         /* frame within the item at stream_pos */
+	double gain_db;
+	bool end;                  /* the item ends here */
+	int64_t play_cmd_us;
+};
+
+struct engine {
+	struct engine_config cfg;
+	struct api *api;
+	struct cache *cache;
+	char *base_url;
+
+	pthread_mutex_t lock;
+	pthread_cond_t cond;       /* decode queue and pause changes */
+	struct engine_snapshot snap;
+	int event_fd;
+	int listeners[ENGINE_MAX_LISTENERS];
+	int nlisteners;
+
+	/* commands */
+	struct cmd *cmd_head, *cmd_tail;
+
+	/* decode queue */
+	struct djob *dq_head, *dq_tail;
+	size_t dq_len;
+
+	/* markers (guarded by lock) */
+	struct marker markers[MAX_MARKERS];
+	int nmarkers;
+
+	/* shared with the output thread */
+	struct ring *ring;
+	struct sink *sink;
+	struct gain *gain;
+	atomic_bool paused;
+	atomic_bool quit;
+	atomic_uint_fast64_t playing_seq;     /* item the output is playing, 0 = none */
+	atomic_uint_fast64_t playing_pos;     /* frames into it */
+	atomic_bool output_idle;              /* ring empty and nothing to play */
+	atomic_bool decoder_busy;             /* a job is between the decode queue and the ring */
+	atomic_int volume;
+	atomic_bool normalize;
+	atomic_uint_fast64_t underruns;
+	atomic_int_fast64_t first_audio_us;
+
+	/* network thread only */
+	CURLM *multi;
+	struct queue *q;
+	struct item *play_item;               /* item the output plays (or will play first) */
+	struct item *fetch_item;              /* item being fetched and pushed (== play_item or the next) */
+	uint64_t next_seq;
+	struct xfer *xfers;
+	struct abr_estimator est;
+	struct abr_params abr;
+	bool stopped;                         /* nothing should play */
+	bool ended;
+	bool autoplay_requested;
+	char last_artist_id[ID_LEN + 1];          /* for autoplay when the queue runs out */
+	int64_t autoplay_cmd_us;
+	uint64_t segments_fetched, bytes_fetched, reused, opened, switches, tracks_started;
+	int last_kbps;
+	char error[256];
+
+	/* the queue as published for engine_queue_list (guarded by lock) */
+	char **qcopy_uris;
+	int qcopy_n, qcopy_current;
+
+	pthread_t net_thread, dec_thread, out_thread;
+	bool threads_started;
+};
+
+/* ---------------------------------------------------------------- small helpers */
+
+void engine_config_defaults(struct engine_config *c)
+{
+	memset(c, 0, sizeof(*c));
+	c->output = "alsa";
+	c->prefetch_seconds = 10;
+	c->normalize = true;
+	c->volume = 100;
+	c->autoplay = true;
+}
+
+const char *engine_state_name(enum engine_state s)
+{
+	static const char *const names[] = {"idle", "loading", "buffering", "playing", "paused", "ended", "error"};
+	return (unsigned)s < sizeof(names) / sizeof(names[0]) ? names[s] : "unknown";
+}
+
+static void notify(struct engine *e)
+{
+	uint64_t one = 1;
+	ssize_t n = write(e->event_fd, &one, sizeof(one));
+	pthread_mutex_lock(&e->lock);
+	for (int i = 0; i < e->nlisteners; i++)
+		n = write(e->listeners[i], &one, sizeof(one));
+	pthread_mutex_unlock(&e->lock);
+	(void)n;
+}
+
+int engine_add_listener(struct engine *e)
+{
+	int fd = -1;
+	pthread_mutex_lock(&e->lock);
+	if (e->nlisteners < ENGINE_MAX_LISTENERS) {
+		fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+		if (fd >= 0)
+			e->listeners[e->nlisteners++] = fd;
+	}
+	pthread_mutex_unlock(&e->lock);
+	return fd < 0 ? -EMFILE : fd;
+}
+
+void engine_remove_listener(struct engine *e, int fd)
+{
+	pthread_mutex_lock(&e->lock);
+	for (int i = 0; i < e->nlisteners; i++)
+		if (e->listeners[i] == fd) {
+			e->listeners[i] = e->listeners[--e->nlisteners];
+			close(fd);
+			break;
+		}
+	pthread_mutex_unlock(&e->lock);
+}
+
+int engine_event_fd(struct engine *e)
+{
+	return e->event_fd;
+}
+
+void engine_ack_event(struct engine *e)
+{
+	uint64_t v;
+	ssize_t n = read(e->event_fd, &v, sizeof(v));
+	(void)n;
+}
+
+void engine_snapshot(struct engine *e, struct engine_snapshot *out)
+{
+	pthread_mutex_lock(&e->lock);
+	*out = e->snap;
+	pthread_mutex_unlock(&e->lock);
+	out->underruns = atomic_load(&e->underruns);
+	out->volume = atomic_load(&e->volume);
+	out->normalize = atomic_load(&e->normalize);
+	out->first_audio_us = atomic_load(&e->first_audio_us);
+}
+
+static bool valid_uri(const char *uri)
+{
+	char type[16], id[ID_LEN + 1];
+	return uri && uri_parse(uri, type, sizeof(type), id) && (strcmp(type, "track") == 0 || strcmp(type, "episode") == 0);
+}
+
+static int push_cmd(struct engine *e, struct cmd *c)
+{
+	c->issued_us = now_us();
+	pthread_mutex_lock(&e->lock);
+	c->next = NULL;
+	if (e->cmd_tail)
+		e->cmd_tail->next = c;
+	else
+		e->cmd_head = c;
+	e->cmd_tail = c;
+	pthread_mutex_unlock(&e->lock);
+	curl_multi_wakeup(e->multi);
+	return 0;
+}
+
+static int simple_cmd(struct engine *e, enum cmd_type t, int a, int b, bool flag)
+{
+	struct cmd *c = xcalloc(1, sizeof(*c));
+	c->type = t;
+	c->a = a;
+	c->b = b;
+	c->flag = flag;
+	return push_cmd(e, c);
+}
+
+static void cmd_free(struct cmd *c)
+{
+	for (int i = 0; i < c->nuris; i++)
+		free(c->uris[i]);
+	free(c->uris);
+	free(c);
+}
+
+int engine_play(struct engine *e, const char *const *uris, int n)
+{
+	if (n < 0 || (n > 0 && !uris))
+		return -EINVAL;
+	for (int i = 0; i < n; i++)
+		if (!valid_uri(uris[i]))
+			return -EINVAL;
+	struct cmd *c = xcalloc(1, sizeof(*c));
+	c->type = CMD_PLAY;
+	c->uris = xcalloc((size_t)(n ? n : 1), sizeof(char *));
+	for (int i = 0; i < n; i++)
+		c->uris[i] = xstrdup(uris[i]);
+	c->nuris = n;
+	return push_cmd(e, c);
+}
+
+int engine_enqueue(struct engine *e, const char *uri, bool play_next)
+{
+	if (!valid_uri(uri))
+		return -EINVAL;
+	struct cmd *c = xcalloc(1, sizeof(*c));
+	c->type = CMD_ENQUEUE;
+	c->flag = play_next;
+	c->uris = xcalloc(1, sizeof(char *));
+	c->uris[0] = xstrdup(uri);
+	c->nuris = 1;
+	return push_cmd(e, c);
+}
+
+int engine_pause(struct engine *e) { return simple_cmd(e, CMD_PAUSE, 0, 0, false); }
+int engine_resume(struct engine *e) { return simple_cmd(e, CMD_RESUME, 0, 0, false); }
+int engine_toggle(struct engine *e) { return simple_cmd(e, CMD_TOGGLE, 0, 0, false); }
+int engine_stop(struct engine *e) { return simple_cmd(e, CMD_STOP, 0, 0, false); }
+int engine_next(struct engine *e) { return simple_cmd(e, CMD_NEXT, 0, 0, false); }
+int engine_prev(struct engine *e) { return simple_cmd(e, CMD_PREV, 0, 0, false); }
+int engine_seek(struct engine *e, int ms, bool relative) { return simple_cmd(e, CMD_SEEK, ms, 0, relative); }
+
+int engine_set_volume(struct engine *e, int volume, bool relative)
+{
+	if (!relative && (volume < 0 || volume > 100))
+		return -EINVAL;
+	return simple_cmd(e, CMD_VOLUME, volume, 0, relative);
+}
+
+int engine_set_shuffle(struct engine *e, bool on) { return simple_cmd(e, CMD_SHUFFLE, 0, 0, on); }
+
+int engine_set_repeat(struct engine *e, enum engine_repeat r)
+{
+	if (r != ENGINE_REPEAT_OFF && r != ENGINE_REPEAT_ONE && r != ENGINE_REPEAT_ALL)
+		return -EINVAL;
+	return simple_cmd(e, CMD_REPEAT, (int)r, 0, false);
+}
+
+int engine_set_normalize(struct engine *e, bool on) { return simple_cmd(e, CMD_NORMALIZE, 0, 0, on); }
+
+int engine_queue_move(struct engine *e, int from, int to)
+{
+	if (from < 0 || to < 0)
+		return -EINVAL;
+	return simple_cmd(e, CMD_QMOVE, from, to, false);
+}
+
+int engine_queue_remove(struct engine *e, int index)
+{
+	if (index < 0)
+		return -EINVAL;
+	return simple_cmd(e, CMD_QREMOVE, index, 0, false);
+}
+
+int engine_queue_clear(struct engine *e) { return simple_cmd(e, CMD_QCLEAR, 0, 0, false); }
+
+/* ---------------------------------------------------------------- output thread */
+
+/* Finds the marker that governs stream position pos in generation gen. Caller holds lock. */
+static const struct marker *_marker_at(struct engine *e, unsigned gen, uint64_t pos)
+{
+	const struct marker *best = NULL;
+	for (int i = 0; i < e->nmarkers; i++) {
+		const struct marker *m = &e->markers[i];
+		if (m->gen == gen && m->stream_pos <= pos && (!best || m->stream_pos >= best->stream_pos))
+			best = m;
+	}
+	return best;
+}
+
+/* Drops markers that lie wholly before pos (keeping the one governing pos). Caller holds lock. */
+static void _prune_markers(struct engine *e, unsigned gen, uint64_t pos)
+{
+	const struct marker *cur = _marker_at(e, gen, pos);
+	int w = 0;
+	for (int i = 0; i < e->nmarkers; i++) {
+		struct marker *m = &e->markers[i];
+		if (m->gen != gen)
+			continue;
+		if (m->stream_pos < pos && m != cur)
+			continue;
+		e->markers[w++] = *m;
+	}
+	e->nmarkers = w;
+}
+
+static void *output_main(void *arg)
+{
+	struct engine *e = arg;
+	float *buf = xmalloc(sizeof(float) * OUT_CHUNK * OUT_CH);
+	unsigned gen = ring_generation(e->ring);
+	uint64_t stream_pos = 0;
+	uint64_t cur_seq = 0;
+	bool starving = false;
+	while (!atomic_load(&e->quit)) {
+		if (atomic_load(&e->paused)) {
+			pthread_mutex_lock(&e->lock);
+			while (atomic_load(&e->paused) && !atomic_load(&e->quit))
+				pthread_cond_wait(&e->cond, &e->lock);
+			pthread_mutex_unlock(&e->lock);
+			continue;
+		}
+		unsigned g = ring_generation(e->ring);
+		if (g != gen) {
+			gen = g;
+			stream_pos = 0;
+			cur_seq = 0;
+		}
+		/* Read no further than the next marker, so one chunk never spans two items. */
+		pthread_mutex_lock(&e->lock);
+		const struct marker *m = _marker_at(e, gen, stream_pos);
+		struct marker cur = m ? *m : (struct marker){0};
+		uint64_t next_boundary = UINT64_MAX;
+		for (int i = 0; i < e->nmarkers; i++)
+			if (e->markers[i].gen == gen && e->markers[i].stream_pos > stream_pos &&
+			    e->markers[i].stream_pos < next_boundary)
+				next_boundary = e->markers[i].stream_pos;
+		_prune_markers(e, gen, stream_pos);
+		pthread_mutex_unlock(&e->lock);
+
+		if (m && cur.end && ring_readable(e->ring) == 0) {
+			/* Everything decoded has played and the last item ended here. */
+			if (atomic_load(&e->playing_seq) != 0 || !atomic_load(&e->output_idle)) {
+				atomic_store(&e->playing_seq, 0);
+				atomic_store(&e->output_idle, true);
+				sink_drain(e->sink);
+				curl_multi_wakeup(e->multi);
+				notify(e);
+			}
+		}
+		size_t want = OUT_CHUNK;
+		if (next_boundary != UINT64_MAX && next_boundary - stream_pos < want)
+			want = (size_t)(next_boundary - stream_pos);
+		int w = ring_wait_readable(e->ring, 1, 100);
+		if (w == -ECANCELED)
+			break;
+		if (ring_generation(e->ring) != gen)
+			continue;
+		size_t n = w == 0 ? ring_read(e->ring, buf, want) : 0;
+		if (n == 0) {
+			/* An empty ring while an item is playing and not finished: an underrun. */
+			if (atomic_load(&e->playing_seq) && !starving && !(m && cur.end)) {
+				starving = true;
+				atomic_fetch_add(&e->underruns, 1);
+				notify(e);
+				curl_multi_wakeup(e->multi);
+			}
+			continue;
+		}
+		starving = false;
+		if (m && !cur.end) {
+			if (cur.item_seq != cur_seq) {
+				cur_seq = cur.item_seq;
+				if (cur.play_cmd_us)
+					atomic_store(&e->first_audio_us, now_us() - cur.play_cmd_us);
+				notify(e);
+				curl_multi_wakeup(e->multi);
+			}
+			gain_set_normalization(e->gain, atomic_load(&e->normalize), cur.gain_db);
+			gain_set_volume(e->gain, atomic_load(&e->volume));
+			gain_process(e->gain, buf, n);
+			sink_write(e->sink, buf, n);
+			atomic_store(&e->playing_seq, cur.item_seq);
+			atomic_store(&e->playing_pos, cur.item_pos + (stream_pos - cur.stream_pos) + n);
+			atomic_store(&e->output_idle, false);
+		}
+		stream_pos += n;
+	}
+	free(buf);
+	return NULL;
+}
+
+/* ---------------------------------------------------------------- decoder thread */
+
+static void add_marker(struct engine *e, const struct marker *m)
+{
+	pthread_mutex_lock(&e->lock);
+	if (e->nmarkers == MAX_MARKERS) {
+		/* Markers are pruned as the output passes them; a full array means old ones of a
+		 * flushed generation linger, which can be dropped. */
+		memmove(&e->markers[0], &e->markers[1], sizeof(struct marker) * (MAX_MARKERS - 1));
+		e->nmarkers--;
+	}
+	e->markers[e->nmarkers++] = *m;
+	pthread_mutex_unlock(&e->lock);
+}
+
+static void *decoder_main(void *arg)
+{
+	struct engine *e = arg;
+	struct decoder *dec = NULL;
+	uint64_t dec_seq = 0;
+	unsigned gen = ring_generation(e->ring);
+	uint64_t stream_pos = 0;
+	for (;;) {
+		pthread_mutex_lock(&e->lock);
+		while (!e->dq_head && !atomic_load(&e->quit))
+			pthread_cond_wait(&e->cond, &e->lock);
+		if (atomic_load(&e->quit)) {
+			pthread_mutex_unlock(&e->lock);
+			break;
+		}
+		struct djob *j = e->dq_head;
+		e->dq_head = j->next;
+		if (!e->dq_head)
+			e->dq_tail = NULL;
+		e->dq_len--;
+		atomic_store(&e->decoder_busy, true);
+		pthread_mutex_unlock(&e->lock);
+
+		if (j->gen != ring_generation(e->ring))
+			goto done;  /* flushed while queued */
+		if (j->gen != gen) {
+			gen = j->gen;
+			stream_pos = 0;
+		}
+		if (!dec || j->item_seq != dec_seq) {
+			decoder_free(dec);
+			dec = decoder_new(OUT_RATE);
+			dec_seq = j->item_seq;
+		}
+		if (j->init && decoder_set_init(dec, j->init, j->init_len) != 0) {
+			fprintf(stderr, "encore: cannot decode the init part of a rendition\n");
+			goto done;
+		}
+		float *pcm = NULL;
+		size_t frames = 0;
+		uint64_t seg_start = 0;
+		size_t seg_count = 0;
+		if (decoder_decode(dec, j->seg, j->seg_len, &pcm, &frames) != 0 ||
+		    decoder_segment_range(dec, j->index, &seg_start, &seg_count) != 0) {
+			/* A corrupt segment: skip its audio rather than stop the track. */
+			free(pcm);
+			fprintf(stderr, "encore: segment %u failed to decode; skipped\n", j->index);
+			goto done;
+		}
+		size_t skip = j->trim > 0 ? (size_t)j->trim : 0;
+		if (skip > frames)
+			skip = frames;
+		struct marker mk = {.gen = gen, .stream_pos = stream_pos, .item_seq = j->item_seq,
+				    .item_pos = seg_start + skip, .gain_db = j->gain_db, .play_cmd_us = j->play_cmd_us};
+		add_marker(e, &mk);
+		size_t left = frames - skip;
+		const float *p = pcm + skip * OUT_CH;
+		while (left > 0 && !atomic_load(&e->quit)) {
+			ssize_t wr = ring_write(e->ring, p, left, gen);
+			if (wr < 0)
+				break;  /* flushed or aborted: the rest belongs to an old position */
+			p += (size_t)wr * OUT_CH;
+			left -= (size_t)wr;
+			stream_pos += (uint64_t)wr;
+			if (left == 0)
+				break;
+			/* Full: the output is paused or slow. Wait, unless flushed meanwhile. */
+			int r = ring_wait_writable(e->ring, left < 1024 ? left : 1024, gen, 200);
+			if (r == -ESTALE || r == -ECANCELED)
+				break;
+		}
+		free(pcm);
+		if (j->last) {
+			struct marker end = {.gen = gen, .stream_pos = stream_pos, .item_seq = j->item_seq, .end = true};
+			add_marker(e, &end);
+		}
+done:
+		free(j->init);
+		free(j->seg);
+		free(j);
+		atomic_store(&e->decoder_busy, false);
+		curl_multi_wakeup(e->multi);  /* room in the decode queue: push more */
+	}
+	decoder_free(dec);
+	return NULL;
+}
+
+/* ---------------------------------------------------------------- network thread: items */
+
+static struct item *item_new(struct engine *e, const struct queue_entry *qe, int64_t cmd_us)
+{
+	struct item *it = xcalloc(1, sizeof(*it));
+	it->seq = ++e->next_seq;
+	it->entry_id = qe->id;
+	snprintf(it->uri, sizeof(it->uri), "%s", qe->uri);
+	char type[16];
+	uri_parse(qe->uri, type, sizeof(type), it->id);
+	it->episode = strcmp(type, "episode") == 0;
+	it->play_cmd_us = cmd_us;
+	return it;
+}
+
+static void item_free(struct item *it)
+{
+	if (!it)
+		return;
+	if (it->m) {
+		for (uint32_t k = 0; k < it->m->segment_count; k++)
+			free(it->segs[k].data);
+		for (int r = 0; r < it->m->nrenditions; r++)
+			free(it->init[r]);
+	}
+	free(it->segs);
+	manifest_free(it->m);
+	free(it);
+}
+
+static struct item *item_by_seq(struct engine *e, uint64_t seq)
+{
+	if (e->play_item && e->play_item->seq == seq)
+		return e->play_item;
+	if (e->fetch_item && e->fetch_item->seq == seq)
+		return e->fetch_item;
+	return NULL;
+}
+
+static int rindex_of(const struct item *it, int kbps)
+{
+	for (int r = 0; r < it->m->nrenditions; r++)
+		if (it->m->renditions[r].bitrate == kbps)
+			return r;
+	return -1;
+}
+
+/* ---------------------------------------------------------------- transfers */
+
+static size_t on_body(char *p, size_t size, size_t n, void *ud)
+{
+	struct xfer *x = ud;
+	buf_append(&x->body, p, size * n);
+	return size * n;
+}
+
+static void start_xfer(struct engine *e, int kind, struct item *it, const char *url, uint32_t index, int rindex, bool auth)
+{
+	struct xfer *x = xcalloc(1, sizeof(*x));
+	x->kind = kind;
+	x->item_seq = it ? it->seq : 0;
+	x->index = index;
+	x->rindex = rindex;
+	x->easy = curl_easy_init();
+	x->start_us = now_us();
+	curl_easy_setopt(x->easy, CURLOPT_URL, url);
+	curl_easy_setopt(x->easy, CURLOPT_WRITEFUNCTION, on_body);
+	curl_easy_setopt(x->easy, CURLOPT_WRITEDATA, x);
+	curl_easy_setopt(x->easy, CURLOPT_PRIVATE, x);
+	curl_easy_setopt(x->easy, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(x->easy, CURLOPT_CONNECTTIMEOUT_MS, 5000L);
+	/* A stalled transfer (server gone mid-body) is abandoned after 10 s below 1 KB/s. */
+	curl_easy_setopt(x->easy, CURLOPT_LOW_SPEED_LIMIT, 1024L);
+	curl_easy_setopt(x->easy, CURLOPT_LOW_SPEED_TIME, 10L);
+	curl_easy_setopt(x->easy, CURLOPT_USERAGENT, "encore/" ENCORE_VERSION);
+	if (auth) {
+		char *tok = api_bearer(e->api, &x->tok_gen);
+		if (tok) {
+			char *h = xasprintf("Authorization: Bearer %s", tok);
+			x->headers = curl_slist_append(x->headers, h);
+			free(h);
+			free(tok);
+		}
+		curl_easy_setopt(x->easy, CURLOPT_HTTPHEADER, x->headers);
+	}
+	x->next = e->xfers;
+	e->xfers = x;
+	curl_multi_add_handle(e->multi, x->easy);
+}
+
+static void xfer_free(struct engine *e, struct xfer *x)
+{
+	for (struct xfer **pp = &e->xfers; *pp; pp = &(*pp)->next)
+		if (*pp == x) {
+			*pp = x->next;
+			break;
+		}
+	curl_multi_remove_handle(e->multi, x->easy);
+	curl_easy_cleanup(x->easy);
+	curl_slist_free_all(x->headers);
+	buf_free(&x->body);
+	free(x);
+}
+
+/* Cancels every transfer of an item at once: a skipped track downloads nothing more. */
+static void cancel_item(struct engine *e, uint64_t seq)
+{
+	struct xfer *x = e->xfers;
+	while (x) {
+		struct xfer *next = x->next;
+		if (x->item_seq == seq && x->kind != X_META)
+			xfer_free(e, x);
+		x = next;
+	}
+}
+
+static bool inflight_manifest(struct engine *e, uint64_t seq)
+{
+	for (struct xfer *x = e->xfers; x; x = x->next)
+		if (x->item_seq == seq && x->kind == X_MANIFEST)
+			return true;
+	return false;
+}
+
+static int inflight_segments(struct engine *e, uint64_t seq)
+{
+	int n = 0;
+	for (struct xfer *x = e->xfers; x; x = x->next)
+		if (x->item_seq == seq && (x->kind == X_SEGMENT || x->kind == X_INIT || x->kind == X_MANIFEST))
+			n++;
+	return n;
+}
+
+/* ---------------------------------------------------------------- playback control */
+
+static void clear_decode_queue(struct engine *e)
+{
+	pthread_mutex_lock(&e->lock);
+	struct djob *j = e->dq_head;
+	e->dq_head = e->dq_tail = NULL;
+	e->dq_len = 0;
+	e->nmarkers = 0;
+	pthread_mutex_unlock(&e->lock);
+	while (j) {
+		struct djob *n = j->next;
+		free(j->init);
+		free(j->seg);
+		free(j);
+		j = n;
+	}
+}
+
+/* Drops all audio between the network and the speaker (seek, skip, stop). */
+static void flush_audio(struct engine *e)
+{
+	clear_decode_queue(e);
+	ring_flush(e->ring);
+	atomic_store(&e->playing_seq, 0);
+	atomic_store(&e->playing_pos, 0);
+	atomic_store(&e->output_idle, true);
+}
+
+static void rewind_item(struct item *it, uint32_t seg, int64_t trim)
+{
+	it->start_seg = seg;
+	it->start_trim = trim;
+	it->next_push = seg;
+	it->pushed_all = false;
+	it->kbps = 0;
+}
+
+static void drop_items(struct engine *e)
+{
+	if (e->play_item) {
+		cancel_item(e, e->play_item->seq);
+		if (e->fetch_item == e->play_item)
+			e->fetch_item = NULL;
+		item_free(e->play_item);
+		e->play_item = NULL;
+	}
+	if (e->fetch_item) {
+		cancel_item(e, e->fetch_item->seq);
+		item_free(e->fetch_item);
+		e->fetch_item = NULL;
+	}
+}
+
+/* Starts playing queue entry qe from scratch (or stops if NULL). */
+static void start_entry(struct engine *e, const struct queue_entry *qe, int64_t cmd_us)
+{
+	flush_audio(e);
+	drop_items(e);
+	e->error[0] = 0;
+	e->ended = false;
+	e->autoplay_requested = false;
+	if (!qe) {
+		e->ended = true;
+		return;
+	}
+	e->play_item = e->fetch_item = item_new(e, qe, cmd_us);
+	e->tracks_started++;
+}
+
+static void set_paused(struct engine *e, bool p)
+{
+	atomic_store(&e->paused, p);
+	pthread_mutex_lock(&e->lock);
+	pthread_cond_broadcast(&e->cond);
+	pthread_mutex_unlock(&e->lock);
+}
+
+static int position_ms(struct engine *e)
+{
+	if (!e->play_item || atomic_load(&e->playing_seq) != e->play_item->seq)
+		return e->play_item ? (int)(e->play_item->start_seg * 4000) : 0;
+	return (int)(atomic_load(&e->playing_pos) * 1000 / OUT_RATE);
+}
+
+static void do_seek(struct engine *e, int ms)
+{
+	struct item *it = e->play_item;
+	if (!it || !it->m)
+		return;
+	if (ms < 0)
+		ms = 0;
+	if (ms >= it->m->duration_ms)
+		ms = it->m->duration_ms > 1000 ? it->m->duration_ms - 1000 : 0;
+	uint32_t seg = (uint32_t)(ms / (it->m->segment_seconds * 1000));
+	if (seg >= it->m->segment_count)
+		seg = it->m->segment_count - 1;
+	int64_t trim = (int64_t)(ms - (int)seg * it->m->segment_seconds * 1000) * OUT_RATE / 1000;
+	flush_audio(e);
+	/* Segments before the target will not be heard: free them; keep later ones. */
+	for (uint32_t k = 0; k < seg && k < it->m->segment_count; k++) {
+		if (it->segs[k].st == SEG_DONE) {
+			free(it->segs[k].data);
+			it->segs[k].data = NULL;
+			it->segs[k].st = SEG_NONE;
+		}
+	}
+	rewind_item(it, seg, trim);
+	if (e->fetch_item && e->fetch_item != it)
+		rewind_item(e->fetch_item, e->fetch_item->start_seg, 0);
+	it->play_cmd_us = now_us();
+}
+
+static void publish_queue(struct engine *e);
+
+static void run_command(struct engine *e, struct cmd *c)
+{
+	const struct queue_entry *qe;
+	switch (c->type) {
+	case CMD_PLAY:
+		queue_clear(e->q);
+		for (int i = 0; i < c->nuris; i++)
+			queue_add(e->q, c->uris[i], NULL);
+		e->stopped = false;
+		set_paused(e, false);
+		if (c->nuris > 0 && queue_play_at(e->q, 0) == 0)
+			start_entry(e, queue_current(e->q), c->issued_us);
+		else
+			start_entry(e, NULL, 0);
+		break;
+	case CMD_ENQUEUE:
+		if (c->flag)
+			queue_play_next(e->q, c->uris[0], NULL);
+		else
+			queue_add(e->q, c->uris[0], NULL);
+		if (!e->play_item && !e->stopped) {
+			/* Idle or ended: the new entry plays now. */
+			long idx = (long)queue_len(e->q) - 1;
+			if (c->flag && queue_position(e->q) >= 0)
+				idx = queue_position(e->q) + 1;
+			if (queue_play_at(e->q, (size_t)idx) == 0)
+				start_entry(e, queue_current(e->q), c->issued_us);
+		} else if (e->fetch_item && e->fetch_item != e->play_item && c->flag) {
+			/* The prefetched item is no longer next: fetch the new next one instead. */
+			cancel_item(e, e->fetch_item->seq);
+			item_free(e->fetch_item);
+			e->fetch_item = e->play_item;
+			long pos = queue_index_of(e->q, e->play_item->entry_id);
+			if (pos >= 0)
+				queue_play_at(e->q, (size_t)pos);
+			e->play_item->pushed_all = e->play_item->next_push >= (e->play_item->m ? e->play_item->m->segment_count : UINT32_MAX);
+		}
+		break;
+	case CMD_PAUSE:
+		set_paused(e, true);
+		break;
+	case CMD_RESUME:
+		set_paused(e, false);
+		break;
+	case CMD_TOGGLE:
+		set_paused(e, !atomic_load(&e->paused));
+		break;
+	case CMD_STOP:
+		e->stopped = true;
+		flush_audio(e);
+		drop_items(e);
+		set_paused(e, false);
+		break;
+	case CMD_NEXT:
+		set_paused(e, false);
+		if (e->fetch_item && e->fetch_item != e->play_item) {
+			/* The next item is already fetched: it starts at once. */
+			struct item *nx = e->fetch_item;
+			flush_audio(e);
+			cancel_item(e, e->play_item->seq);
+			item_free(e->play_item);
+			e->play_item = nx;
+			rewind_item(nx, nx->start_seg, nx->start_trim);
+			nx->play_cmd_us = c->issued_us;
+			e->tracks_started++;
+		} else {
+			qe = queue_skip(e->q);
+			start_entry(e, qe, c->issued_us);  /* NULL: ended, and autoplay may continue */
+		}
+		break;
+	case CMD_PREV:
+		set_paused(e, false);
+		if (position_ms(e) > 3000) {
+			do_seek(e, 0);
+			break;
+		}
+		if (e->play_item) {
+			long pos = queue_index_of(e->q, e->play_item->entry_id);
+			if (pos >= 0)
+				queue_play_at(e->q, (size_t)pos);
+		}
+		qe = queue_previous(e->q);
+		if (qe)
+			start_entry(e, qe, c->issued_us);
+		else if (e->play_item)
+			do_seek(e, 0);
+		break;
+	case CMD_SEEK:
+		do_seek(e, c->flag ? position_ms(e) + c->a : c->a);
+		break;
+	case CMD_VOLUME: {
+		int v = c->flag ? atomic_load(&e->volume) + c->a : c->a;
+		atomic_store(&e->volume, v < 0 ? 0 : v > 100 ? 100 : v);
+		break;
+	}
+	case CMD_SHUFFLE:
+		queue_set_shuffle(e->q, c->flag);
+		break;
+	case CMD_REPEAT:
+		queue_set_repeat(e->q, c->a == ENGINE_REPEAT_ONE ? QUEUE_REPEAT_ONE : c->a == ENGINE_REPEAT_ALL ? QUEUE_REPEAT_ALL : QUEUE_REPEAT_OFF);
+		break;
+	case CMD_NORMALIZE:
+		atomic_store(&e->normalize, c->flag);
+		break;
+	case CMD_QMOVE:
+		queue_move(e->q, (size_t)c->a, (size_t)c->b);
+		break;
+	case CMD_QREMOVE: {
+		const struct queue_entry *victim = queue_at(e->q, (size_t)c->a);
+		bool playing = victim && e->play_item && victim->id == e->play_item->entry_id;
+		if (victim && e->fetch_item && e->fetch_item != e->play_item && victim->id == e->fetch_item->entry_id) {
+			cancel_item(e, e->fetch_item->seq);
+			item_free(e->fetch_item);
+			e->fetch_item = e->play_item;
+		}
+		if (playing) {
+			qe = queue_skip(e->q);
+			uint64_t id = victim->id;
+			queue_remove_id(e->q, id);
+			start_entry(e, qe ? queue_current(e->q) : NULL, c->issued_us);
+		} else {
+			queue_remove_at(e->q, (size_t)c->a);
+		}
+		break;
+	}
+	case CMD_QCLEAR:
+		queue_clear(e->q);
+		e->stopped = true;
+		flush_audio(e);
+		drop_items(e);
+		break;
+	case CMD_QUIT:
+		break;
+	}
+	publish_queue(e);
+}
+
+/* ---------------------------------------------------------------- network thread: scheduling */
+
+static double seconds_buffered(struct engine *e)
+{
+	double ahead = (double)ring_readable(e->ring) / OUT_RATE;
+	struct item *its[2] = {e->play_item, e->fetch_item != e->play_item ? e->fetch_item : NULL};
+	for (int i = 0; i < 2; i++) {
+		struct item *it = its[i];
+		if (!it || !it->m)
+			continue;
+		/* Downloaded segments not yet handed to the decoder. */
+		for (uint32_t k = it->next_push; k < it->m->segment_count && it->segs[k].st == SEG_DONE; k++)
+			ahead += it->m->segment_seconds;
+	}
+	return ahead;
+}
+
+static const char *cdn_template(const struct item *it, int r)
+{
+	const struct manifest_rendition *mr = &it->m->renditions[r];
+	return it->use_origin ? mr->origin_url_template : mr->segment_url_template;
+}
+
+/* Picks the bitrate for the item's next segment download (the ABR decision point). */
+static int choose_kbps(struct engine *e, struct item *it)
+{
+	struct abr_input in = {
+		.tier = e->cfg.premium ? ABR_TIER_PREMIUM : ABR_TIER_FREE,
+		.quality = e->cfg.quality == 24 ? ABR_QUALITY_LOW : e->cfg.quality == 96 ? ABR_QUALITY_NORMAL
+			 : e->cfg.quality == 160 ? ABR_QUALITY_HIGH : e->cfg.quality == 320 ? ABR_QUALITY_VERY_HIGH
+			 : ABR_QUALITY_AUTO,
+		.throughput_bps = abr_estimator_bps(&e->est),
+		.worst_bps = abr_estimator_min_bps(&e->est),
+		.buffer_s = seconds_buffered(e),
+		.current_kbps = e->last_kbps,
+	};
+	int kbps = abr_choose(&e->abr, &in);
+	/* The manifest lists what this account may use; take the best rung at or below. */
+	int best = it->m->renditions[0].bitrate;
+	for (int r = 0; r < it->m->nrenditions; r++)
+		if (it->m->renditions[r].bitrate <= kbps)
+			best = it->m->renditions[r].bitrate;
+	return best;
+}
+
+static void fetch_segments(struct engine *e, struct item *it, double target_s)
+{
+	if (!it->m || it->failed)
+		return;
+	int64_t now = now_us();
+	for (uint32_t k = it->next_push; k < it->m->segment_count; k++) {
+		if (inflight_segments(e, it->seq) >= MAX_INFLIGHT)
+			return;
+		struct seg_slot *sl = &it->segs[k];
+		if (sl->st == SEG_FETCHING)
+			continue;
+		if (sl->st == SEG_DONE)
+			continue;
+		if (seconds_buffered(e) >= target_s && k > it->next_push)
+			return;
+		if (sl->retry_at_us > now)
+			return;
+		int kbps = sl->tries >= 3 ? it->m->renditions[0].bitrate : choose_kbps(e, it);
+		int r = rindex_of(it, kbps);
+		if (!it->init[r] && !it->init_fetching[r]) {
+			it->init_fetching[r] = true;
+			const struct manifest_rendition *mr = &it->m->renditions[r];
+			start_xfer(e, X_INIT, it, it->use_origin ? mr->origin_init_url : mr->init_url, 0, r, false);
+		}
+		char *url = manifest_expand(cdn_template(it, r), k);
+		sl->st = SEG_FETCHING;
+		sl->kbps = kbps;
+		start_xfer(e, X_SEGMENT, it, url, k, r, false);
+		free(url);
+	}
+}
+
+/* Hands downloaded segments to the decoder strictly in play order. */
+static void push_item(struct engine *e, struct item *it)
+{
+	while (!it->pushed_all && it->m && it->next_push < it->m->segment_count) {
+		pthread_mutex_lock(&e->lock);
+		size_t qlen = e->dq_len;
+		pthread_mutex_unlock(&e->lock);
+		if (qlen >= 3)
+			return;  /* keep the prefetch compressed; the decoder is a few segments ahead */
+		uint32_t k = it->next_push;
+		struct seg_slot *sl = &it->segs[k];
+		if (sl->st != SEG_DONE)
+			return;
+		int r = rindex_of(it, sl->kbps);
+		if (!it->init[r])
+			return;
+		struct djob *j = xcalloc(1, sizeof(*j));
+		j->item_seq = it->seq;
+		j->gen = ring_generation(e->ring);
+		j->index = k;
+		j->kbps = sl->kbps;
+		if (sl->kbps != it->kbps || k == it->start_seg) {
+			j->init = xmalloc(it->init_len[r]);
+			memcpy(j->init, it->init[r], it->init_len[r]);
+			j->init_len = it->init_len[r];
+			if (it->kbps && sl->kbps != it->kbps)
+				e->switches++;
+			it->kbps = sl->kbps;
+		}
+		j->seg = xmalloc(sl->len);
+		memcpy(j->seg, sl->data, sl->len);
+		j->seg_len = sl->len;
+		j->gain_db = it->m->gain_db;
+		j->trim = k == it->start_seg ? it->start_trim : 0;
+		j->last = k + 1 == it->m->segment_count;
+		j->play_cmd_us = k == it->start_seg ? it->play_cmd_us : 0;
+		if (k == it->start_seg)
+			it->play_cmd_us = 0;
+		pthread_mutex_lock(&e->lock);
+		if (e->dq_tail)
+			e->dq_tail->next = j;
+		else
+			e->dq_head = j;
+		e->dq_tail = j;
+		e->dq_len++;
+		pthread_cond_broadcast(&e->cond);
+		pthread_mutex_unlock(&e->lock);
+		it->next_push++;
+		if (it->next_push == it->m->segment_count)
+			it->pushed_all = true;
+	}
+}
+
+static void request_manifest(struct engine *e, struct item *it)
+{
+	it->manifest_requested = true;
+	char key[96];
+	snprintf(key, sizeof(key), "manifest:%s:%d", it->id, e->cfg.quality);
+	/* The cached manifest's inline audio is not stored, so a cold start from the cache
+	 * needs the init and first segment from the CDN: worth it only for a later start. */
+	char *cached = e->cache && it->start_seg == 0 && !it->play_cmd_us ? cache_get(e->cache, key, (int64_t)time(NULL) + 60) : NULL;
+	if (cached) {
+		struct manifest *m;
+		char err[128];
+		if (manifest_parse(cached, &m, err, sizeof(err)) == 0) {
+			free(cached);
+			it->m = m;
+			it->segs = xcalloc(m->segment_count, sizeof(*it->segs));
+			it->duration_ms = m->duration_ms;
+			return;
+		}
+		free(cached);
+	}
+	char *url = xasprintf("%s/v1/playback/%s?start_segment=%u%s%s", e->base_url, it->id, it->start_seg,
+			      e->cfg.quality ? "&quality=" : "", e->cfg.quality ? (e->cfg.quality == 24 ? "24" : e->cfg.quality == 96 ? "96" : e->cfg.quality == 160 ? "160" : "320") : "");
+	start_xfer(e, X_MANIFEST, it, url, 0, 0, true);
+	free(url);
+}
+
+static void request_meta(struct engine *e, struct item *it)
+{
+	it->meta_requested = true;
+	if (it->episode) {
+		snprintf(it->title, sizeof(it->title), "Episode %s", it->id);
+		return;
+	}
+	char key[64];
+	snprintf(key, sizeof(key), "track:%s", it->id);
+	char *cached = e->cache ? cache_get(e->cache, key, (int64_t)time(NULL)) : NULL;
+	if (cached) {
+		struct xfer fake = {.kind = X_META, .item_seq = it->seq};
+		buf_puts(&fake.body, cached);
+		free(cached);
+		extern void engine_apply_meta(struct item *it, const char *json);
+		engine_apply_meta(it, fake.body.data);
+		buf_free(&fake.body);
+		return;
+	}
+	char *url = xasprintf("%s/v1/tracks/%s", e->base_url, it->id);
+	start_xfer(e, X_META, it, url, 0, 0, true);
+	free(url);
+}
+
+void engine_apply_meta(struct item *it, const char *json)
+{
+	yajl_val v = json_parse(json, NULL, 0);
+	if (!v)
+		return;
+	const char *name = json_get_str(v, "name");
+	if (name)
+		snprintf(it->title, sizeof(it->title), "%s", name);
+	yajl_val artists = json_get(v, "artists");
+	if (artists && YAJL_IS_ARRAY(artists) && artists->u.array.len > 0) {
+		const char *a = json_get_str(artists->u.array.values[0], "name");
+		const char *aid = json_get_str(artists->u.array.values[0], "id");
+		if (a)
+			snprintf(it->artist, sizeof(it->artist), "%s", a);
+		if (aid && id_valid(aid))
+			memcpy(it->artist_id, aid, ID_LEN + 1);
+	}
+	const char *album = json_get_str(json_get(v, "album"), "name");
+	if (album)
+		snprintf(it->album, sizeof(it->album), "%s", album);
+	long long d;
+	if (json_get_int(v, "duration_ms", &d))
+		it->duration_ms = (int)d;
+	yajl_tree_free(v);
+}
+
+/* Decides what to do next: items to start, manifests and segments to fetch, the next
+ * track to prefetch, segments to push. Runs after every event. */
+static void schedule(struct engine *e)
+{
+	if (e->stopped)
+		return;
+	/* The output moved on to the prefetched item: it is now the playing one. */
+	uint64_t pseq = atomic_load(&e->playing_seq);
+	if (e->fetch_item && e->fetch_item != e->play_item && pseq == e->fetch_item->seq) {
+		cancel_item(e, e->play_item->seq);
+		item_free(e->play_item);
+		e->play_item = e->fetch_item;
+		e->tracks_started++;
+	}
+	if (!e->play_item) {
+		if (e->ended && e->cfg.autoplay && !e->autoplay_requested && e->last_artist_id[0]) {
+			e->autoplay_requested = true;
+			char *url = xasprintf("%s/v1/artists/%s/top-tracks", e->base_url, e->last_artist_id);
+			start_xfer(e, X_AUTOPLAY, NULL, url, 0, 0, true);
+			free(url);
+		}
+		return;
+	}
+	struct item *items[2] = {e->play_item, e->fetch_item != e->play_item ? e->fetch_item : NULL};
+	for (int i = 0; i < 2; i++) {
+		struct item *it = items[i];
+		if (!it)
+			continue;
+		if (!it->meta_requested)
+			request_meta(e, it);
+		if (!it->m && !it->manifest_requested && now_us() >= it->manifest_retry_at_us)
+			request_manifest(e, it);
+		if (it->m && it->renew_manifest && !inflight_manifest(e, it->seq)) {
+			char *url = xasprintf("%s/v1/playback/%s?inline=0", e->base_url, it->id);
+			start_xfer(e, X_MANIFEST, it, url, 0, 0, true);
+			free(url);
+		}
+	}
+	double target = e->cfg.prefetch_seconds;
+	if (abr_estimator_bps(&e->est) > 0 && e->last_kbps > 0)
+		target = abr_buffer_target(&e->abr, abr_estimator_max_bps(&e->est), abr_estimator_min_bps(&e->est), e->last_kbps);
+	if (target < e->cfg.prefetch_seconds * 0.5)
+		target = e->cfg.prefetch_seconds * 0.5;
+	/* Fetch the playing item; once all of it is here, prefetch the next one. */
+	fetch_segments(e, e->play_item, target);
+	bool play_fetched = e->play_item->m;
+	if (play_fetched)
+		for (uint32_t k = 0; k < e->play_item->m->segment_count; k++)
+			if (e->play_item->segs[k].st != SEG_DONE && k >= e->play_item->next_push) {
+				play_fetched = false;
+				break;
+			}
+	if (play_fetched && e->fetch_item == e->play_item && e->play_item->pushed_all) {
+		if (e->play_item->artist_id[0])
+			memcpy(e->last_artist_id, e->play_item->artist_id, ID_LEN + 1);
+		const struct queue_entry *qe = queue_next(e->q);
+		if (qe) {
+			e->fetch_item = item_new(e, qe, 0);
+			publish_queue(e);
+		} else if (e->cfg.autoplay && !e->autoplay_requested && e->last_artist_id[0]) {
+			e->autoplay_requested = true;
+			char *url = xasprintf("%s/v1/artists/%s/top-tracks", e->base_url, e->last_artist_id);
+			start_xfer(e, X_AUTOPLAY, NULL, url, 0, 0, true);
+			free(url);
+		}
+	}
+	if (e->fetch_item != e->play_item && e->fetch_item)
+		fetch_segments(e, e->fetch_item, target + 8);
+	push_item(e, e->play_item);
+	if (e->play_item->pushed_all && e->fetch_item != e->play_item && e->fetch_item)
+		push_item(e, e->fetch_item);
+	/* Everything played and nothing follows: the queue has ended. */
+	if (e->fetch_item == e->play_item && e->play_item->pushed_all && atomic_load(&e->output_idle) &&
+	    atomic_load(&e->playing_seq) == 0 && ring_readable(e->ring) == 0) {
+		pthread_mutex_lock(&e->lock);
+		bool drained = e->dq_head == NULL && !atomic_load(&e->decoder_busy);
+		pthread_mutex_unlock(&e->lock);
+		if (drained && play_fetched) {
+			if (e->play_item->artist_id[0])
+				memcpy(e->last_artist_id, e->play_item->artist_id, ID_LEN + 1);
+			cancel_item(e, e->play_item->seq);
+			item_free(e->play_item);
+			e->play_item = e->fetch_item = NULL;
+			e->ended = true;
+		}
+	}
+}
+
+/* ---------------------------------------------------------------- network thread: completions */
+
+static void retry_later(struct seg_slot *sl)
+{
+	sl->st = SEG_NONE;
+	sl->tries++;
+	int64_t d = (int64_t)RETRY_BASE_MS << (sl->tries > 4 ? 4 : sl->tries - 1);
+	if (d > RETRY_MAX_MS)
+		d = RETRY_MAX_MS;
+	sl->retry_at_us = now_us() + d * 1000 + (int64_t)randombytes_uniform((uint32_t)(d * 500));
+}
+
+static void item_error(struct engine *e, struct item *it, const char *msg)
+{
+	snprintf(e->error, sizeof(e->error), "%s", msg);
+	it->failed = true;
+	fprintf(stderr, "encore: %s\n", msg);
+	/* Move on: the queue continues with the next item. */
+	if (it == e->play_item) {
+		const struct queue_entry *qe = queue_skip(e->q);
+		char keep[256];
+		snprintf(keep, sizeof(keep), "%s", e->error);
+		start_entry(e, qe, now_us());
+		snprintf(e->error, sizeof(e->error), "%s", keep);
+	} else if (it == e->fetch_item) {
+		cancel_item(e, it->seq);
+		item_free(it);
+		e->fetch_item = e->play_item;
+		const struct queue_entry *qe = queue_next(e->q);
+		if (qe)
+			e->fetch_item = item_new(e, qe, 0);
+	}
+}
+
+static void on_manifest(struct engine *e, struct item *it, struct xfer *x, long status)
+{
+	if (status == 200) {
+		struct manifest *m;
+		char err[160];
+		if (manifest_parse(x->body.data ? x->body.data : "", &m, err, sizeof(err)) != 0) {
+			item_error(e, it, err);
+			return;
+		}
+		if (it->m) {
+			/* A renewal: same audio, fresh signed URLs. */
+			if (m->segment_count == it->m->segment_count && m->nrenditions == it->m->nrenditions) {
+				manifest_free(it->m);
+				it->m = m;
+			} else {
+				manifest_free(m);
+			}
+			it->renew_manifest = false;
+			e->error[0] = 0;
+			return;
+		}
+		it->m = m;
+		it->segs = xcalloc(m->segment_count, sizeof(*it->segs));
+		if (!it->duration_ms)
+			it->duration_ms = m->duration_ms;
+		/* The inline start: init and first segment arrive with the manifest (one round trip). */
+		if (m->inline_bitrate > 0) {
+			int r = rindex_of(it, m->inline_bitrate);
+			if (r >= 0 && m->inline_index < m->segment_count) {
+				it->init[r] = m->inline_init;
+				it->init_len[r] = m->inline_init_len;
+				m->inline_init = NULL;
+				struct seg_slot *sl = &it->segs[m->inline_index];
+				sl->st = SEG_DONE;
+				sl->kbps = m->inline_bitrate;
+				sl->data = m->inline_segment;
+				sl->len = m->inline_segment_len;
+				m->inline_segment = NULL;
+				e->segments_fetched++;
+				e->bytes_fetched += sl->len;
+				e->last_kbps = e->last_kbps ? e->last_kbps : m->inline_bitrate;
+			}
+		}
+		if (e->cache) {
+			/* Cache without the inline audio: signed URLs stay valid until expires_at. */
+			struct manifest copy = *m;
+			copy.inline_bitrate = 0;
+			struct jw w;
+			jw_init(&w);
+			manifest_write(&copy, &w);
+			char *json = jw_finish(&w);
+			char key[96];
+			snprintf(key, sizeof(key), "manifest:%s:%d", it->id, e->cfg.quality);
+			cache_put(e->cache, key, json, m->expires_at);
+			free(json);
+		}
+		return;
+	}
+	char msg[256] = "";
+	if (x->body.data)
+		api_error_message(x->body.data, msg, sizeof(msg));
+	if (status == 401 && it->manifest_tries++ < 1 && api_refresh_after_401(e->api, x->tok_gen) == 0) {
+		it->manifest_requested = false;
+		return;
+	}
+	if (status == 0 || status >= 500 || status == 429) {
+		/* Server unreachable or busy: try again shortly, without giving up on the track. */
+		it->manifest_requested = false;
+		int tries = ++it->manifest_tries;
+		int64_t d = (int64_t)RETRY_BASE_MS << (tries > 4 ? 4 : tries - 1);
+		it->manifest_retry_at_us = now_us() + (d > RETRY_MAX_MS ? RETRY_MAX_MS : d) * 1000;
+		snprintf(e->error, sizeof(e->error), "cannot reach the server (retrying): %s", msg[0] ? msg : "no answer");
+		return;
+	}
+	char full[300];
+	snprintf(full, sizeof(full), "cannot play %s: %s", it->uri, msg[0] ? msg : "refused by the server");
+	item_error(e, it, full);
+}
+
+static void on_autoplay(struct engine *e, struct xfer *x, long status)
+{
+	if (status != 200 || !x->body.data)
+		return;
+	yajl_val v = json_parse(x->body.data, NULL, 0);
+	yajl_val tracks = json_get(v, "tracks");
+	int added = 0;
+	long first = -1;
+	for (size_t i = 0; tracks && YAJL_IS_ARRAY(tracks) && i < tracks->u.array.len; i++) {
+		const char *uri = json_get_str(tracks->u.array.values[i], "uri");
+		bool playable = true;
+		json_get_bool(tracks->u.array.values[i], "is_playable", &playable);
+		if (!uri || !playable || !valid_uri(uri))
+			continue;
+		bool seen = false;
+		for (size_t k = 0; k < queue_len(e->q); k++)
+			if (strcmp(queue_at(e->q, k)->uri, uri) == 0)
+				seen = true;
+		if (seen)
+			continue;
+		if (queue_add(e->q, uri, NULL) == 0) {
+			if (first < 0)
+				first = (long)queue_len(e->q) - 1;
+			added++;
+		}
+	}
+	yajl_tree_free(v);
+	if (added && !e->play_item && first >= 0 && queue_play_at(e->q, (size_t)first) == 0)
+		start_entry(e, queue_current(e->q), now_us());
+	if (added)
+		e->autoplay_requested = false;
+	publish_queue(e);
+}
+
+static void on_done(struct engine *e, CURLMsg *msg)
+{
+	struct xfer *x = NULL;
+	curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&x);
+	long status = 0, connects = 0;
+	curl_easy_getinfo(msg->easy_handle, CURLINFO_RESPONSE_CODE, &status);
+	curl_easy_getinfo(msg->easy_handle, CURLINFO_NUM_CONNECTS, &connects);
+	if (msg->data.result != CURLE_OK)
+		status = 0;
+	if (connects > 0)
+		e->opened++;
+	else if (msg->data.result == CURLE_OK)
+		e->reused++;
+	struct item *it = item_by_seq(e, x->item_seq);
+	double secs = (double)(now_us() - x->start_us) / 1e6;
+	switch (x->kind) {
+	case X_MANIFEST:
+		if (it)
+			on_manifest(e, it, x, status);
+		break;
+	case X_META:
+		if (status == 200 && x->body.data) {
+			if (it)
+				engine_apply_meta(it, x->body.data);
+			if (e->cache && it) {
+				char key[64];
+				snprintf(key, sizeof(key), "track:%s", it->id);
+				cache_put(e->cache, key, x->body.data, (int64_t)time(NULL) + META_TTL_S);
+			}
+		}
+		break;
+	case X_INIT:
+		if (!it || !it->m)
+			break;
+		it->init_fetching[x->rindex] = false;
+		if (status == 200 && x->body.len == it->m->renditions[x->rindex].init_size) {
+			it->init_len[x->rindex] = x->body.len;
+			it->init[x->rindex] = (uint8_t *)buf_steal(&x->body);
+		} else if (status == 0 || status >= 500) {
+			it->use_origin = true;  /* the edge is failing: the origin serves the same bytes */
+		} else if (status == 403) {
+			it->renew_manifest = true;
+		}
+		break;
+	case X_SEGMENT: {
+		if (!it || !it->m || x->index >= it->m->segment_count)
+			break;
+		struct seg_slot *sl = &it->segs[x->index];
+		const struct manifest_segment *ms = &it->m->renditions[x->rindex].segments[x->index];
+		if (status == 200 && x->body.len == ms->size) {
+			char hex[65];
+			unsigned char h[32];
+			crypto_generichash(h, sizeof(h), (const unsigned char *)x->body.data, x->body.len, NULL, 0);
+			sodium_bin2hex(hex, sizeof(hex), h, sizeof(h));
+			if (strcmp(hex, ms->hash) != 0) {
+				retry_later(sl);  /* corrupted in transit: fetch it again */
+				break;
+			}
+			sl->st = SEG_DONE;
+			sl->len = x->body.len;
+			sl->data = (uint8_t *)buf_steal(&x->body);
+			sl->tries = 0;
+			e->segments_fetched++;
+			e->bytes_fetched += sl->len;
+			abr_estimator_add_sample(&e->est, (double)sl->len, secs);
+			e->last_kbps = sl->kbps;
+			if (e->error[0] && strncmp(e->error, "cannot reach", 12) == 0)
+				e->error[0] = 0;
+		} else {
+			if (status == 0 || status >= 500) {
+				/* Throughput fell to nothing for this attempt: count it, so ABR backs off. */
+				abr_estimator_add_sample(&e->est, (double)(x->body.len + 1), secs > 0.05 ? secs : 0.05);
+				if (sl->tries >= 1)
+					it->use_origin = true;
+			}
+			if (status == 403)
+				it->renew_manifest = true;  /* URLs expired: fetch fresh ones, keep the audio */
+			retry_later(sl);
+			if (status == 0)
+				snprintf(e->error, sizeof(e->error), "cannot reach the server; playing from the buffer");
+		}
+		break;
+	}
+	case X_AUTOPLAY:
+		on_autoplay(e, x, status);
+		break;
+	}
+	xfer_free(e, x);
+}
+
+/* ---------------------------------------------------------------- network thread: loop */
+
+/* Publishes the queue for engine_queue_list. Network thread; takes the lock. */
+static void publish_queue(struct engine *e)
+{
+	int n = (int)queue_len(e->q);
+	char **uris = xcalloc((size_t)(n ? n : 1), sizeof(char *));
+	for (int i = 0; i < n; i++)
+		uris[i] = xstrdup(queue_at(e->q, (size_t)i)->uri);
+	int cur = -1;
+	if (e->play_item) {
+		long p = queue_index_of(e->q, e->play_item->entry_id);
+		cur = (int)p;
+	}
+	pthread_mutex_lock(&e->lock);
+	char **old = e->qcopy_uris;
+	int oldn = e->qcopy_n;
+	e->qcopy_uris = uris;
+	e->qcopy_n = n;
+	e->qcopy_current = cur;
+	pthread_mutex_unlock(&e->lock);
+	engine_queue_list_free(old, oldn);
+}
+
+int engine_queue_list(struct engine *e, char ***uris, int *n, int *current)
+{
+	pthread_mutex_lock(&e->lock);
+	*n = e->qcopy_n;
+	*current = e->qcopy_current;
+	*uris = xcalloc((size_t)(*n ? *n : 1), sizeof(char *));
+	for (int i = 0; i < *n; i++)
+		(*uris)[i] = xstrdup(e->qcopy_uris[i]);
+	pthread_mutex_unlock(&e->lock);
+	return 0;
+}
+
+void engine_queue_list_free(char **uris, int n)
+{
+	if (!uris)
+		return;
+	for (int i = 0; i < n; i++)
+		free(uris[i]);
+	free(uris);
+}
+
+static void publish(struct engine *e)
+{
+	struct engine_snapshot s;
+	pthread_mutex_lock(&e->lock);
+	s = e->snap;
+	pthread_mutex_unlock(&e->lock);
+	struct engine_snapshot n = s;
+	struct item *it = e->play_item;
+	uint64_t pseq = atomic_load(&e->playing_seq);
+	if (it && pseq && pseq != it->seq && e->fetch_item && pseq == e->fetch_item->seq)
+		it = e->fetch_item;
+	n.uri[0] = n.title[0] = n.artist[0] = n.album[0] = 0;
+	n.duration_ms = n.position_ms = 0;
+	n.gain_db = 0;
+	if (it) {
+		snprintf(n.uri, sizeof(n.uri), "%s", it->uri);
+		snprintf(n.title, sizeof(n.title), "%s", it->title);
+		snprintf(n.artist, sizeof(n.artist), "%s", it->artist);
+		snprintf(n.album, sizeof(n.album), "%s", it->album);
+		n.duration_ms = it->m ? it->m->duration_ms : it->duration_ms;
+		n.gain_db = it->m ? it->m->gain_db : 0;
+		n.position_ms = pseq == it->seq ? (int)(atomic_load(&e->playing_pos) * 1000 / OUT_RATE)
+						: (int)(it->start_seg * 4000 + it->start_trim * 1000 / OUT_RATE);
+		n.bitrate_kbps = it->kbps ? it->kbps : e->last_kbps;
+	}
+	if (e->stopped || (!it && !e->ended))
+		n.state = ENGINE_IDLE;
+	else if (!it && e->ended)
+		n.state = e->error[0] ? ENGINE_ERROR : ENGINE_ENDED;
+	else if (atomic_load(&e->paused))
+		n.state = ENGINE_PAUSED;
+	else if (pseq != it->seq)
+		n.state = ENGINE_LOADING;
+	else if (ring_readable(e->ring) == 0 && !it->pushed_all)
+		n.state = ENGINE_BUFFERING;
+	else
+		n.state = ENGINE_PLAYING;
+	n.buffer_seconds = seconds_buffered(e);
+	n.shuffle = queue_shuffle(e->q);
+	enum queue_repeat r = queue_repeat(e->q);
+	n.repeat = r == QUEUE_REPEAT_ONE ? ENGINE_REPEAT_ONE : r == QUEUE_REPEAT_ALL ? ENGINE_REPEAT_ALL : ENGINE_REPEAT_OFF;
+	n.queue_length = (int)queue_len(e->q);
+	n.queue_position = it ? (int)queue_index_of(e->q, it->entry_id) : -1;
+	snprintf(n.output, sizeof(n.output), "%s", sink_name(e->sink));
+	snprintf(n.error, sizeof(n.error), "%s", e->error);
+	n.segments_fetched = e->segments_fetched;
+	n.bytes_fetched = e->bytes_fetched;
+	n.connections_reused = e->reused;
+	n.connections_opened = e->opened;
+	n.bitrate_switches = e->switches;
+	n.tracks_started = e->tracks_started;
+	n.underruns = atomic_load(&e->underruns);
+	n.volume = atomic_load(&e->volume);
+	n.normalize = atomic_load(&e->normalize);
+	n.first_audio_us = atomic_load(&e->first_audio_us);
+	/* Bump the version only when something a listener could notice changed. */
+	n.version = s.version;
+	struct engine_snapshot a = s, b = n;
+	a.version = b.version = 0;
+	a.buffer_seconds = b.buffer_seconds = 0;
+	if (memcmp(&a, &b, sizeof(a)) != 0) {
+		n.version = s.version + 1;
+		pthread_mutex_lock(&e->lock);
+		e->snap = n;
+		pthread_mutex_unlock(&e->lock);
+		notify(e);
+	} else {
+		pthread_mutex_lock(&e->lock);
+		e->snap.buffer_seconds = n.buffer_seconds;
+		pthread_mutex_unlock(&e->lock);
+	}
+}
+
+static void *net_main(void *arg)
+{
+	struct engine *e = arg;
+	while (!atomic_load(&e->quit)) {
+		/* Commands first: they may cancel transfers the multi handle would otherwise finish. */
+		pthread_mutex_lock(&e->lock);
+		struct cmd *c = e->cmd_head;
+		e->cmd_head = e->cmd_tail = NULL;
+		pthread_mutex_unlock(&e->lock);
+		while (c) {
+			struct cmd *next = c->next;
+			if (c->type == CMD_QUIT)
+				atomic_store(&e->quit, true);
+			else
+				run_command(e, c);
+			cmd_free(c);
+			c = next;
+		}
+		if (atomic_load(&e->quit))
+			break;
+		int running = 0;
+		curl_multi_perform(e->multi, &running);
+		CURLMsg *msg;
+		int left;
+		while ((msg = curl_multi_info_read(e->multi, &left)))
+			if (msg->msg == CURLMSG_DONE)
+				on_done(e, msg);
+		schedule(e);
+		publish(e);
+		/* Wake for sockets, commands (curl_multi_wakeup), the output thread, or retries. */
+		curl_multi_poll(e->multi, NULL, 0, 200, NULL);
+	}
+	return NULL;
+}
+
+struct engine *engine_new(const struct engine_config *cfg, char *err, size_t errlen)
+{
+	struct engine *e = xcalloc(1, sizeof(*e));
+	e->cfg = *cfg;
+	e->api = cfg->api;
+	if (!e->api) {
+		snprintf(err, errlen, "engine needs an API client");
+		goto fail;
+	}
+	e->base_url = xstrdup(api_base_url(e->api));
+	pthread_mutex_init(&e->lock, NULL);
+	pthread_cond_init(&e->cond, NULL);
+	e->event_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	e->ring = ring_new(RING_FRAMES, OUT_CH);
+	e->gain = gain_new(OUT_RATE, OUT_CH);
+	e->q = queue_new((uint64_t)time(NULL) ^ (uint64_t)getpid());
+	abr_params_default(&e->abr);
+	abr_estimator_init(&e->est, 5);
+	atomic_store(&e->volume, cfg->volume);
+	atomic_store(&e->normalize, cfg->normalize);
+	atomic_store(&e->output_idle, true);
+	if (e->cfg.prefetch_seconds <= 0)
+		e->cfg.prefetch_seconds = 10;
+	e->sink = sink_new(cfg->output ? cfg->output : "alsa", OUT_RATE, OUT_CH, err, errlen);
+	if (!e->sink)
+		goto fail;
+	if (cfg->cache_path) {
+		char cerr[256];
+		e->cache = cache_open(cfg->cache_path, cerr, sizeof(cerr));
+		if (!e->cache)
+			fprintf(stderr, "encore: %s (continuing without a cache)\n", cerr);
+	}
+	e->multi = curl_multi_init();
+	/* One connection per host is plenty for sequential segments, and keeps every segment
+	 * of every track on the same warm connection. */
+	curl_multi_setopt(e->multi, CURLMOPT_MAX_HOST_CONNECTIONS, 4L);
+	e->snap.volume = cfg->volume;
+	snprintf(e->snap.output, sizeof(e->snap.output), "%s", sink_name(e->sink));
+	publish_queue(e);
+	pthread_create(&e->out_thread, NULL, output_main, e);
+	pthread_create(&e->dec_thread, NULL, decoder_main, e);
+	pthread_create(&e->net_thread, NULL, net_main, e);
+	e->threads_started = true;
+	return e;
+fail:
+	engine_free(e);
+	return NULL;
+}
+
+void engine_free(struct engine *e)
+{
+	if (!e)
+		return;
+	if (e->threads_started) {
+		simple_cmd(e, CMD_QUIT, 0, 0, false);
+		pthread_join(e->net_thread, NULL);
+		atomic_store(&e->quit, true);
+		ring_abort(e->ring);
+		pthread_mutex_lock(&e->lock);
+		pthread_cond_broadcast(&e->cond);
+		pthread_mutex_unlock(&e->lock);
+		pthread_join(e->dec_thread, NULL);
+		pthread_join(e->out_thread, NULL);
+	}
+	if (e->multi) {
+		while (e->xfers)
+			xfer_free(e, e->xfers);
+		drop_items(e);
+		curl_multi_cleanup(e->multi);
+	}
+	pthread_mutex_lock(&e->lock);
+	struct cmd *c = e->cmd_head;
+	e->cmd_head = NULL;
+	pthread_mutex_unlock(&e->lock);
+	while (c) {
+		struct cmd *n = c->next;
+		cmd_free(c);
+		c = n;
+	}
+	if (e->ring)
+		clear_decode_queue(e);
+	if (e->sink) {
+		sink_drain(e->sink);
+		sink_free(e->sink);
+	}
+	engine_queue_list_free(e->qcopy_uris, e->qcopy_n);
+	cache_close(e->cache);
+	queue_free(e->q);
+	gain_free(e->gain);
+	ring_free(e->ring);
+	if (e->event_fd > 0)
+		close(e->event_fd);
+	for (int i = 0; i < e->nlisteners; i++)
+		close(e->listeners[i]);
+	free(e->base_url);
+	pthread_mutex_destroy(&e->lock);
+	pthread_cond_destroy(&e->cond);
+	free(e);
+}

@@ -1,0 +1,379 @@
+/* cmd_play: `encore play`, headless playback for scripts: resolves what to play, runs the
+ * engine until the queue ends (or --duration), reports progress on stderr and, with
+ * --json, one event object per line on stdout. It also listens on the control socket,
+ * so `encore remote` can steer it. */
+#include "api.h"
+#include "b64.h"
+#include "cli.h"
+#include "ctlsock.h"
+#include "engine.h"
+#include "id.h"
+#include "json.h"
+#include "urlenc.h"
+#include "xmem.h"
+#include <errno.h>
+#include <getopt.h>
+#include <math.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <time.h>
+#include <unistd.h>
+
+static int64_t mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* The tier from the access token's claims, read locally: the cold start must not spend a
+ * round trip on /v1/me. The server enforces the tier anyway; this only picks the ladder. */
+static bool token_is_premium(struct api *api)
+{
+	char *tok = api_bearer(api, NULL);
+	bool premium = false;
+	const char *d1 = tok ? strchr(tok, '.') : NULL;
+	const char *d2 = d1 ? strchr(d1 + 1, '.') : NULL;
+	if (d2) {
+		size_t n;
+		unsigned char *p = b64url_decode(d1 + 1, (size_t)(d2 - d1 - 1), &n);
+		if (p) {
+			yajl_val v = json_parse((char *)p, NULL, 0);
+			const char *tier = json_get_str(v, "tier");
+			premium = tier && strcmp(tier, "premium") == 0;
+			yajl_tree_free(v);
+			free(p);
+		}
+	}
+	free(tok);
+	return premium;
+}
+
+struct uri_list {
+	char **v;
+	int n, cap;
+};
+
+static void add_uri(struct uri_list *l, const char *uri)
+{
+	if (l->n == l->cap) {
+		l->cap = l->cap ? l->cap * 2 : 16;
+		l->v = xrealloc(l->v, (size_t)l->cap * sizeof(char *));
+	}
+	l->v[l->n++] = xstrdup(uri);
+}
+
+/* Appends the "uri" of each element of arr (tracks) to l. */
+static void add_track_uris(struct uri_list *l, yajl_val arr)
+{
+	for (size_t i = 0; arr && YAJL_IS_ARRAY(arr) && i < arr->u.array.len; i++) {
+		const char *u = json_get_str(arr->u.array.values[i], "uri");
+		if (u)
+			add_uri(l, u);
+	}
+}
+
+/* Turns arguments (URIs of tracks, episodes, albums, artists, or a search query) into track URIs. */
+static int resolve(struct cli_ctx *c, struct api *api, char **args, int nargs, struct uri_list *out)
+{
+	struct buf query = BUF_INIT;
+	int code = EXIT_OK;
+	for (int i = 0; i < nargs && code == EXIT_OK; i++) {
+		char type[16], id[ID_LEN + 1];
+		if (!uri_parse(args[i], type, sizeof(type), id)) {
+			if (strncmp(args[i], "encore:", 7) == 0) {
+				cli_error(c, "play: '%s' is not a valid encore URI", args[i]);
+				code = EXIT_USAGE;
+			}
+			if (query.len)
+				buf_putc(&query, ' ');
+			buf_puts(&query, args[i]);
+			continue;
+		}
+		if (strcmp(type, "track") == 0 || strcmp(type, "episode") == 0) {
+			add_uri(out, args[i]);
+			continue;
+		}
+		char *path = NULL;
+		if (strcmp(type, "album") == 0)
+			path = xasprintf("/v1/albums/%s/tracks?limit=50", id);
+		else if (strcmp(type, "artist") == 0)
+			path = xasprintf("/v1/artists/%s/top-tracks", id);
+		else {
+			cli_error(c, "play: cannot play a %s", type);
+			code = EXIT_USAGE;
+			break;
+		}
+		struct api_response r;
+		int rc = api_get(api, path, &r);
+		free(path);
+		code = cli_check_response(c, api, rc, &r, args[i]);
+		if (code == EXIT_OK) {
+			yajl_val v = json_parse(r.body.data ? r.body.data : "", NULL, 0);
+			add_track_uris(out, json_get(v, strcmp(type, "album") == 0 ? "items" : "tracks"));
+			yajl_tree_free(v);
+		}
+		api_response_free(&r);
+	}
+	if (code == EXIT_OK && query.len) {
+		struct buf path = BUF_INIT;
+		buf_puts(&path, "/v1/search?type=track&limit=1&q=");
+		url_encode(&path, query.data);
+		struct api_response r;
+		int rc = api_get(api, path.data, &r);
+		code = cli_check_response(c, api, rc, &r, NULL);
+		if (code == EXIT_OK) {
+			yajl_val v = json_parse(r.body.data ? r.body.data : "", NULL, 0);
+			int before = out->n;
+			add_track_uris(out, json_get(json_get(v, "tracks"), "items"));
+			yajl_tree_free(v);
+			if (out->n == before) {
+				cli_error(c, "play: nothing found for '%s'", query.data);
+				code = EXIT_NOTFOUND;
+			}
+		}
+		api_response_free(&r);
+		buf_free(&path);
+	}
+	buf_free(&query);
+	return code;
+}
+
+static void emit(bool json, const char *event, const struct engine_snapshot *s, int64_t t0)
+{
+	if (!json)
+		return;
+	struct jw w;
+	jw_init(&w);
+	jw_obj(&w);
+	jw_kstr(&w, "event", event);
+	jw_kdouble(&w, "t", (double)(mono_ms() - t0) / 1000.0);
+	jw_key(&w, "uri");
+	jw_str(&w, s->uri[0] ? s->uri : NULL);
+	jw_kstr(&w, "title", s->title);
+	jw_kstr(&w, "artist", s->artist);
+	jw_kint(&w, "position_ms", s->position_ms);
+	jw_kint(&w, "duration_ms", s->duration_ms);
+	jw_kint(&w, "bitrate_kbps", s->bitrate_kbps);
+	jw_kdouble(&w, "buffer_seconds", round(s->buffer_seconds * 10) / 10);
+	if (strcmp(event, "started") == 0 || strcmp(event, "track_changed") == 0)
+		jw_kdouble(&w, "first_audio_ms", (double)s->first_audio_us / 1000.0);
+	if (strcmp(event, "underrun") == 0)
+		jw_kint(&w, "underruns", (long long)s->underruns);
+	if (strcmp(event, "error") == 0)
+		jw_kstr(&w, "message", s->error);
+	if (strcmp(event, "ended") == 0) {
+		jw_kint(&w, "segments_fetched", (long long)s->segments_fetched);
+		jw_kint(&w, "connections_reused", (long long)s->connections_reused);
+		jw_kint(&w, "connections_opened", (long long)s->connections_opened);
+		jw_kint(&w, "bitrate_switches", (long long)s->bitrate_switches);
+		jw_kint(&w, "underruns", (long long)s->underruns);
+	}
+	jw_obj_end(&w);
+	char *line = jw_finish(&w);
+	printf("%s\n", line);
+	fflush(stdout);
+	free(line);
+}
+
+static void progress(const struct engine_snapshot *s, bool tty)
+{
+	fprintf(stderr, "%s%s %d:%02d/%d:%02d  %d kbps  buffer %.1f s  %s%s%s%s",
+		tty ? "\r\033[K" : "", s->state == ENGINE_PAUSED ? "paused" : "playing",
+		s->position_ms / 60000, s->position_ms / 1000 % 60, s->duration_ms / 60000, s->duration_ms / 1000 % 60,
+		s->bitrate_kbps, s->buffer_seconds, s->title, s->artist[0] ? " - " : "", s->artist, tty ? "" : "\n");
+}
+
+static void usage(void)
+{
+	fprintf(stderr, "usage: encore play [QUERY|URI...] [--quality auto|24|96|160|320] [--output alsa[:DEV]|null|null:realtime|wav:FILE]\n"
+			"                   [--seek SEC] [--duration SEC] [--prefetch SEC] [--volume N] [--no-normalize]\n"
+			"                   [--autoplay] [--no-control] [--json]\n");
+}
+
+int cmd_play(struct cli_ctx *c, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"quality", required_argument, 0, 'q'},
+		{"output", required_argument, 0, 'o'},
+		{"seek", required_argument, 0, 's'},
+		{"duration", required_argument, 0, 'd'},
+		{"prefetch", required_argument, 0, 'p'},
+		{"volume", required_argument, 0, 'v'},
+		{"no-normalize", no_argument, 0, 'N'},
+		{"autoplay", no_argument, 0, 'a'},
+		{"no-control", no_argument, 0, 'C'},
+		{"json", no_argument, 0, 'j'},
+		{"help", no_argument, 0, 'h'},
+		{0, 0, 0, 0},
+	};
+	int64_t t0 = mono_ms();
+	struct engine_config cfg;
+	engine_config_defaults(&cfg);
+	cfg.autoplay = false;
+	double seek = 0, duration = 0;
+	bool json = false, control = true;
+	int opt;
+	optind = 1;
+	opterr = 0;
+	while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		char *end = NULL;
+		switch (opt) {
+		case 'q':
+			if (strcmp(optarg, "auto") == 0)
+				cfg.quality = 0;
+			else {
+				cfg.quality = (int)strtol(optarg, &end, 10);
+				if (*end || (cfg.quality != 24 && cfg.quality != 96 && cfg.quality != 160 && cfg.quality != 320)) {
+					cli_error(c, "play: --quality must be auto, 24, 96, 160 or 320");
+					return EXIT_USAGE;
+				}
+			}
+			break;
+		case 'o': cfg.output = optarg; break;
+		case 's': seek = strtod(optarg, &end); if (*end || seek < 0) { cli_error(c, "play: bad --seek"); return EXIT_USAGE; } break;
+		case 'd': duration = strtod(optarg, &end); if (*end || duration <= 0) { cli_error(c, "play: bad --duration"); return EXIT_USAGE; } break;
+		case 'p': cfg.prefetch_seconds = strtod(optarg, &end); if (*end || cfg.prefetch_seconds <= 0) { cli_error(c, "play: bad --prefetch"); return EXIT_USAGE; } break;
+		case 'v': cfg.volume = (int)strtol(optarg, &end, 10); if (*end || cfg.volume < 0 || cfg.volume > 100) { cli_error(c, "play: --volume wants 0-100"); return EXIT_USAGE; } break;
+		case 'N': cfg.normalize = false; break;
+		case 'a': cfg.autoplay = true; break;
+		case 'C': control = false; break;
+		case 'j': json = true; break;
+		case 'h': usage(); return EXIT_OK;
+		default:
+			cli_error(c, "play: unknown option '%s'", argv[optind - 1]);
+			usage();
+			return EXIT_USAGE;
+		}
+	}
+	if (optind >= argc) {
+		cli_error(c, "play: nothing to play (give URIs or a search query)");
+		usage();
+		return EXIT_USAGE;
+	}
+	struct session *s = NULL;
+	struct api *api = NULL;
+	struct engine *e = NULL;
+	struct ctlsock *ctl = NULL;
+	struct uri_list uris = {0};
+	int code = cli_open_session(c, &s, &api);
+	if (code != EXIT_OK)
+		return code;
+	code = resolve(c, api, argv + optind, argc - optind, &uris);
+	if (code != EXIT_OK)
+		goto out;
+	cfg.api = api;
+	cfg.premium = token_is_premium(api);
+	char *cache = paths_ensure(c->paths, PATHS_CACHE) == 0 ? paths_file(c->paths, PATHS_CACHE, "cache.db") : NULL;
+	cfg.cache_path = cache;
+	char err[256];
+	e = engine_new(&cfg, err, sizeof(err));
+	free(cache);
+	if (!e) {
+		cli_error(c, "%s", err);
+		code = EXIT_ERR;
+		goto out;
+	}
+	if (control && paths_ensure(c->paths, PATHS_RUNTIME) == 0) {
+		char *sock = paths_file(c->paths, PATHS_RUNTIME, "socket");
+		ctl = ctlsock_start(e, sock, err, sizeof(err));
+		if (!ctl)
+			fprintf(stderr, "%s: remote control unavailable: %s\n", c->prog, err);
+		free(sock);
+	}
+	engine_play(e, (const char *const *)uris.v, uris.n);
+	bool seek_pending = seek > 0;
+
+	sigset_t mask;
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGTERM);
+	pthread_sigmask(SIG_BLOCK, &mask, NULL);
+	int sfd = signalfd(-1, &mask, SFD_CLOEXEC);
+	bool tty = isatty(2);
+	struct engine_snapshot prev = {0}, cur;
+	bool started = false, interrupted = false;
+	int64_t last_progress = 0, deadline = 0;
+	int failures = 0;
+	for (;;) {
+		struct pollfd pfd[2] = {{.fd = engine_event_fd(e), .events = POLLIN}, {.fd = sfd, .events = POLLIN}};
+		int timeout = 1000;
+		if (deadline) {
+			int64_t left = deadline - mono_ms();
+			if (left <= 0)
+				break;
+			if (left < timeout)
+				timeout = (int)left;
+		}
+		poll(pfd, 2, timeout);
+		if (pfd[1].revents & POLLIN) {
+			interrupted = true;
+			break;
+		}
+		if (pfd[0].revents & POLLIN)
+			engine_ack_event(e);
+		engine_snapshot(e, &cur);
+		if (cur.uri[0] && (cur.state == ENGINE_PLAYING || cur.state == ENGINE_BUFFERING) &&
+		    strcmp(cur.uri, prev.uri) != 0) {
+			emit(json, started ? "track_changed" : "started", &cur, t0);
+			if (!started && duration > 0)
+				deadline = mono_ms() + (int64_t)(duration * 1000);
+			started = true;
+			if (seek_pending) {
+				seek_pending = false;
+				engine_seek(e, (int)(seek * 1000), false);
+			}
+		}
+		if (started && cur.bitrate_kbps != prev.bitrate_kbps && prev.bitrate_kbps && cur.bitrate_kbps &&
+		    strcmp(cur.uri, prev.uri) == 0)
+			emit(json, "bitrate_changed", &cur, t0);
+		if (cur.underruns > prev.underruns && started)
+			emit(json, "underrun", &cur, t0);
+		if (cur.state == ENGINE_PAUSED && prev.state != ENGINE_PAUSED)
+			emit(json, "paused", &cur, t0);
+		if (cur.state == ENGINE_PLAYING && prev.state == ENGINE_PAUSED)
+			emit(json, "resumed", &cur, t0);
+		if (cur.error[0] && strcmp(cur.error, prev.error) != 0) {
+			emit(json, "error", &cur, t0);
+			if (!json)
+				fprintf(stderr, "%s%s: %s\n", tty ? "\r\033[K" : "", c->prog, cur.error);
+			if (strncmp(cur.error, "cannot play", 11) == 0)
+				failures++;
+		}
+		if ((cur.state == ENGINE_ENDED || cur.state == ENGINE_ERROR || cur.state == ENGINE_IDLE) &&
+		    (started || failures > 0) && cur.state != prev.state) {
+			emit(json, "ended", &cur, t0);
+			break;
+		}
+		if (!json && started && (cur.state == ENGINE_PLAYING || cur.state == ENGINE_PAUSED) &&
+		    mono_ms() - last_progress >= (tty ? 1000 : 5000)) {
+			progress(&cur, tty);
+			last_progress = mono_ms();
+		}
+		prev = cur;
+	}
+	if (tty && !json)
+		fputc('\n', stderr);
+	if (deadline && !interrupted && cur.state != ENGINE_ENDED) {
+		engine_snapshot(e, &cur);
+		emit(json, "ended", &cur, t0);
+	}
+	close(sfd);
+	if (failures > 0 && failures >= uris.n)
+		code = EXIT_ERR;
+	else if (!started && !interrupted)
+		code = EXIT_ERR;
+out:
+	ctlsock_stop(ctl);
+	engine_free(e);
+	for (int i = 0; i < uris.n; i++)
+		free(uris.v[i]);
+	free(uris.v);
+	api_free(api);
+	session_free(s);
+	return code;
+}
