@@ -134,6 +134,7 @@ struct xfer {
 
 struct djob {
 	struct djob *next;
+	char uri[64];
 	uint64_t item_seq;
 	unsigned gen;
 	uint32_t index;
@@ -149,6 +150,8 @@ struct djob {
 };
 
 struct marker {
+	int kbps;
+	char uri[64];
 	unsigned gen;
 	uint64_t stream_pos;       /* frame index in the generation's stream */
 	uint64_t item_seq;
@@ -215,6 +218,11 @@ struct engine {
 	int last_kbps;
 	char error[256];
 
+	/* pending events (guarded by lock) */
+	struct engine_event events[ENGINE_MAX_EVENTS];
+	int ev_head, ev_count;
+	bool realtime_sink;                   /* underruns mean something only in real time */
+
 	/* the queue as published for engine_queue_list (guarded by lock) */
 	char **qcopy_uris;
 	int qcopy_n, qcopy_current;
@@ -275,6 +283,42 @@ void engine_remove_listener(struct engine *e, int fd)
 			break;
 		}
 	pthread_mutex_unlock(&e->lock);
+}
+
+static void post_event(struct engine *e, enum engine_event_type t, const char *uri, int kbps, int pos_ms,
+		       int64_t first_audio_us, const char *msg)
+{
+	struct engine_event ev = {.type = t, .bitrate_kbps = kbps, .position_ms = pos_ms, .first_audio_us = first_audio_us};
+	snprintf(ev.uri, sizeof(ev.uri), "%s", uri ? uri : "");
+	snprintf(ev.message, sizeof(ev.message), "%s", msg ? msg : "");
+	pthread_mutex_lock(&e->lock);
+	if (e->ev_count == ENGINE_MAX_EVENTS) {
+		e->ev_head = (e->ev_head + 1) % ENGINE_MAX_EVENTS;
+		e->ev_count--;
+	}
+	e->events[(e->ev_head + e->ev_count) % ENGINE_MAX_EVENTS] = ev;
+	e->ev_count++;
+	pthread_mutex_unlock(&e->lock);
+	notify(e);
+}
+
+int engine_take_events(struct engine *e, struct engine_event *out, int max)
+{
+	pthread_mutex_lock(&e->lock);
+	int n = 0;
+	while (n < max && e->ev_count > 0) {
+		out[n++] = e->events[e->ev_head];
+		e->ev_head = (e->ev_head + 1) % ENGINE_MAX_EVENTS;
+		e->ev_count--;
+	}
+	pthread_mutex_unlock(&e->lock);
+	return n;
+}
+
+const char *engine_event_name(enum engine_event_type t)
+{
+	static const char *const names[] = {"started", "bitrate_changed", "underrun", "paused", "resumed", "ended", "error"};
+	return (unsigned)t < sizeof(names) / sizeof(names[0]) ? names[t] : "unknown";
 }
 
 int engine_event_fd(struct engine *e)
@@ -447,6 +491,7 @@ static void *output_main(void *arg)
 	unsigned gen = ring_generation(e->ring);
 	uint64_t stream_pos = 0;
 	uint64_t cur_seq = 0;
+	int cur_kbps = 0;
 	bool starving = false;
 	while (!atomic_load(&e->quit)) {
 		if (atomic_load(&e->paused)) {
@@ -495,10 +540,11 @@ static void *output_main(void *arg)
 		size_t n = w == 0 ? ring_read(e->ring, buf, want) : 0;
 		if (n == 0) {
 			/* An empty ring while an item is playing and not finished: an underrun. */
-			if (atomic_load(&e->playing_seq) && !starving && !(m && cur.end)) {
+			if (e->realtime_sink && atomic_load(&e->playing_seq) && !starving && !(m && cur.end)) {
 				starving = true;
 				atomic_fetch_add(&e->underruns, 1);
-				notify(e);
+				post_event(e, ENGINE_EV_UNDERRUN, cur.uri, cur.kbps,
+					   (int)(atomic_load(&e->playing_pos) * 1000 / OUT_RATE), 0, NULL);
 				curl_multi_wakeup(e->multi);
 			}
 			continue;
@@ -507,10 +553,15 @@ static void *output_main(void *arg)
 		if (m && !cur.end) {
 			if (cur.item_seq != cur_seq) {
 				cur_seq = cur.item_seq;
-				if (cur.play_cmd_us)
-					atomic_store(&e->first_audio_us, now_us() - cur.play_cmd_us);
-				notify(e);
+				cur_kbps = cur.kbps;
+				int64_t fa = cur.play_cmd_us ? now_us() - cur.play_cmd_us : 0;
+				if (fa)
+					atomic_store(&e->first_audio_us, fa);
+				post_event(e, ENGINE_EV_TRACK_STARTED, cur.uri, cur.kbps, (int)(cur.item_pos * 1000 / OUT_RATE), fa, NULL);
 				curl_multi_wakeup(e->multi);
+			} else if (cur.kbps != cur_kbps) {
+				cur_kbps = cur.kbps;
+				post_event(e, ENGINE_EV_BITRATE_CHANGED, cur.uri, cur.kbps, (int)(cur.item_pos * 1000 / OUT_RATE), 0, NULL);
 			}
 			gain_set_normalization(e->gain, atomic_load(&e->normalize), cur.gain_db);
 			gain_set_volume(e->gain, atomic_load(&e->volume));
@@ -593,8 +644,9 @@ static void *decoder_main(void *arg)
 		size_t skip = j->trim > 0 ? (size_t)j->trim : 0;
 		if (skip > frames)
 			skip = frames;
-		struct marker mk = {.gen = gen, .stream_pos = stream_pos, .item_seq = j->item_seq,
+		struct marker mk = {.gen = gen, .stream_pos = stream_pos, .item_seq = j->item_seq, .kbps = j->kbps,
 				    .item_pos = seg_start + skip, .gain_db = j->gain_db, .play_cmd_us = j->play_cmd_us};
+		snprintf(mk.uri, sizeof(mk.uri), "%s", j->uri);
 		add_marker(e, &mk);
 		size_t left = frames - skip;
 		const float *p = pcm + skip * OUT_CH;
@@ -831,8 +883,12 @@ static void start_entry(struct engine *e, const struct queue_entry *qe, int64_t 
 	e->tracks_started++;
 }
 
+static int position_ms(struct engine *e);
+
 static void set_paused(struct engine *e, bool p)
 {
+	if (atomic_load(&e->paused) != p && e->play_item)
+		post_event(e, p ? ENGINE_EV_PAUSED : ENGINE_EV_RESUMED, e->play_item->uri, e->last_kbps, position_ms(e), 0, NULL);
 	atomic_store(&e->paused, p);
 	pthread_mutex_lock(&e->lock);
 	pthread_cond_broadcast(&e->cond);
@@ -1108,6 +1164,7 @@ static void push_item(struct engine *e, struct item *it)
 			return;
 		struct djob *j = xcalloc(1, sizeof(*j));
 		j->item_seq = it->seq;
+		snprintf(j->uri, sizeof(j->uri), "%s", it->uri);
 		j->gen = ring_generation(e->ring);
 		j->index = k;
 		j->kbps = sl->kbps;
@@ -1303,6 +1360,8 @@ static void schedule(struct engine *e)
 			item_free(e->play_item);
 			e->play_item = e->fetch_item = NULL;
 			e->ended = true;
+			if (!e->cfg.autoplay || !e->last_artist_id[0])
+				post_event(e, ENGINE_EV_ENDED, NULL, 0, 0, 0, NULL);
 		}
 	}
 }
@@ -1323,7 +1382,7 @@ static void item_error(struct engine *e, struct item *it, const char *msg)
 {
 	snprintf(e->error, sizeof(e->error), "%s", msg);
 	it->failed = true;
-	fprintf(stderr, "encore: %s\n", msg);
+	post_event(e, ENGINE_EV_ERROR, it->uri, 0, 0, 0, msg);
 	/* Move on: the queue continues with the next item. */
 	if (it == e->play_item) {
 		const struct queue_entry *qe = queue_skip(e->q);
@@ -1632,7 +1691,7 @@ static void publish(struct engine *e)
 	n.repeat = r == QUEUE_REPEAT_ONE ? ENGINE_REPEAT_ONE : r == QUEUE_REPEAT_ALL ? ENGINE_REPEAT_ALL : ENGINE_REPEAT_OFF;
 	n.queue_length = (int)queue_len(e->q);
 	n.queue_position = it ? (int)queue_index_of(e->q, it->entry_id) : -1;
-	snprintf(n.output, sizeof(n.output), "%s", sink_name(e->sink));
+	snprintf(n.output, sizeof(n.output), "%s", e->cfg.output ? e->cfg.output : "alsa");
 	snprintf(n.error, sizeof(n.error), "%s", e->error);
 	n.segments_fetched = e->segments_fetched;
 	n.bytes_fetched = e->bytes_fetched;
@@ -1723,6 +1782,8 @@ struct engine *engine_new(const struct engine_config *cfg, char *err, size_t err
 	e->sink = sink_new(cfg->output ? cfg->output : "alsa", OUT_RATE, OUT_CH, err, errlen);
 	if (!e->sink)
 		goto fail;
+	const char *spec = cfg->output ? cfg->output : "alsa";
+	e->realtime_sink = strncmp(spec, "alsa", 4) == 0 || strcmp(spec, "null:realtime") == 0;
 	if (cfg->cache_path) {
 		char cerr[256];
 		e->cache = cache_open(cfg->cache_path, cerr, sizeof(cerr));
@@ -1734,7 +1795,7 @@ struct engine *engine_new(const struct engine_config *cfg, char *err, size_t err
 	 * of every track on the same warm connection. */
 	curl_multi_setopt(e->multi, CURLMOPT_MAX_HOST_CONNECTIONS, 4L);
 	e->snap.volume = cfg->volume;
-	snprintf(e->snap.output, sizeof(e->snap.output), "%s", sink_name(e->sink));
+	snprintf(e->snap.output, sizeof(e->snap.output), "%s", spec);
 	publish_queue(e);
 	pthread_create(&e->out_thread, NULL, output_main, e);
 	pthread_create(&e->dec_thread, NULL, decoder_main, e);

@@ -106,6 +106,32 @@ int engine_queue_clear(struct engine *e);
 int engine_queue_list(struct engine *e, char ***uris, int *n, int *current);
 void engine_queue_list_free(char **uris, int n);
 
+/* Discrete events, in the order they happened, for scripts (`encore play --json`):
+ * snapshots can miss a transition, events cannot (up to ENGINE_MAX_EVENTS unread). */
+enum engine_event_type {
+	ENGINE_EV_TRACK_STARTED,   /* the first frame of an item reached the sink */
+	ENGINE_EV_BITRATE_CHANGED, /* the sink started playing a segment of another rendition */
+	ENGINE_EV_UNDERRUN,        /* a real-time sink found no audio while an item was playing */
+	ENGINE_EV_PAUSED,
+	ENGINE_EV_RESUMED,
+	ENGINE_EV_ENDED,           /* the queue ran out and everything has played */
+	ENGINE_EV_ERROR,           /* message says what; playback moves on */
+};
+#define ENGINE_MAX_EVENTS 256
+
+struct engine_event {
+	enum engine_event_type type;
+	char uri[64];
+	int bitrate_kbps;
+	int position_ms;
+	int64_t first_audio_us;    /* TRACK_STARTED: from its play command (0 if it followed on) */
+	char message[256];         /* ERROR */
+};
+
+/* Moves up to max pending events into out; returns how many. */
+int engine_take_events(struct engine *e, struct engine_event *out, int max);
+const char *engine_event_name(enum engine_event_type t);
+
 const char *engine_state_name(enum engine_state s);
 
 #endif

@@ -143,35 +143,40 @@ static int resolve(struct cli_ctx *c, struct api *api, char **args, int nargs, s
 	return code;
 }
 
-static void emit(bool json, const char *event, const struct engine_snapshot *s, int64_t t0)
+static void emit(bool json, const struct engine_event *ev, const struct engine_snapshot *s, int64_t t0)
 {
 	if (!json)
 		return;
 	struct jw w;
 	jw_init(&w);
 	jw_obj(&w);
-	jw_kstr(&w, "event", event);
+	jw_kstr(&w, "event", ev->type == ENGINE_EV_TRACK_STARTED && ev->first_audio_us == 0 ? "track_changed"
+									 : engine_event_name(ev->type));
 	jw_kdouble(&w, "t", (double)(mono_ms() - t0) / 1000.0);
 	jw_key(&w, "uri");
-	jw_str(&w, s->uri[0] ? s->uri : NULL);
-	jw_kstr(&w, "title", s->title);
-	jw_kstr(&w, "artist", s->artist);
-	jw_kint(&w, "position_ms", s->position_ms);
-	jw_kint(&w, "duration_ms", s->duration_ms);
-	jw_kint(&w, "bitrate_kbps", s->bitrate_kbps);
-	jw_kdouble(&w, "buffer_seconds", round(s->buffer_seconds * 10) / 10);
-	if (strcmp(event, "started") == 0 || strcmp(event, "track_changed") == 0)
-		jw_kdouble(&w, "first_audio_ms", (double)s->first_audio_us / 1000.0);
-	if (strcmp(event, "underrun") == 0)
+	jw_str(&w, ev->uri[0] ? ev->uri : NULL);
+	jw_kint(&w, "position_ms", ev->position_ms);
+	jw_kint(&w, "bitrate_kbps", ev->bitrate_kbps);
+	if (ev->type == ENGINE_EV_TRACK_STARTED) {
+		if (ev->first_audio_us)
+			jw_kdouble(&w, "first_audio_ms", (double)ev->first_audio_us / 1000.0);
+		if (strcmp(ev->uri, s->uri) == 0) {
+			jw_kstr(&w, "title", s->title);
+			jw_kstr(&w, "artist", s->artist);
+			jw_kint(&w, "duration_ms", s->duration_ms);
+		}
+	}
+	if (ev->type == ENGINE_EV_UNDERRUN)
 		jw_kint(&w, "underruns", (long long)s->underruns);
-	if (strcmp(event, "error") == 0)
-		jw_kstr(&w, "message", s->error);
-	if (strcmp(event, "ended") == 0) {
+	if (ev->type == ENGINE_EV_ERROR)
+		jw_kstr(&w, "message", ev->message);
+	if (ev->type == ENGINE_EV_ENDED) {
 		jw_kint(&w, "segments_fetched", (long long)s->segments_fetched);
 		jw_kint(&w, "connections_reused", (long long)s->connections_reused);
 		jw_kint(&w, "connections_opened", (long long)s->connections_opened);
 		jw_kint(&w, "bitrate_switches", (long long)s->bitrate_switches);
 		jw_kint(&w, "underruns", (long long)s->underruns);
+		jw_kint(&w, "tracks_started", (long long)s->tracks_started);
 	}
 	jw_obj_end(&w);
 	char *line = jw_finish(&w);
@@ -295,11 +300,12 @@ int cmd_play(struct cli_ctx *c, int argc, char **argv)
 	pthread_sigmask(SIG_BLOCK, &mask, NULL);
 	int sfd = signalfd(-1, &mask, SFD_CLOEXEC);
 	bool tty = isatty(2);
-	struct engine_snapshot prev = {0}, cur;
-	bool started = false, interrupted = false;
+	struct engine_snapshot cur;
+	bool started = false, interrupted = false, ended = false;
 	int64_t last_progress = 0, deadline = 0;
 	int failures = 0;
-	for (;;) {
+	struct engine_event evs[32];
+	while (!ended) {
 		struct pollfd pfd[2] = {{.fd = engine_event_fd(e), .events = POLLIN}, {.fd = sfd, .events = POLLIN}};
 		int timeout = 1000;
 		if (deadline) {
@@ -317,50 +323,50 @@ int cmd_play(struct cli_ctx *c, int argc, char **argv)
 		if (pfd[0].revents & POLLIN)
 			engine_ack_event(e);
 		engine_snapshot(e, &cur);
-		if (cur.uri[0] && (cur.state == ENGINE_PLAYING || cur.state == ENGINE_BUFFERING) &&
-		    strcmp(cur.uri, prev.uri) != 0) {
-			emit(json, started ? "track_changed" : "started", &cur, t0);
-			if (!started && duration > 0)
-				deadline = mono_ms() + (int64_t)(duration * 1000);
-			started = true;
-			if (seek_pending) {
-				seek_pending = false;
-				engine_seek(e, (int)(seek * 1000), false);
+		int nev;
+		while ((nev = engine_take_events(e, evs, 32)) > 0) {
+			for (int i = 0; i < nev; i++) {
+				const struct engine_event *ev = &evs[i];
+				emit(json, ev, &cur, t0);
+				switch (ev->type) {
+				case ENGINE_EV_TRACK_STARTED:
+					if (!started && duration > 0)
+						deadline = mono_ms() + (int64_t)(duration * 1000);
+					started = true;
+					if (seek_pending) {
+						seek_pending = false;
+						engine_seek(e, (int)(seek * 1000), false);
+					}
+					break;
+				case ENGINE_EV_ERROR:
+					failures++;
+					if (!json)
+						fprintf(stderr, "%s%s: %s\n", tty ? "\r\033[K" : "", c->prog, ev->message);
+					break;
+				case ENGINE_EV_ENDED:
+					ended = true;
+					break;
+				default:
+					break;
+				}
 			}
-		}
-		if (started && cur.bitrate_kbps != prev.bitrate_kbps && prev.bitrate_kbps && cur.bitrate_kbps &&
-		    strcmp(cur.uri, prev.uri) == 0)
-			emit(json, "bitrate_changed", &cur, t0);
-		if (cur.underruns > prev.underruns && started)
-			emit(json, "underrun", &cur, t0);
-		if (cur.state == ENGINE_PAUSED && prev.state != ENGINE_PAUSED)
-			emit(json, "paused", &cur, t0);
-		if (cur.state == ENGINE_PLAYING && prev.state == ENGINE_PAUSED)
-			emit(json, "resumed", &cur, t0);
-		if (cur.error[0] && strcmp(cur.error, prev.error) != 0) {
-			emit(json, "error", &cur, t0);
-			if (!json)
-				fprintf(stderr, "%s%s: %s\n", tty ? "\r\033[K" : "", c->prog, cur.error);
-			if (strncmp(cur.error, "cannot play", 11) == 0)
-				failures++;
-		}
-		if ((cur.state == ENGINE_ENDED || cur.state == ENGINE_ERROR || cur.state == ENGINE_IDLE) &&
-		    (started || failures > 0) && cur.state != prev.state) {
-			emit(json, "ended", &cur, t0);
-			break;
 		}
 		if (!json && started && (cur.state == ENGINE_PLAYING || cur.state == ENGINE_PAUSED) &&
 		    mono_ms() - last_progress >= (tty ? 1000 : 5000)) {
 			progress(&cur, tty);
 			last_progress = mono_ms();
 		}
-		prev = cur;
 	}
 	if (tty && !json)
 		fputc('\n', stderr);
-	if (deadline && !interrupted && cur.state != ENGINE_ENDED) {
+	if (!ended && !interrupted) {
+		/* --duration ran out: report the end like a natural one. */
+		struct engine_event ev = {.type = ENGINE_EV_ENDED};
 		engine_snapshot(e, &cur);
-		emit(json, "ended", &cur, t0);
+		snprintf(ev.uri, sizeof(ev.uri), "%s", cur.uri);
+		ev.position_ms = cur.position_ms;
+		ev.bitrate_kbps = cur.bitrate_kbps;
+		emit(json, &ev, &cur, t0);
 	}
 	close(sfd);
 	if (failures > 0 && failures >= uris.n)
