@@ -1253,13 +1253,18 @@ static void draw_nowplaying_bar(struct tui *t, int y, int w)
 	const char *icon = s->state == ENGINE_PLAYING ? "▶" : s->state == ENGINE_PAUSED ? "⏸"
 			   : (s->state == ENGINE_LOADING || s->state == ENGINE_BUFFERING) ? spinner_frames[t->spinner % 10]
 			   : s->state == ENGINE_ERROR ? "!" : "■";
+	const char *rep = s->repeat == ENGINE_REPEAT_ONE ? "one" : s->repeat == ENGINE_REPEAT_ALL ? "all" : "off";
 	char right[200];
-	snprintf(right, sizeof(right), " vol %d%%  %s  %s  ⌂ this device ", s->volume, s->shuffle ? "shuffle on" : "shuffle off",
-		 s->repeat == ENGINE_REPEAT_ONE ? "repeat one" : s->repeat == ENGINE_REPEAT_ALL ? "repeat all" : "repeat off");
+	snprintf(right, sizeof(right), " vol %d%%  shuffle %s  repeat %s  ⌂ this device ", s->volume,
+		 s->shuffle ? "on" : "off", rep);
 	int rw = textw_width(right);
-	if (rw > w / 2) {
-		snprintf(right, sizeof(right), " %d%% %s%s ", s->volume, s->shuffle ? "S" : "-",
-			 s->repeat == ENGINE_REPEAT_ONE ? "1" : s->repeat == ENGINE_REPEAT_ALL ? "A" : "-");
+	if (rw > w * 11 / 20) {
+		/* Narrow terminals keep every field, abbreviated, rather than drop some. */
+		snprintf(right, sizeof(right), " vol %d%% shuf %s rep %s this device ", s->volume, s->shuffle ? "on" : "off", rep);
+		rw = textw_width(right);
+	}
+	if (rw > w * 11 / 20) {
+		snprintf(right, sizeof(right), " %d%% %s%s ", s->volume, s->shuffle ? "S" : "-", rep);
 		rw = textw_width(right);
 	}
 	char left[600];
