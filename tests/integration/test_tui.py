@@ -44,7 +44,7 @@ class Tui:
         self.tmux("new-session", "-d", "-s", self.name, "-x", str(width), "-y", str(height), "env", *[
             "%s=%s" % kv for kv in env.items() if kv[0] in (
                 "HOME", "LANG", "LC_ALL", "TERM", "ENCORE_DATA_DIR", "ENCORE_CONFIG_DIR", "ENCORE_CACHE_DIR",
-                "ENCORE_RUNTIME_DIR", "ENCORE_SERVER", "PATH")], "sh", "-c", cmd)
+                "ENCORE_RUNTIME_DIR", "ENCORE_SERVER", "PATH", "ASAN_OPTIONS", "UBSAN_OPTIONS")], "sh", "-c", cmd)
 
     def tmux(self, *args):
         return subprocess.run(["tmux", "-S", self.sock, *args], capture_output=True, text=True, timeout=30)
