@@ -5,7 +5,7 @@
  * used by one thread at a time. Giving each request its own easy handle while the
  * CURLSH holds the connection cache keeps keep-alive reuse across all of them. */
 #include "api.h"
-#include "config.h"
+#include "version.h"
 #include "json.h"
 #include "xmem.h"
 #include <curl/curl.h>

@@ -19,7 +19,7 @@
 #include "api.h"
 #include "b64.h"
 #include "cache.h"
-#include "config.h"
+#include "version.h"
 #include "decoder.h"
 #include "gain.h"
 #include "id.h"

@@ -1,5 +1,5 @@
 /* encored: the Encore server. Subcommands: serve, seed-demo, user add. */
-#include "config.h"
+#include "version.h"
 #include "catalog.h"
 #include "db.h"
 #include "demo.h"

@@ -1,6 +1,6 @@
 /* cli: option parsing and dispatch for `encore`. */
 #include "cli.h"
-#include "config.h"
+#include "version.h"
 #include "tui.h"
 #include "xmem.h"
 #include <errno.h>
@@ -24,7 +24,7 @@ static const struct {
 
 static void usage_line(FILE *f)
 {
-	fprintf(f, "usage: encore [--server URL] [login USER | logout | whoami | show URI | play ... | remote CMD]\n");
+	fprintf(f, "usage: encore [--server URL] [--output SINK] [login USER | logout | whoami | show URI | play ... | remote CMD]\n");
 }
 
 static void help(void)
@@ -46,6 +46,8 @@ static void help(void)
 	       "Options:\n"
 	       "  --server URL       server base URL (default: $ENCORE_SERVER, then the logged-in\n"
 	       "                     session's server, then " CLI_DEFAULT_SERVER ")\n"
+	       "  --output SINK      audio output for the UI: alsa (default), alsa:DEVICE, null,\n"
+	       "                     null:realtime, wav:FILE; or 'output' in the config file\n"
 	       "  -h, --help         show this help\n"
 	       "  -V, --version      show the version\n"
 	       "\n"
@@ -223,6 +225,16 @@ static int parse_globals(struct cli_ctx *c, int *argc, char **argv, bool *done, 
 			c->server_opt = argv[++i];
 		} else if (strncmp(a, "--server=", 9) == 0) {
 			c->server_opt = a + 9;
+		} else if (out == 1 && strcmp(a, "--output") == 0) {
+			/* Before a subcommand it is the UI's; after one (play --output) it is the
+			 * subcommand's own option and passes through. */
+			if (i + 1 >= *argc) {
+				cli_error(c, "--output needs a sink (alsa, alsa:DEVICE, null, null:realtime, wav:FILE)");
+				return -EINVAL;
+			}
+			c->output_opt = argv[++i];
+		} else if (out == 1 && strncmp(a, "--output=", 9) == 0) {
+			c->output_opt = a + 9;
 		} else {
 			argv[out++] = argv[i];  /* maybe a subcommand option such as --json */
 		}

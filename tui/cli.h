@@ -22,6 +22,7 @@ struct cli_ctx {
 	const char *prog;          /* "encore", for messages */
 	const char *server_opt;    /* --server, or NULL */
 	const char *server_env;    /* $ENCORE_SERVER, or NULL */
+	const char *output_opt;    /* --output SINK for the TUI, or NULL */
 	struct paths *paths;
 	char *session_path;        /* DATA_DIR/session.json; owned */
 };
