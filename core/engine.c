@@ -48,7 +48,9 @@
 #define RING_FRAMES (OUT_RATE * 2)      /* decoded audio ahead of the sink: 2 s */
 #define OUT_CHUNK 2048                  /* frames per sink write (46 ms) */
 #define MAX_MARKERS 64
-#define MAX_INFLIGHT 2                  /* segment downloads at once for the fetching item */
+/* Segment downloads at once per item: one, so each download's rate is the link's rate
+ * (parallel downloads would split it and the estimator would see half). */
+#define MAX_INFLIGHT 1
 #define RETRY_BASE_MS 250
 #define RETRY_MAX_MS 2000
 #define META_TTL_S (24 * 3600)
@@ -209,6 +211,8 @@ struct engine {
 	uint64_t next_seq;
 	struct xfer *xfers;
 	struct abr_estimator est;
+	int fast_streak;                      /* consecutive downloads far above the estimate */
+	double streak_bytes, streak_secs;
 	struct abr_params abr;
 	bool stopped;                         /* nothing should play */
 	bool ended;
@@ -1131,6 +1135,10 @@ static int choose_kbps(struct engine *e, struct item *it)
 		.current_kbps = e->last_kbps,
 	};
 	int kbps = abr_choose(&e->abr, &in);
+	/* Nothing measured yet (the first audio came inline with the manifest): the first CDN
+	 * download is the cheapest rung, and measures the link for the next decision. */
+	if (in.throughput_bps <= 0)
+		kbps = it->m->renditions[0].bitrate;
 	/* The manifest lists what this account may use; take the best rung at or below. */
 	int best = it->m->renditions[0].bitrate;
 	for (int r = 0; r < it->m->nrenditions; r++)
@@ -1178,8 +1186,9 @@ static void push_item(struct engine *e, struct item *it)
 		pthread_mutex_lock(&e->lock);
 		size_t qlen = e->dq_len;
 		pthread_mutex_unlock(&e->lock);
-		if (qlen >= 3)
-			return;  /* keep the prefetch compressed; the decoder is a few segments ahead */
+		if (qlen >= 1)
+			return;  /* hand over one segment at a time: what is not yet decoded can still
+			          * be replaced, seeked past or skipped cheaply */
 		uint32_t k = it->next_push;
 		struct seg_slot *sl = &it->segs[k];
 		if (sl->st != SEG_DONE)
@@ -1392,6 +1401,28 @@ static void schedule(struct engine *e)
 }
 
 /* ---------------------------------------------------------------- network thread: completions */
+
+/* Feeds the ABR estimator. The harmonic mean is deliberately slow to trust a faster link,
+ * but two downloads in a row at several times the estimate mean the link has changed
+ * (a cap lifted, Wi-Fi regained): start the average afresh from them, so the climb takes
+ * two segments instead of a whole window. */
+static void note_throughput(struct engine *e, double bytes, double secs)
+{
+	double before = abr_estimator_bps(&e->est);
+	double rate = secs > 0 ? bytes * 8 / secs : 0;
+	if (before > 0 && rate > 4 * before && e->fast_streak >= 1) {
+		abr_estimator_init(&e->est, 5);
+		abr_estimator_add_sample(&e->est, e->streak_bytes, e->streak_secs);
+		e->fast_streak = 0;
+	} else if (before > 0 && rate > 4 * before) {
+		e->fast_streak = 1;
+		e->streak_bytes = bytes;
+		e->streak_secs = secs;
+	} else {
+		e->fast_streak = 0;
+	}
+	abr_estimator_add_sample(&e->est, bytes, secs);
+}
 
 static void retry_later(struct seg_slot *sl)
 {
@@ -1609,7 +1640,7 @@ static void on_done(struct engine *e, CURLMsg *msg)
 			sl->tries = 0;
 			e->segments_fetched++;
 			e->bytes_fetched += sl->len;
-			abr_estimator_add_sample(&e->est, (double)sl->len, secs);
+			note_throughput(e, (double)sl->len, secs);
 			e->last_kbps = sl->kbps;
 			if (e->error[0] && strncmp(e->error, "cannot reach", 12) == 0)
 				e->error[0] = 0;
@@ -1805,6 +1836,9 @@ struct engine *engine_new(const struct engine_config *cfg, char *err, size_t err
 	e->gain = gain_new(OUT_RATE, OUT_CH);
 	e->q = queue_new((uint64_t)time(NULL) ^ (uint64_t)getpid());
 	abr_params_default(&e->abr);
+	/* The ring and the decoder already hold a few seconds beyond what seconds_buffered()
+	 * counts as downloaded, so one segment of downloaded audio is enough margin to step up. */
+	e->abr.up_min_buffer_s = SEGMENT_SECONDS;
 	abr_estimator_init(&e->est, 5);
 	atomic_store(&e->volume, cfg->volume);
 	atomic_store(&e->normalize, cfg->normalize);
