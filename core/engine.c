@@ -1135,10 +1135,11 @@ static int choose_kbps(struct engine *e, struct item *it)
 		.current_kbps = e->last_kbps,
 	};
 	int kbps = abr_choose(&e->abr, &in);
-	/* Nothing measured yet (the first audio came inline with the manifest): the first CDN
-	 * download is the cheapest rung, and measures the link for the next decision. */
+	/* Nothing measured yet (the first audio came inline with the manifest): on auto, the
+	 * first CDN download is the cheapest rung and measures the link for the next decision;
+	 * a listener who chose a quality gets it until the link proves it cannot carry it. */
 	if (in.throughput_bps <= 0)
-		kbps = it->m->renditions[0].bitrate;
+		kbps = e->cfg.quality ? e->cfg.quality : it->m->renditions[0].bitrate;
 	/* The manifest lists what this account may use; take the best rung at or below. */
 	int best = it->m->renditions[0].bitrate;
 	for (int r = 0; r < it->m->nrenditions; r++)
