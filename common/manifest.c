@@ -34,6 +34,7 @@ void manifest_write(const struct manifest *m, struct jw *w)
 	jw_kdouble(w, "true_peak_dbtp", m->true_peak_dbtp);
 	jw_obj_end(w);
 	jw_kint(w, "expires_at", m->expires_at);
+	jw_kbool(w, "complete", m->complete);
 	jw_key(w, "bitrates");
 	jw_arr(w);
 	for (int i = 0; i < m->nrenditions; i++)
@@ -150,6 +151,8 @@ int manifest_parse(const char *json, struct manifest **out, char *err, size_t er
 	m->source_rate = (int)v;
 	NEED(get_uint(root, "expires_at", 0, 1LL << 40, &v), "expires_at");
 	m->expires_at = v;
+	m->complete = true;
+	json_get_bool(root, "complete", &m->complete);
 	yajl_val norm = json_get(root, "normalization");
 	NEED(json_get_double(norm, "gain_db", &m->gain_db), "normalization.gain_db");
 	json_get_double(norm, "integrated_lufs", &m->integrated_lufs);

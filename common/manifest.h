@@ -7,6 +7,7 @@
 #define ENCORE_MANIFEST_H
 #include "id.h"
 #include "json.h"
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -40,6 +41,7 @@ struct manifest {
 	int source_rate;
 	double gain_db, integrated_lufs, true_peak_dbtp;
 	int64_t expires_at;
+	bool complete;                 /* every rung of the ladder is transcoded (false while on-demand transcoding runs) */
 	int nrenditions;
 	struct manifest_rendition renditions[MANIFEST_MAX_RENDITIONS];  /* bitrate ascending */
 	/* Inline start: the init part and one segment of one rendition, or inline_bitrate 0. */

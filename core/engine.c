@@ -1500,8 +1500,9 @@ static void on_manifest(struct engine *e, struct item *it, struct xfer *x, long 
 				e->last_kbps = e->last_kbps ? e->last_kbps : m->inline_bitrate;
 			}
 		}
-		if (e->cache) {
-			/* Cache without the inline audio: signed URLs stay valid until expires_at. */
+		if (e->cache && m->complete) {
+			/* Cache without the inline audio: signed URLs stay valid until expires_at.
+			 * A manifest of an item still being transcoded lacks rungs: not worth keeping. */
 			struct manifest copy = *m;
 			copy.inline_bitrate = 0;
 			struct jw w;

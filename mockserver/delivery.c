@@ -445,6 +445,12 @@ static void route_playback(struct call *c)
 	m->integrated_lufs = it.lufs;
 	m->true_peak_dbtp = it.tp;
 	m->expires_at = (int64_t)time(NULL) + c->srv->opt.url_ttl_s;
+	sqlite3_stmt *js = db_prepare(c->db, "SELECT count(*) FROM ingest_jobs WHERE content_id = ? AND state IN ('queued', 'running')");
+	sqlite3_bind_text(js, 1, id, -1, SQLITE_STATIC);
+	m->complete = sqlite3_step(js) == SQLITE_ROW && sqlite3_column_int(js, 0) == 0;
+	sqlite3_finalize(js);
+	if (!m->complete)
+		ingest_expedite(c->srv->ingest, c->db, id);  /* a listener is here: the other rungs next */
 
 	sqlite3_stmt *st = db_prepare(c->db, "SELECT bitrate, rate, channels, init_hash, init_size, segment_count FROM renditions"
 					     " WHERE content_id = ? AND bitrate <= ? ORDER BY bitrate");

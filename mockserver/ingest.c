@@ -21,6 +21,7 @@
 #include "transcode.h"
 #include "xmem.h"
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <pthread.h>
 #include <signal.h>
@@ -31,6 +32,9 @@
 #include <unistd.h>
 
 #define INGEST_POLL_SECONDS 3
+/* Jobs at or above this priority have a listener waiting (ingest_expedite). One worker is
+ * reserved for them, so an on-demand request never waits behind the background queue. */
+#define INGEST_URGENT 1000000
 
 static const int TRACK_LADDER[] = {24, 96, 160, 320};
 /* Speech needs far less: a podcast listener on 96 kbps mono hears no difference from more. */
@@ -138,6 +142,9 @@ static int store_rendition(struct ingest *ig, const struct transcode_output *o, 
 		goto fail;
 	r->init_size = o->init_len;
 	r->bytes = o->init_len;
+	struct segment_init si;
+	if (segment_init_parse(o->init, o->init_len, &si) == 0)
+		r->total_samples = si.total_samples;
 	r->seg_hash = xcalloc(o->nsegments ? o->nsegments : 1, sizeof(*r->seg_hash));
 	r->seg_size = xcalloc(o->nsegments ? o->nsegments : 1, sizeof(size_t));
 	for (uint32_t i = 0; i < o->nsegments; i++) {
@@ -159,10 +166,88 @@ static void rendition_result_free(struct rendition_result *r)
 	free(r->seg_size);
 }
 
-/* Writes renditions, loudness and features and marks the job done, if we still own it. */
-static int commit_job(struct ingest *ig, sqlite3 *db, int64_t id, const char *content_id, bool episode,
-		      struct rendition_result *rs, int nr, const struct loudness *ld, const struct features *f,
-		      uint64_t frames, int rate)
+static bool still_owner(struct ingest *ig, sqlite3 *db, int64_t id)
+{
+	sqlite3_stmt *st = db_prepare(db, "SELECT 1 FROM ingest_jobs WHERE id = ? AND owner = ? AND state = 'running'");
+	sqlite3_bind_int64(st, 1, id);
+	sqlite3_bind_text(st, 2, ig->owner, -1, SQLITE_STATIC);
+	bool yes = sqlite3_step(st) == SQLITE_ROW;
+	sqlite3_finalize(st);
+	return yes;
+}
+
+/* Publishes one rendition, if we still own the job. The first one published also makes
+ * the item playable (state ready, loudness and gain known): listeners need not wait for
+ * the whole ladder, the client uses the rungs that exist and the manifest says it is
+ * not complete yet. */
+static int commit_rendition(struct ingest *ig, sqlite3 *db, int64_t id, const char *content_id, bool episode,
+			    const struct rendition_result *r, bool first, const struct loudness *ld, uint64_t frames, int rate)
+{
+	if (db_begin(db) != 0)
+		return -EIO;
+	if (!still_owner(ig, db, id)) {
+		db_rollback(db);
+		return -EALREADY;
+	}
+	sqlite3_stmt *st = db_prepare(db, "INSERT OR REPLACE INTO renditions(content_id, bitrate, rate, channels, init_hash, init_size,"
+					  " segment_count, total_samples, bytes) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)");
+	sqlite3_bind_text(st, 1, content_id, -1, SQLITE_STATIC);
+	sqlite3_bind_int(st, 2, r->kbps);
+	sqlite3_bind_int(st, 3, r->rate);
+	sqlite3_bind_int(st, 4, r->channels);
+	sqlite3_bind_text(st, 5, r->init_hash, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 6, (sqlite3_int64)r->init_size);
+	sqlite3_bind_int(st, 7, (int)r->nsegments);
+	sqlite3_bind_int64(st, 8, (sqlite3_int64)r->total_samples);
+	sqlite3_bind_int64(st, 9, (sqlite3_int64)r->bytes);
+	int step = sqlite3_step(st);
+	sqlite3_finalize(st);
+	if (step != SQLITE_DONE)
+		goto fail;
+	st = db_prepare(db, "DELETE FROM segments WHERE content_id = ? AND bitrate = ?");
+	sqlite3_bind_text(st, 1, content_id, -1, SQLITE_STATIC);
+	sqlite3_bind_int(st, 2, r->kbps);
+	sqlite3_step(st);
+	sqlite3_finalize(st);
+	st = db_prepare(db, "INSERT INTO segments(content_id, bitrate, idx, hash, size) VALUES (?, ?, ?, ?, ?)");
+	for (uint32_t k = 0; k < r->nsegments; k++) {
+		sqlite3_reset(st);
+		sqlite3_bind_text(st, 1, content_id, -1, SQLITE_STATIC);
+		sqlite3_bind_int(st, 2, r->kbps);
+		sqlite3_bind_int(st, 3, (int)k);
+		sqlite3_bind_text(st, 4, r->seg_hash[k], -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 5, (sqlite3_int64)r->seg_size[k]);
+		if (sqlite3_step(st) != SQLITE_DONE) {
+			sqlite3_finalize(st);
+			goto fail;
+		}
+	}
+	sqlite3_finalize(st);
+	if (first) {
+		int duration_ms = (int)llround((double)frames * 1000.0 / rate);
+		double lufs = isfinite(ld->integrated_lufs) ? ld->integrated_lufs : -70.0;
+		double tp = isfinite(ld->true_peak_dbtp) ? ld->true_peak_dbtp : -70.0;
+		st = db_prepare(db, episode ? "UPDATE episodes SET state = 'ready', loudness_lufs = ?, true_peak_db = ?, gain_db = ?, duration_ms = ? WHERE id = ?"
+					    : "UPDATE tracks SET state = 'ready', loudness_lufs = ?, true_peak_db = ?, gain_db = ?, duration_ms = ? WHERE id = ?");
+		sqlite3_bind_double(st, 1, lufs);
+		sqlite3_bind_double(st, 2, tp);
+		sqlite3_bind_double(st, 3, ld->gain_db);
+		sqlite3_bind_int(st, 4, duration_ms);
+		sqlite3_bind_text(st, 5, content_id, -1, SQLITE_STATIC);
+		step = sqlite3_step(st);
+		sqlite3_finalize(st);
+		if (step != SQLITE_DONE)
+			goto fail;
+	}
+	return db_commit(db) == 0 ? 0 : -EIO;
+fail:
+	fprintf(stderr, "ingest: cannot record a rendition of job %lld: %s\n", (long long)id, sqlite3_errmsg(db));
+	db_rollback(db);
+	return -EIO;
+}
+
+/* Records the audio features and marks the job done, if we still own it. */
+static int commit_job(struct ingest *ig, sqlite3 *db, int64_t id, const char *content_id, bool episode, const struct features *f)
 {
 	if (db_begin(db) != 0)
 		return -EIO;
@@ -177,60 +262,6 @@ static int commit_job(struct ingest *ig, sqlite3 *db, int64_t id, const char *co
 		db_rollback(db);
 		return -EALREADY;
 	}
-	st = db_prepare(db, "DELETE FROM renditions WHERE content_id = ?");
-	sqlite3_bind_text(st, 1, content_id, -1, SQLITE_STATIC);
-	sqlite3_step(st);
-	sqlite3_finalize(st);
-	st = db_prepare(db, "DELETE FROM segments WHERE content_id = ?");
-	sqlite3_bind_text(st, 1, content_id, -1, SQLITE_STATIC);
-	sqlite3_step(st);
-	sqlite3_finalize(st);
-	for (int i = 0; i < nr; i++) {
-		struct rendition_result *r = &rs[i];
-		st = db_prepare(db, "INSERT INTO renditions(content_id, bitrate, rate, channels, init_hash, init_size,"
-				    " segment_count, total_samples, bytes) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)");
-		sqlite3_bind_text(st, 1, content_id, -1, SQLITE_STATIC);
-		sqlite3_bind_int(st, 2, r->kbps);
-		sqlite3_bind_int(st, 3, r->rate);
-		sqlite3_bind_int(st, 4, r->channels);
-		sqlite3_bind_text(st, 5, r->init_hash, -1, SQLITE_STATIC);
-		sqlite3_bind_int64(st, 6, (sqlite3_int64)r->init_size);
-		sqlite3_bind_int(st, 7, (int)r->nsegments);
-		sqlite3_bind_int64(st, 8, (sqlite3_int64)r->total_samples);
-		sqlite3_bind_int64(st, 9, (sqlite3_int64)r->bytes);
-		step = sqlite3_step(st);
-		sqlite3_finalize(st);
-		if (step != SQLITE_DONE)
-			goto fail;
-		st = db_prepare(db, "INSERT INTO segments(content_id, bitrate, idx, hash, size) VALUES (?, ?, ?, ?, ?)");
-		for (uint32_t k = 0; k < r->nsegments; k++) {
-			sqlite3_reset(st);
-			sqlite3_bind_text(st, 1, content_id, -1, SQLITE_STATIC);
-			sqlite3_bind_int(st, 2, r->kbps);
-			sqlite3_bind_int(st, 3, (int)k);
-			sqlite3_bind_text(st, 4, r->seg_hash[k], -1, SQLITE_STATIC);
-			sqlite3_bind_int64(st, 5, (sqlite3_int64)r->seg_size[k]);
-			if (sqlite3_step(st) != SQLITE_DONE) {
-				sqlite3_finalize(st);
-				goto fail;
-			}
-		}
-		sqlite3_finalize(st);
-	}
-	int duration_ms = (int)llround((double)frames * 1000.0 / rate);
-	double lufs = isfinite(ld->integrated_lufs) ? ld->integrated_lufs : -70.0;
-	double tp = isfinite(ld->true_peak_dbtp) ? ld->true_peak_dbtp : -70.0;
-	st = db_prepare(db, episode ? "UPDATE episodes SET state = 'ready', loudness_lufs = ?, true_peak_db = ?, gain_db = ?, duration_ms = ? WHERE id = ?"
-				    : "UPDATE tracks SET state = 'ready', loudness_lufs = ?, true_peak_db = ?, gain_db = ?, duration_ms = ? WHERE id = ?");
-	sqlite3_bind_double(st, 1, lufs);
-	sqlite3_bind_double(st, 2, tp);
-	sqlite3_bind_double(st, 3, ld->gain_db);
-	sqlite3_bind_int(st, 4, duration_ms);
-	sqlite3_bind_text(st, 5, content_id, -1, SQLITE_STATIC);
-	step = sqlite3_step(st);
-	sqlite3_finalize(st);
-	if (step != SQLITE_DONE)
-		goto fail;
 	if (!episode) {
 		st = db_prepare(db, "INSERT OR REPLACE INTO audio_features(track_id, tempo, key, mode, time_signature, loudness, energy,"
 				    " danceability, acousticness, instrumentalness, speechiness, valence, liveness)"
@@ -250,14 +281,13 @@ static int commit_job(struct ingest *ig, sqlite3 *db, int64_t id, const char *co
 		sqlite3_bind_double(st, 13, f->liveness);
 		step = sqlite3_step(st);
 		sqlite3_finalize(st);
-		if (step != SQLITE_DONE)
-			goto fail;
+		if (step != SQLITE_DONE) {
+			fprintf(stderr, "ingest: cannot record features of job %lld: %s\n", (long long)id, sqlite3_errmsg(db));
+			db_rollback(db);
+			return -EIO;
+		}
 	}
 	return db_commit(db) == 0 ? 0 : -EIO;
-fail:
-	fprintf(stderr, "ingest: cannot record job %lld: %s\n", (long long)id, sqlite3_errmsg(db));
-	db_rollback(db);
-	return -EIO;
 }
 
 static void run_job(struct ingest *ig, sqlite3 *db, int64_t id, const char *content_id, const char *kind, const char *source_hash)
@@ -288,11 +318,7 @@ static void run_job(struct ingest *ig, sqlite3 *db, int64_t id, const char *cont
 		snprintf(err, sizeof(err), "loudness measurement failed");
 		goto failed;
 	}
-	if (!episode && features_compute(pcm, &f) != 0) {
-		snprintf(err, sizeof(err), "audio features could not be computed (track shorter than 2 s?)");
-		goto failed;
-	}
-	set_progress(db, id, 0.1);
+	/* Lowest rung first: it is the fastest to encode and makes the item playable. */
 	for (int i = 0; i < nr; i++) {
 		struct transcode_output *o = NULL;
 		if (transcode_rendition(pcm, ladder[i], &o, err, sizeof(err)) != 0)
@@ -301,27 +327,30 @@ static void run_job(struct ingest *ig, sqlite3 *db, int64_t id, const char *cont
 		transcode_output_free(o);
 		if (rc != 0)
 			goto failed;
+		rc = commit_rendition(ig, db, id, content_id, episode, &rs[done_r], i == 0, &ld, pcm->frames, pcm->rate);
 		done_r++;
-		set_progress(db, id, 0.1 + 0.9 * (double)(i + 1) / nr * 0.99);
-	}
-	/* total_samples comes from the init part, which the transcoder already computed. */
-	for (int i = 0; i < done_r; i++) {
-		uint8_t *init = NULL;
-		size_t ilen = 0;
-		if (objstore_get(ig->store, rs[i].init_hash, &init, &ilen) == 0) {
-			struct segment_init si;
-			if (segment_init_parse(init, ilen, &si) == 0)
-				rs[i].total_samples = si.total_samples;
-			free(init);
+		if (rc == -EALREADY)
+			goto taken;
+		if (rc != 0) {
+			snprintf(err, sizeof(err), "database error while recording a rendition");
+			goto failed;
 		}
+		set_progress(db, id, 0.95 * (double)(i + 1) / nr);
 	}
-	rc = commit_job(ig, db, id, content_id, episode, rs, done_r, &ld, &f, pcm->frames, pcm->rate);
-	if (rc == -EALREADY)
-		fprintf(stderr, "ingest: job %lld was taken over by another process; not completing it twice\n", (long long)id);
-	else if (rc != 0) {
-		snprintf(err, sizeof(err), "database error while recording the renditions");
+	if (!episode && features_compute(pcm, &f) != 0) {
+		snprintf(err, sizeof(err), "audio features could not be computed (track shorter than 2 s?)");
 		goto failed;
 	}
+	rc = commit_job(ig, db, id, content_id, episode, &f);
+	if (rc == -EALREADY)
+		goto taken;
+	if (rc != 0) {
+		snprintf(err, sizeof(err), "database error while completing the job");
+		goto failed;
+	}
+	goto out;
+taken:
+	fprintf(stderr, "ingest: job %lld was taken over by another process; not completing it twice\n", (long long)id);
 	goto out;
 failed:
 	fail_job(ig, db, id, content_id, kind, err[0] ? err : "unknown error");
@@ -332,14 +361,17 @@ out:
 	pcm_free(pcm);
 }
 
-/* Claims the next queued job atomically. Returns true with its fields filled. */
-static bool claim(struct ingest *ig, sqlite3 *db, int64_t *id, char content_id[ID_LEN + 1], char kind[8], char hash[OBJSTORE_HASH_HEX])
+/* Claims the next queued job (at least min_priority) atomically. Returns true with its fields filled. */
+static bool claim(struct ingest *ig, sqlite3 *db, int min_priority, int64_t *id, char content_id[ID_LEN + 1], char kind[8],
+		  char hash[OBJSTORE_HASH_HEX])
 {
 	sqlite3_stmt *st = db_prepare(db, "UPDATE ingest_jobs SET state = 'running', owner = ?, started_at = ?, attempts = attempts + 1"
-					  " WHERE id = (SELECT id FROM ingest_jobs WHERE state = 'queued' ORDER BY priority DESC, id LIMIT 1)"
+					  " WHERE id = (SELECT id FROM ingest_jobs WHERE state = 'queued' AND priority >= ?"
+					  " ORDER BY priority DESC, id LIMIT 1)"
 					  " AND state = 'queued' RETURNING id, content_id, kind, source_hash");
 	sqlite3_bind_text(st, 1, ig->owner, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 2, (sqlite3_int64)time(NULL));
+	sqlite3_bind_int(st, 3, min_priority);
 	bool got = sqlite3_step(st) == SQLITE_ROW;
 	if (got) {
 		*id = sqlite3_column_int64(st, 0);
@@ -351,9 +383,16 @@ static bool claim(struct ingest *ig, sqlite3 *db, int64_t *id, char content_id[I
 	return got;
 }
 
+struct worker_arg {
+	struct ingest *ig;
+	int min_priority;
+};
+
 static void *worker_main(void *arg)
 {
-	struct ingest *ig = arg;
+	struct worker_arg wa = *(struct worker_arg *)arg;
+	free(arg);
+	struct ingest *ig = wa.ig;
 	sqlite3 *db = NULL;
 	char err[256];
 	if (db_open(ig->data_dir, &db, err, sizeof(err)) != 0) {
@@ -371,7 +410,7 @@ static void *worker_main(void *arg)
 
 		int64_t id;
 		char content_id[ID_LEN + 1], kind[8], hash[OBJSTORE_HASH_HEX];
-		bool got = claim(ig, db, &id, content_id, kind, hash);
+		bool got = claim(ig, db, wa.min_priority, &id, content_id, kind, hash);
 		if (got)
 			run_job(ig, db, id, content_id, kind, hash);
 
@@ -412,9 +451,14 @@ struct ingest *ingest_new(const char *data_dir, int workers, char *err, size_t e
 		workers = n > 0 ? (int)n : 1;
 	}
 	if (workers > 0) {
-		ig->threads = xcalloc((size_t)workers, sizeof(pthread_t));
-		for (int i = 0; i < workers; i++) {
-			if (pthread_create(&ig->threads[i], NULL, worker_main, ig) != 0) {
+		/* workers for the queue, plus one for on-demand requests only */
+		ig->threads = xcalloc((size_t)workers + 1, sizeof(pthread_t));
+		for (int i = 0; i <= workers; i++) {
+			struct worker_arg *wa = xmalloc(sizeof(*wa));
+			wa->ig = ig;
+			wa->min_priority = i == workers ? INGEST_URGENT : INT_MIN;
+			if (pthread_create(&ig->threads[i], NULL, worker_main, wa) != 0) {
+				free(wa);
 				snprintf(err, errlen, "cannot start ingest workers");
 				goto fail;
 			}
@@ -549,6 +593,11 @@ static void count_jobs(sqlite3 *db, int *open_jobs, int *failed, int *total)
 
 int ingest_wait_idle(struct ingest *ig, void (*progress)(void *ctx, int done, int total), void *ctx)
 {
+	return ingest_wait_some(ig, -1, progress, ctx);
+}
+
+int ingest_wait_some(struct ingest *ig, int enough, void (*progress)(void *ctx, int done, int total), void *ctx)
+{
 	sqlite3 *db;
 	char err[256];
 	if (db_open(ig->data_dir, &db, err, sizeof(err)) != 0)
@@ -556,9 +605,10 @@ int ingest_wait_idle(struct ingest *ig, void (*progress)(void *ctx, int done, in
 	int open_jobs, failed, total;
 	for (;;) {
 		count_jobs(db, &open_jobs, &failed, &total);
+		int target = enough >= 0 && enough < total ? enough : total;
 		if (progress)
-			progress(ctx, total - open_jobs, total);
-		if (open_jobs == 0)
+			progress(ctx, total - open_jobs < target ? total - open_jobs : target, target);
+		if (open_jobs == 0 || total - open_jobs >= target)
 			break;
 		pthread_mutex_lock(&ig->lock);
 		struct timespec ts;
@@ -592,8 +642,9 @@ int ingest_job_get(sqlite3 *db, int64_t id, struct ingest_job *out)
 
 void ingest_expedite(struct ingest *ig, sqlite3 *db, const char *content_id)
 {
-	sqlite3_stmt *st = db_prepare(db, "UPDATE ingest_jobs SET priority = 1000000 WHERE content_id = ? AND state = 'queued'");
-	sqlite3_bind_text(st, 1, content_id, -1, SQLITE_STATIC);
+	sqlite3_stmt *st = db_prepare(db, "UPDATE ingest_jobs SET priority = ? WHERE content_id = ? AND state = 'queued'");
+	sqlite3_bind_int(st, 1, INGEST_URGENT);
+	sqlite3_bind_text(st, 2, content_id, -1, SQLITE_STATIC);
 	sqlite3_step(st);
 	sqlite3_finalize(st);
 	ingest_kick(ig);

@@ -52,6 +52,9 @@ void ingest_kick(struct ingest *ig);
 /* Blocks until no job is queued or running, calling progress(done, total) as jobs finish
  * (may be NULL). Returns the number of failed jobs. */
 int ingest_wait_idle(struct ingest *ig, void (*progress)(void *ctx, int done, int total), void *ctx);
+/* The same, but returns as soon as `enough` jobs have finished (done or failed), so a
+ * caller can start serving while the rest transcode in the background. */
+int ingest_wait_some(struct ingest *ig, int enough, void (*progress)(void *ctx, int done, int total), void *ctx);
 /* Moves the queued job of content_id to the front of the queue (a listener is waiting). */
 void ingest_expedite(struct ingest *ig, sqlite3 *db, const char *content_id);
 /* Reads one job. 0 or -ENOENT. */

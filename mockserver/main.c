@@ -299,9 +299,12 @@ static int cmd_seed_demo(int argc, char **argv)
 	int ntracks = 60, nepisodes = 3;
 	double seconds = 30, episode_seconds = 90;
 	bool wait = true;
+	int eager = -1;
 	static const struct option opts[] = {
 		{"data", required_argument, 0, 'd'},
 		{"tracks", required_argument, 0, 'n'},
+		{"eager", required_argument, 0, 'g'},
+		{"lazy", no_argument, 0, 'z'},
 		{"seconds", required_argument, 0, 's'},
 		{"episodes", required_argument, 0, 'e'},
 		{"episode-seconds", required_argument, 0, 'E'},
@@ -319,8 +322,13 @@ static int cmd_seed_demo(int argc, char **argv)
 		case 'e': nepisodes = atoi(optarg); break;
 		case 'E': episode_seconds = atof(optarg); break;
 		case 'W': wait = false; break;
+		case 'g': eager = atoi(optarg); break;
+		case 'z': eager = 0; break;
 		case 'h':
-			printf("usage: encored seed-demo --data DIR [--tracks N] [--seconds S] [--episodes N] [--episode-seconds S] [--no-wait]\n");
+			printf("usage: encored seed-demo --data DIR [--tracks N] [--seconds S] [--episodes N] [--episode-seconds S]\n"
+			       "                         [--eager N | --lazy | --no-wait]\n"
+			       "  --eager N  return once the N most popular tracks are transcoded; encored serve does the rest\n"
+			       "  --lazy     return at once; tracks are transcoded in the background and on demand\n");
 			return 0;
 		default:
 			usage(stderr);
@@ -351,6 +359,8 @@ static int cmd_seed_demo(int argc, char **argv)
 			goto out;
 		}
 	}
+	if (eager == 0)
+		wait = false;
 	ig = ingest_new(data, wait ? 0 : -1, err, sizeof(err));
 	if (!ig) {
 		fprintf(stderr, "encored: %s\n", err);
@@ -426,7 +436,7 @@ static int cmd_seed_demo(int argc, char **argv)
 	}
 	if (wait) {
 		struct progress_bar tb = {.tty = isatty(2), .what = "transcoding"};
-		int failed = ingest_wait_idle(ig, show_progress, &tb);
+		int failed = ingest_wait_some(ig, eager, show_progress, &tb);
 		if (failed > 0) {
 			fprintf(stderr, "encored: %d ingest job%s failed (see above)\n", failed, failed == 1 ? "" : "s");
 			goto out;

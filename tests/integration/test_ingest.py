@@ -8,6 +8,7 @@ import sqlite3
 import subprocess
 import sys
 import tempfile
+import time
 
 sys.path.insert(0, os.path.dirname(__file__))
 from audio import wav_bytes, signal, write_flac, write_wav  # noqa: E402
@@ -199,11 +200,38 @@ def test_unfinished_jobs_resume_after_restart_and_complete_once():
     expect(q(data, "SELECT count(*), count(DISTINCT content_id || bitrate || idx) FROM segments")[0], (12, 12), "segments once")
 
 
+def test_lazy_catalog_becomes_playable_on_demand_lowest_rung_first():
+    data = tempfile.mkdtemp(prefix="lazy-")
+    r = subprocess.run([ENCORED, "seed-demo", "--data", data, "--tracks", "6", "--seconds", "20", "--episodes", "0",
+                        "--lazy"], capture_output=True, text=True, timeout=600)
+    expect(r.returncode, 0, r.stderr)
+    expect(q(data, "SELECT state, count(*) FROM tracks GROUP BY state"), [("pending", 6)], "nothing transcoded yet")
+    # The least popular track is last in the queue; a listener asking for it moves it first.
+    tid = q(data, "SELECT id FROM tracks ORDER BY popularity ASC LIMIT 1")[0][0]
+    with Server(["--ingest-workers", "1"], seed=False, data=data) as s:
+        c = s.login("alice")
+        t0 = time.monotonic()
+        st, e, _ = c.get("/v1/playback/" + tid)
+        expect((st, e["error"]["reason"]), (503, "transcoding"), "first request")
+        m = wait_for(lambda: (lambda r: r[1] if r[0] == 200 else None)(c.get("/v1/playback/" + tid)),
+                     timeout=120, what="first rung on demand")
+        took = time.monotonic() - t0
+        print("# on-demand: first audio servable %.0f ms after the first request (rungs %r, complete %r)"
+              % (took * 1000, m["bitrates"], m["complete"]))
+        expect(m["bitrates"][0], 24, "lowest rung first")
+        pending = q(data, "SELECT count(*) FROM tracks WHERE state = 'pending'")[0][0]
+        assert pending >= 3, "the requested track jumped the queue (%d still pending)" % pending
+        m = wait_for(lambda: (lambda r: r[1] if r[1].get("complete") else None)(c.get("/v1/playback/" + tid)),
+                     timeout=300, what="the rest of the ladder")
+        expect(m["bitrates"], [24, 96, 160, 320], "full ladder afterwards")
+
+
 if __name__ == "__main__":
     tap = Tap()
     for t in (test_cli_ingests_wav_and_flac_variants_into_four_renditions,
               test_bad_files_are_refused_and_leave_nothing_behind,
-              test_unfinished_jobs_resume_after_restart_and_complete_once):
+              test_unfinished_jobs_resume_after_restart_and_complete_once,
+              test_lazy_catalog_becomes_playable_on_demand_lowest_rung_first):
         tap.run(t)
     with Server() as shared:
         for t in (test_admin_route_ingests_and_reports_progress,
