@@ -48,6 +48,8 @@ struct ingest {
 	pthread_cond_t wake;      /* work may be available */
 	pthread_cond_t idle;      /* a job finished */
 	bool quit;
+	unsigned kicks;           /* bumped by every kick, so a worker cannot miss one */
+	unsigned finished;        /* bumped when a worker finishes a job, for the same reason */
 	int busy;                 /* jobs being processed by this process */
 	pthread_t *threads;
 	int nthreads;
@@ -406,6 +408,7 @@ static void *worker_main(void *arg)
 			break;
 		}
 		ig->busy++;
+		unsigned kicks_seen = ig->kicks;
 		pthread_mutex_unlock(&ig->lock);
 
 		int64_t id;
@@ -416,8 +419,10 @@ static void *worker_main(void *arg)
 
 		pthread_mutex_lock(&ig->lock);
 		ig->busy--;
+		if (got)
+			ig->finished++;
 		pthread_cond_broadcast(&ig->idle);
-		if (!got && !ig->quit) {
+		if (!got && !ig->quit && ig->kicks == kicks_seen) {
 			struct timespec ts;
 			clock_gettime(CLOCK_REALTIME, &ts);
 			ts.tv_sec += INGEST_POLL_SECONDS;
@@ -493,6 +498,7 @@ void ingest_free(struct ingest *ig)
 void ingest_kick(struct ingest *ig)
 {
 	pthread_mutex_lock(&ig->lock);
+	ig->kicks++;
 	pthread_cond_broadcast(&ig->wake);
 	pthread_mutex_unlock(&ig->lock);
 }
@@ -604,6 +610,9 @@ int ingest_wait_some(struct ingest *ig, int enough, void (*progress)(void *ctx, 
 		return -1;
 	int open_jobs, failed, total;
 	for (;;) {
+		pthread_mutex_lock(&ig->lock);
+		unsigned finished_seen = ig->finished;
+		pthread_mutex_unlock(&ig->lock);
 		count_jobs(db, &open_jobs, &failed, &total);
 		int target = enough >= 0 && enough < total ? enough : total;
 		if (progress)
@@ -614,7 +623,8 @@ int ingest_wait_some(struct ingest *ig, int enough, void (*progress)(void *ctx, 
 		struct timespec ts;
 		clock_gettime(CLOCK_REALTIME, &ts);
 		ts.tv_sec += INGEST_POLL_SECONDS;
-		pthread_cond_timedwait(&ig->idle, &ig->lock, &ts);
+		if (ig->finished == finished_seen)
+			pthread_cond_timedwait(&ig->idle, &ig->lock, &ts);
 		pthread_mutex_unlock(&ig->lock);
 	}
 	db_close(db);
