@@ -250,17 +250,22 @@ static void tracker_observe(struct play_tracker *t, const struct engine_snapshot
 	}
 }
 
-/* Ends the current play. natural: the engine moved on by itself (the track ran out,
- * or the queue did), so the last observation's tail up to the duration counts too. */
-static void tracker_finish(struct play_tracker *t, bool natural, const char *reason)
+/* How a play ended: the queue ran out (everything played, by the engine's word), the
+ * next item started (a natural end or a skip), or the user stopped the program. */
+enum play_end_how { END_RAN_OUT, END_NEXT_STARTED, END_STOPPED };
+
+/* Ends the current play. On a natural end the tail after the last observation counts too. */
+static void tracker_finish(struct play_tracker *t, enum play_end_how how, const char *reason)
 {
 	if (!t->ob || !t->active)
 		return;
+	/* On a faster-than-real-time sink positions jump, so only the real-time case can tell a skip. */
 	bool near_end = t->duration_ms > 0 && t->last_pos >= t->duration_ms - 1500;
-	if (natural && near_end)
+	bool natural = how == END_RAN_OUT || (how == END_NEXT_STARTED && (near_end || !t->realtime));
+	if (natural && t->duration_ms > t->last_pos)
 		t->ms_played += t->duration_ms - t->last_pos;
-	else if (natural) {
-		/* Moved on well before the end: someone skipped (encore remote next). */
+	else if (how == END_NEXT_STARTED && !natural) {
+		/* Moved on well before the end on a real-time sink: someone skipped (encore remote next). */
 		tracker_add(t, "skip", -1, t->last_pos, NULL);
 		reason = "skip";
 	}
@@ -275,7 +280,7 @@ static void tracker_event(struct play_tracker *t, const struct engine_event *ev,
 	switch (ev->type) {
 	case ENGINE_EV_TRACK_STARTED:
 		if (t->active && strcmp(t->uri, ev->uri) != 0)
-			tracker_finish(t, true, "trackdone");
+			tracker_finish(t, END_NEXT_STARTED, "trackdone");
 		if (t->active)
 			break;
 		memset(t->uri, 0, sizeof(t->uri));
@@ -298,7 +303,7 @@ static void tracker_event(struct play_tracker *t, const struct engine_event *ev,
 			tracker_add(t, ev->type == ENGINE_EV_PAUSED ? "pause" : "resume", -1, ev->position_ms, NULL);
 		break;
 	case ENGINE_EV_ENDED:
-		tracker_finish(t, true, "trackdone");
+		tracker_finish(t, END_RAN_OUT, "trackdone");
 		break;
 	default:
 		break;
@@ -491,7 +496,7 @@ int cmd_play(struct cli_ctx *c, int argc, char **argv)
 	close(sfd);
 	engine_snapshot(e, &cur);
 	tracker_observe(&tracker, &cur);
-	tracker_finish(&tracker, false, interrupted ? "interrupted" : "endplay");
+	tracker_finish(&tracker, END_STOPPED, interrupted ? "interrupted" : "endplay");
 	if (failures > 0 && failures >= uris.n)
 		code = EXIT_ERR;
 	else if (!started && !interrupted)
