@@ -121,6 +121,58 @@ static const char *const MIGRATIONS[] = {
 	"  source_hash TEXT,"
 	"  created_at INTEGER NOT NULL DEFAULT 0);"
 	"CREATE INDEX episodes_by_show ON episodes(show_id, episode_number);",
+
+	/* 4: events: the append-only event log (seq is the offset consumers commit; event_id
+	 * makes ingest idempotent), consumer offsets, and the consumers' derived tables. */
+	"CREATE TABLE event_log ("
+	"  seq INTEGER PRIMARY KEY,"
+	"  event_id TEXT NOT NULL UNIQUE,"
+	"  user_id TEXT NOT NULL,"
+	"  country TEXT NOT NULL,"
+	"  type TEXT NOT NULL,"
+	"  ts INTEGER NOT NULL,"              /* device clock, ms */
+	"  received_at INTEGER NOT NULL,"     /* server clock, ms */
+	"  uri TEXT NOT NULL,"
+	"  ms_played INTEGER,"
+	"  bitrate INTEGER,"
+	"  position_ms INTEGER,"
+	"  context TEXT,"
+	"  reason TEXT);"
+	"CREATE INDEX event_log_by_user ON event_log(user_id, type, ts);"
+	"CREATE TABLE consumer_offsets ("
+	"  consumer TEXT PRIMARY KEY,"
+	"  committed INTEGER NOT NULL DEFAULT 0,"
+	"  updated_at INTEGER NOT NULL DEFAULT 0);"
+	"CREATE TABLE royalty_streams ("
+	"  event_seq INTEGER PRIMARY KEY,"
+	"  event_id TEXT NOT NULL,"
+	"  day TEXT NOT NULL,"
+	"  track_id TEXT NOT NULL,"
+	"  rights_holder TEXT NOT NULL,"
+	"  country TEXT NOT NULL,"
+	"  user_id TEXT NOT NULL,"
+	"  ms_played INTEGER NOT NULL);"
+	"CREATE INDEX royalty_streams_by_day ON royalty_streams(day, track_id, country);"
+	"CREATE TABLE rt_minute_plays ("
+	"  track_id TEXT NOT NULL,"
+	"  minute INTEGER NOT NULL,"          /* unix minute of the play */
+	"  plays INTEGER NOT NULL,"
+	"  PRIMARY KEY (minute, track_id)) WITHOUT ROWID;"
+	"CREATE TABLE rt_listeners ("
+	"  country TEXT NOT NULL,"
+	"  hour INTEGER NOT NULL,"            /* unix hour */
+	"  user_id TEXT NOT NULL,"
+	"  PRIMARY KEY (hour, country, user_id)) WITHOUT ROWID;"
+	"CREATE TABLE rt_track_stats ("
+	"  track_id TEXT PRIMARY KEY,"
+	"  plays INTEGER NOT NULL DEFAULT 0,"
+	"  skips INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;"
+	"CREATE TABLE reco_interactions ("
+	"  user_id TEXT NOT NULL,"
+	"  track_id TEXT NOT NULL,"
+	"  weight REAL NOT NULL DEFAULT 0,"
+	"  events INTEGER NOT NULL DEFAULT 0,"
+	"  PRIMARY KEY (user_id, track_id)) WITHOUT ROWID;",
 };
 
 #define N_MIGRATIONS ((int)(sizeof(MIGRATIONS) / sizeof(MIGRATIONS[0])))

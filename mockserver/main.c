@@ -10,6 +10,10 @@
 #include "synth.h"
 #include "http.h"
 #include "server.h"
+#include "eventlog.h"
+#include "metrics.h"
+#include "json.h"
+#include <time.h>
 #include "users.h"
 #include "xmem.h"
 #include "buf.h"
@@ -42,6 +46,7 @@ static void usage(FILE *f)
 		"       encored seed-demo --data DIR [--tracks N] [--seconds S] [--episodes N]\n"
 		"       encored ingest --data DIR FILE --title T --artist A --album B [options]\n"
 		"       encored user add --data DIR [--admin] [--tier free|premium] [--country CC] NAME PASSWORD\n"
+		"       encored report royalties --data DIR --from YYYY-MM-DD --to YYYY-MM-DD [--format csv|json] [--audit]\n"
 		"       encored --help | --version\n");
 }
 
@@ -67,6 +72,13 @@ static int parse_rate(const char *s, double *rate, double *burst)
 			return -1;
 	}
 	return *end ? -1 : 0;
+}
+
+/* Rendered track objects carry popularity; drop them when listening moved it. */
+static void on_popularity_change(void *ctx)
+{
+	struct server *s = ctx;
+	ttlcache_clear(s->meta_cache);
 }
 
 static int cmd_serve(int argc, char **argv)
@@ -176,6 +188,7 @@ static int cmd_serve(int argc, char **argv)
 	s.user_limits = ratelimit_new(o.user_rate, o.user_burst);
 	s.ip_limits = ratelimit_new(o.ip_rate, o.ip_burst);
 	s.meta_cache = ttlcache_new(o.metadata_ttl_ms, 100000);
+	s.metrics = metrics_new();
 
 	/* Migrate once here so workers never race on the schema. */
 	if (db_open(o.data_dir, &db, err, sizeof(err)) != 0) {
@@ -193,6 +206,12 @@ static int cmd_serve(int argc, char **argv)
 	}
 	s.ingest = ingest_new(o.data_dir, o.ingest_workers, err, sizeof(err));
 	if (!s.ingest) {
+		fprintf(stderr, "encored: %s\n", err);
+		goto out;
+	}
+	/* Consumers start after migrations and ingest recovery, on their own threads and connections. */
+	s.events = eventlog_runner_new(o.data_dir, on_popularity_change, &s, err, sizeof(err));
+	if (!s.events) {
 		fprintf(stderr, "encored: %s\n", err);
 		goto out;
 	}
@@ -227,6 +246,7 @@ static int cmd_serve(int argc, char **argv)
 out:
 	signal_target = NULL;
 	http_server_free(hs);
+	eventlog_runner_free(s.events);
 	ingest_free(s.ingest);
 	db_close(db);
 	keyring_free(s.jwt_keys);
@@ -237,6 +257,7 @@ out:
 	ratelimit_free(s.user_limits);
 	ratelimit_free(s.ip_limits);
 	ttlcache_free(s.meta_cache);
+	metrics_free(s.metrics);
 	free(host);
 	return rc;
 }
@@ -610,6 +631,142 @@ static int cmd_user(int argc, char **argv)
 	return 0;
 }
 
+static bool valid_day(const char *d)
+{
+	int y, m, dd;
+	char tail;
+	return strlen(d) == 10 && sscanf(d, "%4d-%2d-%2d%c", &y, &m, &dd, &tail) == 3 && m >= 1 && m <= 12 && dd >= 1 &&
+	       dd <= 31;
+}
+
+/* encored report royalties: the royalties consumer is caught up first (safe beside a
+ * running server: consumption is transactional), then streams are counted per day,
+ * track, rights holder and country, each count with its event ids under --audit. */
+static int cmd_report(int argc, char **argv)
+{
+	const char *data = NULL, *from = NULL, *to = NULL, *format = "csv";
+	bool audit = false;
+	static const struct option opts[] = {
+		{"data", required_argument, 0, 'd'},
+		{"from", required_argument, 0, 'f'},
+		{"to", required_argument, 0, 't'},
+		{"format", required_argument, 0, 'F'},
+		{"audit", no_argument, 0, 'a'},
+		{0, 0, 0, 0},
+	};
+	const char *use = "usage: encored report royalties --data DIR --from YYYY-MM-DD --to YYYY-MM-DD [--format csv|json] [--audit]\n";
+	if (argc < 2 || strcmp(argv[1], "royalties") != 0) {
+		fputs(use, stderr);
+		return EXIT_USAGE;
+	}
+	int c;
+	optind = 2;
+	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		switch (c) {
+		case 'd': data = optarg; break;
+		case 'f': from = optarg; break;
+		case 't': to = optarg; break;
+		case 'F': format = optarg; break;
+		case 'a': audit = true; break;
+		default:
+			fputs(use, stderr);
+			return EXIT_USAGE;
+		}
+	}
+	if (!data || !from || !to || optind != argc || !valid_day(from) || !valid_day(to) ||
+	    (strcmp(format, "csv") != 0 && strcmp(format, "json") != 0)) {
+		fputs(use, stderr);
+		return EXIT_USAGE;
+	}
+	char err[512];
+	sqlite3 *db;
+	if (db_open(data, &db, err, sizeof(err)) != 0) {
+		fprintf(stderr, "encored: %s\n", err);
+		return 1;
+	}
+	struct timespec now;
+	clock_gettime(CLOCK_REALTIME, &now);
+	if (eventlog_catch_up(db, CONSUMER_ROYALTIES, (int64_t)now.tv_sec * 1000) < 0) {
+		fprintf(stderr, "encored: the royalties consumer failed\n");
+		db_close(db);
+		return 1;
+	}
+	sqlite3_stmt *st = db_prepare(db,
+		"SELECT day, track_id, rights_holder, country, count(*), group_concat(event_id, ' ') FROM"
+		" (SELECT * FROM royalty_streams WHERE day >= ?1 AND day <= ?2 ORDER BY event_seq)"
+		" GROUP BY day, track_id, rights_holder, country ORDER BY day, track_id, country");
+	sqlite3_bind_text(st, 1, from, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, to, -1, SQLITE_STATIC);
+	bool json = strcmp(format, "json") == 0;
+	struct jw w;
+	if (json) {
+		jw_init(&w);
+		jw_obj(&w);
+		jw_kstr(&w, "from", from);
+		jw_kstr(&w, "to", to);
+		jw_kstr(&w, "rule", "play_end with ms_played >= 30000 on a track");
+		jw_key(&w, "rows");
+		jw_arr(&w);
+	} else {
+		printf("day,track_uri,rights_holder,country,streams%s\n", audit ? ",event_ids" : "");
+	}
+	long long total = 0;
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		const char *day = (const char *)sqlite3_column_text(st, 0);
+		const char *track = (const char *)sqlite3_column_text(st, 1);
+		const char *holder = (const char *)sqlite3_column_text(st, 2);
+		const char *country = (const char *)sqlite3_column_text(st, 3);
+		long long n = sqlite3_column_int64(st, 4);
+		const char *ids = (const char *)sqlite3_column_text(st, 5);
+		total += n;
+		char uri[64];
+		snprintf(uri, sizeof(uri), "encore:track:%s", track);
+		if (json) {
+			jw_obj(&w);
+			jw_kstr(&w, "day", day);
+			jw_kstr(&w, "track_uri", uri);
+			jw_kstr(&w, "rights_holder", holder);
+			jw_kstr(&w, "country", country);
+			jw_kint(&w, "streams", n);
+			if (audit) {
+				jw_key(&w, "event_ids");
+				jw_arr(&w);
+				for (const char *p = ids; p && *p;) {
+					const char *sp = strchr(p, ' ');
+					size_t len = sp ? (size_t)(sp - p) : strlen(p);
+					jw_strn(&w, p, len);
+					p += len + (sp ? 1 : 0);
+				}
+				jw_arr_end(&w);
+			}
+			jw_obj_end(&w);
+		} else {
+			/* Labels may hold commas or quotes: quote the field CSV-style. */
+			struct buf q = BUF_INIT;
+			buf_putc(&q, '"');
+			for (const char *p = holder; *p; p++) {
+				if (*p == '"')
+					buf_putc(&q, '"');
+				buf_putc(&q, *p);
+			}
+			buf_putc(&q, '"');
+			printf("%s,%s,%s,%s,%lld%s%s\n", day, uri, q.data, country, n, audit ? "," : "", audit ? ids : "");
+			buf_free(&q);
+		}
+	}
+	sqlite3_finalize(st);
+	if (json) {
+		jw_arr_end(&w);
+		jw_kint(&w, "total_streams", total);
+		jw_obj_end(&w);
+		char *out = jw_finish(&w);
+		printf("%s\n", out);
+		free(out);
+	}
+	db_close(db);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	if (sodium_init() < 0) {
@@ -637,6 +794,8 @@ int main(int argc, char **argv)
 		return cmd_ingest(argc - 1, argv + 1);
 	if (strcmp(cmd, "user") == 0)
 		return cmd_user(argc - 1, argv + 1);
+	if (strcmp(cmd, "report") == 0)
+		return cmd_report(argc - 1, argv + 1);
 	fprintf(stderr, "encored: unknown command '%s'\n", cmd);
 	usage(stderr);
 	return EXIT_USAGE;

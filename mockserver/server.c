@@ -17,7 +17,19 @@
 #include <time.h>
 #include <unistd.h>
 
-static const struct route *const ROUTE_TABLES[] = {auth_routes, catalog_routes, ingest_routes, delivery_routes};
+static const struct route *const ROUTE_TABLES[] = {auth_routes, catalog_routes, ingest_routes, delivery_routes,
+							   events_routes};
+
+const char *server_route_pattern(const char *path)
+{
+	char params[ROUTE_MAX_PARAMS][ROUTE_PARAM_MAX];
+	int n;
+	for (size_t t = 0; t < sizeof(ROUTE_TABLES) / sizeof(ROUTE_TABLES[0]); t++)
+		for (const struct route *r = ROUTE_TABLES[t]; r->pattern; r++)
+			if (route_match(r->pattern, path, params, &n))
+				return r->pattern;
+	return "unmatched";
+}
 
 void server_options_defaults(struct server_options *o)
 {
@@ -295,6 +307,9 @@ static void access_log(void *ctx, const struct http_req *req, const struct http_
 	char *line = jw_finish(&w);
 	fprintf(stderr, "%s\n", line);
 	free(line);
+	struct server *s = ctx;
+	if (s->metrics)
+		metrics_observe(s->metrics, server_route_pattern(req->path), req->method, resp->status, latency_us);
 }
 
 struct http_app server_http_app(struct server *s)

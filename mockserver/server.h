@@ -4,6 +4,8 @@
 #define ENCORE_SERVER_H
 #include "http.h"
 #include "json.h"
+#include "eventlog.h"
+#include "metrics.h"
 #include "jwt.h"
 #include "keyring.h"
 #include "ratelimit.h"
@@ -56,6 +58,9 @@ struct server {
 	struct ingest *ingest;
 	char base_url[128];           /* http://host:port, for href fields */
 	atomic_ullong requests, rate_limited, auth_failures;
+	struct metrics *metrics;      /* per-route request counters and latency histograms */
+	struct eventlog_runner *events; /* the event log's consumers (NULL in tools and tests) */
+	atomic_ullong events_accepted, events_duplicate;
 };
 
 /* Per worker thread. */
@@ -110,6 +115,10 @@ extern const struct route auth_routes[];
 extern const struct route catalog_routes[];
 extern const struct route ingest_routes[];
 extern const struct route delivery_routes[];
+extern const struct route events_routes[];
+
+/* The pattern of the route that path belongs to (any method), or "unmatched". Static string. */
+const char *server_route_pattern(const char *path);
 
 /* The CDN fast path: answers edge-cache hits on the service thread (http_app.fast). */
 bool delivery_fast(void *ctx, struct http_req *req, struct http_resp *resp);

@@ -20,11 +20,12 @@ static const struct {
 	{"show", cmd_show},
 	{"play", cmd_play},
 	{"remote", cmd_remote},
+	{"events", cmd_events},
 };
 
 static void usage_line(FILE *f)
 {
-	fprintf(f, "usage: encore [--server URL] [--output SINK] [login USER | logout | whoami | show URI | play ... | remote CMD]\n");
+	fprintf(f, "usage: encore [--server URL] [--output SINK] [login USER | logout | whoami | show URI | play ... | remote CMD | events status|flush]\n");
 }
 
 static void help(void)
@@ -42,6 +43,8 @@ static void help(void)
 	       "                     play headlessly until the queue ends (see encore play --help)\n"
 	       "  remote CMD         control a running client: play pause toggle next prev stop seek\n"
 	       "                     volume shuffle repeat queue status subscribe\n"
+	       "  events status      listening events waiting to upload ([--json])\n"
+	       "  events flush       upload waiting listening events now\n"
 	       "\n"
 	       "Options:\n"
 	       "  --server URL       server base URL (default: $ENCORE_SERVER, then the logged-in\n"

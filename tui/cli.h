@@ -59,5 +59,10 @@ int cmd_whoami(struct cli_ctx *c, int argc, char **argv);
 int cmd_show(struct cli_ctx *c, int argc, char **argv);
 int cmd_play(struct cli_ctx *c, int argc, char **argv);
 int cmd_remote(struct cli_ctx *c, int argc, char **argv);
+int cmd_events(struct cli_ctx *c, int argc, char **argv);
+
+struct outbox;
+/* Opens DATA_DIR/outbox.db (the listening-event outbox). NULL after printing why. */
+struct outbox *cli_open_outbox(struct cli_ctx *c);
 
 #endif

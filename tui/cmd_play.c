@@ -9,6 +9,7 @@
 #include "engine.h"
 #include "id.h"
 #include "json.h"
+#include "outbox.h"
 #include "urlenc.h"
 #include "xmem.h"
 #include <errno.h>
@@ -78,7 +79,7 @@ static void add_track_uris(struct uri_list *l, yajl_val arr)
 }
 
 /* Turns arguments (URIs of tracks, episodes, albums, artists, or a search query) into track URIs. */
-static int resolve(struct cli_ctx *c, struct api *api, char **args, int nargs, struct uri_list *out)
+static int resolve(struct cli_ctx *c, struct api *api, char **args, int nargs, struct uri_list *out, struct outbox *ob)
 {
 	struct buf query = BUF_INIT;
 	int code = EXIT_OK;
@@ -134,6 +135,13 @@ static int resolve(struct cli_ctx *c, struct api *api, char **args, int nargs, s
 			if (out->n == before) {
 				cli_error(c, "play: nothing found for '%s'", query.data);
 				code = EXIT_NOTFOUND;
+			} else if (ob) {
+				/* Playing the top result of a query is a click on that search result. */
+				struct outbox_fields f = OUTBOX_FIELDS_INIT;
+				f.uri = out->v[before];
+				f.position_ms = 0;
+				f.context = query.data;
+				outbox_add(ob, "search_click", &f, 0, NULL);
 			}
 		}
 		api_response_free(&r);
@@ -191,6 +199,115 @@ static void progress(const struct engine_snapshot *s, bool tty)
 		tty ? "\r\033[K" : "", s->state == ENGINE_PAUSED ? "paused" : "playing",
 		s->position_ms / 60000, s->position_ms / 1000 % 60, s->duration_ms / 60000, s->duration_ms / 1000 % 60,
 		s->bitrate_kbps, s->buffer_seconds, s->title, s->artist[0] ? " - " : "", s->artist, tty ? "" : "\n");
+}
+
+/* Turns engine events and snapshots into outbox events. The engine reports starts,
+ * pauses and the queue's end; a track's end is the next one's start. Listening time is
+ * the sum of forward position steps; a step backwards, or (on a real-time sink) forwards
+ * faster than the clock, is a seek and does not count. */
+struct play_tracker {
+	struct outbox *ob;
+	bool realtime;              /* the sink plays at the audio's pace */
+	bool active;
+	char uri[64];
+	int bitrate, duration_ms, last_pos;
+	int64_t ms_played, last_wall, last_checkpoint;
+};
+
+static void tracker_add(struct play_tracker *t, const char *type, int64_t ms_played, int64_t position, const char *reason)
+{
+	struct outbox_fields f = OUTBOX_FIELDS_INIT;
+	f.uri = t->uri;
+	f.ms_played = ms_played;
+	f.bitrate = t->bitrate > 0 ? t->bitrate : -1;
+	f.position_ms = position;
+	f.reason = reason;
+	if (outbox_add(t->ob, type, &f, 0, NULL) != 0)
+		fprintf(stderr, "encore: cannot record a %s event\n", type);
+}
+
+static void tracker_observe(struct play_tracker *t, const struct engine_snapshot *s)
+{
+	if (!t->ob || !t->active || strcmp(s->uri, t->uri) != 0 ||
+	    (s->state != ENGINE_PLAYING && s->state != ENGINE_PAUSED && s->state != ENGINE_BUFFERING))
+		return;
+	int64_t now = mono_ms();
+	int delta = s->position_ms - t->last_pos;
+	int64_t wall = now - t->last_wall;
+	if (s->duration_ms > 0)
+		t->duration_ms = s->duration_ms;
+	if (s->bitrate_kbps > 0)
+		t->bitrate = s->bitrate_kbps;
+	if (delta < -1000 || (t->realtime && delta > wall + 2000))
+		tracker_add(t, "seek", -1, s->position_ms, NULL);
+	else if (delta > 0)
+		t->ms_played += delta;
+	t->last_pos = s->position_ms;
+	t->last_wall = now;
+	if (t->ms_played - t->last_checkpoint >= 1000) {
+		outbox_note_play(t->ob, t->uri, t->bitrate, t->ms_played);
+		t->last_checkpoint = t->ms_played;
+	}
+}
+
+/* How a play ended: the queue ran out (everything played, by the engine's word), the
+ * next item started (a natural end or a skip), or the user stopped the program. */
+enum play_end_how { END_RAN_OUT, END_NEXT_STARTED, END_STOPPED };
+
+/* Ends the current play. On a natural end the tail after the last observation counts too. */
+static void tracker_finish(struct play_tracker *t, enum play_end_how how, const char *reason)
+{
+	if (!t->ob || !t->active)
+		return;
+	/* On a faster-than-real-time sink positions jump, so only the real-time case can tell a skip. */
+	bool near_end = t->duration_ms > 0 && t->last_pos >= t->duration_ms - 1500;
+	bool natural = how == END_RAN_OUT || (how == END_NEXT_STARTED && (near_end || !t->realtime));
+	if (natural && t->duration_ms > t->last_pos)
+		t->ms_played += t->duration_ms - t->last_pos;
+	else if (how == END_NEXT_STARTED && !natural) {
+		/* Moved on well before the end on a real-time sink: someone skipped (encore remote next). */
+		tracker_add(t, "skip", -1, t->last_pos, NULL);
+		reason = "skip";
+	}
+	tracker_add(t, "play_end", t->ms_played, t->last_pos, reason);
+	t->active = false;
+}
+
+static void tracker_event(struct play_tracker *t, const struct engine_event *ev, const struct engine_snapshot *s)
+{
+	if (!t->ob)
+		return;
+	switch (ev->type) {
+	case ENGINE_EV_TRACK_STARTED:
+		if (t->active && strcmp(t->uri, ev->uri) != 0)
+			tracker_finish(t, END_NEXT_STARTED, "trackdone");
+		if (t->active)
+			break;
+		memset(t->uri, 0, sizeof(t->uri));
+		snprintf(t->uri, sizeof(t->uri), "%s", ev->uri);
+		t->active = true;
+		t->bitrate = ev->bitrate_kbps;
+		t->last_pos = ev->position_ms;
+		t->ms_played = t->last_checkpoint = 0;
+		t->duration_ms = strcmp(s->uri, ev->uri) == 0 ? s->duration_ms : 0;
+		t->last_wall = mono_ms();
+		tracker_add(t, "play_start", -1, ev->position_ms, NULL);
+		break;
+	case ENGINE_EV_BITRATE_CHANGED:
+		if (t->active && strcmp(t->uri, ev->uri) == 0)
+			t->bitrate = ev->bitrate_kbps;
+		break;
+	case ENGINE_EV_PAUSED:
+	case ENGINE_EV_RESUMED:
+		if (t->active)
+			tracker_add(t, ev->type == ENGINE_EV_PAUSED ? "pause" : "resume", -1, ev->position_ms, NULL);
+		break;
+	case ENGINE_EV_ENDED:
+		tracker_finish(t, END_RAN_OUT, "trackdone");
+		break;
+	default:
+		break;
+	}
 }
 
 static void usage(void)
@@ -265,10 +382,13 @@ int cmd_play(struct cli_ctx *c, int argc, char **argv)
 	struct engine *e = NULL;
 	struct ctlsock *ctl = NULL;
 	struct uri_list uris = {0};
+	struct play_tracker tracker = {0};
 	int code = cli_open_session(c, &s, &api);
 	if (code != EXIT_OK)
 		return code;
-	code = resolve(c, api, argv + optind, argc - optind, &uris);
+	/* Listening events go through the durable outbox; playback works without it. */
+	tracker.ob = cli_open_outbox(c);
+	code = resolve(c, api, argv + optind, argc - optind, &uris, tracker.ob);
 	if (code != EXIT_OK)
 		goto out;
 	/* Block the signals before any thread starts, so they all inherit the mask and the
@@ -280,6 +400,12 @@ int cmd_play(struct cli_ctx *c, int argc, char **argv)
 	pthread_sigmask(SIG_BLOCK, &mask, NULL);
 	cfg.api = api;
 	cfg.premium = token_is_premium(api);
+	if (tracker.ob) {
+		/* ENCORE_OUTBOX_LINGER_MS: how long events wait to travel in a batch (tests raise it). */
+		const char *lg = getenv("ENCORE_OUTBOX_LINGER_MS");
+		outbox_start(tracker.ob, api, lg ? atoi(lg) : 2000);
+	}
+	tracker.realtime = !cfg.output || strncmp(cfg.output, "alsa", 4) == 0 || strcmp(cfg.output, "null:realtime") == 0;
 	char *cache = paths_ensure(c->paths, PATHS_CACHE) == 0 ? paths_file(c->paths, PATHS_CACHE, "cache.db") : NULL;
 	cfg.cache_path = cache;
 	char err[256];
@@ -324,11 +450,13 @@ int cmd_play(struct cli_ctx *c, int argc, char **argv)
 		if (pfd[0].revents & POLLIN)
 			engine_ack_event(e);
 		engine_snapshot(e, &cur);
+		tracker_observe(&tracker, &cur);
 		int nev;
 		while ((nev = engine_take_events(e, evs, 32)) > 0) {
 			for (int i = 0; i < nev; i++) {
 				const struct engine_event *ev = &evs[i];
 				emit(json, ev, &cur, t0);
+				tracker_event(&tracker, ev, &cur);
 				switch (ev->type) {
 				case ENGINE_EV_TRACK_STARTED:
 					if (!started && duration > 0)
@@ -366,6 +494,9 @@ int cmd_play(struct cli_ctx *c, int argc, char **argv)
 		emit(json, &ev, &cur, t0);
 	}
 	close(sfd);
+	engine_snapshot(e, &cur);
+	tracker_observe(&tracker, &cur);
+	tracker_finish(&tracker, END_STOPPED, interrupted ? "interrupted" : "endplay");
 	if (failures > 0 && failures >= uris.n)
 		code = EXIT_ERR;
 	else if (!started && !interrupted)
@@ -373,6 +504,8 @@ int cmd_play(struct cli_ctx *c, int argc, char **argv)
 out:
 	ctlsock_stop(ctl);
 	engine_free(e);
+	outbox_stop(tracker.ob);
+	outbox_close(tracker.ob);
 	for (int i = 0; i < uris.n; i++)
 		free(uris.v[i]);
 	free(uris.v);

@@ -1,0 +1,629 @@
+/* eventlog: parsing and appending batches, the three consumers and their threads.
+ * Every consumer step is one BEGIN IMMEDIATE transaction that reads its offset, applies
+ * the entries after it and writes the new offset: the offset and the derived rows commit
+ * together or not at all, which is what makes consumption exactly-once across crashes. */
+#include "eventlog.h"
+#include "db.h"
+#include "json.h"
+#include "xmem.h"
+#include <errno.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static const char *const TYPE_NAMES[EV_TYPE_COUNT] = {
+	"play_start", "play_end", "pause", "resume", "seek", "skip",
+	"save", "unsave", "playlist_add", "follow", "search_click",
+};
+
+static const char *const CONSUMER_NAMES[CONSUMER_COUNT] = {"royalties", "realtime", "recommendations"};
+
+/* Device clocks are trusted within these bounds (2000-01-01 .. 2100-01-01). */
+#define TS_MIN 946684800000LL
+#define TS_MAX 4102444800000LL
+
+const char *eventlog_type_name(enum eventlog_type t)
+{
+	return (unsigned)t < EV_TYPE_COUNT ? TYPE_NAMES[t] : NULL;
+}
+
+int eventlog_type_parse(const char *name)
+{
+	for (int i = 0; name && i < EV_TYPE_COUNT; i++)
+		if (strcmp(name, TYPE_NAMES[i]) == 0)
+			return i;
+	return -1;
+}
+
+const char *eventlog_consumer_name(enum eventlog_consumer_id c)
+{
+	return (unsigned)c < CONSUMER_COUNT ? CONSUMER_NAMES[c] : NULL;
+}
+
+/* Reads an optional integer member in [lo, hi]; absent leaves *out alone. false on a bad value. */
+static bool opt_int(yajl_val o, const char *key, long long lo, long long hi, int64_t *out)
+{
+	yajl_val v = json_get(o, key);
+	if (!v || YAJL_IS_NULL(v))
+		return true;
+	long long x;
+	if (!json_get_int(o, key, &x) || x < lo || x > hi)
+		return false;
+	*out = x;
+	return true;
+}
+
+/* Copies an optional string member of at most cap bytes; false on a bad type or length. */
+static bool opt_str(yajl_val o, const char *key, char *out, size_t cap)
+{
+	yajl_val v = json_get(o, key);
+	if (!v || YAJL_IS_NULL(v))
+		return true;
+	if (!YAJL_IS_STRING(v))
+		return false;
+	const char *s = YAJL_GET_STRING(v);
+	size_t n = strlen(s);
+	if (n >= cap)
+		return false;
+	memcpy(out, s, n + 1);
+	return true;
+}
+
+static int bad(char *err, size_t errlen, int i, const char *msg)
+{
+	snprintf(err, errlen, "events[%d]: %s", i, msg);
+	return -EINVAL;
+}
+
+static int parse_one(yajl_val o, struct eventlog_event *e, char *err, size_t errlen, int i)
+{
+	memset(e, 0, sizeof(*e));
+	e->ms_played = e->bitrate = e->position_ms = -1;
+	if (!YAJL_IS_OBJECT(o))
+		return bad(err, errlen, i, "must be an object");
+	const char *id = json_get_str(o, "id");
+	if (!id || !id_valid(id))
+		return bad(err, errlen, i, "id must be 22 base62 characters");
+	memcpy(e->id, id, ID_LEN + 1);
+	const char *type = json_get_str(o, "type");
+	int t = eventlog_type_parse(type);
+	if (t < 0)
+		return bad(err, errlen, i, "unknown or missing type");
+	e->type = (enum eventlog_type)t;
+	long long ts;
+	if (!json_get_int(o, "ts", &ts) || ts < TS_MIN || ts > TS_MAX)
+		return bad(err, errlen, i, "ts must be an integer (ms since the epoch, years 2000-2100)");
+	e->ts = ts;
+	const char *uri = json_get_str(o, "uri");
+	char utype[16], uid[ID_LEN + 1];
+	if (!uri || strlen(uri) > EVENTLOG_URI_MAX || !uri_parse(uri, utype, sizeof(utype), uid))
+		return bad(err, errlen, i, "uri must be an encore URI");
+	strcpy(e->uri, uri);
+	if (!opt_int(o, "ms_played", 0, 7LL * 86400000, &e->ms_played))
+		return bad(err, errlen, i, "ms_played must be a non-negative integer");
+	if (!opt_int(o, "bitrate", 0, 10000, &e->bitrate))
+		return bad(err, errlen, i, "bitrate must be an integer from 0 to 10000");
+	if (!opt_int(o, "position_ms", 0, 7LL * 86400000, &e->position_ms))
+		return bad(err, errlen, i, "position_ms must be a non-negative integer");
+	if (!opt_str(o, "context", e->context, sizeof(e->context)))
+		return bad(err, errlen, i, "context must be a string of at most 256 bytes");
+	if (!opt_str(o, "reason", e->reason, sizeof(e->reason)))
+		return bad(err, errlen, i, "reason must be a string of at most 32 bytes");
+	if (e->type == EV_PLAY_END && e->ms_played < 0)
+		return bad(err, errlen, i, "play_end needs ms_played");
+	return 0;
+}
+
+int eventlog_parse_batch(const char *json, int max, struct eventlog_event **out, char *err, size_t errlen)
+{
+	char perr[200];
+	*out = NULL;
+	yajl_val root = json_parse(json, perr, sizeof(perr));
+	if (!root) {
+		snprintf(err, errlen, "malformed JSON: %s", perr);
+		return -EINVAL;
+	}
+	int rc = -EINVAL;
+	yajl_val arr = json_get(root, "events");
+	if (!YAJL_IS_OBJECT(root) || !arr || !YAJL_IS_ARRAY(arr)) {
+		snprintf(err, errlen, "body must be {\"events\": [...]}");
+		goto out;
+	}
+	size_t n = arr->u.array.len;
+	if (n > (size_t)max) {
+		snprintf(err, errlen, "at most %d events per batch (got %zu)", max, n);
+		goto out;
+	}
+	struct eventlog_event *ev = xcalloc(n ? n : 1, sizeof(*ev));
+	for (size_t i = 0; i < n; i++) {
+		if (parse_one(arr->u.array.values[i], &ev[i], err, errlen, (int)i) != 0) {
+			free(ev);
+			goto out;
+		}
+	}
+	*out = ev;
+	rc = (int)n;
+out:
+	yajl_tree_free(root);
+	return rc;
+}
+
+static void bind_opt_int(sqlite3_stmt *st, int col, int64_t v)
+{
+	if (v < 0)
+		sqlite3_bind_null(st, col);
+	else
+		sqlite3_bind_int64(st, col, v);
+}
+
+static void bind_opt_text(sqlite3_stmt *st, int col, const char *s)
+{
+	if (!s[0])
+		sqlite3_bind_null(st, col);
+	else
+		sqlite3_bind_text(st, col, s, -1, SQLITE_STATIC);
+}
+
+int eventlog_append(sqlite3 *db, const char *user, const char *country, const struct eventlog_event *ev, int n,
+		    int64_t now_ms, int *accepted, int *duplicates)
+{
+	*accepted = *duplicates = 0;
+	if (db_begin(db) != 0)
+		return -EIO;
+	sqlite3_stmt *st = db_prepare(db,
+		"INSERT INTO event_log(event_id, user_id, country, type, ts, received_at, uri, ms_played, bitrate,"
+		" position_ms, context, reason) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"
+		" ON CONFLICT(event_id) DO NOTHING");
+	int acc = 0;
+	for (int i = 0; i < n; i++) {
+		const struct eventlog_event *e = &ev[i];
+		sqlite3_bind_text(st, 1, e->id, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 2, user, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 3, country, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 4, TYPE_NAMES[e->type], -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 5, e->ts);
+		sqlite3_bind_int64(st, 6, now_ms);
+		sqlite3_bind_text(st, 7, e->uri, -1, SQLITE_STATIC);
+		bind_opt_int(st, 8, e->ms_played);
+		bind_opt_int(st, 9, e->bitrate);
+		bind_opt_int(st, 10, e->position_ms);
+		bind_opt_text(st, 11, e->context);
+		bind_opt_text(st, 12, e->reason);
+		if (sqlite3_step(st) != SQLITE_DONE) {
+			fprintf(stderr, "eventlog: append: %s\n", sqlite3_errmsg(db));
+			sqlite3_finalize(st);
+			db_rollback(db);
+			return -EIO;
+		}
+		acc += sqlite3_changes(db);
+		sqlite3_reset(st);
+	}
+	sqlite3_finalize(st);
+	if (db_commit(db) != 0) {
+		db_rollback(db);
+		return -EIO;
+	}
+	*accepted = acc;
+	*duplicates = n - acc;
+	return 0;
+}
+
+/* ---- Consumers ---- */
+
+struct row {
+	int64_t seq;
+	const char *event_id, *user, *country, *type, *uri, *reason;
+	int64_t ts, received_at, ms_played;
+	bool has_ms_played;
+};
+
+int eventlog_popularity_from_plays(int64_t plays)
+{
+	if (plays <= 0)
+		return 0;
+	int p = (int)lround(25.0 * log10(1.0 + (double)plays));
+	return p > 100 ? 100 : p;
+}
+
+void eventlog_day(int64_t ms, char out[11])
+{
+	if (ms < 0)
+		ms = 0;
+	time_t t = (time_t)(ms / 1000);
+	struct tm tm;
+	gmtime_r(&t, &tm);
+	if (strftime(out, 11, "%Y-%m-%d", &tm) == 0)
+		snprintf(out, 11, "1970-01-01");
+}
+
+/* When the listening happened: the device's clock, but never after the server got it
+ * (a fast device clock must not put plays in the future). */
+static int64_t event_time(const struct row *r)
+{
+	return r->ts < r->received_at ? r->ts : r->received_at;
+}
+
+static bool track_id_of(const char *uri, char id[ID_LEN + 1])
+{
+	char type[16];
+	return uri_parse(uri, type, sizeof(type), id) && strcmp(type, "track") == 0;
+}
+
+static int step_done(sqlite3 *db, sqlite3_stmt *st)
+{
+	int rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
+		fprintf(stderr, "eventlog: consumer: %s\n", sqlite3_errmsg(db));
+		return -EIO;
+	}
+	return 0;
+}
+
+struct royalties {
+	sqlite3_stmt *label, *insert;
+};
+
+static int royalties_apply(sqlite3 *db, struct royalties *k, const struct row *r)
+{
+	char id[ID_LEN + 1], day[11];
+	if (strcmp(r->type, "play_end") != 0 || !r->has_ms_played || r->ms_played < EVENTLOG_ROYALTY_MS ||
+	    !track_id_of(r->uri, id))
+		return 0;
+	/* The rights holder is the artist's label now, at consumption: reports follow the catalog. */
+	const char *holder = "unknown";
+	char label[256] = "";
+	sqlite3_bind_text(k->label, 1, id, -1, SQLITE_STATIC);
+	if (sqlite3_step(k->label) == SQLITE_ROW) {
+		const char *l = (const char *)sqlite3_column_text(k->label, 0);
+		if (l && l[0]) {
+			snprintf(label, sizeof(label), "%s", l);
+			holder = label;
+		}
+	}
+	sqlite3_reset(k->label);
+	eventlog_day(event_time(r), day);
+	sqlite3_bind_int64(k->insert, 1, r->seq);
+	sqlite3_bind_text(k->insert, 2, r->event_id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(k->insert, 3, day, -1, SQLITE_STATIC);
+	sqlite3_bind_text(k->insert, 4, id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(k->insert, 5, holder, -1, SQLITE_STATIC);
+	sqlite3_bind_text(k->insert, 6, r->country, -1, SQLITE_STATIC);
+	sqlite3_bind_text(k->insert, 7, r->user, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(k->insert, 8, r->ms_played);
+	return step_done(db, k->insert);
+}
+
+struct realtime {
+	sqlite3_stmt *minute, *listener, *plays, *skips, *pop;
+	int touched;
+};
+
+static int realtime_apply(sqlite3 *db, struct realtime *k, const struct row *r)
+{
+	char id[ID_LEN + 1];
+	bool start = strcmp(r->type, "play_start") == 0, skip = strcmp(r->type, "skip") == 0;
+	if ((!start && !skip) || !track_id_of(r->uri, id))
+		return 0;
+	int64_t t = event_time(r);
+	if (skip) {
+		sqlite3_bind_text(k->skips, 1, id, -1, SQLITE_STATIC);
+		return step_done(db, k->skips);
+	}
+	sqlite3_bind_text(k->minute, 1, id, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(k->minute, 2, t / 60000);
+	sqlite3_bind_text(k->listener, 1, r->country, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(k->listener, 2, t / 3600000);
+	sqlite3_bind_text(k->listener, 3, r->user, -1, SQLITE_STATIC);
+	sqlite3_bind_text(k->plays, 1, id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(k->pop, 1, id, -1, SQLITE_STATIC);
+	if (step_done(db, k->minute) || step_done(db, k->listener) || step_done(db, k->plays) || step_done(db, k->pop))
+		return -EIO;
+	k->touched++;
+	return 0;
+}
+
+struct reco {
+	sqlite3_stmt *upsert;
+};
+
+static int reco_apply(sqlite3 *db, struct reco *k, const struct row *r)
+{
+	char id[ID_LEN + 1];
+	double w;
+	if (!track_id_of(r->uri, id))
+		return 0;
+	if (strcmp(r->type, "play_end") == 0)
+		w = r->ms_played >= EVENTLOG_ROYALTY_MS ? 1.0 : 0.0;
+	else if (strcmp(r->type, "skip") == 0)
+		w = -0.5;
+	else if (strcmp(r->type, "save") == 0 || strcmp(r->type, "playlist_add") == 0)
+		w = 2.0;
+	else if (strcmp(r->type, "unsave") == 0)
+		w = -2.0;
+	else
+		return 0;
+	sqlite3_bind_text(k->upsert, 1, r->user, -1, SQLITE_STATIC);
+	sqlite3_bind_text(k->upsert, 2, id, -1, SQLITE_STATIC);
+	sqlite3_bind_double(k->upsert, 3, w);
+	return step_done(db, k->upsert);
+}
+
+static int read_offset(sqlite3 *db, const char *name, int64_t *off)
+{
+	sqlite3_stmt *st = db_prepare(db, "SELECT committed FROM consumer_offsets WHERE consumer = ?");
+	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	*off = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+	sqlite3_finalize(st);
+	return 0;
+}
+
+static void sql_pop(sqlite3_context *ctx, int argc, sqlite3_value **argv)
+{
+	(void)argc;
+	sqlite3_result_int(ctx, eventlog_popularity_from_plays(sqlite3_value_int64(argv[0])));
+}
+
+int eventlog_consume(sqlite3 *db, enum eventlog_consumer_id c, int max, int64_t now_ms)
+{
+	const char *name = eventlog_consumer_name(c);
+	if (!name || db_begin(db) != 0)
+		return -EIO;
+	int64_t off;
+	read_offset(db, name, &off);
+	struct royalties roy = {0};
+	struct realtime rt = {0};
+	struct reco rc_ = {0};
+	switch (c) {
+	case CONSUMER_ROYALTIES:
+		roy.label = db_prepare(db, "SELECT ar.label FROM tracks t JOIN artists ar ON ar.id = t.artist_id WHERE t.id = ?");
+		roy.insert = db_prepare(db, "INSERT OR IGNORE INTO royalty_streams(event_seq, event_id, day, track_id,"
+					    " rights_holder, country, user_id, ms_played) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)");
+		break;
+	case CONSUMER_REALTIME:
+		sqlite3_create_function(db, "encore_pop", 1, SQLITE_UTF8 | SQLITE_DETERMINISTIC, NULL, sql_pop, NULL, NULL);
+		rt.minute = db_prepare(db, "INSERT INTO rt_minute_plays(track_id, minute, plays) VALUES (?1, ?2, 1)"
+					   " ON CONFLICT(minute, track_id) DO UPDATE SET plays = plays + 1");
+		rt.listener = db_prepare(db, "INSERT OR IGNORE INTO rt_listeners(country, hour, user_id) VALUES (?1, ?2, ?3)");
+		rt.plays = db_prepare(db, "INSERT INTO rt_track_stats(track_id, plays) VALUES (?1, 1)"
+					  " ON CONFLICT(track_id) DO UPDATE SET plays = plays + 1");
+		rt.skips = db_prepare(db, "INSERT INTO rt_track_stats(track_id, skips) VALUES (?1, 1)"
+					  " ON CONFLICT(track_id) DO UPDATE SET skips = skips + 1");
+		/* Popularity only rises from listening here: the seeded value is the catalog's prior. */
+		rt.pop = db_prepare(db, "UPDATE tracks SET popularity = max(popularity, encore_pop("
+					"(SELECT plays FROM rt_track_stats WHERE track_id = ?1))) WHERE id = ?1");
+		break;
+	case CONSUMER_RECOMMENDATIONS:
+		rc_.upsert = db_prepare(db, "INSERT INTO reco_interactions(user_id, track_id, weight, events) VALUES (?1, ?2, ?3, 1)"
+					    " ON CONFLICT(user_id, track_id) DO UPDATE SET weight = weight + ?3, events = events + 1");
+		break;
+	default:
+		break;
+	}
+	sqlite3_stmt *rows = db_prepare(db, "SELECT seq, event_id, user_id, country, type, uri, reason, ts, received_at,"
+					    " ms_played FROM event_log WHERE seq > ? ORDER BY seq LIMIT ?");
+	sqlite3_bind_int64(rows, 1, off);
+	sqlite3_bind_int(rows, 2, max);
+	int n = 0, rc = 0, s;
+	int64_t last = off;
+	while (rc == 0 && (s = sqlite3_step(rows)) == SQLITE_ROW) {
+		struct row r = {
+			.seq = sqlite3_column_int64(rows, 0),
+			.event_id = (const char *)sqlite3_column_text(rows, 1),
+			.user = (const char *)sqlite3_column_text(rows, 2),
+			.country = (const char *)sqlite3_column_text(rows, 3),
+			.type = (const char *)sqlite3_column_text(rows, 4),
+			.uri = (const char *)sqlite3_column_text(rows, 5),
+			.reason = (const char *)sqlite3_column_text(rows, 6),
+			.ts = sqlite3_column_int64(rows, 7),
+			.received_at = sqlite3_column_int64(rows, 8),
+			.ms_played = sqlite3_column_int64(rows, 9),
+			.has_ms_played = sqlite3_column_type(rows, 9) != SQLITE_NULL,
+		};
+		if (c == CONSUMER_ROYALTIES)
+			rc = royalties_apply(db, &roy, &r);
+		else if (c == CONSUMER_REALTIME)
+			rc = realtime_apply(db, &rt, &r);
+		else
+			rc = reco_apply(db, &rc_, &r);
+		last = r.seq;
+		n++;
+	}
+	if (rc == 0 && s != SQLITE_DONE && s != SQLITE_ROW)
+		rc = -EIO;
+	sqlite3_finalize(rows);
+	sqlite3_stmt *fin[] = {roy.label, roy.insert, rt.minute, rt.listener, rt.plays, rt.skips, rt.pop, rc_.upsert};
+	for (size_t i = 0; i < sizeof(fin) / sizeof(fin[0]); i++)
+		sqlite3_finalize(fin[i]);
+	if (rc == 0 && n > 0) {
+		sqlite3_stmt *st = db_prepare(db, "INSERT INTO consumer_offsets(consumer, committed, updated_at) VALUES (?1, ?2, ?3)"
+						  " ON CONFLICT(consumer) DO UPDATE SET committed = ?2, updated_at = ?3");
+		sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 2, last);
+		sqlite3_bind_int64(st, 3, now_ms);
+		rc = step_done(db, st);
+		sqlite3_finalize(st);
+	}
+	if (rc == 0 && c == CONSUMER_REALTIME && n == 0) {
+		/* Housekeeping when idle: the window needs 30 minutes, the listener report two days. */
+		sqlite3_stmt *st = db_prepare(db, "DELETE FROM rt_minute_plays WHERE minute < ?");
+		sqlite3_bind_int64(st, 1, now_ms / 60000 - 2 * 24 * 60);
+		rc = step_done(db, st);
+		sqlite3_finalize(st);
+	}
+	if (rc != 0 || db_commit(db) != 0) {
+		db_rollback(db);
+		return -EIO;
+	}
+	return n;
+}
+
+int eventlog_catch_up(sqlite3 *db, enum eventlog_consumer_id c, int64_t now_ms)
+{
+	int total = 0, n;
+	while ((n = eventlog_consume(db, c, 1000, now_ms)) > 0)
+		total += n;
+	return n < 0 ? n : total;
+}
+
+int64_t eventlog_head(sqlite3 *db)
+{
+	sqlite3_stmt *st = db_prepare(db, "SELECT max(seq) FROM event_log");
+	int64_t h = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+	sqlite3_finalize(st);
+	return h;
+}
+
+int eventlog_consumer_status(sqlite3 *db, struct eventlog_consumer_status out[CONSUMER_COUNT])
+{
+	int64_t head = eventlog_head(db);
+	sqlite3_stmt *st = db_prepare(db, "SELECT committed, updated_at FROM consumer_offsets WHERE consumer = ?");
+	for (int i = 0; i < CONSUMER_COUNT; i++) {
+		out[i].name = CONSUMER_NAMES[i];
+		out[i].offset = out[i].updated_at_ms = 0;
+		sqlite3_bind_text(st, 1, CONSUMER_NAMES[i], -1, SQLITE_STATIC);
+		if (sqlite3_step(st) == SQLITE_ROW) {
+			out[i].offset = sqlite3_column_int64(st, 0);
+			out[i].updated_at_ms = sqlite3_column_int64(st, 1);
+		}
+		sqlite3_reset(st);
+		out[i].lag = head - out[i].offset;
+	}
+	sqlite3_finalize(st);
+	return 0;
+}
+
+/* ---- Runner ---- */
+
+struct consumer_thread {
+	struct eventlog_runner *r;
+	enum eventlog_consumer_id id;
+	pthread_t th;
+	sqlite3 *db;
+	bool started;
+};
+
+struct eventlog_runner {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	uint64_t generation;        /* bumped by notify */
+	bool stop;
+	atomic_ullong failures;
+	void (*on_change)(void *ctx);
+	void *ctx;
+	struct consumer_thread th[CONSUMER_COUNT];
+};
+
+static int64_t wall_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void *consumer_main(void *arg)
+{
+	struct consumer_thread *t = arg;
+	struct eventlog_runner *r = t->r;
+	int backoff_ms = 0;
+	uint64_t seen = 0;
+	for (;;) {
+		pthread_mutex_lock(&r->mu);
+		bool stop = r->stop;
+		seen = r->generation;
+		pthread_mutex_unlock(&r->mu);
+		if (stop)
+			break;
+		/* Small batches keep each write transaction short, so ingest never waits long for the lock. */
+		int n = eventlog_consume(t->db, t->id, 256, wall_ms());
+		if (n < 0) {
+			atomic_fetch_add(&r->failures, 1);
+			backoff_ms = backoff_ms ? (backoff_ms * 2 > 5000 ? 5000 : backoff_ms * 2) : 100;
+		} else {
+			backoff_ms = 0;
+			if (n > 0 && t->id == CONSUMER_REALTIME && r->on_change)
+				r->on_change(r->ctx);
+			if (n > 0)
+				continue;
+		}
+		/* Idle (or backing off): sleep until notified or a timeout, for housekeeping. */
+		pthread_mutex_lock(&r->mu);
+		struct timespec until;
+		clock_gettime(CLOCK_REALTIME, &until);
+		int wait = backoff_ms ? backoff_ms : 1000;
+		until.tv_sec += wait / 1000;
+		until.tv_nsec += (long)(wait % 1000) * 1000000L;
+		if (until.tv_nsec >= 1000000000L) {
+			until.tv_sec++;
+			until.tv_nsec -= 1000000000L;
+		}
+		while (!r->stop && (backoff_ms || r->generation == seen))
+			if (pthread_cond_timedwait(&r->cv, &r->mu, &until) != 0)
+				break;
+		pthread_mutex_unlock(&r->mu);
+	}
+	return NULL;
+}
+
+struct eventlog_runner *eventlog_runner_new(const char *data_dir, void (*on_change)(void *ctx), void *ctx,
+					    char *err, size_t errlen)
+{
+	struct eventlog_runner *r = xcalloc(1, sizeof(*r));
+	pthread_mutex_init(&r->mu, NULL);
+	pthread_cond_init(&r->cv, NULL);
+	r->on_change = on_change;
+	r->ctx = ctx;
+	for (int i = 0; i < CONSUMER_COUNT; i++) {
+		struct consumer_thread *t = &r->th[i];
+		t->r = r;
+		t->id = (enum eventlog_consumer_id)i;
+		if (db_open(data_dir, &t->db, err, errlen) != 0)
+			goto fail;
+		if (pthread_create(&t->th, NULL, consumer_main, t) != 0) {
+			snprintf(err, errlen, "cannot start consumer thread");
+			goto fail;
+		}
+		t->started = true;
+	}
+	return r;
+fail:
+	eventlog_runner_free(r);
+	return NULL;
+}
+
+void eventlog_runner_notify(struct eventlog_runner *r)
+{
+	if (!r)
+		return;
+	pthread_mutex_lock(&r->mu);
+	r->generation++;
+	pthread_cond_broadcast(&r->cv);
+	pthread_mutex_unlock(&r->mu);
+}
+
+uint64_t eventlog_runner_failures(struct eventlog_runner *r)
+{
+	return r ? atomic_load(&r->failures) : 0;
+}
+
+void eventlog_runner_free(struct eventlog_runner *r)
+{
+	if (!r)
+		return;
+	pthread_mutex_lock(&r->mu);
+	r->stop = true;
+	pthread_cond_broadcast(&r->cv);
+	pthread_mutex_unlock(&r->mu);
+	for (int i = 0; i < CONSUMER_COUNT; i++) {
+		if (r->th[i].started)
+			pthread_join(r->th[i].th, NULL);
+		db_close(r->th[i].db);
+	}
+	pthread_cond_destroy(&r->cv);
+	pthread_mutex_destroy(&r->mu);
+	free(r);
+}
