@@ -47,7 +47,27 @@ struct ingest {
 	int busy;                 /* jobs being processed by this process */
 	pthread_t *threads;
 	int nthreads;
+	ingest_hook_fn hook;      /* under lock */
+	void *hook_ctx;
 };
+
+void ingest_set_hook(struct ingest *ig, ingest_hook_fn fn, void *ctx)
+{
+	pthread_mutex_lock(&ig->lock);
+	ig->hook = fn;
+	ig->hook_ctx = ctx;
+	pthread_mutex_unlock(&ig->lock);
+}
+
+static void call_hook(struct ingest *ig, sqlite3 *db, enum ingest_kind kind, const char *content_id)
+{
+	pthread_mutex_lock(&ig->lock);
+	ingest_hook_fn fn = ig->hook;
+	void *ctx = ig->hook_ctx;
+	pthread_mutex_unlock(&ig->lock);
+	if (fn)
+		fn(ctx, db, kind, content_id);
+}
 
 int ingest_ladder(enum ingest_kind kind, const int **rungs)
 {
@@ -316,7 +336,9 @@ static void run_job(struct ingest *ig, sqlite3 *db, int64_t id, const char *cont
 		}
 	}
 	rc = commit_job(ig, db, id, content_id, episode, rs, done_r, &ld, &f, pcm->frames, pcm->rate);
-	if (rc == -EALREADY)
+	if (rc == 0)
+		call_hook(ig, db, episode ? INGEST_EPISODE : INGEST_TRACK, content_id);
+	else if (rc == -EALREADY)
 		fprintf(stderr, "ingest: job %lld was taken over by another process; not completing it twice\n", (long long)id);
 	else if (rc != 0) {
 		snprintf(err, sizeof(err), "database error while recording the renditions");
@@ -526,6 +548,7 @@ int ingest_submit(struct ingest *ig, sqlite3 *db, const void *audio, size_t len,
 		goto rollback;
 	}
 	*job_id = sqlite3_last_insert_rowid(db);
+	call_hook(ig, db, m->kind, content_id);
 	ingest_kick(ig);
 	return 0;
 rollback:

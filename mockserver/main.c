@@ -10,6 +10,7 @@
 #include "synth.h"
 #include "http.h"
 #include "server.h"
+#include "searchsvc.h"
 #include "users.h"
 #include "xmem.h"
 #include "buf.h"
@@ -191,11 +192,22 @@ static int cmd_serve(int argc, char **argv)
 		fprintf(stderr, "encored: %s\n", err);
 		goto out;
 	}
+	/* Search: built from the database before serving; ingest keeps it current. */
+	s.search = searchsvc_new(o.metadata_ttl_ms, 4096);
+	struct searchsvc_build_stats bs;
+	if (searchsvc_build(s.search, db, &bs) != 0) {
+		fprintf(stderr, "encored: cannot build the search index\n");
+		goto out;
+	}
+	fprintf(stderr, "encored: search index: %zu objects (%zu tracks, %zu artists, %zu albums, %zu shows, %zu episodes, %zu playlists) in %.0f ms\n",
+		bs.total, bs.count[SEARCH_TRACK], bs.count[SEARCH_ARTIST], bs.count[SEARCH_ALBUM], bs.count[SEARCH_SHOW],
+		bs.count[SEARCH_EPISODE], bs.count[SEARCH_PLAYLIST], bs.ms);
 	s.ingest = ingest_new(o.data_dir, o.ingest_workers, err, sizeof(err));
 	if (!s.ingest) {
 		fprintf(stderr, "encored: %s\n", err);
 		goto out;
 	}
+	ingest_set_hook(s.ingest, searchsvc_ingest_hook, s.search);
 	struct http_config hc = {
 		.host = o.host,
 		.port = o.port,
@@ -228,6 +240,7 @@ out:
 	signal_target = NULL;
 	http_server_free(hs);
 	ingest_free(s.ingest);
+	searchsvc_free(s.search);
 	db_close(db);
 	keyring_free(s.jwt_keys);
 	keyring_free(s.cdn_keys);

@@ -54,6 +54,7 @@ struct server {
 	struct ratelimit *ip_limits;
 	struct ttlcache *meta_cache;
 	struct ingest *ingest;
+	struct searchsvc *search;     /* the search index and its result cache (searchsvc.h) */
 	char base_url[128];           /* http://host:port, for href fields */
 	atomic_ullong requests, rate_limited, auth_failures;
 };
@@ -110,6 +111,7 @@ extern const struct route auth_routes[];
 extern const struct route catalog_routes[];
 extern const struct route ingest_routes[];
 extern const struct route delivery_routes[];
+extern const struct route search_routes[];
 
 /* The CDN fast path: answers edge-cache hits on the service thread (http_app.fast). */
 bool delivery_fast(void *ctx, struct http_req *req, struct http_resp *resp);
