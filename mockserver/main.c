@@ -11,6 +11,7 @@
 #include "http.h"
 #include "server.h"
 #include "searchsvc.h"
+#include "gencat.h"
 #include "users.h"
 #include "xmem.h"
 #include "buf.h"
@@ -41,6 +42,7 @@ static void usage(FILE *f)
 	fprintf(f,
 		"usage: encored serve --data DIR [--listen HOST:PORT] [options]\n"
 		"       encored seed-demo --data DIR [--tracks N] [--seconds S] [--episodes N]\n"
+		"       encored seed-catalog --data DIR --tracks N [--plan synthetic|demo] [--seed S]\n"
 		"       encored ingest --data DIR FILE --title T --artist A --album B [options]\n"
 		"       encored user add --data DIR [--admin] [--tier free|premium] [--country CC] NAME PASSWORD\n"
 		"       encored --help | --version\n");
@@ -455,6 +457,71 @@ out:
 	return rc;
 }
 
+/* A generated metadata-only catalog (gencat.h) plus the demo users, for benchmarks and
+ * search tests at sizes the audio pipeline could not reach. */
+static int cmd_seed_catalog(int argc, char **argv)
+{
+	const char *data = NULL, *plan = "synthetic";
+	long long ntracks = -1;
+	unsigned long long seed = 0;
+	static const struct option opts[] = {
+		{"data", required_argument, 0, 'd'},
+		{"tracks", required_argument, 0, 'n'},
+		{"plan", required_argument, 0, 'p'},
+		{"seed", required_argument, 0, 's'},
+		{"help", no_argument, 0, 'h'},
+		{0, 0, 0, 0},
+	};
+	int c;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		switch (c) {
+		case 'd': data = optarg; break;
+		case 'n': ntracks = atoll(optarg); break;
+		case 'p': plan = optarg; break;
+		case 's': seed = strtoull(optarg, NULL, 10); break;
+		case 'h':
+			printf("usage: encored seed-catalog --data DIR --tracks N [--plan synthetic|demo] [--seed S]\n");
+			return 0;
+		default:
+			return EXIT_USAGE;
+		}
+	}
+	bool synthetic = strcmp(plan, "synthetic") == 0;
+	if (!data || ntracks < 0 || ntracks > 20000000 || (!synthetic && strcmp(plan, "demo") != 0)) {
+		fprintf(stderr, "encored: seed-catalog needs --data DIR, 0 <= --tracks <= 20000000, --plan synthetic|demo\n");
+		return EXIT_USAGE;
+	}
+	if (ensure_dir(data) != 0)
+		return 1;
+	char err[512];
+	sqlite3 *db;
+	if (db_open(data, &db, err, sizeof(err)) != 0) {
+		fprintf(stderr, "encored: %s\n", err);
+		return 1;
+	}
+	int rc = 1;
+	for (size_t i = 0; i < sizeof(DEMO_USERS) / sizeof(DEMO_USERS[0]); i++) {
+		int r = users_add(db, DEMO_USERS[i].name, "demo", DEMO_USERS[i].tier, DEMO_USERS[i].country,
+				  DEMO_USERS[i].admin, err, sizeof(err));
+		if (r != 0 && r != -EEXIST) {
+			fprintf(stderr, "encored: %s\n", err);
+			goto out;
+		}
+	}
+	struct gencat_stats st;
+	if (gencat_seed(db, synthetic ? GENCAT_SYNTHETIC : GENCAT_DEMO, (size_t)ntracks, seed, &st, err, sizeof(err)) != 0) {
+		fprintf(stderr, "encored: %s\n", err);
+		goto out;
+	}
+	printf("seeded %zu tracks, %zu artists and %zu albums (%s, metadata only) in %s in %.1f s\n", st.tracks,
+	       st.artists, st.albums, plan, data, st.seconds);
+	rc = 0;
+out:
+	db_close(db);
+	return rc;
+}
+
 static int cmd_ingest(int argc, char **argv)
 {
 	const char *data = NULL;
@@ -636,6 +703,8 @@ int main(int argc, char **argv)
 		return cmd_serve(argc - 1, argv + 1);
 	if (strcmp(cmd, "seed-demo") == 0)
 		return cmd_seed_demo(argc - 1, argv + 1);
+	if (strcmp(cmd, "seed-catalog") == 0)
+		return cmd_seed_catalog(argc - 1, argv + 1);
 	if (strcmp(cmd, "ingest") == 0)
 		return cmd_ingest(argc - 1, argv + 1);
 	if (strcmp(cmd, "user") == 0)
