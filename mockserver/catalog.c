@@ -326,8 +326,7 @@ static int64_t now_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* Renders the full track object for id into w (from the cache when fresh). false if unknown. */
-static bool render_track(struct call *c, struct jw *w, const char *id)
+bool catalog_write_track(struct call *c, struct jw *w, const char *id)
 {
 	char key[64];
 	snprintf(key, sizeof(key), "track:%s:%s", id, c->user.country);
@@ -353,11 +352,6 @@ static bool render_track(struct call *c, struct jw *w, const char *id)
 	return found;
 }
 
-bool catalog_render_track(struct call *c, struct jw *w, const char *id)
-{
-	return render_track(c, w, id);
-}
-
 static bool check_id(struct call *c, const char *id)
 {
 	if (!id_valid(id)) {
@@ -373,7 +367,7 @@ static void route_track(struct call *c)
 		return;
 	struct jw w;
 	jw_init(&w);
-	if (!render_track(c, &w, c->params[0])) {
+	if (!catalog_write_track(c, &w, c->params[0])) {
 		jw_free(&w);
 		call_error(c, 404, "non existing id");
 		return;
@@ -424,7 +418,7 @@ static void route_tracks(struct call *c)
 	jw_key(&w, "tracks");
 	jw_arr(&w);
 	for (int i = 0; i < n; i++)
-		if (!render_track(c, &w, ids[i]))
+		if (!catalog_write_track(c, &w, ids[i]))
 			jw_null(&w);
 	jw_arr_end(&w);
 	jw_obj_end(&w);
@@ -545,22 +539,41 @@ static void write_artist_full(struct call *c, struct jw *w, sqlite3_stmt *st)
 	jw_obj_end(w);
 }
 
+bool catalog_write_artist(struct call *c, struct jw *w, const char *id)
+{
+	sqlite3_stmt *st = db_prepare(c->db, "SELECT id, name, genres, popularity, followers FROM artists WHERE id = ?");
+	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+	bool found = sqlite3_step(st) == SQLITE_ROW;
+	if (found)
+		write_artist_full(c, w, st);
+	sqlite3_finalize(st);
+	return found;
+}
+
 static void route_artist(struct call *c)
 {
 	if (!check_id(c, c->params[0]))
 		return;
-	sqlite3_stmt *st = db_prepare(c->db, "SELECT id, name, genres, popularity, followers FROM artists WHERE id = ?");
-	sqlite3_bind_text(st, 1, c->params[0], -1, SQLITE_STATIC);
-	if (sqlite3_step(st) != SQLITE_ROW) {
-		sqlite3_finalize(st);
+	struct jw w;
+	jw_init(&w);
+	if (!catalog_write_artist(c, &w, c->params[0])) {
+		jw_free(&w);
 		call_error(c, 404, "non existing id");
 		return;
 	}
-	struct jw w;
-	jw_init(&w);
-	write_artist_full(c, &w, st);
-	sqlite3_finalize(st);
 	call_json(c, 200, jw_finish(&w));
+}
+
+bool catalog_write_album_simple(struct call *c, struct jw *w, const char *id)
+{
+	sqlite3_stmt *st = db_prepare(c->db, "SELECT " ALBUM_COLS " FROM albums al JOIN artists ar ON ar.id = al.artist_id"
+					     " WHERE al.id = ?");
+	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+	bool found = sqlite3_step(st) == SQLITE_ROW;
+	if (found)
+		write_album_simple(c, w, st, 0);
+	sqlite3_finalize(st);
+	return found;
 }
 
 static void route_artist_albums(struct call *c)
@@ -669,6 +682,188 @@ static void route_audio_features(struct call *c)
 	call_json(c, 200, jw_finish(&w));
 }
 
+/* ---- podcasts: shows and episodes ---- */
+
+/* Columns: 0 id, 1 name, 2 publisher, 3 description, 4 explicit, 5 total_episodes */
+#define SHOW_SELECT "SELECT s.id, s.name, s.publisher, s.description, s.explicit," \
+	" (SELECT count(*) FROM episodes e2 WHERE e2.show_id = s.id) FROM shows s"
+
+/* The simplified show's fields, without braces, so the full show can extend them. */
+static void write_show_fields(struct call *c, struct jw *w, sqlite3_stmt *st, int col)
+{
+	const char *id = (const char *)sqlite3_column_text(st, col);
+	const char *desc = (const char *)sqlite3_column_text(st, col + 3);
+	write_markets(w, "");
+	jw_key(w, "copyrights");
+	jw_arr(w);
+	jw_arr_end(w);
+	jw_kstr(w, "description", desc);
+	jw_kstr(w, "html_description", desc);
+	jw_kbool(w, "explicit", sqlite3_column_int(st, col + 4));
+	write_empty_obj(w, "external_urls");
+	write_href(c, w, "shows", id);
+	jw_kstr(w, "id", id);
+	jw_key(w, "images");
+	jw_arr(w);
+	jw_arr_end(w);
+	jw_kbool(w, "is_externally_hosted", false);
+	jw_key(w, "languages");
+	jw_arr(w);
+	jw_str(w, "en");
+	jw_arr_end(w);
+	jw_kstr(w, "media_type", "audio");
+	jw_kstr(w, "name", (const char *)sqlite3_column_text(st, col + 1));
+	jw_kstr(w, "publisher", (const char *)sqlite3_column_text(st, col + 2));
+	jw_kint(w, "total_episodes", sqlite3_column_int(st, col + 5));
+	jw_kstr(w, "type", "show");
+	write_uri(w, "show", id);
+}
+
+/* Columns: 0 id, 1 name, 2 description, 3 duration_ms, 4 explicit, 5 release_date,
+ * then SHOW_SELECT's columns from 6. */
+#define EPISODE_SELECT "SELECT e.id, e.name, e.description, e.duration_ms, e.explicit, e.release_date," \
+	" s.id, s.name, s.publisher, s.description, s.explicit," \
+	" (SELECT count(*) FROM episodes e2 WHERE e2.show_id = s.id)" \
+	" FROM episodes e JOIN shows s ON s.id = e.show_id"
+
+static void write_episode(struct call *c, struct jw *w, sqlite3_stmt *st, bool with_show)
+{
+	const char *id = (const char *)sqlite3_column_text(st, 0);
+	const char *desc = (const char *)sqlite3_column_text(st, 2);
+	jw_obj(w);
+	jw_key(w, "audio_preview_url");
+	jw_null(w);
+	jw_kstr(w, "description", desc);
+	jw_kstr(w, "html_description", desc);
+	jw_kint(w, "duration_ms", sqlite3_column_int(st, 3));
+	jw_kbool(w, "explicit", sqlite3_column_int(st, 4));
+	write_empty_obj(w, "external_urls");
+	write_href(c, w, "episodes", id);
+	jw_kstr(w, "id", id);
+	jw_key(w, "images");
+	jw_arr(w);
+	jw_arr_end(w);
+	jw_kbool(w, "is_externally_hosted", false);
+	jw_kbool(w, "is_playable", true);  /* podcasts carry no market restrictions */
+	jw_kstr(w, "language", "en");
+	jw_key(w, "languages");
+	jw_arr(w);
+	jw_str(w, "en");
+	jw_arr_end(w);
+	jw_kstr(w, "name", (const char *)sqlite3_column_text(st, 1));
+	jw_kstr(w, "release_date", (const char *)sqlite3_column_text(st, 5));
+	jw_kstr(w, "release_date_precision", "day");
+	if (with_show) {
+		jw_key(w, "show");
+		jw_obj(w);
+		write_show_fields(c, w, st, 6);
+		jw_obj_end(w);
+	}
+	jw_kstr(w, "type", "episode");
+	write_uri(w, "episode", id);
+	jw_obj_end(w);
+}
+
+bool catalog_write_show_simple(struct call *c, struct jw *w, const char *id)
+{
+	sqlite3_stmt *st = db_prepare(c->db, SHOW_SELECT " WHERE s.id = ?");
+	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+	bool found = sqlite3_step(st) == SQLITE_ROW;
+	if (found) {
+		jw_obj(w);
+		write_show_fields(c, w, st, 0);
+		jw_obj_end(w);
+	}
+	sqlite3_finalize(st);
+	return found;
+}
+
+static bool write_episode_by_id(struct call *c, struct jw *w, const char *id, bool with_show)
+{
+	sqlite3_stmt *st = db_prepare(c->db, EPISODE_SELECT " WHERE e.id = ?");
+	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+	bool found = sqlite3_step(st) == SQLITE_ROW;
+	if (found)
+		write_episode(c, w, st, with_show);
+	sqlite3_finalize(st);
+	return found;
+}
+
+bool catalog_write_episode_simple(struct call *c, struct jw *w, const char *id)
+{
+	return write_episode_by_id(c, w, id, false);
+}
+
+static void write_show_episodes_page(struct call *c, struct jw *w, const char *show_id, int limit, int offset)
+{
+	long long total = count_rows(c, "SELECT count(*) FROM episodes WHERE show_id = ?", show_id);
+	jw_obj(w);
+	call_paging_fields(c, w, limit, offset, total);
+	jw_key(w, "items");
+	jw_arr(w);
+	sqlite3_stmt *st = db_prepare(c->db, EPISODE_SELECT " WHERE e.show_id = ?"
+					     " ORDER BY e.release_date DESC, e.episode_number DESC, e.id LIMIT ? OFFSET ?");
+	sqlite3_bind_text(st, 1, show_id, -1, SQLITE_STATIC);
+	sqlite3_bind_int(st, 2, limit);
+	sqlite3_bind_int(st, 3, offset);
+	while (sqlite3_step(st) == SQLITE_ROW)
+		write_episode(c, w, st, false);
+	sqlite3_finalize(st);
+	jw_arr_end(w);
+	jw_obj_end(w);
+}
+
+static void route_show(struct call *c)
+{
+	if (!check_id(c, c->params[0]))
+		return;
+	sqlite3_stmt *st = db_prepare(c->db, SHOW_SELECT " WHERE s.id = ?");
+	sqlite3_bind_text(st, 1, c->params[0], -1, SQLITE_STATIC);
+	if (sqlite3_step(st) != SQLITE_ROW) {
+		sqlite3_finalize(st);
+		call_error(c, 404, "non existing id");
+		return;
+	}
+	struct jw w;
+	jw_init(&w);
+	jw_obj(&w);
+	write_show_fields(c, &w, st, 0);
+	sqlite3_finalize(st);
+	jw_key(&w, "episodes");
+	write_show_episodes_page(c, &w, c->params[0], 50, 0);
+	jw_obj_end(&w);
+	call_json(c, 200, jw_finish(&w));
+}
+
+static void route_show_episodes(struct call *c)
+{
+	int limit, offset;
+	if (!check_id(c, c->params[0]) || !call_paging(c, 50, &limit, &offset))
+		return;
+	if (!exists(c, "shows", c->params[0])) {
+		call_error(c, 404, "non existing id");
+		return;
+	}
+	struct jw w;
+	jw_init(&w);
+	write_show_episodes_page(c, &w, c->params[0], limit, offset);
+	call_json(c, 200, jw_finish(&w));
+}
+
+static void route_episode(struct call *c)
+{
+	if (!check_id(c, c->params[0]))
+		return;
+	struct jw w;
+	jw_init(&w);
+	if (!write_episode_by_id(c, &w, c->params[0], true)) {
+		jw_free(&w);
+		call_error(c, 404, "non existing id");
+		return;
+	}
+	call_json(c, 200, jw_finish(&w));
+}
+
 const struct route catalog_routes[] = {
 	{"GET", "/v1/tracks/{id}", route_track, 0},
 	{"GET", "/v1/tracks", route_tracks, 0},
@@ -678,5 +873,8 @@ const struct route catalog_routes[] = {
 	{"GET", "/v1/artists/{id}/albums", route_artist_albums, 0},
 	{"GET", "/v1/artists/{id}/top-tracks", route_artist_top_tracks, 0},
 	{"GET", "/v1/audio-features/{id}", route_audio_features, 0},
+	{"GET", "/v1/shows/{id}", route_show, 0},
+	{"GET", "/v1/shows/{id}/episodes", route_show_episodes, 0},
+	{"GET", "/v1/episodes/{id}", route_episode, 0},
 	{NULL, NULL, NULL, 0},
 };

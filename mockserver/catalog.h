@@ -43,11 +43,16 @@ int catalog_add_track(sqlite3 *db, const struct catalog_track *t, char track_id[
 /* Inserts (or finds) the show and inserts the episode in state "pending". Fills episode_id.
  * 0, -EEXIST, -EINVAL or -EIO with err. */
 int catalog_add_episode(sqlite3 *db, const struct catalog_episode *e, char episode_id[ID_LEN + 1], char *err, size_t errlen);
+/* Web API object renderers, shared with search results. Each writes one object for id into
+ * w using the caller's connection and country, and returns false (writing nothing) when the
+ * id is not in the catalog. */
 struct call;
 struct jw;
-/* Writes the full track object for id (as GET /v1/tracks/{id} renders it for the caller's
- * country, through the metadata cache) into w. false, writing nothing, if unknown. */
-bool catalog_render_track(struct call *c, struct jw *w, const char *id);
+bool catalog_write_track(struct call *c, struct jw *w, const char *id);           /* full track */
+bool catalog_write_artist(struct call *c, struct jw *w, const char *id);          /* full artist */
+bool catalog_write_album_simple(struct call *c, struct jw *w, const char *id);    /* simplified album */
+bool catalog_write_show_simple(struct call *c, struct jw *w, const char *id);     /* simplified show */
+bool catalog_write_episode_simple(struct call *c, struct jw *w, const char *id);  /* simplified episode */
 
 /* True when markets ("" = everywhere) includes country. */
 bool catalog_playable_in(const char *markets, const char *country);

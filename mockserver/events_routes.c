@@ -128,7 +128,7 @@ static void route_recently_played(struct call *c)
 			continue;
 		jw_obj(&w);
 		jw_key(&w, "track");
-		if (!catalog_render_track(c, &w, id))
+		if (!catalog_write_track(c, &w, id))
 			jw_null(&w);
 		iso_time(ts, when);
 		jw_kstr(&w, "played_at", when);
@@ -200,7 +200,7 @@ static void route_trending(struct call *c)
 		jw_obj(&w);
 		jw_kint(&w, "plays", sqlite3_column_int64(st, 1));
 		jw_key(&w, "track");
-		if (!catalog_render_track(c, &w, id))
+		if (!catalog_write_track(c, &w, id))
 			jw_null(&w);
 		jw_obj_end(&w);
 	}

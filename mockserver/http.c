@@ -146,11 +146,18 @@ static char *copy_header(struct lws *wsi, enum lws_token_indexes tok)
 
 static void read_args(struct lws *wsi, struct http_req *req)
 {
-	char frag[4096];
 	for (int i = 0; req->nargs < HTTP_MAX_ARGS; i++) {
-		int n = lws_hdr_copy_fragment(wsi, frag, sizeof(frag), WSI_TOKEN_HTTP_URI_ARGS, i);
-		if (n < 0)
+		/* Sized per argument: a long search query must arrive whole (the route then refuses
+		 * it with a clear message) rather than vanish with every argument after it. */
+		int len = lws_hdr_fragment_length(wsi, WSI_TOKEN_HTTP_URI_ARGS, i);
+		if (len < 0)
 			break;
+		char *frag = xmalloc((size_t)len + 1);
+		int n = lws_hdr_copy_fragment(wsi, frag, len + 1, WSI_TOKEN_HTTP_URI_ARGS, i);
+		if (n < 0) {
+			free(frag);
+			break;
+		}
 		char *eq = strchr(frag, '=');
 		struct http_arg *a = &req->args[req->nargs++];
 		if (eq) {
@@ -160,6 +167,7 @@ static void read_args(struct lws *wsi, struct http_req *req)
 			a->name = xstrdup(frag);
 			a->value = xstrdup("");
 		}
+		free(frag);
 	}
 }
 

@@ -53,7 +53,27 @@ struct ingest {
 	int busy;                 /* jobs being processed by this process */
 	pthread_t *threads;
 	int nthreads;
+	ingest_hook_fn hook;      /* under lock */
+	void *hook_ctx;
 };
+
+void ingest_set_hook(struct ingest *ig, ingest_hook_fn fn, void *ctx)
+{
+	pthread_mutex_lock(&ig->lock);
+	ig->hook = fn;
+	ig->hook_ctx = ctx;
+	pthread_mutex_unlock(&ig->lock);
+}
+
+static void call_hook(struct ingest *ig, sqlite3 *db, enum ingest_kind kind, const char *content_id)
+{
+	pthread_mutex_lock(&ig->lock);
+	ingest_hook_fn fn = ig->hook;
+	void *ctx = ig->hook_ctx;
+	pthread_mutex_unlock(&ig->lock);
+	if (fn)
+		fn(ctx, db, kind, content_id);
+}
 
 int ingest_ladder(enum ingest_kind kind, const int **rungs)
 {
@@ -344,6 +364,8 @@ static void run_job(struct ingest *ig, sqlite3 *db, int64_t id, const char *cont
 		goto failed;
 	}
 	rc = commit_job(ig, db, id, content_id, episode, &f);
+	if (rc == 0)
+		call_hook(ig, db, episode ? INGEST_EPISODE : INGEST_TRACK, content_id);
 	if (rc == -EALREADY)
 		goto taken;
 	if (rc != 0) {
@@ -576,6 +598,7 @@ int ingest_submit(struct ingest *ig, sqlite3 *db, const void *audio, size_t len,
 		goto rollback;
 	}
 	*job_id = sqlite3_last_insert_rowid(db);
+	call_hook(ig, db, m->kind, content_id);
 	ingest_kick(ig);
 	return 0;
 rollback:

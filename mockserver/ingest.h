@@ -57,6 +57,14 @@ int ingest_wait_idle(struct ingest *ig, void (*progress)(void *ctx, int done, in
 int ingest_wait_some(struct ingest *ig, int enough, void (*progress)(void *ctx, int done, int total), void *ctx);
 /* Moves the queued job of content_id to the front of the queue (a listener is waiting). */
 void ingest_expedite(struct ingest *ig, sqlite3 *db, const char *content_id);
+/* Told about every catalog item the pipeline commits: once when ingest_submit has committed
+ * its catalog row (state "pending"), and again when its job completes. Called after the
+ * commit, on the submitting thread or an ingest worker, with that thread's connection. The
+ * search index uses it to index new items without a rebuild. */
+typedef void (*ingest_hook_fn)(void *ctx, sqlite3 *db, enum ingest_kind kind, const char *content_id);
+/* Sets (or with fn NULL clears) the hook; safe while workers run. */
+void ingest_set_hook(struct ingest *ig, ingest_hook_fn fn, void *ctx);
+
 /* Reads one job. 0 or -ENOENT. */
 int ingest_job_get(sqlite3 *db, int64_t id, struct ingest_job *out);
 /* The ladder for a kind, kbps ascending; returns the rung count. */

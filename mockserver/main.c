@@ -14,6 +14,8 @@
 #include "metrics.h"
 #include "json.h"
 #include <time.h>
+#include "searchsvc.h"
+#include "gencat.h"
 #include "users.h"
 #include "xmem.h"
 #include "buf.h"
@@ -44,6 +46,7 @@ static void usage(FILE *f)
 	fprintf(f,
 		"usage: encored serve --data DIR [--listen HOST:PORT] [options]\n"
 		"       encored seed-demo --data DIR [--tracks N] [--seconds S] [--episodes N]\n"
+		"       encored seed-catalog --data DIR --tracks N [--plan synthetic|demo] [--seed S]\n"
 		"       encored ingest --data DIR FILE --title T --artist A --album B [options]\n"
 		"       encored user add --data DIR [--admin] [--tier free|premium] [--country CC] NAME PASSWORD\n"
 		"       encored report royalties --data DIR --from YYYY-MM-DD --to YYYY-MM-DD [--format csv|json] [--audit]\n"
@@ -204,6 +207,16 @@ static int cmd_serve(int argc, char **argv)
 		fprintf(stderr, "encored: %s\n", err);
 		goto out;
 	}
+	/* Search: built from the database before serving; ingest keeps it current. */
+	s.search = searchsvc_new(o.metadata_ttl_ms, 4096);
+	struct searchsvc_build_stats bs;
+	if (searchsvc_build(s.search, db, &bs) != 0) {
+		fprintf(stderr, "encored: cannot build the search index\n");
+		goto out;
+	}
+	fprintf(stderr, "encored: search index: %zu objects (%zu tracks, %zu artists, %zu albums, %zu shows, %zu episodes, %zu playlists) in %.0f ms\n",
+		bs.total, bs.count[SEARCH_TRACK], bs.count[SEARCH_ARTIST], bs.count[SEARCH_ALBUM], bs.count[SEARCH_SHOW],
+		bs.count[SEARCH_EPISODE], bs.count[SEARCH_PLAYLIST], bs.ms);
 	s.ingest = ingest_new(o.data_dir, o.ingest_workers, err, sizeof(err));
 	if (!s.ingest) {
 		fprintf(stderr, "encored: %s\n", err);
@@ -215,6 +228,7 @@ static int cmd_serve(int argc, char **argv)
 		fprintf(stderr, "encored: %s\n", err);
 		goto out;
 	}
+	ingest_set_hook(s.ingest, searchsvc_ingest_hook, s.search);
 	struct http_config hc = {
 		.host = o.host,
 		.port = o.port,
@@ -248,6 +262,7 @@ out:
 	http_server_free(hs);
 	eventlog_runner_free(s.events);
 	ingest_free(s.ingest);
+	searchsvc_free(s.search);
 	db_close(db);
 	keyring_free(s.jwt_keys);
 	keyring_free(s.cdn_keys);
@@ -469,6 +484,71 @@ static int cmd_seed_demo(int argc, char **argv)
 out:
 	ingest_free(ig);
 	free(plan);
+	db_close(db);
+	return rc;
+}
+
+/* A generated metadata-only catalog (gencat.h) plus the demo users, for benchmarks and
+ * search tests at sizes the audio pipeline could not reach. */
+static int cmd_seed_catalog(int argc, char **argv)
+{
+	const char *data = NULL, *plan = "synthetic";
+	long long ntracks = -1;
+	unsigned long long seed = 0;
+	static const struct option opts[] = {
+		{"data", required_argument, 0, 'd'},
+		{"tracks", required_argument, 0, 'n'},
+		{"plan", required_argument, 0, 'p'},
+		{"seed", required_argument, 0, 's'},
+		{"help", no_argument, 0, 'h'},
+		{0, 0, 0, 0},
+	};
+	int c;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		switch (c) {
+		case 'd': data = optarg; break;
+		case 'n': ntracks = atoll(optarg); break;
+		case 'p': plan = optarg; break;
+		case 's': seed = strtoull(optarg, NULL, 10); break;
+		case 'h':
+			printf("usage: encored seed-catalog --data DIR --tracks N [--plan synthetic|demo] [--seed S]\n");
+			return 0;
+		default:
+			return EXIT_USAGE;
+		}
+	}
+	bool synthetic = strcmp(plan, "synthetic") == 0;
+	if (!data || ntracks < 0 || ntracks > 20000000 || (!synthetic && strcmp(plan, "demo") != 0)) {
+		fprintf(stderr, "encored: seed-catalog needs --data DIR, 0 <= --tracks <= 20000000, --plan synthetic|demo\n");
+		return EXIT_USAGE;
+	}
+	if (ensure_dir(data) != 0)
+		return 1;
+	char err[512];
+	sqlite3 *db;
+	if (db_open(data, &db, err, sizeof(err)) != 0) {
+		fprintf(stderr, "encored: %s\n", err);
+		return 1;
+	}
+	int rc = 1;
+	for (size_t i = 0; i < sizeof(DEMO_USERS) / sizeof(DEMO_USERS[0]); i++) {
+		int r = users_add(db, DEMO_USERS[i].name, "demo", DEMO_USERS[i].tier, DEMO_USERS[i].country,
+				  DEMO_USERS[i].admin, err, sizeof(err));
+		if (r != 0 && r != -EEXIST) {
+			fprintf(stderr, "encored: %s\n", err);
+			goto out;
+		}
+	}
+	struct gencat_stats st;
+	if (gencat_seed(db, synthetic ? GENCAT_SYNTHETIC : GENCAT_DEMO, (size_t)ntracks, seed, &st, err, sizeof(err)) != 0) {
+		fprintf(stderr, "encored: %s\n", err);
+		goto out;
+	}
+	printf("seeded %zu tracks, %zu artists and %zu albums (%s, metadata only) in %s in %.1f s\n", st.tracks,
+	       st.artists, st.albums, plan, data, st.seconds);
+	rc = 0;
+out:
 	db_close(db);
 	return rc;
 }
@@ -790,6 +870,8 @@ int main(int argc, char **argv)
 		return cmd_serve(argc - 1, argv + 1);
 	if (strcmp(cmd, "seed-demo") == 0)
 		return cmd_seed_demo(argc - 1, argv + 1);
+	if (strcmp(cmd, "seed-catalog") == 0)
+		return cmd_seed_catalog(argc - 1, argv + 1);
 	if (strcmp(cmd, "ingest") == 0)
 		return cmd_ingest(argc - 1, argv + 1);
 	if (strcmp(cmd, "user") == 0)

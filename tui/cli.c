@@ -18,6 +18,7 @@ static const struct {
 	{"logout", cmd_logout},
 	{"whoami", cmd_whoami},
 	{"show", cmd_show},
+	{"search", cmd_search},
 	{"play", cmd_play},
 	{"remote", cmd_remote},
 	{"events", cmd_events},
@@ -25,7 +26,7 @@ static const struct {
 
 static void usage_line(FILE *f)
 {
-	fprintf(f, "usage: encore [--server URL] [--output SINK] [login USER | logout | whoami | show URI | play ... | remote CMD | events status|flush]\n");
+	fprintf(f, "usage: encore [--server URL] [--output SINK] [login USER | logout | whoami | show URI | search QUERY | play ... | remote CMD | events status|flush]\n");
 }
 
 static void help(void)
@@ -39,6 +40,8 @@ static void help(void)
 	       "  logout             forget the stored session\n"
 	       "  whoami [--json]    show the logged-in account\n"
 	       "  show URI [--json]  show a track, album or artist (encore:TYPE:ID)\n"
+	       "  search QUERY [--type T,...] [--limit N] [--json]\n"
+	       "                     search tracks, artists, albums, playlists, shows, episodes\n"
 	       "  play [QUERY|URI...] [--quality Q] [--output SPEC] [--seek SEC] [--duration SEC] [--json]\n"
 	       "                     play headlessly until the queue ends (see encore play --help)\n"
 	       "  remote CMD         control a running client: play pause toggle next prev stop seek\n"

@@ -57,6 +57,7 @@ int cmd_login(struct cli_ctx *c, int argc, char **argv);
 int cmd_logout(struct cli_ctx *c, int argc, char **argv);
 int cmd_whoami(struct cli_ctx *c, int argc, char **argv);
 int cmd_show(struct cli_ctx *c, int argc, char **argv);
+int cmd_search(struct cli_ctx *c, int argc, char **argv);
 int cmd_play(struct cli_ctx *c, int argc, char **argv);
 int cmd_remote(struct cli_ctx *c, int argc, char **argv);
 int cmd_events(struct cli_ctx *c, int argc, char **argv);
