@@ -353,6 +353,11 @@ static bool render_track(struct call *c, struct jw *w, const char *id)
 	return found;
 }
 
+bool catalog_render_track(struct call *c, struct jw *w, const char *id)
+{
+	return render_track(c, w, id);
+}
+
 static bool check_id(struct call *c, const char *id)
 {
 	if (!id_valid(id)) {

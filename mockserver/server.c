@@ -17,7 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
-static const struct route *const ROUTE_TABLES[] = {auth_routes, catalog_routes, ingest_routes, delivery_routes};
+static const struct route *const ROUTE_TABLES[] = {auth_routes, catalog_routes, ingest_routes, delivery_routes, playlist_routes};
 
 void server_options_defaults(struct server_options *o)
 {

@@ -54,6 +54,8 @@ struct server {
 	struct ratelimit *ip_limits;
 	struct ttlcache *meta_cache;
 	struct ingest *ingest;
+	struct playlists *playlists;  /* in-memory playlist replicas and caches */
+	struct plhub *plhub;          /* WebSocket subscribers for live playlist pushes */
 	char base_url[128];           /* http://host:port, for href fields */
 	atomic_ullong requests, rate_limited, auth_failures;
 };
@@ -110,6 +112,11 @@ extern const struct route auth_routes[];
 extern const struct route catalog_routes[];
 extern const struct route ingest_routes[];
 extern const struct route delivery_routes[];
+extern const struct route playlist_routes[];
+
+/* Renders the full track object for id into w (through the metadata cache, per caller
+ * country). false if the track is unknown. */
+bool catalog_render_track(struct call *c, struct jw *w, const char *id);
 
 /* The CDN fast path: answers edge-cache hits on the service thread (http_app.fast). */
 bool delivery_fast(void *ctx, struct http_req *req, struct http_resp *resp);
