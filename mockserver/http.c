@@ -437,6 +437,8 @@ static int callback_http(struct lws *wsi, enum lws_callback_reasons reason, void
 	switch (reason) {
 	case LWS_CALLBACK_HTTP:
 		return begin_request(s, wsi, pss) < 0 ? -1 : 0;
+	case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
+		return 1;  /* a WebSocket upgrade that did not ask for HTTP_WS_PROTOCOL */
 	case LWS_CALLBACK_HTTP_BODY:
 		if (!pss->job || pss->dispatched)
 			return 0;
@@ -598,8 +600,7 @@ static int callback_ws(struct lws *wsi, enum lws_callback_reasons reason, void *
 		}
 		s->ws_conns[s->nws++] = w;
 		char tok[JWT_TOKEN_ARG_MAX];
-		const char *t = lws_get_urlarg_by_name(wsi, "token", tok, (int)sizeof(tok));
-		/* lws_get_urlarg_by_name returns the value after "token=". */
+		const char *t = lws_get_urlarg_by_name(wsi, "token=", tok, (int)sizeof(tok));
 		if (s->cfg.ws.open)
 			s->cfg.ws.open(s->cfg.ws.ctx, w->id, t);
 		return 0;
