@@ -20,11 +20,12 @@ static const struct {
 	{"show", cmd_show},
 	{"play", cmd_play},
 	{"remote", cmd_remote},
+	{"playlist", cmd_playlist},
 };
 
 static void usage_line(FILE *f)
 {
-	fprintf(f, "usage: encore [--server URL] [--output SINK] [login USER | logout | whoami | show URI | play ... | remote CMD]\n");
+	fprintf(f, "usage: encore [--server URL] [--output SINK] [login USER | logout | whoami | show URI | play ... | remote CMD | playlist SUB]\n");
 }
 
 static void help(void)
@@ -42,6 +43,9 @@ static void help(void)
 	       "                     play headlessly until the queue ends (see encore play --help)\n"
 	       "  remote CMD         control a running client: play pause toggle next prev stop seek\n"
 	       "                     volume shuffle repeat queue status subscribe\n"
+	       "  playlist SUB       ls | show ID | create NAME [--public] [--collaborative] | rename ID NAME\n"
+	       "                     | add ID URI... | rm ID URI | mv ID FROM TO | collab ID USER | follow ID\n"
+	       "                     [--json]; edits made offline are queued and sent on reconnect\n"
 	       "\n"
 	       "Options:\n"
 	       "  --server URL       server base URL (default: $ENCORE_SERVER, then the logged-in\n"

@@ -59,5 +59,6 @@ int cmd_whoami(struct cli_ctx *c, int argc, char **argv);
 int cmd_show(struct cli_ctx *c, int argc, char **argv);
 int cmd_play(struct cli_ctx *c, int argc, char **argv);
 int cmd_remote(struct cli_ctx *c, int argc, char **argv);
+int cmd_playlist(struct cli_ctx *c, int argc, char **argv);
 
 #endif
