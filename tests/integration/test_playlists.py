@@ -33,15 +33,20 @@ def create(c, name="Test", public=True, collaborative=False):
 
 
 def all_items(c, pid):
-    """Every item by offset paging: [(item_id, uri)]."""
-    out, off = [], 0
+    """Every item by offset paging, all pages from one snapshot: ([(item_id, uri)], snapshot).
+    Offset pages are of the current list, so a walk that saw the snapshot change restarts."""
     while True:
-        st, page, _ = c.get("/v1/playlists/%s/tracks?offset=%d&limit=100" % (pid, off))
-        expect(st, 200, "tracks page: %r" % (page,))
-        out += [(i["item_id"], i["track"]["uri"] if i["track"] else None) for i in page["items"]]
-        if not page["next"]:
-            return out, page["snapshot_id"]
-        off += 100
+        out, off, snap = [], 0, None
+        while True:
+            st, page, _ = c.get("/v1/playlists/%s/tracks?offset=%d&limit=100" % (pid, off))
+            expect(st, 200, "tracks page: %r" % (page,))
+            if snap is not None and page["snapshot_id"] != snap:
+                break
+            snap = page["snapshot_id"]
+            out += [(i["item_id"], i["track"]["uri"] if i["track"] else None) for i in page["items"]]
+            if not page["next"]:
+                return out, snap
+            off += 100
 
 
 def uris_of(c, pid):
