@@ -54,7 +54,7 @@ def main():
     args = ["--rate-limit-user", "100000:100000", "--rate-limit-ip", "100000:100000"]
     with Server(args=args, tracks=12) as srv:
         alice = srv.login("alice")
-        con_tracks = [r for r in alice.get("/v1/me")]  # warm the connection
+        alice.get("/v1/me")  # warm the connection
         import sqlite3
         db = sqlite3.connect(os.path.join(srv.data, "encore.db"))
         uris = ["encore:track:" + r[0] for r in db.execute("SELECT id FROM tracks")]
@@ -68,26 +68,34 @@ def main():
             assert st == 201, st
         fill_s = time.monotonic() - t0
 
+        # Five rounds; each starts with one edit, so every page is a page-cache miss again.
         offsets = list(range(0, ITEMS, 100))
-        random.Random(1).shuffle(offsets)
-        rids = [timed_get(alice, "/v1/playlists/%s/tracks?offset=%d&limit=100" % (pid, o))[0] for o in offsets]
-        off_ms = server_ms(srv, rids)
-        rids, cursor = [], ""
-        while cursor is not None:
-            rid, page = timed_get(alice, "/v1/playlists/%s/tracks?limit=100&cursor=%s" % (pid, cursor))
-            rids.append(rid)
-            cursor = page["cursors"]["after"]
-        cur_ms = server_ms(srv, rids)
-        rids = [timed_get(alice, "/v1/playlists/%s/tracks?offset=%d&limit=100" % (pid, o))[0] for o in offsets]
-        hot_ms = server_ms(srv, rids)
-        rids = [timed_get(alice, "/v1/albums/%s/tracks?limit=50&offset=0" % album)[0] for _ in range(len(offsets))]
-        peer_ms = server_ms(srv, rids)
-        print("fill: %d items in %.2f s" % (ITEMS, fill_s))
-        print("page of 100 by offset (cold page cache): p50 %.3f ms, p99 %.3f ms, n=%d" % (pct(off_ms, 50), pct(off_ms, 99), len(off_ms)))
-        print("page of 100 by cursor (cold page cache): p50 %.3f ms, p99 %.3f ms, n=%d" % (pct(cur_ms, 50), pct(cur_ms, 99), len(cur_ms)))
-        print("page of 100 by offset (page cache hit):  p50 %.3f ms, p99 %.3f ms" % (pct(hot_ms, 50), pct(hot_ms, 99)))
-        print("peer album-tracks route (50, cached):    p50 %.3f ms, p99 %.3f ms" % (pct(peer_ms, 50), pct(peer_ms, 99)))
-        page_p99 = max(pct(off_ms, 99), pct(cur_ms, 99))
+        rounds = []
+        for rnd in range(5):
+            alice.req("POST", "/v1/playlists/%s/tracks" % pid, {"uris": [uris[rnd]], "position": 0})
+            random.Random(rnd).shuffle(offsets)
+            rids = [timed_get(alice, "/v1/playlists/%s/tracks?offset=%d&limit=100" % (pid, o))[0] for o in offsets]
+            off_ms = server_ms(srv, rids)
+            rids, cursor = [], ""
+            while cursor is not None:
+                rid, page = timed_get(alice, "/v1/playlists/%s/tracks?limit=100&cursor=%s" % (pid, cursor))
+                rids.append(rid)
+                cursor = page["cursors"]["after"]
+            cur_ms = server_ms(srv, rids)
+            rids = [timed_get(alice, "/v1/playlists/%s/tracks?offset=%d&limit=100" % (pid, o))[0] for o in offsets]
+            hot_ms = server_ms(srv, rids)
+            rids = [timed_get(alice, "/v1/albums/%s/tracks?limit=50&offset=0" % album)[0] for _ in range(len(offsets))]
+            peer_ms = server_ms(srv, rids)
+            rounds.append((pct(off_ms, 50), pct(off_ms, 99), pct(cur_ms, 50), pct(cur_ms, 99),
+                           pct(hot_ms, 50), pct(hot_ms, 99), pct(peer_ms, 50), pct(peer_ms, 99)))
+        med = [statistics.median(r[i] for r in rounds) for i in range(8)]
+        print("fill: %d items in %.2f s; medians of 5 rounds of 100 pages each:" % (ITEMS, fill_s))
+        print("page of 100 by offset (page-cache miss): p50 %.3f ms, p99 %.3f ms" % (med[0], med[1]))
+        print("page of 100 by cursor (page-cache miss): p50 %.3f ms, p99 %.3f ms" % (med[2], med[3]))
+        print("page of 100 by offset (page-cache hit):  p50 %.3f ms, p99 %.3f ms" % (med[4], med[5]))
+        print("peer album-tracks route (50 items):      p50 %.3f ms, p99 %.3f ms" % (med[6], med[7]))
+        print("worst round p99: offset %.3f ms, cursor %.3f ms" % (max(r[1] for r in rounds), max(r[3] for r in rounds)))
+        page_p99 = max(med[1], med[3])
 
         # Push latency.
         small = alice.req("POST", "/v1/me/playlists", {"name": "Live", "public": True})[1]["id"]
@@ -145,7 +153,7 @@ def main():
         print("peer: one HTTP poll round trip: p50 %.2f ms, p99 %.2f ms" % (pct(polls, 50), pct(polls, 99)))
         for w in subs:
             w.close()
-        peer = pct(peer_ms, 99)
+        peer = med[7]
         print("BENCH\tplaylist_page\tp99_ms_lower_better\t%.3f\talbum_tracks_route\t%.3f\t%.2f\t< 5 ms" % (page_p99, peer, page_p99 / peer if peer else 0))
         pp = pct(polls, 99)
         print("BENCH\tplaylist_push\tp99_ms_lower_better\t%.2f\thttp_poll_rtt\t%.2f\t%.2f\t< 50 ms" % (pct(lat, 99), pp, pct(lat, 99) / pp if pp else 0))

@@ -180,7 +180,6 @@ static int cmd_serve(int argc, char **argv)
 	s.meta_cache = ttlcache_new(o.metadata_ttl_ms, 100000);
 	s.playlists = playlists_new();
 	s.plhub = plhub_new(s.jwt_keys, s.playlists, o.data_dir);
-	playlists_set_hub(s.playlists, s.plhub);
 
 	/* Migrate once here so workers never race on the schema. */
 	if (db_open(o.data_dir, &db, err, sizeof(err)) != 0) {

@@ -47,7 +47,6 @@ struct playlists {
 	pthread_mutex_t lock;
 	struct pl_entry *buckets[NBUCKETS];
 	struct ttlcache *pages;
-	struct plhub *hub;
 };
 
 static int64_t mono_ms(void)
@@ -61,7 +60,7 @@ struct playlists *playlists_new(void)
 {
 	struct playlists *p = xcalloc(1, sizeof(*p));
 	pthread_mutex_init(&p->lock, NULL);
-	p->pages = ttlcache_new(PLAYLISTS_PAGE_TTL_MS, 4096);
+	p->pages = ttlcache_new(PLAYLISTS_PAGE_TTL_MS, PLAYLISTS_PAGE_CACHE_ENTRIES);
 	return p;
 }
 
@@ -88,11 +87,6 @@ void playlists_free(struct playlists *p)
 	ttlcache_free(p->pages);
 	pthread_mutex_destroy(&p->lock);
 	free(p);
-}
-
-void playlists_set_hub(struct playlists *p, struct plhub *hub)
-{
-	p->hub = hub;
 }
 
 /* ---- loading ---- */

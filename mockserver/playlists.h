@@ -15,16 +15,14 @@
 
 #define PLAYLISTS_META_TTL_MS (5 * 60 * 1000)
 #define PLAYLISTS_PAGE_TTL_MS 60000
+#define PLAYLISTS_PAGE_CACHE_ENTRIES 256   /* a 100-item page renders to ~150 KB */
 #define PLAYLISTS_MAX_ITEMS 100      /* URIs, positions or tracks per request */
 
 struct playlists;
-struct plhub;
 
 /* An empty registry. */
 struct playlists *playlists_new(void);
 void playlists_free(struct playlists *p);
-/* Where pushes go (may be NULL: no live updates). Set before serving. */
-void playlists_set_hub(struct playlists *p, struct plhub *hub);
 /* For a subscription: 0 and the current snapshot id when user may read playlist id,
  * -ENOENT when it does not exist or is private to others, -EIO on a database error. */
 int playlists_subscribe_check(struct playlists *p, sqlite3 *db, const char *id, const char *user,
