@@ -783,6 +783,13 @@ static void reply_playlist(struct call *c, struct pl_entry *e, int status, bool 
 	if (full) {
 		tracks = tracks_page(c, e, 100, 0, NULL);
 		pthread_mutex_lock(&e->lock);
+		/* A failed write elsewhere may have dropped the replica meanwhile. */
+		if (!e->crdt && crdt_load(c->db, e->id, &e->crdt) != 0) {
+			pthread_mutex_unlock(&e->lock);
+			free(tracks);
+			call_error(c, 503, "database unavailable");
+			return;
+		}
 	}
 	struct jw w;
 	jw_init(&w);
