@@ -6,6 +6,7 @@
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 struct cache {
@@ -22,7 +23,9 @@ struct cache *cache_open(const char *path, char *err, size_t errlen)
 	sqlite3_busy_timeout(c->db, 2000);
 	char *msg = NULL;
 	if (sqlite3_exec(c->db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
-				"CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value TEXT NOT NULL, expires_at INTEGER NOT NULL);",
+				"CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value TEXT NOT NULL, expires_at INTEGER NOT NULL);"
+				"CREATE TABLE IF NOT EXISTS outbox (id INTEGER PRIMARY KEY, method TEXT NOT NULL, path TEXT NOT NULL,"
+				" body TEXT, created_at INTEGER NOT NULL);",
 			 NULL, NULL, &msg) != SQLITE_OK) {
 		snprintf(err, errlen, "cannot set up cache %s: %s", path, msg ? msg : "?");
 		sqlite3_free(msg);
@@ -70,4 +73,56 @@ char *cache_get(struct cache *c, const char *key, int64_t now)
 		v = xstrdup((const char *)sqlite3_column_text(st, 0));
 	sqlite3_finalize(st);
 	return v;
+}
+
+int cache_outbox_add(struct cache *c, const char *method, const char *path, const char *body)
+{
+	sqlite3_stmt *st = NULL;
+	if (sqlite3_prepare_v2(c->db, "INSERT INTO outbox(method, path, body, created_at) VALUES (?, ?, ?, ?)", -1, &st, NULL) != SQLITE_OK)
+		return -EIO;
+	sqlite3_bind_text(st, 1, method, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, path, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, body, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 4, (sqlite3_int64)time(NULL));
+	int rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -EIO;
+	sqlite3_finalize(st);
+	return rc;
+}
+
+size_t cache_outbox_list(struct cache *c, struct cache_outbox_entry *out, size_t max)
+{
+	sqlite3_stmt *st = NULL;
+	if (sqlite3_prepare_v2(c->db, "SELECT id, method, path, body FROM outbox ORDER BY id LIMIT ?", -1, &st, NULL) != SQLITE_OK)
+		return 0;
+	sqlite3_bind_int64(st, 1, (sqlite3_int64)max);
+	size_t n = 0;
+	while (n < max && sqlite3_step(st) == SQLITE_ROW) {
+		const char *body = (const char *)sqlite3_column_text(st, 3);
+		out[n].id = sqlite3_column_int64(st, 0);
+		out[n].method = xstrdup((const char *)sqlite3_column_text(st, 1));
+		out[n].path = xstrdup((const char *)sqlite3_column_text(st, 2));
+		out[n].body = body ? xstrdup(body) : NULL;
+		n++;
+	}
+	sqlite3_finalize(st);
+	return n;
+}
+
+int cache_outbox_remove(struct cache *c, int64_t id)
+{
+	sqlite3_stmt *st = NULL;
+	if (sqlite3_prepare_v2(c->db, "DELETE FROM outbox WHERE id = ?", -1, &st, NULL) != SQLITE_OK)
+		return -EIO;
+	sqlite3_bind_int64(st, 1, id);
+	int rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -EIO;
+	sqlite3_finalize(st);
+	return rc;
+}
+
+void cache_outbox_entry_free(struct cache_outbox_entry *e)
+{
+	free(e->method);
+	free(e->path);
+	free(e->body);
+	memset(e, 0, sizeof(*e));
 }

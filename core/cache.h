@@ -15,4 +15,19 @@ int cache_put(struct cache *c, const char *key, const char *value, int64_t expir
 /* The live value for key at time now (caller frees), or NULL. */
 char *cache_get(struct cache *c, const char *key, int64_t now);
 
+/* The outbox: requests made while the server was unreachable, replayed in order later.
+ * Unlike the key-value rows, they never expire. */
+struct cache_outbox_entry {
+	int64_t id;
+	char *method, *path, *body;   /* owned; body may be NULL */
+};
+/* Queues a request. 0 or -EIO. */
+int cache_outbox_add(struct cache *c, const char *method, const char *path, const char *body);
+/* Up to max of the oldest queued requests into out; returns how many (0 on error). Free
+ * each with cache_outbox_entry_free. */
+size_t cache_outbox_list(struct cache *c, struct cache_outbox_entry *out, size_t max);
+/* Drops a queued request once it has been answered. 0 or -EIO. */
+int cache_outbox_remove(struct cache *c, int64_t id);
+void cache_outbox_entry_free(struct cache_outbox_entry *e);
+
 #endif

@@ -352,6 +352,7 @@ bool catalog_write_track(struct call *c, struct jw *w, const char *id)
 	return found;
 }
 
+
 static bool check_id(struct call *c, const char *id)
 {
 	if (!id_valid(id)) {

@@ -122,6 +122,35 @@ static const char *const MIGRATIONS[] = {
 	"  created_at INTEGER NOT NULL DEFAULT 0);"
 	"CREATE INDEX episodes_by_show ON episodes(show_id, episode_number);",
 
+	/* 3: playlists: metadata apart from the order, which is the log of CRDT operations
+	 * (replayed into memory on first use); collaborators and followers as members. */
+	"CREATE TABLE playlists ("
+	"  id TEXT PRIMARY KEY,"
+	"  owner TEXT NOT NULL REFERENCES users(id),"
+	"  name TEXT NOT NULL,"
+	"  description TEXT NOT NULL DEFAULT '',"
+	"  public INTEGER NOT NULL DEFAULT 1,"
+	"  collaborative INTEGER NOT NULL DEFAULT 0,"
+	"  image_url TEXT,"
+	"  created_at INTEGER NOT NULL,"
+	"  updated_at INTEGER NOT NULL);"
+	"CREATE INDEX playlists_by_owner ON playlists(owner, created_at);"
+	"CREATE TABLE playlist_ops ("
+	"  playlist_id TEXT NOT NULL REFERENCES playlists(id) ON DELETE CASCADE,"
+	"  seq INTEGER NOT NULL,"                 /* the replica's version after this op */
+	"  kind INTEGER NOT NULL,"                /* 1 insert, 2 remove */
+	"  counter INTEGER NOT NULL, replica INTEGER NOT NULL,"
+	"  item_counter INTEGER NOT NULL, item_replica INTEGER NOT NULL,"
+	"  origin_counter INTEGER NOT NULL DEFAULT 0, origin_replica INTEGER NOT NULL DEFAULT 0,"
+	"  uri TEXT, added_by TEXT, added_at INTEGER NOT NULL DEFAULT 0,"
+	"  PRIMARY KEY (playlist_id, seq)) WITHOUT ROWID;"
+	"CREATE TABLE playlist_members ("
+	"  playlist_id TEXT NOT NULL REFERENCES playlists(id) ON DELETE CASCADE,"
+	"  user_id TEXT NOT NULL REFERENCES users(id),"
+	"  role TEXT NOT NULL CHECK (role IN ('collaborator','follower')),"
+	"  added_at INTEGER NOT NULL,"
+	"  PRIMARY KEY (playlist_id, user_id, role)) WITHOUT ROWID;"
+	"CREATE INDEX playlist_members_by_user ON playlist_members(user_id, role);",
 	/* 4: events: the append-only event log (seq is the offset consumers commit; event_id
 	 * makes ingest idempotent), consumer offsets, and the consumers' derived tables. */
 	"CREATE TABLE event_log ("

@@ -24,6 +24,7 @@
 /* How long a stopping server waits for in-flight requests. */
 #define HTTP_DRAIN_SECONDS 10
 #define HTTP_WRITE_CHUNK 16384
+#define JWT_TOKEN_ARG_MAX 4200   /* a ?token= JWT and its name */
 
 struct job {
 	struct job *next;
@@ -43,6 +44,23 @@ struct pss {
 	int64_t next_send_us;    /* bandwidth shaping: earliest time for the next slice */
 };
 
+/* An outgoing WebSocket message (or close, when close_code is set). */
+struct ws_msg {
+	struct ws_msg *next;
+	uint64_t conn;
+	int close_code;
+	size_t len;
+	unsigned char data[];   /* LWS_PRE bytes of headroom, then the payload */
+};
+
+/* Per WebSocket connection; service thread only. */
+struct wss {
+	uint64_t id;
+	struct lws *wsi;
+	struct buf in;           /* message being reassembled from fragments */
+	struct ws_msg *out_head, *out_tail;
+};
+
 struct http_server {
 	struct http_config cfg;
 	struct lws_context *lws;
@@ -58,6 +76,13 @@ struct http_server {
 	pthread_t *threads;
 	int nthreads;
 	atomic_int next_worker_index;
+
+	/* WebSocket: the outgoing queue is filled by any thread under lock; the connection
+	 * table belongs to the service thread. */
+	struct ws_msg *wsq_head, *wsq_tail;
+	struct wss **ws_conns;
+	size_t nws, wscap;
+	uint64_t next_ws_id;
 };
 
 int64_t http_now_us(void)
@@ -420,6 +445,8 @@ static int callback_http(struct lws *wsi, enum lws_callback_reasons reason, void
 	switch (reason) {
 	case LWS_CALLBACK_HTTP:
 		return begin_request(s, wsi, pss) < 0 ? -1 : 0;
+	case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
+		return 1;  /* a WebSocket upgrade that did not ask for HTTP_WS_PROTOCOL */
 	case LWS_CALLBACK_HTTP_BODY:
 		if (!pss->job || pss->dispatched)
 			return 0;
@@ -461,8 +488,174 @@ static int callback_http(struct lws *wsi, enum lws_callback_reasons reason, void
 	return lws_callback_http_dummy(wsi, reason, user, in, len);
 }
 
+static void ws_enqueue(struct http_server *s, uint64_t conn, int close_code, const char *text, size_t len)
+{
+	struct ws_msg *m = xmalloc(sizeof(*m) + LWS_PRE + len + 1);
+	m->next = NULL;
+	m->conn = conn;
+	m->close_code = close_code;
+	m->len = len;
+	memcpy(m->data + LWS_PRE, text, len);
+	m->data[LWS_PRE + len] = 0;
+	pthread_mutex_lock(&s->lock);
+	if (s->wsq_tail)
+		s->wsq_tail->next = m;
+	else
+		s->wsq_head = m;
+	s->wsq_tail = m;
+	pthread_mutex_unlock(&s->lock);
+	lws_cancel_service(s->lws);
+}
+
+void http_ws_send(struct http_server *s, uint64_t conn, const char *text, size_t len)
+{
+	ws_enqueue(s, conn, 0, text, len);
+}
+
+void http_ws_close(struct http_server *s, uint64_t conn, int code, const char *reason)
+{
+	size_t n = strlen(reason);
+	ws_enqueue(s, conn, code, reason, n > 120 ? 120 : n);
+}
+
+static struct wss *ws_find(struct http_server *s, uint64_t id)
+{
+	for (size_t i = 0; i < s->nws; i++)
+		if (s->ws_conns[i]->id == id)
+			return s->ws_conns[i];
+	return NULL;
+}
+
+static void ws_msgs_free(struct ws_msg *m)
+{
+	while (m) {
+		struct ws_msg *n = m->next;
+		free(m);
+		m = n;
+	}
+}
+
+/* Moves queued messages onto their connections' outboxes (service thread). */
+static void ws_drain(struct http_server *s)
+{
+	pthread_mutex_lock(&s->lock);
+	struct ws_msg *m = s->wsq_head;
+	s->wsq_head = s->wsq_tail = NULL;
+	pthread_mutex_unlock(&s->lock);
+	while (m) {
+		struct ws_msg *next = m->next;
+		m->next = NULL;
+		struct wss *w = ws_find(s, m->conn);
+		if (!w) {
+			free(m);
+		} else {
+			if (w->out_tail)
+				w->out_tail->next = m;
+			else
+				w->out_head = m;
+			w->out_tail = m;
+			lws_callback_on_writable(w->wsi);
+		}
+		m = next;
+	}
+}
+
+static int ws_write_one(struct wss *w)
+{
+	struct ws_msg *m = w->out_head;
+	if (!m)
+		return 0;
+	w->out_head = m->next;
+	if (!w->out_head)
+		w->out_tail = NULL;
+	if (m->close_code) {
+		lws_close_reason(w->wsi, (enum lws_close_status)m->close_code, m->data + LWS_PRE, m->len);
+		free(m);
+		return -1;
+	}
+	int n = lws_write(w->wsi, m->data + LWS_PRE, m->len, LWS_WRITE_TEXT);
+	free(m);
+	if (n < 0)
+		return -1;
+	if (w->out_head)
+		lws_callback_on_writable(w->wsi);
+	return 0;
+}
+
+/* Closes from the service thread with a code the client can read. */
+static int ws_refuse(struct lws *wsi, enum lws_close_status code, const char *reason)
+{
+	lws_close_reason(wsi, code, (unsigned char *)reason, strlen(reason));
+	return -1;
+}
+
+static int callback_ws(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, size_t len)
+{
+	struct wss *w = user;
+	struct lws_context *ctx = lws_get_context(wsi);
+	struct http_server *s = ctx ? lws_context_user(ctx) : NULL;
+
+	switch (reason) {
+	case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
+		return s && s->cfg.ws.message && !atomic_load(&s->stopping) ? 0 : 1;
+	case LWS_CALLBACK_ESTABLISHED: {
+		memset(w, 0, sizeof(*w));
+		w->id = ++s->next_ws_id;
+		w->wsi = wsi;
+		if (s->nws == s->wscap) {
+			s->wscap = s->wscap ? s->wscap * 2 : 64;
+			s->ws_conns = xrealloc(s->ws_conns, s->wscap * sizeof(*s->ws_conns));
+		}
+		s->ws_conns[s->nws++] = w;
+		char tok[JWT_TOKEN_ARG_MAX];
+		const char *t = lws_get_urlarg_by_name(wsi, "token=", tok, (int)sizeof(tok));
+		if (s->cfg.ws.open)
+			s->cfg.ws.open(s->cfg.ws.ctx, w->id, t);
+		return 0;
+	}
+	case LWS_CALLBACK_RECEIVE:
+		if (lws_frame_is_binary(wsi))
+			return ws_refuse(wsi, LWS_CLOSE_STATUS_UNACCEPTABLE_OPCODE, "text messages only");
+		if (w->in.len + len > HTTP_WS_MAX_MESSAGE)
+			return ws_refuse(wsi, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE, "message too large");
+		buf_append(&w->in, in, len);
+		if (lws_is_final_fragment(wsi) && lws_remaining_packet_payload(wsi) == 0) {
+			size_t n = w->in.len;
+			char *text = buf_steal(&w->in);
+			if (strlen(text) != n) {
+				free(text);
+				return ws_refuse(wsi, LWS_CLOSE_STATUS_INVALID_PAYLOAD, "NUL in message");
+			}
+			s->cfg.ws.message(s->cfg.ws.ctx, w->id, text, n);
+			free(text);
+		}
+		return 0;
+	case LWS_CALLBACK_SERVER_WRITEABLE:
+		return ws_write_one(w);
+	case LWS_CALLBACK_CLOSED:
+		for (size_t i = 0; i < s->nws; i++)
+			if (s->ws_conns[i] == w) {
+				s->ws_conns[i] = s->ws_conns[--s->nws];
+				break;
+			}
+		if (s->cfg.ws.close)
+			s->cfg.ws.close(s->cfg.ws.ctx, w->id);
+		buf_free(&w->in);
+		ws_msgs_free(w->out_head);
+		w->out_head = w->out_tail = NULL;
+		return 0;
+	case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
+		if (s)
+			ws_drain(s);
+		return 0;
+	default:
+		return 0;
+	}
+}
+
 static const struct lws_protocols protocols[] = {
 	{"http", callback_http, sizeof(struct pss), 0, 0, NULL, 0},
+	{HTTP_WS_PROTOCOL, callback_ws, sizeof(struct wss), 4096, 0, NULL, 0},
 	{NULL, NULL, 0, 0, 0, NULL, 0},
 };
 
@@ -591,6 +784,8 @@ void http_server_free(struct http_server *s)
 	/* Anything still queued belonged to connections lws has now closed. */
 	for (struct job *j = s->work_head, *n; j; j = n) { n = j->next; job_free(j); }
 	for (struct job *j = s->done_head, *n; j; j = n) { n = j->next; job_free(j); }
+	ws_msgs_free(s->wsq_head);
+	free(s->ws_conns);
 	free(s->threads);
 	pthread_mutex_destroy(&s->lock);
 	pthread_cond_destroy(&s->work_cv);

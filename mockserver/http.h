@@ -75,6 +75,20 @@ struct http_app {
 	void (*log)(void *ctx, const struct http_req *req, const struct http_resp *resp, int64_t latency_us);
 };
 
+/* The WebSocket side: connections that ask for subprotocol HTTP_WS_PROTOCOL on the same
+ * port. Callbacks run on the service thread, one connection id each (never reused). */
+#define HTTP_WS_PROTOCOL "encore-v1"
+#define HTTP_WS_MAX_MESSAGE 8192   /* a bigger incoming message closes with 1009 */
+
+struct http_ws_app {
+	void *ctx;
+	/* A connection opened; query_token is its ?token= argument, or NULL. */
+	void (*open)(void *ctx, uint64_t conn, const char *query_token);
+	/* One complete text message, NUL-terminated (len excludes the NUL). */
+	void (*message)(void *ctx, uint64_t conn, const char *text, size_t len);
+	void (*close)(void *ctx, uint64_t conn);
+};
+
 struct http_config {
 	const char *host;      /* address to bind, e.g. "127.0.0.1" */
 	int port;              /* 0 picks a free port */
@@ -83,6 +97,7 @@ struct http_config {
 	/* Optional: a larger limit for some paths (uploads). Returns the limit for this request. */
 	size_t (*body_limit)(void *ctx, const char *method, const char *path, size_t max_body);
 	struct http_app app;
+	struct http_ws_app ws;  /* optional: all NULL means WebSocket upgrades are refused */
 };
 
 /* Creates the listening server and starts its workers. NULL on failure with err filled. */
@@ -96,6 +111,12 @@ int http_server_run(struct http_server *s);
 void http_server_stop(struct http_server *s);
 /* Joins the workers and releases everything. */
 void http_server_free(struct http_server *s);
+
+/* Queues a text message to a WebSocket connection; callable from any thread. Messages to
+ * one connection go out in the order queued; a closed connection drops them. */
+void http_ws_send(struct http_server *s, uint64_t conn, const char *text, size_t len);
+/* Queues a close frame (status code, short reason) after the messages already queued. */
+void http_ws_close(struct http_server *s, uint64_t conn, int code, const char *reason);
 
 /* Query argument value, or NULL. */
 const char *http_arg(const struct http_req *req, const char *name);

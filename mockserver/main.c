@@ -9,6 +9,8 @@
 #include "objstore.h"
 #include "synth.h"
 #include "http.h"
+#include "playlists.h"
+#include "plpush.h"
 #include "server.h"
 #include "eventlog.h"
 #include "metrics.h"
@@ -192,6 +194,8 @@ static int cmd_serve(int argc, char **argv)
 	s.ip_limits = ratelimit_new(o.ip_rate, o.ip_burst);
 	s.meta_cache = ttlcache_new(o.metadata_ttl_ms, 100000);
 	s.metrics = metrics_new();
+	s.playlists = playlists_new();
+	s.plhub = plhub_new(s.jwt_keys, s.playlists, o.data_dir);
 
 	/* Migrate once here so workers never race on the schema. */
 	if (db_open(o.data_dir, &db, err, sizeof(err)) != 0) {
@@ -236,12 +240,14 @@ static int cmd_serve(int argc, char **argv)
 		.max_body = o.max_body,
 		.body_limit = server_body_limit,
 		.app = server_http_app(&s),
+		.ws = plhub_ws_app(s.plhub),
 	};
 	hs = http_server_new(&hc, err, sizeof(err));
 	if (!hs) {
 		fprintf(stderr, "encored: %s\n", err);
 		goto out;
 	}
+	plhub_attach(s.plhub, hs);
 	snprintf(s.base_url, sizeof(s.base_url), "http://%s:%d", o.host, http_server_port(hs));
 	printf("listening on %s\n", s.base_url);
 	fflush(stdout);
@@ -273,6 +279,8 @@ out:
 	ratelimit_free(s.ip_limits);
 	ttlcache_free(s.meta_cache);
 	metrics_free(s.metrics);
+	plhub_free(s.plhub);
+	playlists_free(s.playlists);
 	free(host);
 	return rc;
 }

@@ -57,6 +57,8 @@ struct server {
 	struct ttlcache *meta_cache;
 	struct ingest *ingest;
 	struct searchsvc *search;     /* the search index and its result cache (searchsvc.h) */
+	struct playlists *playlists;  /* in-memory playlist replicas and caches */
+	struct plhub *plhub;          /* WebSocket subscribers for live playlist pushes */
 	char base_url[128];           /* http://host:port, for href fields */
 	atomic_ullong requests, rate_limited, auth_failures;
 	struct metrics *metrics;      /* per-route request counters and latency histograms */
@@ -121,6 +123,8 @@ extern const struct route events_routes[];
 /* The pattern of the route that path belongs to (any method), or "unmatched". Static string. */
 const char *server_route_pattern(const char *path);
 extern const struct route search_routes[];
+extern const struct route playlist_routes[];
+
 
 /* The CDN fast path: answers edge-cache hits on the service thread (http_app.fast). */
 bool delivery_fast(void *ctx, struct http_req *req, struct http_resp *resp);

@@ -22,11 +22,12 @@ static const struct {
 	{"play", cmd_play},
 	{"remote", cmd_remote},
 	{"events", cmd_events},
+	{"playlist", cmd_playlist},
 };
 
 static void usage_line(FILE *f)
 {
-	fprintf(f, "usage: encore [--server URL] [--output SINK] [login USER | logout | whoami | show URI | search QUERY | play ... | remote CMD | events status|flush]\n");
+	fprintf(f, "usage: encore [--server URL] [--output SINK] [login USER | logout | whoami | show URI | search QUERY | play ... | remote CMD | playlist SUB | events status|flush]\n");
 }
 
 static void help(void)
@@ -48,6 +49,9 @@ static void help(void)
 	       "                     volume shuffle repeat queue status subscribe\n"
 	       "  events status      listening events waiting to upload ([--json])\n"
 	       "  events flush       upload waiting listening events now\n"
+	       "  playlist SUB       ls | show ID | create NAME [--public] [--collaborative] | rename ID NAME\n"
+	       "                     | add ID URI... | rm ID URI | mv ID FROM TO | collab ID USER | follow ID\n"
+	       "                     [--json]; edits made offline are queued and sent on reconnect\n"
 	       "\n"
 	       "Options:\n"
 	       "  --server URL       server base URL (default: $ENCORE_SERVER, then the logged-in\n"

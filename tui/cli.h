@@ -65,5 +65,6 @@ int cmd_events(struct cli_ctx *c, int argc, char **argv);
 struct outbox;
 /* Opens DATA_DIR/outbox.db (the listening-event outbox). NULL after printing why. */
 struct outbox *cli_open_outbox(struct cli_ctx *c);
+int cmd_playlist(struct cli_ctx *c, int argc, char **argv);
 
 #endif

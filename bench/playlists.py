@@ -1,0 +1,163 @@
+"""Playlist benchmarks against a real encored:
+
+1. Track pages of a 10,000-item playlist: server-side time (the access log's "ms") of
+   100-item pages by offset (cold page cache: every offset once) and by cursor (a whole
+   walk), p50/p99; peer: the catalog's album-tracks paging route in the same run.
+2. Push latency: 100 WebSocket subscribers on loopback; an editor makes 50 edits; latency
+   is from just before the edit's HTTP request to each subscriber's receipt of the push,
+   p50/p99 over all deliveries; peer: one HTTP poll round trip (GET .../changes?since=).
+
+Goals: page p99 < 5 ms server-side; push p99 < 50 ms."""
+import json
+import os
+import random
+import selectors
+import statistics
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "tests", "integration"))
+from harness import Server  # noqa: E402
+from wsclient import WS  # noqa: E402
+
+ITEMS = int(os.environ.get("BENCH_ITEMS", "10000"))
+SUBSCRIBERS = int(os.environ.get("BENCH_SUBSCRIBERS", "100"))
+EDITS = int(os.environ.get("BENCH_EDITS", "50"))
+
+
+def pct(xs, p):
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(round(p / 100.0 * (len(xs) - 1))))]
+
+
+def server_ms(srv, rids):
+    want, out = set(rids), []
+    for line in srv.log_text().splitlines():
+        if line.startswith("{"):
+            try:
+                rec = json.loads(line)
+            except ValueError:
+                continue
+            if rec.get("rid") in want:
+                out.append(rec["ms"])
+    return out
+
+
+def timed_get(c, path):
+    st, body, r = c.raw("GET", path)
+    assert st == 200, (path, st, body[:200])
+    return r.getheader("x-request-id"), json.loads(body)
+
+
+def main():
+    args = ["--rate-limit-user", "100000:100000", "--rate-limit-ip", "100000:100000"]
+    with Server(args=args, tracks=12) as srv:
+        alice = srv.login("alice")
+        alice.get("/v1/me")  # warm the connection
+        import sqlite3
+        db = sqlite3.connect(os.path.join(srv.data, "encore.db"))
+        uris = ["encore:track:" + r[0] for r in db.execute("SELECT id FROM tracks")]
+        album = db.execute("SELECT album_id, count(*) FROM tracks GROUP BY album_id ORDER BY 2 DESC LIMIT 1").fetchone()[0]
+        db.close()
+        st, p, _ = alice.req("POST", "/v1/me/playlists", {"name": "Big", "public": True})
+        pid = p["id"]
+        t0 = time.monotonic()
+        for i in range(0, ITEMS, 100):
+            st, _, _ = alice.req("POST", "/v1/playlists/%s/tracks" % pid, {"uris": [uris[(i + k) % len(uris)] for k in range(100)]})
+            assert st == 201, st
+        fill_s = time.monotonic() - t0
+
+        # Five rounds; each starts with one edit, so every page is a page-cache miss again.
+        offsets = list(range(0, ITEMS, 100))
+        rounds = []
+        for rnd in range(5):
+            alice.req("POST", "/v1/playlists/%s/tracks" % pid, {"uris": [uris[rnd]], "position": 0})
+            random.Random(rnd).shuffle(offsets)
+            rids = [timed_get(alice, "/v1/playlists/%s/tracks?offset=%d&limit=100" % (pid, o))[0] for o in offsets]
+            off_ms = server_ms(srv, rids)
+            rids, cursor = [], ""
+            while cursor is not None:
+                rid, page = timed_get(alice, "/v1/playlists/%s/tracks?limit=100&cursor=%s" % (pid, cursor))
+                rids.append(rid)
+                cursor = page["cursors"]["after"]
+            cur_ms = server_ms(srv, rids)
+            rids = [timed_get(alice, "/v1/playlists/%s/tracks?offset=%d&limit=100" % (pid, o))[0] for o in offsets]
+            hot_ms = server_ms(srv, rids)
+            rids = [timed_get(alice, "/v1/albums/%s/tracks?limit=50&offset=0" % album)[0] for _ in range(len(offsets))]
+            peer_ms = server_ms(srv, rids)
+            rounds.append((pct(off_ms, 50), pct(off_ms, 99), pct(cur_ms, 50), pct(cur_ms, 99),
+                           pct(hot_ms, 50), pct(hot_ms, 99), pct(peer_ms, 50), pct(peer_ms, 99)))
+        med = [statistics.median(r[i] for r in rounds) for i in range(8)]
+        print("fill: %d items in %.2f s; medians of 5 rounds of 100 pages each:" % (ITEMS, fill_s))
+        print("page of 100 by offset (page-cache miss): p50 %.3f ms, p99 %.3f ms" % (med[0], med[1]))
+        print("page of 100 by cursor (page-cache miss): p50 %.3f ms, p99 %.3f ms" % (med[2], med[3]))
+        print("page of 100 by offset (page-cache hit):  p50 %.3f ms, p99 %.3f ms" % (med[4], med[5]))
+        print("peer album-tracks route (50 items):      p50 %.3f ms, p99 %.3f ms" % (med[6], med[7]))
+        print("worst round p99: offset %.3f ms, cursor %.3f ms" % (max(r[1] for r in rounds), max(r[3] for r in rounds)))
+        page_p99 = max(med[1], med[3])
+
+        # Push latency.
+        small = alice.req("POST", "/v1/me/playlists", {"name": "Live", "public": True})[1]["id"]
+        subs = []
+        for _ in range(SUBSCRIBERS):
+            w = WS(srv.host, srv.port, path="/?token=" + alice.token)
+            w.recv()
+            w.send({"type": "subscribe", "playlist": small})
+            w.recv_until(lambda m: m.get("type") == "subscribed")
+            w.sock.setblocking(False)
+            subs.append(w)
+        sel = selectors.DefaultSelector()
+        for w in subs:
+            sel.register(w.sock, selectors.EVENT_READ, w)
+        lat, polls = [], []
+        editor = srv.login("alice")
+        poller = srv.login("bob")
+        for e in range(EDITS):
+            t_send = time.monotonic()
+            st, r, _ = editor.req("POST", "/v1/playlists/%s/tracks" % small, {"uris": [uris[e % len(uris)]]})
+            assert st == 201
+            pending = set(range(SUBSCRIBERS))
+            deadline = time.monotonic() + 10
+            while pending and time.monotonic() < deadline:
+                for key, _ in sel.select(timeout=1):
+                    w = key.data
+                    try:
+                        chunk = w.sock.recv(65536)
+                    except BlockingIOError:
+                        continue
+                    now = time.monotonic()
+                    w.buf += chunk
+                    # Frames from server are unmasked text frames; count whole ones.
+                    while len(w.buf) >= 2:
+                        n = w.buf[1] & 0x7F
+                        hl = 2 + (2 if n == 126 else 8 if n == 127 else 0)
+                        if len(w.buf) < hl:
+                            break
+                        if n == 126:
+                            n = int.from_bytes(w.buf[2:4], "big")
+                        elif n == 127:
+                            n = int.from_bytes(w.buf[2:10], "big")
+                        if len(w.buf) < hl + n:
+                            break
+                        msg = json.loads(w.buf[hl:hl + n])
+                        w.buf = w.buf[hl + n:]
+                        if msg.get("type") == "playlist_changed" and msg["snapshot_id"] == r["snapshot_id"]:
+                            lat.append((now - t_send) * 1000)
+                            pending.discard(subs.index(w))
+            assert not pending, "%d subscribers missed edit %d" % (len(pending), e)
+            t0 = time.monotonic()
+            st, _, _ = poller.get("/v1/playlists/%s/changes?since=%s" % (small, r["snapshot_id"]))
+            polls.append((time.monotonic() - t0) * 1000)
+        print("push to %d subscribers: p50 %.2f ms, p99 %.2f ms over %d deliveries" % (SUBSCRIBERS, pct(lat, 50), pct(lat, 99), len(lat)))
+        print("peer: one HTTP poll round trip: p50 %.2f ms, p99 %.2f ms" % (pct(polls, 50), pct(polls, 99)))
+        for w in subs:
+            w.close()
+        peer = med[7]
+        print("BENCH\tplaylist_page\tp99_ms_lower_better\t%.3f\talbum_tracks_route\t%.3f\t%.2f\t< 5 ms" % (page_p99, peer, page_p99 / peer if peer else 0))
+        pp = pct(polls, 99)
+        print("BENCH\tplaylist_push\tp99_ms_lower_better\t%.2f\thttp_poll_rtt\t%.2f\t%.2f\t< 50 ms" % (pct(lat, 99), pp, pct(lat, 99) / pp if pp else 0))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,31 @@
+/* playlists: the playlist routes and the in-memory replica of each playlist's order.
+ *
+ * Each playlist touched since start-up has an entry: a mutex, its seqcrdt (replayed from
+ * the playlist_ops log on first use; the server is replica 1) and its metadata (reloaded
+ * after PLAYLISTS_META_TTL_MS, rewritten on every metadata write). Every track edit runs
+ * under the entry's mutex: resolve positions against the snapshot the request names,
+ * make and apply the CRDT operations, append them to the log in one transaction, then
+ * queue the push to subscribers, so pushes leave in version order. */
+#ifndef ENCORE_PLAYLISTS_H
+#define ENCORE_PLAYLISTS_H
+#include "seqcrdt.h"
+#include <sqlite3.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#define PLAYLISTS_META_TTL_MS (5 * 60 * 1000)
+#define PLAYLISTS_PAGE_TTL_MS 60000
+#define PLAYLISTS_PAGE_CACHE_ENTRIES 256   /* a 100-item page renders to ~150 KB */
+#define PLAYLISTS_MAX_ITEMS 100      /* URIs, positions or tracks per request */
+
+struct playlists;
+
+/* An empty registry. */
+struct playlists *playlists_new(void);
+void playlists_free(struct playlists *p);
+/* For a subscription: 0 and the current snapshot id when user may read playlist id,
+ * -ENOENT when it does not exist or is private to others, -EIO on a database error. */
+int playlists_subscribe_check(struct playlists *p, sqlite3 *db, const char *id, const char *user,
+			      char snapshot[SEQ_CURSOR_MAX]);
+
+#endif
