@@ -362,18 +362,24 @@ static bool check_id(struct call *c, const char *id)
 	return true;
 }
 
-static void route_track(struct call *c)
+/* Answers a GET /v1/TYPE/{id} with the object write renders, or 400/404. */
+static void reply_object(struct call *c, bool (*write)(struct call *, struct jw *, const char *))
 {
 	if (!check_id(c, c->params[0]))
 		return;
 	struct jw w;
 	jw_init(&w);
-	if (!catalog_write_track(c, &w, c->params[0])) {
+	if (!write(c, &w, c->params[0])) {
 		jw_free(&w);
 		call_error(c, 404, "non existing id");
 		return;
 	}
 	call_json(c, 200, jw_finish(&w));
+}
+
+static void route_track(struct call *c)
+{
+	reply_object(c, catalog_write_track);
 }
 
 /* Splits a comma-separated ids argument; validates each. Returns count or -1 after replying 400. */
@@ -553,16 +559,7 @@ bool catalog_write_artist(struct call *c, struct jw *w, const char *id)
 
 static void route_artist(struct call *c)
 {
-	if (!check_id(c, c->params[0]))
-		return;
-	struct jw w;
-	jw_init(&w);
-	if (!catalog_write_artist(c, &w, c->params[0])) {
-		jw_free(&w);
-		call_error(c, 404, "non existing id");
-		return;
-	}
-	call_json(c, 200, jw_finish(&w));
+	reply_object(c, catalog_write_artist);
 }
 
 bool catalog_write_album_simple(struct call *c, struct jw *w, const char *id)
@@ -851,18 +848,14 @@ static void route_show_episodes(struct call *c)
 	call_json(c, 200, jw_finish(&w));
 }
 
+static bool write_episode_full(struct call *c, struct jw *w, const char *id)
+{
+	return write_episode_by_id(c, w, id, true);
+}
+
 static void route_episode(struct call *c)
 {
-	if (!check_id(c, c->params[0]))
-		return;
-	struct jw w;
-	jw_init(&w);
-	if (!write_episode_by_id(c, &w, c->params[0], true)) {
-		jw_free(&w);
-		call_error(c, 404, "non existing id");
-		return;
-	}
-	call_json(c, 200, jw_finish(&w));
+	reply_object(c, write_episode_full);
 }
 
 const struct route catalog_routes[] = {
