@@ -42,6 +42,7 @@ struct pss {
 	bool headers_sent;
 	size_t sent;
 	int64_t next_send_us;    /* bandwidth shaping: earliest time for the next slice */
+	bool flushing;           /* all written; waiting for libwebsockets to send its buffer */
 };
 
 /* An outgoing WebSocket message (or close, when close_code is set). */
@@ -372,6 +373,15 @@ static int write_response(struct http_server *s, struct lws *wsi, struct pss *ps
 	struct http_resp *r = &j->resp;
 	const uint8_t *body = r->ext_data ? r->ext_data : (const uint8_t *)r->body.data;
 	size_t body_len = r->ext_data ? r->ext_len : r->body.len;
+	if (pss->flushing) {
+		/* The body is written but libwebsockets still holds part of it: the response is not
+		 * finished (and a draining server must not exit) until the socket took it all. */
+		if (lws_partial_buffered(wsi)) {
+			lws_callback_on_writable(wsi);
+			return 0;
+		}
+		goto done;
+	}
 	if (!pss->headers_sent) {
 		if (r->delay_us > 0) {
 			int64_t due = j->req.start_us + r->delay_us, now = http_now_us();
@@ -426,7 +436,14 @@ static int write_response(struct http_server *s, struct lws *wsi, struct pss *ps
 				lws_callback_on_writable(wsi);
 			return 0;
 		}
+		if (lws_partial_buffered(wsi)) {
+			pss->flushing = true;
+			lws_callback_on_writable(wsi);
+			return 0;
+		}
 	}
+done:
+	pss->flushing = false;
 	bool close = r->close;
 	finish_job(s, pss);
 	if (close)

@@ -4,6 +4,7 @@ the origin fallback, and fault injection."""
 import hashlib
 import http.client
 import json
+import signal as signals
 import os
 import socket
 import sqlite3
@@ -313,6 +314,31 @@ def test_pending_track_answers_503_transcoding_then_plays():
         wait_for(lambda: s2.login("alice").get("/v1/playback/" + tid)[0] == 200, timeout=300, what="transcode")
 
 
+def test_sigterm_lets_an_in_flight_request_finish():
+    import threading
+    s = Server(["--fault-latency-ms", "1500"]).start()
+    try:
+        tid = plain_track(s)
+        m = s.login("alice").get("/v1/playback/%s?inline=0" % tid)[1]
+        url = m["renditions"][0]["segment_url_template"].replace("{index}", "0")
+        before = admin_stats(s)["cdn_requests"]
+        result = {}
+
+        def get():
+            result["r"] = fetch(url)
+        t = threading.Thread(target=get)
+        t.start()
+        # The request is in flight once the server has counted it (it then waits 1.5 s).
+        wait_for(lambda: admin_stats(s)["cdn_requests"] > before, timeout=30, what="request in flight")
+        s.proc.send_signal(signals.SIGTERM)
+        t.join(timeout=60)
+        st, body, _ = result["r"]
+        expect((st, blake(body)), (200, m["renditions"][0]["segments"][0]["hash"]), "in-flight request answered")
+        expect(s.proc.wait(timeout=60), 0, "clean exit")
+    finally:
+        s.stop()
+
+
 if __name__ == "__main__":
     tap = Tap()
     with Server() as shared:
@@ -326,7 +352,7 @@ if __name__ == "__main__":
                   test_podcast_episodes_enter_the_edge_only_when_popular,
                   test_faults_are_injected_on_the_cdn_but_the_origin_stays_reachable):
             tap.run(t, shared)
-    for t in (test_expired_urls_are_refused, test_faults_from_the_command_line,
+    for t in (test_expired_urls_are_refused, test_faults_from_the_command_line, test_sigterm_lets_an_in_flight_request_finish,
               test_pending_track_answers_503_transcoding_then_plays):
         tap.run(t)
     tap.done()
