@@ -218,6 +218,7 @@ struct engine {
 	bool ended;
 	bool autoplay_requested;
 	char last_artist_id[ID_LEN + 1];          /* for autoplay when the queue runs out */
+	bool autoplay_exhausted;                  /* autoplay found nothing new: the end is the end */
 	int64_t autoplay_cmd_us;
 	uint64_t segments_fetched, bytes_fetched, reused, opened, switches, tracks_started;
 	int last_kbps;
@@ -896,7 +897,7 @@ static void start_entry(struct engine *e, const struct queue_entry *qe, int64_t 
 	e->autoplay_requested = false;
 	if (!qe) {
 		e->ended = true;
-		if (!e->cfg.autoplay || !e->last_artist_id[0])
+		if (!e->cfg.autoplay || !e->last_artist_id[0] || e->autoplay_exhausted)
 			post_event(e, ENGINE_EV_ENDED, NULL, 0, 0, 0, NULL);
 		return;
 	}
@@ -958,6 +959,7 @@ static void run_command(struct engine *e, struct cmd *c)
 	const struct queue_entry *qe;
 	switch (c->type) {
 	case CMD_PLAY:
+		e->autoplay_exhausted = false;
 		queue_clear(e->q);
 		for (int i = 0; i < c->nuris; i++)
 			queue_add(e->q, c->uris[i], NULL);
@@ -1395,7 +1397,7 @@ static void schedule(struct engine *e)
 			item_free(e->play_item);
 			e->play_item = e->fetch_item = NULL;
 			e->ended = true;
-			if (!e->cfg.autoplay || !e->last_artist_id[0])
+			if (!e->cfg.autoplay || !e->last_artist_id[0] || e->autoplay_exhausted)
 				post_event(e, ENGINE_EV_ENDED, NULL, 0, 0, 0, NULL);
 		}
 	}
@@ -1540,6 +1542,7 @@ static void on_manifest(struct engine *e, struct item *it, struct xfer *x, long 
 static void on_autoplay(struct engine *e, struct xfer *x, long status)
 {
 	if (status != 200 || !x->body.data) {
+		e->autoplay_exhausted = true;
 		if (!e->play_item)
 			post_event(e, ENGINE_EV_ENDED, NULL, 0, 0, 0, NULL);
 		return;
@@ -1569,10 +1572,13 @@ static void on_autoplay(struct engine *e, struct xfer *x, long status)
 	yajl_tree_free(v);
 	if (added && !e->play_item && first >= 0 && queue_play_at(e->q, (size_t)first) == 0)
 		start_entry(e, queue_current(e->q), now_us());
-	if (added)
+	if (added) {
 		e->autoplay_requested = false;
-	else if (!e->play_item)
-		post_event(e, ENGINE_EV_ENDED, NULL, 0, 0, 0, NULL);  /* nothing more to play */
+	} else {
+		e->autoplay_exhausted = true;
+		if (!e->play_item)
+			post_event(e, ENGINE_EV_ENDED, NULL, 0, 0, 0, NULL);  /* nothing more to play */
+	}
 	publish_queue(e);
 }
 

@@ -242,6 +242,24 @@ def open_lines(p):
     return [l for l in READ_BUF[p].splitlines() if l.startswith("{")]
 
 
+def test_autoplay_continues_with_the_artists_tracks_when_the_queue_runs_out():
+    with Server(tracks=26, seconds=4, episodes=0) as srv:
+        autoplay_in(srv)
+
+
+def autoplay_in(srv):
+    cli = Cli(srv.url, "alice")
+    artist_id, uri = q(srv, "SELECT t.artist_id, 'encore:track:' || t.id FROM tracks t WHERE t.markets = '' AND t.explicit = 0"
+                            " AND (SELECT count(*) FROM tracks u WHERE u.artist_id = t.artist_id) >= 2 LIMIT 1")[0]
+    rc, so, se = cli.run("play", uri, "--autoplay", "--output", "null", "--json")
+    expect(rc, 0, se)
+    played = [e["uri"] for e in events(so) if e["event"] in ("started", "track_changed")]
+    same_artist = {"encore:track:" + r[0] for r in q(srv, "SELECT id FROM tracks WHERE artist_id = ?", artist_id)}
+    assert len(played) >= 2, "autoplay added nothing: %r" % played
+    assert set(played) <= same_artist, "autoplay strayed from the artist: %r" % played
+    expect(len(played), len(set(played)), "nothing played twice")
+
+
 if __name__ == "__main__":
     tap = Tap()
     with Server() as shared:
@@ -252,4 +270,5 @@ if __name__ == "__main__":
                   test_remote_control_over_the_socket):
             tap.run(t, shared)
     tap.run(test_playback_survives_the_server_dying_mid_track)
+    tap.run(test_autoplay_continues_with_the_artists_tracks_when_the_queue_runs_out)
     tap.done()
