@@ -60,10 +60,9 @@ void loginguard_free(struct loginguard *g)
 
 static bool expired(const struct loginguard *g, const struct entry *e, int64_t now_us)
 {
-	int64_t forget = e->last_us + (int64_t)g->window_s * 1000000;
-	if (e->locked_until_us > forget)
-		forget = e->locked_until_us;
-	return now_us >= forget;
+	/* A whole quiet window after the later of the last failure and the lock's end. */
+	int64_t since = e->locked_until_us > e->last_us ? e->locked_until_us : e->last_us;
+	return now_us >= since + (int64_t)g->window_s * 1000000;
 }
 
 static void drop(struct loginguard *g, size_t i)

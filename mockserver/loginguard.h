@@ -5,8 +5,8 @@
  * consecutive failures it is locked; every further failure while counting doubles the lock:
  * base, 2*base, 4*base, ... up to cap. A locked key refuses attempts without the password
  * being checked (so a locked account is no oracle) and reports when to retry. A success
- * clears the key; a key with no failure for a whole window (or its lock, if longer) is
- * forgotten, so an IP's count decays instead of being reset by one good login.
+ * clears the key; a key with no failure for a whole window after its last failure and its
+ * lock's end is forgotten, so an IP's count decays instead of being reset by one good login.
  * Thread-safe; state is in memory only (a server restart clears every throttle).
  * Time is a parameter (microseconds) so the policy unit-tests without sleeping. */
 #ifndef ENCORE_LOGINGUARD_H
