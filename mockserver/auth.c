@@ -59,6 +59,52 @@ out:
 	free(refresh);
 }
 
+/* Throttle keys: the username is cut to a bounded length so a huge one cannot bloat the
+ * guard (no valid username is that long, so nothing real collides). */
+static void throttle_keys(const char *user, const char *ip, char ukey[80], char ikey[80])
+{
+	snprintf(ukey, 80, "u:%.64s", user);
+	snprintf(ikey, 80, "ip:%.64s", ip);
+}
+
+/* The password grant behind the login throttle (loginguard.h): a locked account or address
+ * is refused with 429 before the password is looked at, so guesses during a lock learn
+ * nothing; a failure that starts or extends a lock says for how long in Retry-After. */
+static void password_grant(struct call *c, const char *user, const char *pass)
+{
+	char ukey[80], ikey[80], retry[16];
+	throttle_keys(user, c->req->client_ip, ukey, ikey);
+	int64_t now = http_now_us();
+	int wait_u = 0, wait_i = 0;
+	bool ok_u = loginguard_check(c->srv->login_accounts, ukey, now, &wait_u);
+	bool ok_i = loginguard_check(c->srv->login_ips, ikey, now, &wait_i);
+	if (!ok_u || !ok_i) {
+		atomic_fetch_add(&c->srv->rate_limited, 1);
+		snprintf(retry, sizeof(retry), "%d", wait_u > wait_i ? wait_u : wait_i);
+		oauth_error(c, 429, "too_many_attempts",
+			    !ok_u ? "Too many failed logins for this account; try again later"
+				  : "Too many failed logins from this address; try again later");
+		http_resp_header(c->resp, "Retry-After", retry);
+		return;
+	}
+	struct user u;
+	if (users_check_password(c->db, user, pass, &u) != 0) {
+		atomic_fetch_add(&c->srv->auth_failures, 1);
+		int lu = loginguard_fail(c->srv->login_accounts, ukey, now);
+		int li = loginguard_fail(c->srv->login_ips, ikey, now);
+		oauth_error(c, 400, "invalid_grant", "Invalid username or password");
+		if (lu > 0 || li > 0) {
+			snprintf(retry, sizeof(retry), "%d", lu > li ? lu : li);
+			http_resp_header(c->resp, "Retry-After", retry);
+		}
+		return;
+	}
+	/* Only the account starts over: one good login must not wash an address's failures
+	 * (a stuffer holding one valid account would otherwise reset the count at will). */
+	loginguard_success(c->srv->login_accounts, ukey);
+	issue_tokens(c, &u);
+}
+
 static void route_token(struct call *c)
 {
 	const char *ct = c->req->content_type;
@@ -78,15 +124,10 @@ static void route_token(struct call *c)
 	} else if (strcmp(grant, "password") == 0) {
 		user = form_get(body, "username");
 		pass = form_get(body, "password");
-		struct user u;
-		if (!user || !pass) {
+		if (!user || !pass)
 			oauth_error(c, 400, "invalid_request", "username and password are required");
-		} else if (users_check_password(c->db, user, pass, &u) != 0) {
-			atomic_fetch_add(&c->srv->auth_failures, 1);
-			oauth_error(c, 400, "invalid_grant", "Invalid username or password");
-		} else {
-			issue_tokens(c, &u);
-		}
+		else
+			password_grant(c, user, pass);
 	} else if (strcmp(grant, "refresh_token") == 0) {
 		refresh = form_get(body, "refresh_token");
 		char id[64];
@@ -237,11 +278,33 @@ static void route_admin_update_user(struct call *c)
 	yajl_tree_free(body);
 }
 
+/* Lifts a login lock on an account (the documented unlock; see docs/SECURITY.md). Clears the
+ * account's failures only: an address that is throttled stays throttled. */
+static void route_admin_unlock_user(struct call *c)
+{
+	struct user u;
+	if (users_get(c->db, c->params[0], &u) != 0) {
+		call_error(c, 404, "no user '%s'", c->params[0]);
+		return;
+	}
+	char ukey[80], ikey[80];
+	throttle_keys(u.id, "", ukey, ikey);
+	bool was = loginguard_clear(c->srv->login_accounts, ukey);
+	struct jw w;
+	jw_init(&w);
+	jw_obj(&w);
+	jw_kstr(&w, "id", u.id);
+	jw_kbool(&w, "was_throttled", was);
+	jw_obj_end(&w);
+	call_json(c, 200, jw_finish(&w));
+}
+
 const struct route auth_routes[] = {
 	{"POST", "/api/token", route_token, ROUTE_PUBLIC},
 	{"GET", "/v1/me", route_me, 0},
 	{"GET", "/v1/users/{id}", route_user, 0},
 	{"POST", "/v1/admin/users", route_admin_add_user, ROUTE_ADMIN},
 	{"PUT", "/v1/admin/users/{id}", route_admin_update_user, ROUTE_ADMIN},
+	{"POST", "/v1/admin/users/{id}/unlock", route_admin_unlock_user, ROUTE_ADMIN},
 	{NULL, NULL, NULL, 0},
 };

@@ -105,6 +105,7 @@ static int cmd_serve(int argc, char **argv)
 		{"fault-bandwidth-kbps", required_argument, 0, 'B'},
 		{"fault-error-rate", required_argument, 0, 'R'},
 		{"fault-drop-rate", required_argument, 0, 'D'},
+		{"login-throttle", required_argument, 0, 'T'},
 		{"help", no_argument, 0, 'h'},
 		{0, 0, 0, 0},
 	};
@@ -148,11 +149,20 @@ static int cmd_serve(int argc, char **argv)
 		case 'B': o.fault_bandwidth_kbps = atoi(optarg); break;
 		case 'R': o.fault_error_rate = atof(optarg); break;
 		case 'D': o.fault_drop_rate = atof(optarg); break;
+		case 'T':
+			if (sscanf(optarg, "%d:%d:%d:%d", &o.login_max_account, &o.login_max_ip, &o.login_base_s,
+				   &o.login_cap_s) != 4 || o.login_max_account < 0 || o.login_max_ip < 0 ||
+			    o.login_base_s < 1 || o.login_cap_s < o.login_base_s) {
+				fprintf(stderr, "encored: --login-throttle wants ACCOUNT_FAILURES:IP_FAILURES:BASE_S:CAP_S\n");
+				return EXIT_USAGE;
+			}
+			break;
 		case 'h':
 			printf("usage: encored serve --data DIR [--listen HOST:PORT] [--workers N] [--token-ttl SECONDS]\n"
 			       "                     [--rate-limit-user RATE[:BURST]] [--rate-limit-ip RATE[:BURST]] [--max-body BYTES]\n"
 			       "                     [--ingest-workers N] [--url-ttl SECONDS] [--edge-mb MB]\n"
-			       "                     [--fault-latency-ms N] [--fault-bandwidth-kbps N] [--fault-error-rate P] [--fault-drop-rate P]\n");
+			       "                     [--fault-latency-ms N] [--fault-bandwidth-kbps N] [--fault-error-rate P] [--fault-drop-rate P]\n"
+			       "                     [--login-throttle ACCOUNT_FAILURES:IP_FAILURES:BASE_S:CAP_S]\n");
 			return 0;
 		default:
 			usage(stderr);
@@ -192,6 +202,9 @@ static int cmd_serve(int argc, char **argv)
 	atomic_store(&s.faults.drop_ppm, (int)(o.fault_drop_rate * 1e6));
 	s.user_limits = ratelimit_new(o.user_rate, o.user_burst);
 	s.ip_limits = ratelimit_new(o.ip_rate, o.ip_burst);
+	/* Failures are remembered for the longest lock, so a slow guesser gains nothing. */
+	s.login_accounts = loginguard_new(o.login_max_account, o.login_base_s, o.login_cap_s, o.login_cap_s);
+	s.login_ips = loginguard_new(o.login_max_ip, o.login_base_s, o.login_cap_s, o.login_cap_s);
 	s.meta_cache = ttlcache_new(o.metadata_ttl_ms, 100000);
 	s.metrics = metrics_new();
 	s.playlists = playlists_new();
@@ -277,6 +290,8 @@ out:
 	objstore_free(s.store);
 	ratelimit_free(s.user_limits);
 	ratelimit_free(s.ip_limits);
+	loginguard_free(s.login_accounts);
+	loginguard_free(s.login_ips);
 	ttlcache_free(s.meta_cache);
 	metrics_free(s.metrics);
 	plhub_free(s.plhub);

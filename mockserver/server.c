@@ -46,6 +46,12 @@ void server_options_defaults(struct server_options *o)
 	o->max_upload = (size_t)512 << 20;
 	o->url_ttl_s = 3600;
 	o->edge_bytes = (size_t)256 << 20;
+	/* Ten wrong passwords lock an account for 1 s, then 2, 4, ... up to 15 minutes; an
+	 * address gets fifty (several users may share a NAT). */
+	o->login_max_account = 10;
+	o->login_max_ip = 50;
+	o->login_base_s = 1;
+	o->login_cap_s = 900;
 }
 
 size_t server_body_limit(void *ctx, const char *method, const char *path, size_t max_body)

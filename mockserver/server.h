@@ -9,6 +9,7 @@
 #include "jwt.h"
 #include "keyring.h"
 #include "ratelimit.h"
+#include "loginguard.h"
 #include "router.h"
 #include "ttlcache.h"
 #include <pthread.h>
@@ -33,6 +34,9 @@ struct server_options {
 	int fault_latency_ms, fault_bandwidth_kbps;
 	double fault_error_rate, fault_drop_rate;
 	size_t max_upload;        /* body limit for POST /v1/admin/ingest */
+	/* Login throttling (loginguard.h): failures before a lock, per account and per client
+	 * address; first and longest lock in seconds. */
+	int login_max_account, login_max_ip, login_base_s, login_cap_s;
 };
 
 void server_options_defaults(struct server_options *o);
@@ -54,6 +58,8 @@ struct server {
 	atomic_ullong sig_failures, cdn_requests, origin_requests, faults_injected;
 	struct ratelimit *user_limits;
 	struct ratelimit *ip_limits;
+	struct loginguard *login_accounts;  /* password-grant failures per username */
+	struct loginguard *login_ips;       /* and per client address */
 	struct ttlcache *meta_cache;
 	struct ingest *ingest;
 	struct searchsvc *search;     /* the search index and its result cache (searchsvc.h) */
