@@ -202,6 +202,15 @@ static const char *const MIGRATIONS[] = {
 	"  weight REAL NOT NULL DEFAULT 0,"
 	"  events INTEGER NOT NULL DEFAULT 0,"
 	"  PRIMARY KEY (user_id, track_id)) WITHOUT ROWID;",
+
+	/* 5: the listener's library: saved tracks and albums, followed artists. */
+	"CREATE TABLE library ("
+	"  user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,"
+	"  kind TEXT NOT NULL CHECK (kind IN ('track','album','artist')),"
+	"  item_id TEXT NOT NULL,"
+	"  added_at INTEGER NOT NULL,"
+	"  PRIMARY KEY (user_id, kind, item_id)) WITHOUT ROWID;"
+	"CREATE INDEX library_by_time ON library(user_id, kind, added_at);",
 };
 
 #define N_MIGRATIONS ((int)(sizeof(MIGRATIONS) / sizeof(MIGRATIONS[0])))

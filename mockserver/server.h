@@ -130,6 +130,7 @@ extern const struct route events_routes[];
 const char *server_route_pattern(const char *path);
 extern const struct route search_routes[];
 extern const struct route playlist_routes[];
+extern const struct route library_routes[];
 
 
 /* The CDN fast path: answers edge-cache hits on the service thread (http_app.fast). */

@@ -50,6 +50,7 @@ static const struct {
 	[ACT_MOVE_DOWN] = {"move_down", "queue: move the selected entry down"},
 	[ACT_MOVE_UP] = {"move_up", "queue: move the selected entry up"},
 	[ACT_REMOVE] = {"remove", "queue: remove the selected entry"},
+	[ACT_SAVE] = {"save", "save the selected track to your library"},
 	[ACT_VIEW_SEARCH] = {"view_search", "Search view"},
 	[ACT_VIEW_LIBRARY] = {"view_library", "Library view"},
 	[ACT_VIEW_QUEUE] = {"view_queue", "Queue view"},
@@ -68,7 +69,7 @@ static const struct binding defaults[] = {
 	{'n', ACT_NEXT}, {'p', ACT_PREV}, {KEY_RIGHT, ACT_SEEK_FWD}, {KEY_LEFT, ACT_SEEK_BACK},
 	{'+', ACT_VOL_UP}, {'=', ACT_VOL_UP}, {'-', ACT_VOL_DOWN},
 	{'s', ACT_SHUFFLE}, {'r', ACT_REPEAT}, {'a', ACT_ENQUEUE}, {'A', ACT_PLAY_NEXT},
-	{'J', ACT_MOVE_DOWN}, {'K', ACT_MOVE_UP}, {'d', ACT_REMOVE}, {KEY_DC, ACT_REMOVE},
+	{'J', ACT_MOVE_DOWN}, {'K', ACT_MOVE_UP}, {'d', ACT_REMOVE}, {KEY_DC, ACT_REMOVE}, {'L', ACT_SAVE},
 	{'1', ACT_VIEW_SEARCH}, {'2', ACT_VIEW_LIBRARY}, {'3', ACT_VIEW_QUEUE}, {'4', ACT_VIEW_NOW},
 };
 

@@ -59,7 +59,7 @@ static const struct {
 /* What a fetch result is for; slots supersede unstarted requests of the same kind. */
 enum fetch_kind {
 	F_SUGGEST, F_SEARCH, F_LIB_TRACKS, F_LIB_ARTISTS, F_LIB_ALBUMS, F_META, F_FEATURES,
-	F_CONTEXT_ALBUM, F_CONTEXT_ARTIST,
+	F_CONTEXT_ALBUM, F_CONTEXT_ARTIST, F_SAVE,
 };
 
 #define SEARCH_DEBOUNCE_MS 150
@@ -558,6 +558,20 @@ static void enqueue_selected(struct tui *t, bool next)
 	status_set(t, false, next ? "Playing next: %s" : "Queued: %s", it->title);
 }
 
+/* Saves the selected track to the library (PUT /v1/me/tracks) through the fetcher. */
+static void save_selected(struct tui *t)
+{
+	struct listview *lv = current_list(t);
+	struct item *it = lv ? list_current(lv) : NULL;
+	if (!it || !uri_is(it->uri, "track")) {
+		status_set(t, true, "select a track to save");
+		return;
+	}
+	char *path = xasprintf("/v1/me/tracks?ids=%s", uri_id(it->uri));
+	fetcher_submit(t->fetcher, F_SAVE, -1, "PUT", path, NULL, it->title, 0);
+	free(path);
+}
+
 static void switch_view(struct tui *t, enum view v)
 {
 	if (!view_info[v].available)
@@ -688,6 +702,7 @@ static void do_action(struct tui *t, enum keymap_action a)
 		return;
 	case ACT_ENQUEUE: enqueue_selected(t, false); return;
 	case ACT_PLAY_NEXT: enqueue_selected(t, true); return;
+	case ACT_SAVE: save_selected(t); return;
 	case ACT_MOVE_DOWN: case ACT_MOVE_UP: case ACT_REMOVE: queue_action(t, a); return;
 	case ACT_VIEW_SEARCH: switch_view(t, VIEW_SEARCH); return;
 	case ACT_VIEW_LIBRARY: switch_view(t, VIEW_LIBRARY); return;
@@ -915,6 +930,16 @@ static void handle_result(struct tui *t, struct fetch_result *r)
 			queue_refresh(t);
 		return;
 	}
+	case F_SAVE:
+		if (ok) {
+			status_set(t, false, "Saved to your library: %s", r->tag ? r->tag : "");
+			t->lib_loaded = false;  /* reload when the Library view opens next */
+			if (t->view == VIEW_LIBRARY)
+				library_load(t);
+		} else {
+			status_set(t, true, "could not save: %s", why);
+		}
+		return;
 	case F_FEATURES:
 		if (!r->tag || strcmp(r->tag, t->features_uri) != 0)
 			return;
@@ -1080,8 +1105,8 @@ static void draw_library(struct tui *t, int y, int x, int h, int w)
 		static const char *const empty[] = {
 			"Your library is empty",
 			"Saved tracks, followed artists and saved albums appear here.",
-			"Search with / to find music; saving to the library comes with",
-			"the server's library routes (GET /v1/me/tracks).",
+			"Search with / to find music, then press L on a track to save it",
+			"(or use PUT /v1/me/tracks from any Web API client).",
 		};
 		draw_center_text(t, y + 1, x, w, empty, 4);
 		if (t->lib_note[0])
