@@ -52,7 +52,105 @@ static void usage(FILE *f)
 		"       encored ingest --data DIR FILE --title T --artist A --album B [options]\n"
 		"       encored user add --data DIR [--admin] [--tier free|premium] [--country CC] NAME PASSWORD\n"
 		"       encored report royalties --data DIR --from YYYY-MM-DD --to YYYY-MM-DD [--format csv|json] [--audit]\n"
-		"       encored --help | --version\n");
+		"       encored --help | --version\n"
+		"       encored COMMAND --help\n");
+}
+
+/* Each command's --help; main() answers --help and --version for every command before
+ * it parses anything, and unknown options print the usage line (the first line). */
+static const struct {
+	const char *name;
+	const char *text;
+} command_help[] = {
+	{"serve", "usage: encored serve --data DIR [--listen HOST:PORT] [options]\n"
+		  "\n"
+		  "Serves the Web API, WebSocket push and CDN segments on one port until SIGINT or SIGTERM.\n"
+		  "\n"
+		  "  --data DIR                 data directory (encore.db, objects/, jwt.keys, cdn.keys)\n"
+		  "  --listen HOST:PORT         address to listen on (default 127.0.0.1:8080; port 0 picks one)\n"
+		  "  --workers N                HTTP worker threads (default: one per core)\n"
+		  "  --token-ttl SECONDS        access token lifetime (default 3600)\n"
+		  "  --rate-limit-user RATE[:BURST]  requests per second per user (default 100:200)\n"
+		  "  --rate-limit-ip RATE[:BURST]    requests per second per client address (default 200:400)\n"
+		  "  --max-body BYTES           largest request body except uploads (default 1048576)\n"
+		  "  --ingest-workers N         transcoding threads (default: one per core)\n"
+		  "  --url-ttl SECONDS          lifetime of signed segment URLs (default 3600)\n"
+		  "  --edge-mb MB               in-memory edge cache size (default 256)\n"
+		  "  --fault-latency-ms N       fault injection: add N ms before every response\n"
+		  "  --fault-bandwidth-kbps N   fault injection: throttle segment bodies to N kbit/s\n"
+		  "  --fault-error-rate P       fault injection: answer 503 with probability P (0..1)\n"
+		  "  --fault-drop-rate P        fault injection: drop the connection with probability P (0..1)\n"
+		  "  --login-throttle A:I:BASE:CAP  lock an account after A failed logins and an address after I;\n"
+		  "                             the lock starts at BASE seconds and doubles up to CAP (default 10:50:1:900)\n"},
+	{"seed-demo", "usage: encored seed-demo --data DIR [--tracks N] [--seconds S] [--episodes N]\n"
+		      "                         [--episode-seconds S] [--eager N | --lazy | --no-wait]\n"
+		      "\n"
+		      "Creates the demo users (alice, bob, chen, admin; password demo) and a synthetic catalog.\n"
+		      "\n"
+		      "  --data DIR                 data directory\n"
+		      "  --tracks N                 synthetic tracks to generate (default 60)\n"
+		      "  --seconds S                length of each track (default 30)\n"
+		      "  --episodes N               podcast episodes to generate (default 3)\n"
+		      "  --episode-seconds S        length of each episode (default 90)\n"
+		      "  --eager N                  return once the N most popular tracks are transcoded\n"
+		      "  --lazy                     return at once; tracks are transcoded in the background\n"
+		      "  --no-wait                  do not wait for transcoding to finish\n"},
+	{"seed-catalog", "usage: encored seed-catalog --data DIR --tracks N [--plan synthetic|demo] [--seed S]\n"
+			 "\n"
+			 "Fills the catalog with N generated tracks (metadata only) for search and load tests.\n"
+			 "\n"
+			 "  --data DIR                 data directory\n"
+			 "  --tracks N                 tracks to generate (up to 20000000)\n"
+			 "  --plan synthetic|demo      naming plan (default synthetic)\n"
+			 "  --seed S                   random seed (default 0)\n"},
+	{"ingest", "usage: encored ingest --data DIR FILE --title T --artist A --album B [options]\n"
+		   "\n"
+		   "Transcodes FILE (WAV, FLAC or Ogg) to the bitrate ladder and adds it to the catalog.\n"
+		   "\n"
+		   "  --data DIR                 data directory\n"
+		   "  --title T                  track title\n"
+		   "  --artist A                 artist name (created if new)\n"
+		   "  --album B                  album name (created if new)\n"
+		   "  --markets CC,...           countries where it is available (default: everywhere)\n"
+		   "  --explicit                 mark the track explicit\n"
+		   "  --genre G                  artist genre\n"
+		   "  --label L                  album label\n"
+		   "  --release-date YYYY-MM-DD  album release date\n"
+		   "  --popularity N             initial popularity 0..100\n"
+		   "  --no-wait                  queue the job and return without waiting\n"},
+	{"user", "usage: encored user add --data DIR [--admin] [--tier free|premium] [--country CC] NAME PASSWORD\n"
+		 "\n"
+		 "  --data DIR                 data directory\n"
+		 "  --admin                    grant administrator rights\n"
+		 "  --tier free|premium        subscription tier (default free)\n"
+		 "  --country CC               ISO country code (default US)\n"},
+	{"report", "usage: encored report royalties --data DIR --from YYYY-MM-DD --to YYYY-MM-DD [--format csv|json] [--audit]\n"
+		   "\n"
+		   "Counts streams per day, track, rights holder and country from the event log.\n"
+		   "\n"
+		   "  --data DIR                 data directory\n"
+		   "  --from YYYY-MM-DD          first day (UTC, inclusive)\n"
+		   "  --to YYYY-MM-DD            last day (UTC, inclusive)\n"
+		   "  --format csv|json          output format (default csv)\n"
+		   "  --audit                    list the event ids behind each count\n"},
+};
+
+/* Prints NAME's help (whole, or its usage line only) to f; false if NAME is unknown. */
+static bool command_usage(const char *name, FILE *f, bool whole)
+{
+	for (size_t i = 0; i < sizeof(command_help) / sizeof(command_help[0]); i++) {
+		if (strcmp(command_help[i].name, name) != 0)
+			continue;
+		const char *t = command_help[i].text;
+		if (whole) {
+			fputs(t, f);
+		} else {
+			const char *nl = strstr(t, "\n\n");
+			fprintf(f, "%.*s\n", (int)(nl ? nl - t : (ptrdiff_t)strlen(t)), t);
+		}
+		return true;
+	}
+	return false;
 }
 
 static int ensure_dir(const char *dir)
@@ -106,7 +204,6 @@ static int cmd_serve(int argc, char **argv)
 		{"fault-error-rate", required_argument, 0, 'R'},
 		{"fault-drop-rate", required_argument, 0, 'D'},
 		{"login-throttle", required_argument, 0, 'T'},
-		{"help", no_argument, 0, 'h'},
 		{0, 0, 0, 0},
 	};
 	char *host = NULL;
@@ -157,15 +254,8 @@ static int cmd_serve(int argc, char **argv)
 				return EXIT_USAGE;
 			}
 			break;
-		case 'h':
-			printf("usage: encored serve --data DIR [--listen HOST:PORT] [--workers N] [--token-ttl SECONDS]\n"
-			       "                     [--rate-limit-user RATE[:BURST]] [--rate-limit-ip RATE[:BURST]] [--max-body BYTES]\n"
-			       "                     [--ingest-workers N] [--url-ttl SECONDS] [--edge-mb MB]\n"
-			       "                     [--fault-latency-ms N] [--fault-bandwidth-kbps N] [--fault-error-rate P] [--fault-drop-rate P]\n"
-			       "                     [--login-throttle ACCOUNT_FAILURES:IP_FAILURES:BASE_S:CAP_S]\n");
-			return 0;
 		default:
-			usage(stderr);
+			command_usage("serve", stderr, false);
 			return EXIT_USAGE;
 		}
 	}
@@ -368,7 +458,6 @@ static int cmd_seed_demo(int argc, char **argv)
 		{"episodes", required_argument, 0, 'e'},
 		{"episode-seconds", required_argument, 0, 'E'},
 		{"no-wait", no_argument, 0, 'W'},
-		{"help", no_argument, 0, 'h'},
 		{0, 0, 0, 0},
 	};
 	int c;
@@ -383,14 +472,8 @@ static int cmd_seed_demo(int argc, char **argv)
 		case 'W': wait = false; break;
 		case 'g': eager = atoi(optarg); break;
 		case 'z': eager = 0; break;
-		case 'h':
-			printf("usage: encored seed-demo --data DIR [--tracks N] [--seconds S] [--episodes N] [--episode-seconds S]\n"
-			       "                         [--eager N | --lazy | --no-wait]\n"
-			       "  --eager N  return once the N most popular tracks are transcoded; encored serve does the rest\n"
-			       "  --lazy     return at once; tracks are transcoded in the background and on demand\n");
-			return 0;
 		default:
-			usage(stderr);
+			command_usage("seed-demo", stderr, false);
 			return EXIT_USAGE;
 		}
 	}
@@ -523,7 +606,6 @@ static int cmd_seed_catalog(int argc, char **argv)
 		{"tracks", required_argument, 0, 'n'},
 		{"plan", required_argument, 0, 'p'},
 		{"seed", required_argument, 0, 's'},
-		{"help", no_argument, 0, 'h'},
 		{0, 0, 0, 0},
 	};
 	int c;
@@ -534,10 +616,8 @@ static int cmd_seed_catalog(int argc, char **argv)
 		case 'n': ntracks = atoll(optarg); break;
 		case 'p': plan = optarg; break;
 		case 's': seed = strtoull(optarg, NULL, 10); break;
-		case 'h':
-			printf("usage: encored seed-catalog --data DIR --tracks N [--plan synthetic|demo] [--seed S]\n");
-			return 0;
 		default:
+			command_usage("seed-catalog", stderr, false);
 			return EXIT_USAGE;
 		}
 	}
@@ -593,7 +673,6 @@ static int cmd_ingest(int argc, char **argv)
 		{"release-date", required_argument, 0, 'r'},
 		{"popularity", required_argument, 0, 'p'},
 		{"no-wait", no_argument, 0, 'W'},
-		{"help", no_argument, 0, 'h'},
 		{0, 0, 0, 0},
 	};
 	int c;
@@ -611,11 +690,8 @@ static int cmd_ingest(int argc, char **argv)
 		case 'r': m.release_date = optarg; break;
 		case 'p': m.popularity = atoi(optarg); break;
 		case 'W': wait = false; break;
-		case 'h':
-			printf("usage: encored ingest --data DIR FILE --title T --artist A --album B [--markets SE,US,...]\n"
-			       "                      [--explicit] [--genre G] [--label L] [--release-date YYYY-MM-DD] [--no-wait]\n");
-			return 0;
 		default:
+			command_usage("ingest", stderr, false);
 			return EXIT_USAGE;
 		}
 	}
@@ -709,6 +785,7 @@ static int cmd_user(int argc, char **argv)
 		case 't': tier = optarg; break;
 		case 'c': country = optarg; break;
 		default:
+			command_usage("user", stderr, false);
 			return EXIT_USAGE;
 		}
 	}
@@ -885,9 +962,24 @@ int main(int argc, char **argv)
 		usage(stdout);
 		return 0;
 	}
-	if (strcmp(cmd, "--version") == 0) {
+	if (strcmp(cmd, "--version") == 0 || strcmp(cmd, "-V") == 0) {
 		printf("encored %s\n", ENCORE_VERSION);
 		return 0;
+	}
+	if (cmd[0] == '-') {
+		fprintf(stderr, "encored: unknown option '%s'\n", cmd);
+		usage(stderr);
+		return EXIT_USAGE;
+	}
+	for (int i = 2; i < argc && strcmp(argv[i], "--") != 0; i++) {
+		bool h = strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0;
+		bool v = strcmp(argv[i], "--version") == 0 || strcmp(argv[i], "-V") == 0;
+		if (h && command_usage(cmd, stdout, true))
+			return 0;
+		if (v) {
+			printf("encored %s\n", ENCORE_VERSION);
+			return 0;
+		}
 	}
 	if (strcmp(cmd, "serve") == 0)
 		return cmd_serve(argc - 1, argv + 1);

@@ -61,7 +61,81 @@ static void help(void)
 	       "  -h, --help         show this help\n"
 	       "  -V, --version      show the version\n"
 	       "\n"
+	       "encore COMMAND --help describes one command's options.\n"
+	       "\n"
 	       "Exit status: 0 ok, 1 error, 2 usage, 3 not logged in or login failed, 4 not found.\n");
+}
+
+/* Each subcommand's --help, kept here so every command answers --help and --version the
+ * same way before it parses anything (the man page test reads these). */
+static const struct {
+	const char *name;
+	const char *text;
+} command_help[] = {
+	{"login", "usage: encore login USER\n"
+		  "\n"
+		  "Logs in to the server and stores the session in DATA_DIR/session.json. The password\n"
+		  "comes from $ENCORE_PASSWORD, else it is prompted for on the terminal.\n"},
+	{"logout", "usage: encore logout\n"
+		   "\n"
+		   "Forgets the stored session.\n"},
+	{"whoami", "usage: encore whoami [--json]\n"
+		   "\n"
+		   "  --json             print the server's user object as received\n"},
+	{"show", "usage: encore show URI [--json]\n"
+		 "\n"
+		 "Shows a track, album or artist (URI is encore:TYPE:ID).\n"
+		 "\n"
+		 "  --json             print the server's object as received\n"},
+	{"search", "usage: encore search QUERY... [--type T,...] [--limit N] [--json]\n"
+		   "\n"
+		   "  --type T,...       kinds to search: track,artist,album,playlist,show,episode\n"
+		   "  --limit N          results per kind, 1 to 50 (default 10)\n"
+		   "  --json             print the server's answer as received\n"},
+	{"play", "usage: encore play [QUERY|URI...] [options]\n"
+		 "\n"
+		 "Plays headlessly until the queue ends; a QUERY plays its best match.\n"
+		 "\n"
+		 "  --quality Q        auto (adaptive, default), 24, 96, 160 or 320 kbps\n"
+		 "  --output SPEC      alsa (default), alsa:DEVICE, null, null:realtime, wav:FILE\n"
+		 "  --seek SEC         start this many seconds into the first track\n"
+		 "  --duration SEC     stop after this many seconds of audio\n"
+		 "  --prefetch SEC     how far ahead to download (seconds of audio)\n"
+		 "  --volume N         volume 0 to 100\n"
+		 "  --no-normalize     do not apply loudness normalisation\n"
+		 "  --autoplay         keep playing recommendations when the queue ends\n"
+		 "  --no-control       do not open the control socket for 'encore remote'\n"
+		 "  --json             print playback events as JSON lines\n"},
+	{"remote", "usage: encore remote CMD [ARG...]\n"
+		   "\n"
+		   "Sends one command to a running encore (TUI or play) over its control socket:\n"
+		   "  play [URI...] | pause | toggle | next | prev | stop | seek [+-]SEC | volume [+-]N\n"
+		   "  shuffle [on|off] | repeat off|one|all | normalize on|off\n"
+		   "  queue [add URI|next URI|rm I|mv FROM TO|clear] | status [--json] | subscribe\n"},
+	{"events", "usage: encore events status [--json] | encore events flush\n"
+		   "\n"
+		   "  status             listening events waiting to upload\n"
+		   "  flush              upload waiting listening events now\n"
+		   "  --json             status as a JSON object\n"},
+	{"playlist", "usage: encore playlist SUB [ARG...] [--json]\n"
+		     "\n"
+		     "  ls | show ID | create NAME | rename ID NAME | add ID URI... | rm ID URI\n"
+		     "  | mv ID FROM TO | collab ID USER | follow ID\n"
+		     "Edits made offline are queued and sent on reconnect.\n"
+		     "\n"
+		     "  --public           create: make the playlist public\n"
+		     "  --collaborative    create: let invited collaborators edit it\n"
+		     "  --json             print the server's objects as received\n"},
+};
+
+static void command_usage(const char *name)
+{
+	for (size_t i = 0; i < sizeof(command_help) / sizeof(command_help[0]); i++)
+		if (strcmp(command_help[i].name, name) == 0) {
+			fputs(command_help[i].text, stdout);
+			printf("\nGlobal options: --server URL, -h/--help, -V/--version (see encore --help).\n");
+			return;
+		}
 }
 
 void cli_error(const struct cli_ctx *c, const char *fmt, ...)
@@ -204,7 +278,7 @@ void cli_print_raw(const struct buf *body)
 }
 
 /* Removes global options wherever they appear (before `--`), leaving the command line. */
-static int parse_globals(struct cli_ctx *c, int *argc, char **argv, bool *done, int *code)
+static int parse_globals(struct cli_ctx *c, int *argc, char **argv, bool *done, int *code, int *want)
 {
 	int out = 1;
 	bool literal = false;
@@ -217,6 +291,11 @@ static int parse_globals(struct cli_ctx *c, int *argc, char **argv, bool *done, 
 		if (strcmp(a, "--") == 0) {
 			literal = true;
 			argv[out++] = argv[i];
+		} else if (out > 1 && (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0)) {
+			*want = 'h';  /* the subcommand's help, once it is known */
+		} else if (out > 1 && (strcmp(a, "-V") == 0 || strcmp(a, "--version") == 0)) {
+			if (!*want)
+				*want = 'V';
 		} else if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
 			help();
 			*done = true;
@@ -263,7 +342,8 @@ int cli_main(int argc, char **argv)
 	struct cli_ctx c = {.prog = "encore"};
 	bool done = false;
 	int code = EXIT_OK;
-	if (parse_globals(&c, &argc, argv, &done, &code) < 0) {
+	int want = 0;
+	if (parse_globals(&c, &argc, argv, &done, &code, &want) < 0) {
 		usage_line(stderr);
 		return EXIT_USAGE;
 	}
@@ -284,6 +364,14 @@ int cli_main(int argc, char **argv)
 				cli_error(&c, "unknown command '%s'", cmd);
 			usage_line(stderr);
 			return EXIT_USAGE;
+		}
+		if (want == 'h') {
+			command_usage(cmd);
+			return EXIT_OK;
+		}
+		if (want == 'V') {
+			printf("encore %s\n", ENCORE_VERSION);
+			return EXIT_OK;
 		}
 	}
 

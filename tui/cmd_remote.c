@@ -20,6 +20,12 @@ int cmd_remote(struct cli_ctx *c, int argc, char **argv)
 			"                     queue [add|next URI|rm I|mv FROM TO|clear]|status [--json]|subscribe\n");
 		return argc < 2 ? EXIT_USAGE : EXIT_OK;
 	}
+	if (argv[1][0] == '-' && argv[1][1] == '-') {
+		/* Commands are words; "seek -5" style arguments come after one. */
+		cli_error(c, "remote: unknown option '%s'", argv[1]);
+		fprintf(stderr, "usage: encore remote CMD [ARG...] (see encore remote --help)\n");
+		return EXIT_USAGE;
+	}
 	if (paths_ensure(c->paths, PATHS_RUNTIME) != 0) {
 		cli_error(c, "remote: no runtime directory");
 		return EXIT_ERR;
