@@ -100,6 +100,7 @@ static int cmd_serve(int argc, char **argv)
 		{"max-body", required_argument, 0, 'b'},
 		{"ingest-workers", required_argument, 0, 'I'},
 		{"url-ttl", required_argument, 0, 'U'},
+		{"offline-license-days", required_argument, 0, 'O'},
 		{"edge-mb", required_argument, 0, 'E'},
 		{"fault-latency-ms", required_argument, 0, 'L'},
 		{"fault-bandwidth-kbps", required_argument, 0, 'B'},
@@ -143,6 +144,7 @@ static int cmd_serve(int argc, char **argv)
 		case 'b': o.max_body = (size_t)strtoull(optarg, NULL, 10); break;
 		case 'I': o.ingest_workers = atoi(optarg); break;
 		case 'U': o.url_ttl_s = atoi(optarg); break;
+		case 'O': o.offline_license_days = atoi(optarg); break;
 		case 'E': o.edge_bytes = (size_t)strtoull(optarg, NULL, 10) << 20; break;
 		case 'L': o.fault_latency_ms = atoi(optarg); break;
 		case 'B': o.fault_bandwidth_kbps = atoi(optarg); break;
@@ -152,6 +154,7 @@ static int cmd_serve(int argc, char **argv)
 			printf("usage: encored serve --data DIR [--listen HOST:PORT] [--workers N] [--token-ttl SECONDS]\n"
 			       "                     [--rate-limit-user RATE[:BURST]] [--rate-limit-ip RATE[:BURST]] [--max-body BYTES]\n"
 			       "                     [--ingest-workers N] [--url-ttl SECONDS] [--edge-mb MB]\n"
+			       "                     [--offline-license-days N]\n"
 			       "                     [--fault-latency-ms N] [--fault-bandwidth-kbps N] [--fault-error-rate P] [--fault-drop-rate P]\n");
 			return 0;
 		default:
@@ -163,7 +166,7 @@ static int cmd_serve(int argc, char **argv)
 		fprintf(stderr, "encored: serve needs --data DIR\n");
 		return EXIT_USAGE;
 	}
-	if (o.port < 0 || o.port > 65535 || o.token_ttl_s <= 0 || o.url_ttl_s <= 0) {
+	if (o.port < 0 || o.port > 65535 || o.token_ttl_s <= 0 || o.url_ttl_s <= 0 || o.offline_license_days <= 0) {
 		fprintf(stderr, "encored: bad --listen port, --token-ttl or --url-ttl\n");
 		return EXIT_USAGE;
 	}

@@ -18,7 +18,7 @@
 #include <unistd.h>
 
 static const struct route *const ROUTE_TABLES[] = {auth_routes, catalog_routes, ingest_routes, delivery_routes,
-							   events_routes, search_routes, playlist_routes};
+							   events_routes, search_routes, playlist_routes, offline_routes};
 
 const char *server_route_pattern(const char *path)
 {
@@ -46,6 +46,7 @@ void server_options_defaults(struct server_options *o)
 	o->max_upload = (size_t)512 << 20;
 	o->url_ttl_s = 3600;
 	o->edge_bytes = (size_t)256 << 20;
+	o->offline_license_days = 30;
 }
 
 size_t server_body_limit(void *ctx, const char *method, const char *path, size_t max_body)

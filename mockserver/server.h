@@ -33,6 +33,7 @@ struct server_options {
 	int fault_latency_ms, fault_bandwidth_kbps;
 	double fault_error_rate, fault_drop_rate;
 	size_t max_upload;        /* body limit for POST /v1/admin/ingest */
+	int offline_license_days; /* lifetime of an offline licence (default 30) */
 };
 
 void server_options_defaults(struct server_options *o);
@@ -124,6 +125,7 @@ extern const struct route events_routes[];
 const char *server_route_pattern(const char *path);
 extern const struct route search_routes[];
 extern const struct route playlist_routes[];
+extern const struct route offline_routes[];
 
 
 /* The CDN fast path: answers edge-cache hits on the service thread (http_app.fast). */
