@@ -5,6 +5,7 @@
 #include "api.h"
 #include "b64.h"
 #include "cli.h"
+#include "offline.h"
 #include "ctlsock.h"
 #include "engine.h"
 #include "id.h"
@@ -380,6 +381,7 @@ int cmd_play(struct cli_ctx *c, int argc, char **argv)
 	struct session *s = NULL;
 	struct api *api = NULL;
 	struct engine *e = NULL;
+	struct offline *off = NULL;
 	struct ctlsock *ctl = NULL;
 	struct uri_list uris = {0};
 	struct play_tracker tracker = {0};
@@ -408,6 +410,9 @@ int cmd_play(struct cli_ctx *c, int argc, char **argv)
 	tracker.realtime = !cfg.output || strncmp(cfg.output, "alsa", 4) == 0 || strcmp(cfg.output, "null:realtime") == 0;
 	char *cache = paths_ensure(c->paths, PATHS_CACHE) == 0 ? paths_file(c->paths, PATHS_CACHE, "cache.db") : NULL;
 	cfg.cache_path = cache;
+	/* Downloaded tracks play from the offline store (only opened if something was downloaded). */
+	off = cli_open_offline(c, false);
+	cfg.offline = off;
 	char err[256];
 	e = engine_new(&cfg, err, sizeof(err));
 	free(cache);
@@ -504,6 +509,7 @@ int cmd_play(struct cli_ctx *c, int argc, char **argv)
 out:
 	ctlsock_stop(ctl);
 	engine_free(e);
+	offline_free(off);
 	outbox_stop(tracker.ob);
 	outbox_close(tracker.ob);
 	for (int i = 0; i < uris.n; i++)
