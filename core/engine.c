@@ -1268,6 +1268,10 @@ static void push_item(struct engine *e, struct item *it)
 static void request_manifest(struct engine *e, struct item *it)
 {
 	it->manifest_requested = true;
+	if (e->cfg.offline_only && (!e->cfg.offline || it->episode)) {
+		it->off_err = xasprintf("cannot play %s: not downloaded (offline mode)", it->uri);
+		return;
+	}
 	if (e->cfg.offline && !it->episode) {
 		/* Offline hook: a downloaded track plays from the encrypted store, no network.
 		 * Not downloaded: stream as usual. Downloaded but unusable: refuse, saying why. */
@@ -1281,9 +1285,9 @@ static void request_manifest(struct engine *e, struct item *it)
 				it->duration_ms = m->duration_ms;
 			return;
 		}
-		if (rc != -ENOENT) {
-			it->off_err = xstrdup(err);  /* schedule() fails the item: it may free it */
-			return;
+		if (rc != -ENOENT || e->cfg.offline_only) {
+			it->off_err = rc == -ENOENT ? xasprintf("cannot play %s: not downloaded (offline mode)", it->uri) : xstrdup(err);
+			return;  /* schedule() fails the item: it may free it */
 		}
 	}
 	char key[96];
@@ -1330,6 +1334,8 @@ static void request_meta(struct engine *e, struct item *it)
 		buf_free(&fake.body);
 		return;
 	}
+	if (e->cfg.offline_only)
+		return;
 	char *url = xasprintf("%s/v1/tracks/%s", e->base_url, it->id);
 	start_xfer(e, X_META, it, url, 0, 0, true);
 	free(url);

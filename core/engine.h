@@ -40,6 +40,7 @@ struct engine_config {
 	bool autoplay;              /* when the queue runs out, continue with similar tracks */
 	struct offline *offline;    /* downloaded tracks (offline.h), or NULL; borrowed, used only
 	                             * by the network thread, must outlive the engine */
+	bool offline_only;          /* play downloaded tracks only; refuse the rest at once */
 };
 
 /* Defaults: auto quality, 10 s prefetch, normalisation on, volume 100, autoplay on. */

@@ -315,7 +315,7 @@ static void usage(void)
 {
 	fprintf(stderr, "usage: encore play [QUERY|URI...] [--quality auto|24|96|160|320] [--output alsa[:DEV]|null|null:realtime|wav:FILE]\n"
 			"                   [--seek SEC] [--duration SEC] [--prefetch SEC] [--volume N] [--no-normalize]\n"
-			"                   [--autoplay] [--no-control] [--json]\n");
+			"                   [--autoplay] [--no-control] [--offline] [--json]\n");
 }
 
 int cmd_play(struct cli_ctx *c, int argc, char **argv)
@@ -330,6 +330,7 @@ int cmd_play(struct cli_ctx *c, int argc, char **argv)
 		{"no-normalize", no_argument, 0, 'N'},
 		{"autoplay", no_argument, 0, 'a'},
 		{"no-control", no_argument, 0, 'C'},
+		{"offline", no_argument, 0, 'F'},
 		{"json", no_argument, 0, 'j'},
 		{"help", no_argument, 0, 'h'},
 		{0, 0, 0, 0},
@@ -365,6 +366,7 @@ int cmd_play(struct cli_ctx *c, int argc, char **argv)
 		case 'N': cfg.normalize = false; break;
 		case 'a': cfg.autoplay = true; break;
 		case 'C': control = false; break;
+		case 'F': cfg.offline_only = true; break;
 		case 'j': json = true; break;
 		case 'h': usage(); return EXIT_OK;
 		default:

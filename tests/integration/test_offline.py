@@ -140,11 +140,16 @@ def test_plays_offline_with_the_server_stopped():
         srv.stop()
     out = os.path.join(cli.tmp, "offline.wav")
     rc, so, se = cli.run("play", *[t[0] for t in tracks], "--output", "wav:" + out, "--json")
-    shutil.rmtree(srv.data, ignore_errors=True)
     expect(rc, 0, "offline play: " + se)
     rate, ch, data = read_wav(out)
     want = sum(round(t[1] * RATE / 1000) for t in tracks)
     expect((rate, ch, len(data) // ch), (RATE, 2, want), "frames of both tracks, played with no server")
+    # Offline mode too (no network attempted at all), and a seek back within the track.
+    rc, so, se = cli.run("play", "--offline", tracks[0][0], "--seek", "2", "--output", "wav:" + out, "--json")
+    shutil.rmtree(srv.data, ignore_errors=True)
+    expect(rc, 0, "offline play: " + se)
+    rate, ch, data = read_wav(out)
+    expect(len(data) // ch, round(tracks[0][1] * RATE / 1000) - 2 * RATE, "frames from 2 s, offline mode")
     assert max(abs(x) for x in data[:RATE * 2]) > 1000, "audio, not silence"
 
 
@@ -172,9 +177,9 @@ def test_downgrade_to_free_revokes_and_deletes_on_sync():
     finally:
         srv.stop()
     out = os.path.join(cli.tmp, "gone.wav")
-    rc, so, se = cli.run("play", uri, "--output", "wav:" + out)
+    rc, so, se = cli.run("play", "--offline", uri, "--output", "wav:" + out)
     shutil.rmtree(srv.data, ignore_errors=True)
-    assert rc != 0, "played revoked content with no server"
+    assert rc != 0 and "not downloaded" in se, "played revoked content with no server: %r" % ((rc, se),)
 
 
 def test_removed_device_is_revoked_and_expired_licence_refused():
