@@ -201,6 +201,10 @@ int cmd_download(struct cli_ctx *c, int argc, char **argv)
 		goto out;
 	}
 	char err[512];
+	/* Phone home while online: renewals and revocations apply before anything new. */
+	struct offline_sync_result sr;
+	if (offline_list(o, NULL, NULL) > 0 && offline_sync(o, api, &sr, err, sizeof(err)) == 0 && sr.revoked > 0)
+		fprintf(stderr, "encore: %d downloaded tracks were revoked by the server and deleted\n", sr.revoked);
 	int rc = offline_license(o, api, (const char(*)[ID_LEN + 1])ids.v, ids.n, err, sizeof(err));
 	if (rc != 0) {
 		cli_error(c, "download: %s", err);
