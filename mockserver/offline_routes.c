@@ -373,11 +373,10 @@ static void route_sync(struct call *c)
 	jw_arr_end(&w);
 	jw_obj_end(&w);
 	if (premium && active) {
-		st = db_prepare(c->db, "UPDATE offline_licenses SET expires_at = ? WHERE user_id = ? AND device_id = ?");
+		st = db_prepare(c->db, "UPDATE offline_licenses SET expires_at = ?1 WHERE user_id = ?2 AND device_id = ?3");
 		sqlite3_bind_int64(st, 1, expires);
 	} else {
-		st = db_prepare(c->db, "DELETE FROM offline_licenses WHERE ?1 IS NOT NULL AND user_id = ? AND device_id = ?");
-		sqlite3_bind_int(st, 1, 1);
+		st = db_prepare(c->db, "DELETE FROM offline_licenses WHERE user_id = ?2 AND device_id = ?3");
 	}
 	sqlite3_bind_text(st, 2, c->user.sub, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 3, dev, -1, SQLITE_STATIC);
