@@ -25,6 +25,7 @@
 #include "id.h"
 #include "json.h"
 #include "manifest.h"
+#include "offline.h"
 #include "queue.h"
 #include "ring.h"
 #include "segment.h"
@@ -104,6 +105,9 @@ struct item {
 	bool meta_requested;
 	struct manifest *m;
 	bool manifest_requested;
+	struct offline_track *off;   /* set when the item plays from the offline store */
+	char *off_err;               /* downloaded but unplayable (expired, other device): why */
+	bool off_failed;             /* a stored file failed authentication */
 	int manifest_tries;
 	int64_t manifest_retry_at_us;
 	struct seg_slot *segs;
@@ -721,6 +725,8 @@ static void item_free(struct item *it)
 	}
 	free(it->segs);
 	manifest_free(it->m);
+	offline_track_free(it->off);
+	free(it->off_err);
 	free(it);
 }
 
@@ -1150,6 +1156,22 @@ static int choose_kbps(struct engine *e, struct item *it)
 	return best;
 }
 
+/* Offline hook: puts segment k (and the init part, once) of an offline item in place,
+ * decrypted in memory only. False when a stored file fails authentication (tampered,
+ * truncated, another device's); the caller fails the item. */
+static bool offline_fill(struct engine *e, struct item *it, uint32_t k)
+{
+	struct seg_slot *sl = &it->segs[k];
+	if (!it->init[0] && offline_track_read(it->off, -1, &it->init[0], &it->init_len[0]) != 0)
+		return false;
+	if (offline_track_read(it->off, (int)k, &sl->data, &sl->len) != 0)
+		return false;
+	sl->st = SEG_DONE;
+	sl->kbps = it->m->renditions[0].bitrate;
+	e->last_kbps = sl->kbps;
+	return true;
+}
+
 static void fetch_segments(struct engine *e, struct item *it, double target_s)
 {
 	if (!it->m || it->failed)
@@ -1167,6 +1189,14 @@ static void fetch_segments(struct engine *e, struct item *it, double target_s)
 			return;
 		if (sl->retry_at_us > now)
 			return;
+		if (it->off) {
+			/* Offline hook: decrypt the segment from the store instead of fetching it. */
+			if (!offline_fill(e, it, k)) {
+				it->off_failed = true;
+				return;
+			}
+			continue;
+		}
 		int kbps = sl->tries >= 3 ? it->m->renditions[0].bitrate : choose_kbps(e, it);
 		int r = rindex_of(it, kbps);
 		if (!it->init[r] && !it->init_fetching[r]) {
@@ -1240,6 +1270,28 @@ static void push_item(struct engine *e, struct item *it)
 static void request_manifest(struct engine *e, struct item *it)
 {
 	it->manifest_requested = true;
+	if (e->cfg.offline_only && (!e->cfg.offline || it->episode)) {
+		it->off_err = xasprintf("cannot play %s: not downloaded (offline mode)", it->uri);
+		return;
+	}
+	if (e->cfg.offline && !it->episode) {
+		/* Offline hook: a downloaded track plays from the encrypted store, no network.
+		 * Not downloaded: stream as usual. Downloaded but unusable: refuse, saying why. */
+		struct manifest *m = NULL;
+		char err[256];
+		int rc = offline_track_open(e->cfg.offline, it->id, (int64_t)time(NULL), &it->off, &m, err, sizeof(err));
+		if (rc == 0) {
+			it->m = m;
+			it->segs = xcalloc(m->segment_count, sizeof(*it->segs));
+			if (!it->duration_ms)
+				it->duration_ms = m->duration_ms;
+			return;
+		}
+		if (rc != -ENOENT || e->cfg.offline_only) {
+			it->off_err = rc == -ENOENT ? xasprintf("cannot play %s: not downloaded (offline mode)", it->uri) : xstrdup(err);
+			return;  /* schedule() fails the item: it may free it */
+		}
+	}
 	char key[96];
 	snprintf(key, sizeof(key), "manifest:%s:%d", it->id, e->cfg.quality);
 	/* The cached manifest's inline audio is not stored, so a cold start from the cache
@@ -1273,6 +1325,8 @@ static void request_meta(struct engine *e, struct item *it)
 	char key[64];
 	snprintf(key, sizeof(key), "track:%s", it->id);
 	char *cached = e->cache ? cache_get(e->cache, key, (int64_t)time(NULL)) : NULL;
+	if (!cached && e->cfg.offline)
+		cached = offline_meta(e->cfg.offline, it->id);  /* offline hook: metadata stored with the download */
 	if (cached) {
 		struct xfer fake = {.kind = X_META, .item_seq = it->seq};
 		buf_puts(&fake.body, cached);
@@ -1282,6 +1336,8 @@ static void request_meta(struct engine *e, struct item *it)
 		buf_free(&fake.body);
 		return;
 	}
+	if (e->cfg.offline_only)
+		return;
 	char *url = xasprintf("%s/v1/tracks/%s", e->base_url, it->id);
 	start_xfer(e, X_META, it, url, 0, 0, true);
 	free(url);
@@ -1311,6 +1367,20 @@ void engine_apply_meta(struct item *it, const char *json)
 	if (json_get_int(v, "duration_ms", &d))
 		it->duration_ms = (int)d;
 	yajl_tree_free(v);
+}
+
+static void item_error(struct engine *e, struct item *it, const char *msg);
+
+/* Offline hook: fails an item whose download cannot be played, saying why. */
+static void offline_refuse(struct engine *e, struct item *it)
+{
+	char msg[300];
+	if (it->off_err)
+		snprintf(msg, sizeof(msg), "%s", it->off_err);
+	else
+		snprintf(msg, sizeof(msg), "cannot play %s offline: a downloaded file failed authentication (tampered, "
+			 "truncated or from another device); download it again", it->uri);
+	item_error(e, it, msg);  /* may free it */
 }
 
 /* Decides what to do next: items to start, manifests and segments to fetch, the next
@@ -1345,6 +1415,11 @@ static void schedule(struct engine *e)
 			request_meta(e, it);
 		if (!it->m && !it->manifest_requested && now_us() >= it->manifest_retry_at_us)
 			request_manifest(e, it);
+		if (it->off_err || it->off_failed) {
+			offline_refuse(e, it);
+			schedule(e);  /* the queue moved on: start over with the new items */
+			return;
+		}
 		if (it->m && it->renew_manifest && !inflight_manifest(e, it->seq)) {
 			char *url = xasprintf("%s/v1/playback/%s?inline=0", e->base_url, it->id);
 			start_xfer(e, X_MANIFEST, it, url, 0, 0, true);
@@ -1358,6 +1433,11 @@ static void schedule(struct engine *e)
 		target = e->cfg.prefetch_seconds * 0.5;
 	/* Fetch the playing item; once all of it is here, prefetch the next one. */
 	fetch_segments(e, e->play_item, target);
+	if (e->play_item->off_failed) {
+		offline_refuse(e, e->play_item);
+		schedule(e);
+		return;
+	}
 	bool play_fetched = e->play_item->m;
 	if (play_fetched)
 		for (uint32_t k = 0; k < e->play_item->m->segment_count; k++)
@@ -1381,6 +1461,11 @@ static void schedule(struct engine *e)
 	}
 	if (e->fetch_item != e->play_item && e->fetch_item)
 		fetch_segments(e, e->fetch_item, target + 8);
+	if (e->fetch_item && e->fetch_item->off_failed) {
+		offline_refuse(e, e->fetch_item);
+		schedule(e);
+		return;
+	}
 	push_item(e, e->play_item);
 	if (e->play_item->pushed_all && e->fetch_item != e->play_item && e->fetch_item)
 		push_item(e, e->fetch_item);

@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 struct api;
+struct offline;
 
 enum engine_state {
 	ENGINE_IDLE,       /* nothing queued */
@@ -37,6 +38,9 @@ struct engine_config {
 	int volume;                 /* 0..100 */
 	const char *cache_path;     /* SQLite cache for metadata and manifests, or NULL */
 	bool autoplay;              /* when the queue runs out, continue with similar tracks */
+	struct offline *offline;    /* downloaded tracks (offline.h), or NULL; borrowed, used only
+	                             * by the network thread, must outlive the engine */
+	bool offline_only;          /* play downloaded tracks only; refuse the rest at once */
 };
 
 /* Defaults: auto quality, 10 s prefetch, normalisation on, volume 100, autoplay on. */

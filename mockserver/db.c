@@ -211,6 +211,24 @@ static const char *const MIGRATIONS[] = {
 	"  added_at INTEGER NOT NULL,"
 	"  PRIMARY KEY (user_id, kind, item_id)) WITHOUT ROWID;"
 	"CREATE INDEX library_by_time ON library(user_id, kind, added_at);",
+
+	/* 6: offline downloads: devices registered for offline playback (an X25519 public
+	 * key each, so licence keys can be sealed to them) and the licences issued to them. */
+	"CREATE TABLE offline_devices ("
+	"  user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,"
+	"  device_id TEXT NOT NULL,"
+	"  public_key BLOB NOT NULL,"
+	"  created_at INTEGER NOT NULL,"
+	"  PRIMARY KEY (user_id, device_id)) WITHOUT ROWID;"
+	"CREATE TABLE offline_licenses ("
+	"  user_id TEXT NOT NULL,"
+	"  device_id TEXT NOT NULL,"
+	"  track_id TEXT NOT NULL,"
+	"  license_key BLOB NOT NULL,"          /* 32 random bytes; leaves the server only sealed */
+	"  issued_at INTEGER NOT NULL,"
+	"  expires_at INTEGER NOT NULL,"
+	"  PRIMARY KEY (user_id, device_id, track_id),"
+	"  FOREIGN KEY (user_id, device_id) REFERENCES offline_devices(user_id, device_id) ON DELETE CASCADE) WITHOUT ROWID;",
 };
 
 #define N_MIGRATIONS ((int)(sizeof(MIGRATIONS) / sizeof(MIGRATIONS[0])))

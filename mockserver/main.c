@@ -80,6 +80,7 @@ static const struct {
 		  "  --fault-bandwidth-kbps N   fault injection: throttle segment bodies to N kbit/s\n"
 		  "  --fault-error-rate P       fault injection: answer 503 with probability P (0..1)\n"
 		  "  --fault-drop-rate P        fault injection: drop the connection with probability P (0..1)\n"
+		  "  --offline-license-days N   lifetime of offline licences (default 30)\n"
 		  "  --login-throttle A:I:BASE:CAP  lock an account after A failed logins and an address after I;\n"
 		  "                             the lock starts at BASE seconds and doubles up to CAP (default 10:50:1:900)\n"},
 	{"seed-demo", "usage: encored seed-demo --data DIR [--tracks N] [--seconds S] [--episodes N]\n"
@@ -198,6 +199,7 @@ static int cmd_serve(int argc, char **argv)
 		{"max-body", required_argument, 0, 'b'},
 		{"ingest-workers", required_argument, 0, 'I'},
 		{"url-ttl", required_argument, 0, 'U'},
+		{"offline-license-days", required_argument, 0, 'O'},
 		{"edge-mb", required_argument, 0, 'E'},
 		{"fault-latency-ms", required_argument, 0, 'L'},
 		{"fault-bandwidth-kbps", required_argument, 0, 'B'},
@@ -241,6 +243,7 @@ static int cmd_serve(int argc, char **argv)
 		case 'b': o.max_body = (size_t)strtoull(optarg, NULL, 10); break;
 		case 'I': o.ingest_workers = atoi(optarg); break;
 		case 'U': o.url_ttl_s = atoi(optarg); break;
+		case 'O': o.offline_license_days = atoi(optarg); break;
 		case 'E': o.edge_bytes = (size_t)strtoull(optarg, NULL, 10) << 20; break;
 		case 'L': o.fault_latency_ms = atoi(optarg); break;
 		case 'B': o.fault_bandwidth_kbps = atoi(optarg); break;
@@ -263,7 +266,7 @@ static int cmd_serve(int argc, char **argv)
 		fprintf(stderr, "encored: serve needs --data DIR\n");
 		return EXIT_USAGE;
 	}
-	if (o.port < 0 || o.port > 65535 || o.token_ttl_s <= 0 || o.url_ttl_s <= 0) {
+	if (o.port < 0 || o.port > 65535 || o.token_ttl_s <= 0 || o.url_ttl_s <= 0 || o.offline_license_days <= 0) {
 		fprintf(stderr, "encored: bad --listen port, --token-ttl or --url-ttl\n");
 		return EXIT_USAGE;
 	}

@@ -18,7 +18,7 @@
 #include <unistd.h>
 
 static const struct route *const ROUTE_TABLES[] = {auth_routes, catalog_routes, ingest_routes, delivery_routes,
-							   events_routes, search_routes, playlist_routes, library_routes};
+							   events_routes, search_routes, playlist_routes, library_routes, offline_routes};
 
 const char *server_route_pattern(const char *path)
 {
@@ -52,6 +52,7 @@ void server_options_defaults(struct server_options *o)
 	o->login_max_ip = 50;
 	o->login_base_s = 1;
 	o->login_cap_s = 900;
+	o->offline_license_days = 30;
 }
 
 size_t server_body_limit(void *ctx, const char *method, const char *path, size_t max_body)

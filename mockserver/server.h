@@ -37,6 +37,7 @@ struct server_options {
 	/* Login throttling (loginguard.h): failures before a lock, per account and per client
 	 * address; first and longest lock in seconds. */
 	int login_max_account, login_max_ip, login_base_s, login_cap_s;
+	int offline_license_days; /* lifetime of an offline licence (default 30) */
 };
 
 void server_options_defaults(struct server_options *o);
@@ -131,6 +132,7 @@ const char *server_route_pattern(const char *path);
 extern const struct route search_routes[];
 extern const struct route playlist_routes[];
 extern const struct route library_routes[];
+extern const struct route offline_routes[];
 
 
 /* The CDN fast path: answers edge-cache hits on the service thread (http_app.fast). */

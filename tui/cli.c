@@ -23,11 +23,13 @@ static const struct {
 	{"remote", cmd_remote},
 	{"events", cmd_events},
 	{"playlist", cmd_playlist},
+	{"download", cmd_download},
+	{"offline", cmd_offline},
 };
 
 static void usage_line(FILE *f)
 {
-	fprintf(f, "usage: encore [--server URL] [--output SINK] [login USER | logout | whoami | show URI | search QUERY | play ... | remote CMD | playlist SUB | events status|flush]\n");
+	fprintf(f, "usage: encore [--server URL] [--output SINK] [login USER | logout | whoami | show URI | search QUERY | play ... | remote CMD | playlist SUB | download URI... | offline SUB | events status|flush]\n");
 }
 
 static void help(void)
@@ -52,6 +54,9 @@ static void help(void)
 	       "  playlist SUB       ls | show ID | create NAME [--public] [--collaborative] | rename ID NAME\n"
 	       "                     | add ID URI... | rm ID URI | mv ID FROM TO | collab ID USER | follow ID\n"
 	       "                     [--json]; edits made offline are queued and sent on reconnect\n"
+	       "  download URI...    download tracks, albums, playlists for offline play (premium;\n"
+	       "                     [--quality Q] [--json]); run again to resume\n"
+	       "  offline SUB        ls | rm URI... | usage | quota BYTES|none | sync  [--json]\n"
 	       "\n"
 	       "Options:\n"
 	       "  --server URL       server base URL (default: $ENCORE_SERVER, then the logged-in\n"

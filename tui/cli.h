@@ -67,4 +67,12 @@ struct outbox;
 struct outbox *cli_open_outbox(struct cli_ctx *c);
 int cmd_playlist(struct cli_ctx *c, int argc, char **argv);
 
+struct offline;
+/* Opens the offline store (DATA_DIR/offline, device key DATA_DIR/offline-device.key);
+ * unless create, NULL without a message when nothing was ever downloaded. NULL after
+ * printing why on failure. */
+struct offline *cli_open_offline(struct cli_ctx *c, bool create);
+int cmd_download(struct cli_ctx *c, int argc, char **argv);
+int cmd_offline(struct cli_ctx *c, int argc, char **argv);
+
 #endif

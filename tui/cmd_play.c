@@ -5,6 +5,7 @@
 #include "api.h"
 #include "b64.h"
 #include "cli.h"
+#include "offline.h"
 #include "ctlsock.h"
 #include "engine.h"
 #include "id.h"
@@ -314,7 +315,7 @@ static void usage(void)
 {
 	fprintf(stderr, "usage: encore play [QUERY|URI...] [--quality auto|24|96|160|320] [--output alsa[:DEV]|null|null:realtime|wav:FILE]\n"
 			"                   [--seek SEC] [--duration SEC] [--prefetch SEC] [--volume N] [--no-normalize]\n"
-			"                   [--autoplay] [--no-control] [--json]\n");
+			"                   [--autoplay] [--no-control] [--offline] [--json]\n");
 }
 
 int cmd_play(struct cli_ctx *c, int argc, char **argv)
@@ -329,6 +330,7 @@ int cmd_play(struct cli_ctx *c, int argc, char **argv)
 		{"no-normalize", no_argument, 0, 'N'},
 		{"autoplay", no_argument, 0, 'a'},
 		{"no-control", no_argument, 0, 'C'},
+		{"offline", no_argument, 0, 'F'},
 		{"json", no_argument, 0, 'j'},
 		{"help", no_argument, 0, 'h'},
 		{0, 0, 0, 0},
@@ -364,6 +366,7 @@ int cmd_play(struct cli_ctx *c, int argc, char **argv)
 		case 'N': cfg.normalize = false; break;
 		case 'a': cfg.autoplay = true; break;
 		case 'C': control = false; break;
+		case 'F': cfg.offline_only = true; break;
 		case 'j': json = true; break;
 		case 'h': usage(); return EXIT_OK;
 		default:
@@ -380,6 +383,7 @@ int cmd_play(struct cli_ctx *c, int argc, char **argv)
 	struct session *s = NULL;
 	struct api *api = NULL;
 	struct engine *e = NULL;
+	struct offline *off = NULL;
 	struct ctlsock *ctl = NULL;
 	struct uri_list uris = {0};
 	struct play_tracker tracker = {0};
@@ -408,6 +412,9 @@ int cmd_play(struct cli_ctx *c, int argc, char **argv)
 	tracker.realtime = !cfg.output || strncmp(cfg.output, "alsa", 4) == 0 || strcmp(cfg.output, "null:realtime") == 0;
 	char *cache = paths_ensure(c->paths, PATHS_CACHE) == 0 ? paths_file(c->paths, PATHS_CACHE, "cache.db") : NULL;
 	cfg.cache_path = cache;
+	/* Downloaded tracks play from the offline store (only opened if something was downloaded). */
+	off = cli_open_offline(c, false);
+	cfg.offline = off;
 	char err[256];
 	e = engine_new(&cfg, err, sizeof(err));
 	free(cache);
@@ -504,6 +511,7 @@ int cmd_play(struct cli_ctx *c, int argc, char **argv)
 out:
 	ctlsock_stop(ctl);
 	engine_free(e);
+	offline_free(off);
 	outbox_stop(tracker.ob);
 	outbox_close(tracker.ob);
 	for (int i = 0; i < uris.n; i++)
