@@ -110,6 +110,7 @@ static const struct {
 		 "  --no-normalize     do not apply loudness normalisation\n"
 		 "  --autoplay         keep playing recommendations when the queue ends\n"
 		 "  --no-control       do not open the control socket for 'encore remote'\n"
+		 "  --offline          play downloaded tracks only; never touch the network\n"
 		 "  --json             print playback events as JSON lines\n"},
 	{"remote", "usage: encore remote CMD [ARG...]\n"
 		   "\n"
@@ -122,6 +123,19 @@ static const struct {
 		   "  status             listening events waiting to upload\n"
 		   "  flush              upload waiting listening events now\n"
 		   "  --json             status as a JSON object\n"},
+	{"download", "usage: encore download [--quality Q] [--json] URI...\n"
+		     "\n"
+		     "Downloads tracks, albums or playlists for offline playback (premium accounts), encrypted\n"
+		     "for this device under a licence; resumes where it stopped.\n"
+		     "\n"
+		     "  --quality Q        24, 96, 160 or 320 (default: the best the account may use)\n"
+		     "  --json             one JSON object per line for progress and results\n"},
+	{"offline", "usage: encore offline ls|rm URI...|usage|quota BYTES|none|sync [--json]\n"
+		    "\n"
+		    "Lists, removes and measures downloads, sets a storage quota, and renews licences\n"
+		    "(sync; revoked licences delete their files).\n"
+		    "\n"
+		    "  --json             print JSON\n"},
 	{"playlist", "usage: encore playlist SUB [ARG...] [--json]\n"
 		     "\n"
 		     "  ls | show ID | create NAME | rename ID NAME | add ID URI... | rm ID URI\n"
