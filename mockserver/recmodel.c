@@ -498,7 +498,8 @@ int recmodel_train(const char *data_dir, const struct recmodel_train_opts *o, st
 		s = db_prepare(db, "INSERT INTO reco_models(version, path, created_at, users, items, nnz, factors, train_ms, loss)"
 				   " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)");
 		sqlite3_bind_int64(s, 1, m.version);
-		sqlite3_bind_text(s, 2, path, -1, SQLITE_STATIC);
+		/* Relative to the data directory, so a copied or moved directory still works. */
+		sqlite3_bind_text(s, 2, path + strlen(data_dir) + 1, -1, SQLITE_STATIC);
 		sqlite3_bind_int64(s, 3, m.created_at);
 		sqlite3_bind_int(s, 4, m.users);
 		sqlite3_bind_int(s, 5, m.items);

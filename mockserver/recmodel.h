@@ -49,7 +49,8 @@ void recmodel_train_opts_defaults(struct recmodel_train_opts *o);
 /* Trains on the database at data_dir and publishes a new version. 0, or -errno with err. */
 int recmodel_train(const char *data_dir, const struct recmodel_train_opts *o, struct recmodel_train_stats *st,
 		   char *err, size_t errlen);
-/* The newest published version and its file (path may be NULL), or 0 when none. */
+/* The newest published version and its file relative to the data directory (path may be
+ * NULL), or 0 when none. */
 int64_t recmodel_latest(sqlite3 *db, char *path, size_t pathlen);
 /* Loads a model file; NULL with err on a missing, truncated or foreign file. Free with recmodel_free. */
 struct recmodel *recmodel_load(const char *path, char *err, size_t errlen);

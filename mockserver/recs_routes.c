@@ -177,7 +177,7 @@ static void user_artists(struct call *c, struct idset *out)
 /* Most popular ready tracks, of one genre when genre is non-NULL. */
 static void pool_popular(struct call *c, struct pool *p, const char *genre, int limit)
 {
-	char *sql = xasprintf("%s WHERE t.state = 'ready'%s ORDER BY t.popularity DESC, t.id LIMIT ?", TRACK_COLS,
+	char *sql = xasprintf("%s WHERE t.state = 'ready'%s ORDER BY t.popularity DESC, t.id LIMIT ?1", TRACK_COLS,
 			      genre ? " AND t.genre = ?2" : "");
 	sqlite3_stmt *s = db_prepare(c->db, sql);
 	free(sql);

@@ -56,15 +56,17 @@ static void unref_locked(struct recsvc *s, int h)
 
 int recsvc_reload(struct recsvc *s)
 {
-	char path[600];
+	char rel[600];
 	pthread_mutex_lock(&s->mu);
 	int64_t have = s->current >= 0 ? recmodel_version(s->held[s->current].m) : 0;
 	pthread_mutex_unlock(&s->mu);
-	int64_t v = recmodel_latest(s->db, path, sizeof(path));
+	int64_t v = recmodel_latest(s->db, rel, sizeof(rel));
 	if (v <= have)
 		return 0;
 	char err[256];
+	char *path = xasprintf("%s/%s", s->data_dir, rel);
 	struct recmodel *m = recmodel_load(path, err, sizeof(err));
+	free(path);
 	if (!m) {
 		fprintf(stderr, "encored: recommendations: %s\n", err);
 		return -EIO;
