@@ -81,11 +81,28 @@ const float *als_item_factors(const struct als *a) { return a->V; }
 float *als_user_factors_mut(struct als *a) { return a->U; }
 float *als_item_factors_mut(struct als *a) { return a->V; }
 
+/* Hot loops are compiled for AVX-512, AVX2 and baseline x86-64 and picked at load time
+ * (glibc ifunc), so one binary uses the machine's vector width without -march=native. */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define ALS_CLONES __attribute__((target_clones("avx512f", "avx2,fma", "default")))
+#else
+#define ALS_CLONES
+#endif
+
+/* Sixteen independent partial sums: the compiler may vectorise them without -ffast-math,
+ * since no sum is reassociated. */
 static inline float dot(const float *restrict a, const float *restrict b, int f)
 {
+	float acc[16] = {0};
+	int k = 0;
+	for (; k + 16 <= f; k += 16)
+		for (int j = 0; j < 16; j++)
+			acc[j] += a[k + j] * b[k + j];
 	float s = 0;
-	for (int k = 0; k < f; k++)
+	for (; k < f; k++)
 		s += a[k] * b[k];
+	for (int j = 0; j < 16; j++)
+		s += acc[j];
 	return s;
 }
 
@@ -119,7 +136,7 @@ struct job {
 
 #define CHUNK 64
 
-static void solve_row(const struct job *j, int u, float *r, float *p, float *Ap)
+ALS_CLONES static void solve_row(const struct job *j, int u, float *r, float *p, float *Ap)
 {
 	const int f = j->f;
 	float *x = j->X + (size_t)u * f;
@@ -162,6 +179,20 @@ static void solve_row(const struct job *j, int u, float *r, float *p, float *Ap)
 	}
 }
 
+/* G += y y' (upper triangle) over rows lo..hi of Y. */
+ALS_CLONES static void gram_rows(float *restrict G, const float *restrict Y, int lo, int hi, int f)
+{
+	for (int i = lo; i < hi; i++) {
+		const float *y = Y + (size_t)i * f;
+		for (int r = 0; r < f; r++) {
+			float yr = y[r];
+			float *g = G + (size_t)r * f;
+			for (int c = r; c < f; c++)
+				g[c] += yr * y[c];
+		}
+	}
+}
+
 struct worker_arg {
 	struct job *j;
 	int id;
@@ -177,15 +208,7 @@ static void *worker(void *arg)
 	memset(G, 0, (size_t)f * f * sizeof(float));
 	int per = (j->nY + j->nthreads - 1) / j->nthreads;
 	int lo = wa->id * per, hi = lo + per < j->nY ? lo + per : j->nY;
-	for (int i = lo; i < hi; i++) {
-		const float *y = j->Y + (size_t)i * f;
-		for (int r = 0; r < f; r++) {
-			float yr = y[r];
-			float *g = G + (size_t)r * f;
-			for (int c = r; c < f; c++)
-				g[c] += yr * y[c];
-		}
-	}
+	gram_rows(G, j->Y, lo, hi, f);
 	pthread_barrier_wait(&j->bar);
 	if (wa->id == 0) {
 		for (int t = 1; t < j->nthreads; t++) {
@@ -410,6 +433,14 @@ static void sift_down(float *s, int *ix, int n, int i)
 	}
 }
 
+/* Scores of vectors[lo..hi) against query into out. */
+ALS_CLONES static void score_block(float *restrict out, const float *restrict query, const float *restrict vectors, int lo,
+				   int hi, int f)
+{
+	for (int i = lo; i < hi; i++)
+		out[i - lo] = dot(query, vectors + (size_t)i * f, f);
+}
+
 int als_topk(const float *query, const float *vectors, int n, int f, int k, const uint8_t *exclude, int *idx,
 	     float *score)
 {
@@ -418,10 +449,14 @@ int als_topk(const float *query, const float *vectors, int n, int f, int k, cons
 	float *hs = xmalloc((size_t)k * sizeof(float));
 	int *hi = xmalloc((size_t)k * sizeof(int));
 	int cnt = 0;
+	enum { BLOCK = 256 };
+	float block[BLOCK];
 	for (int i = 0; i < n; i++) {
+		if (i % BLOCK == 0)
+			score_block(block, query, vectors, i, i + BLOCK < n ? i + BLOCK : n, f);
 		if (exclude && exclude[i])
 			continue;
-		float s = dot(query, vectors + (size_t)i * f, f);
+		float s = block[i % BLOCK];
 		if (cnt < k) {
 			hs[cnt] = s;
 			hi[cnt] = i;

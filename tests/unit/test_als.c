@@ -1,5 +1,6 @@
 /* Unit tests for als: implicit ALS with CG, CSR helpers and exact top-k. */
 #include "als.h"
+#include "recmodel.h"
 #include "tap.h"
 #include "xmem.h"
 #include <math.h>
@@ -258,6 +259,21 @@ static void test_rejects_mismatched_shapes(void)
 	als_matrix_free(&t);
 }
 
+static void test_diversify_keeps_order_but_never_three_in_a_row(void)
+{
+	int artist[] = {7, 7, 7, 7, 3, 3, 3, 5};
+	int order[8];
+	int n = recmodel_diversify(artist, 8, 2, order);
+	/* 7 7 3 7 7 3 3 5: the third 7 waits for a 3; otherwise the input order is kept. */
+	int want[] = {0, 1, 4, 2, 3, 5, 6, 7};
+	CHECK_INT(n, 8);
+	for (int i = 0; i < 8; i++)
+		CHECK(order[i] == want[i], "position %d: expected %d got %d", i, want[i], order[i]);
+	int same[] = {1, 1, 1, 1};
+	CHECK_INT(recmodel_diversify(same, 4, 2, order), 2);   /* nothing may follow two of one artist */
+	CHECK_INT(recmodel_diversify(same, 0, 2, order), 0);
+}
+
 int main(void)
 {
 	RUN(test_loss_decreases_every_iteration);
@@ -267,5 +283,6 @@ int main(void)
 	RUN(test_csr_from_triples_sums_duplicates_and_transposes);
 	RUN(test_topk_matches_a_full_sort_and_honours_exclusions);
 	RUN(test_rejects_mismatched_shapes);
+	RUN(test_diversify_keeps_order_but_never_three_in_a_row);
 	return TAP_DONE();
 }
