@@ -309,13 +309,22 @@ def test_cli_recs(srv, state):
     assert rc != 0 and "no track" in err, (rc, err)
 
 
-def test_fault_flag_at_startup():
-    with Server(["--fault-recs-error"], tracks=TRACKS, seconds=3) as srv:
+def test_fault_flag_and_scheduled_training():
+    with Server(["--fault-recs-error", "--train-interval", "1", "--recs-check-ms", "200"], tracks=TRACKS,
+                seconds=3) as srv:
         admin = srv.login("admin")
         st, body, _ = admin.get("/v1/admin/recs")
         expect(body["fault"], True, "--fault-recs-error")
+        play(srv.login("bob"), sorted(catalog(srv))[:5])
+        # The schedule trains on its own and serving loads what it wrote.
+        wait_version(srv, 1)
+        st, body, _ = admin.get("/v1/admin/recs")
+        assert body["trainings"] >= 1, body
         st, body, _ = srv.login("bob").get("/v1/me/discover-weekly")
         expect((st, body["source"] != "personal"), (200, True), "discover under --fault-recs-error")
+        admin.req("POST", "/v1/admin/recs/fault", {"error": False})
+        st, body, _ = srv.login("bob").get("/v1/me/discover-weekly")
+        expect((st, body["source"]), (200, "personal"), "discover once the fault is cleared")
 
 
 def main():
@@ -329,7 +338,7 @@ def main():
                   test_fault_switches_to_fallbacks_and_back, test_every_product_keeps_the_diversity_rule,
                   test_target_energy_reorders, test_radio_moves_away_from_skipped_artists, test_cli_recs):
             tap.run(t, srv, state)
-    tap.run(test_fault_flag_at_startup)
+    tap.run(test_fault_flag_and_scheduled_training)
     tap.done()
 
 
