@@ -573,6 +573,17 @@ struct recmodel *recmodel_load(const char *path, char *err, size_t errlen)
 		snprintf(err, errlen, "%s: not a recommendation model of this build", path);
 		goto fail;
 	}
+	/* The header must describe exactly the file's size, so a corrupt count cannot make us
+	 * allocate gigabytes (out-of-memory aborts) before the short read is noticed. */
+	struct stat sb;
+	uint64_t want = 8 + sizeof(v) + sizeof(hdr) + ((uint64_t)hdr[0] + (uint64_t)hdr[2]) * (ID_LEN + 1) +
+			(uint64_t)hdr[1] * sizeof(struct recmodel_item) +
+			((uint64_t)hdr[0] + (uint64_t)hdr[1]) * (uint64_t)hdr[3] * sizeof(float) +
+			(uint64_t)hdr[1] * (uint64_t)hdr[4] * sizeof(float);
+	if (fstat(fileno(f), &sb) != 0 || (uint64_t)sb.st_size != want) {
+		snprintf(err, errlen, "%s: size does not match its header", path);
+		goto fail;
+	}
 	m->version = v[0];
 	m->created_at = v[1];
 	m->users = hdr[0];
