@@ -288,6 +288,21 @@ def test_radio_moves_away_from_skipped_artists(srv, state):
     assert liked[0] not in track_ids(b3["tracks"])
 
 
+def test_radio_from_a_playlist(srv, state):
+    c = srv.login("bob")
+    st, pl, _ = c.req("POST", "/v1/me/playlists", {"name": "techno night"})
+    assert st in (200, 201), (st, pl)
+    techno = by_genre(state["cat"])["techno"][:3]
+    st, body, _ = c.req("POST", "/v1/playlists/%s/tracks" % pl["id"], {"uris": ["encore:track:" + t for t in techno]})
+    assert st in (200, 201), (st, body)
+    st, body, _ = c.get("/v1/radio?seed=encore:playlist:" + pl["id"])
+    expect(st, 200, "radio from a playlist")
+    ids = track_ids(body["tracks"])
+    assert ids and not set(ids) & set(techno), "playlist tracks repeated: %r" % (set(ids) & set(techno))
+    st, body, _ = c.get("/v1/radio?seed=encore:playlist:" + "Z" * 22)
+    expect(st, 404, "radio from an unknown playlist")
+
+
 def test_cli_recs(srv, state):
     cli = Cli(srv.url, "alice")
     rc, out, err = cli.run("recs", "discover", "--json")
@@ -336,7 +351,8 @@ def main():
                   test_cold_start_from_taste, test_train_publishes_a_version_that_serve_loads,
                   test_discover_weekly_is_personal_unplayed_and_finds_held_out_tracks,
                   test_fault_switches_to_fallbacks_and_back, test_every_product_keeps_the_diversity_rule,
-                  test_target_energy_reorders, test_radio_moves_away_from_skipped_artists, test_cli_recs):
+                  test_target_energy_reorders, test_radio_moves_away_from_skipped_artists, test_radio_from_a_playlist,
+                  test_cli_recs):
             tap.run(t, srv, state)
     tap.run(test_fault_flag_and_scheduled_training)
     tap.done()
