@@ -397,20 +397,55 @@ static bool pool_personal(struct call *c, const struct recmodel *m, struct pool 
 	return n > 0;
 }
 
+/* Interactions after which a user's list is all personal; below it, the genre list (their
+ * picks and listening, by popularity) fills the share personal scores have not earned yet. */
+#define BLEND_FULL_AT 20
+
+static void blend_with_genres(struct call *c, struct pool *p, const struct strlist *g, const struct idset *exclude)
+{
+	sqlite3_stmt *s = db_prepare(c->db, "SELECT count(*) FROM reco_interactions WHERE user_id = ? AND weight > 0");
+	sqlite3_bind_text(s, 1, c->user.sub, -1, SQLITE_STATIC);
+	int n = sqlite3_step(s) == SQLITE_ROW ? sqlite3_column_int(s, 0) : 0;
+	sqlite3_finalize(s);
+	if (n >= BLEND_FULL_AT || g->n == 0)
+		return;
+	struct pool gen = {0}, out = {0};
+	pool_genres(c, &gen, g);
+	pool_filter(c, &gen, exclude, NULL);
+	/* Position i comes from the personal list when the running share of personal picks
+	 * would otherwise fall below n / BLEND_FULL_AT (at least a third: the model knows something). */
+	double share = (double)n / BLEND_FULL_AT;
+	if (share < 1.0 / 3)
+		share = 1.0 / 3;
+	int a = 0, b = 0;
+	for (int i = 0; a < p->n || b < gen.n; i++) {
+		bool personal = a < p->n && (b >= gen.n || (double)a < share * (i + 1));
+		if (personal)
+			pool_add(&out, &p->v[a++]);
+		else
+			pool_add(&out, &gen.v[b++]);
+	}
+	free(gen.v);
+	free(p->v);
+	*p = out;
+}
+
 /* Fills p by the chain for a user-level product; returns the source used. */
 static enum recsvc_source pool_for_user(struct call *c, struct pool *p, const struct idset *exclude, int64_t *version)
 {
 	const struct recmodel *m = recsvc_acquire(c->srv->recs);
 	*version = m ? recmodel_version(m) : 0;
+	struct strlist g = {0};
+	user_genres(c, &g);
 	if (m) {
 		pool_personal(c, m, p, exclude);
 		recsvc_release(c->srv->recs, m);
 		pool_filter(c, p, exclude, NULL);
-		if (p->n > 0)
+		if (p->n > 0) {
+			blend_with_genres(c, p, &g, exclude);
 			return RECSVC_PERSONAL;
+		}
 	}
-	struct strlist g = {0};
-	user_genres(c, &g);
 	if (g.n) {
 		pool_genres(c, p, &g);
 		pool_filter(c, p, exclude, NULL);
