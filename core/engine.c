@@ -1400,7 +1400,10 @@ static void schedule(struct engine *e)
 	if (!e->play_item) {
 		if (e->ended && e->cfg.autoplay && !e->autoplay_requested && e->last_artist_id[0]) {
 			e->autoplay_requested = true;
-			char *url = xasprintf("%s/v1/artists/%s/top-tracks", e->base_url, e->last_artist_id);
+			/* Autoplay is Radio seeded by the last artist (docs/PROTOCOL.md, "Recommendations"):
+			 * same {"tracks": [TRACK...]} shape as top-tracks, and it falls back to genre and
+			 * popular tracks on the server, so it works with or without a trained model. */
+			char *url = xasprintf("%s/v1/radio?seed=encore:artist:%s", e->base_url, e->last_artist_id);
 			start_xfer(e, X_AUTOPLAY, NULL, url, 0, 0, true);
 			free(url);
 		}
@@ -1454,7 +1457,10 @@ static void schedule(struct engine *e)
 			publish_queue(e);
 		} else if (e->cfg.autoplay && !e->autoplay_requested && e->last_artist_id[0]) {
 			e->autoplay_requested = true;
-			char *url = xasprintf("%s/v1/artists/%s/top-tracks", e->base_url, e->last_artist_id);
+			/* Autoplay is Radio seeded by the last artist (docs/PROTOCOL.md, "Recommendations"):
+			 * same {"tracks": [TRACK...]} shape as top-tracks, and it falls back to genre and
+			 * popular tracks on the server, so it works with or without a trained model. */
+			char *url = xasprintf("%s/v1/radio?seed=encore:artist:%s", e->base_url, e->last_artist_id);
 			start_xfer(e, X_AUTOPLAY, NULL, url, 0, 0, true);
 			free(url);
 		}

@@ -229,6 +229,20 @@ static const char *const MIGRATIONS[] = {
 	"  expires_at INTEGER NOT NULL,"
 	"  PRIMARY KEY (user_id, device_id, track_id),"
 	"  FOREIGN KEY (user_id, device_id) REFERENCES offline_devices(user_id, device_id) ON DELETE CASCADE) WITHOUT ROWID;",
+
+	/* 7: recommendations: published model versions (files under DATA/models/) and the
+	 * cold-start tastes users pick (PUT /v1/me/taste). */
+	"CREATE TABLE reco_models ("
+	"  version INTEGER PRIMARY KEY,"
+	"  path TEXT NOT NULL,"
+	"  created_at INTEGER NOT NULL,"
+	"  users INTEGER NOT NULL, items INTEGER NOT NULL, nnz INTEGER NOT NULL,"
+	"  factors INTEGER NOT NULL, train_ms REAL NOT NULL, loss REAL);"
+	"CREATE TABLE user_taste ("
+	"  user_id TEXT NOT NULL,"
+	"  kind TEXT NOT NULL CHECK (kind IN ('genre','artist')),"
+	"  value TEXT NOT NULL,"
+	"  PRIMARY KEY (user_id, kind, value)) WITHOUT ROWID;",
 };
 
 #define N_MIGRATIONS ((int)(sizeof(MIGRATIONS) / sizeof(MIGRATIONS[0])))

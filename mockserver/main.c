@@ -19,6 +19,8 @@
 #include "searchsvc.h"
 #include "gencat.h"
 #include "users.h"
+#include "recmodel.h"
+#include "recsvc.h"
 #include "xmem.h"
 #include "buf.h"
 #include <errno.h>
@@ -51,6 +53,7 @@ static void usage(FILE *f)
 		"       encored seed-catalog --data DIR --tracks N [--plan synthetic|demo] [--seed S]\n"
 		"       encored ingest --data DIR FILE --title T --artist A --album B [options]\n"
 		"       encored user add --data DIR [--admin] [--tier free|premium] [--country CC] NAME PASSWORD\n"
+		"       encored train --data DIR [--factors N] [--iterations N] [--threads N] [--alpha A] [--reg R]\n"
 		"       encored report royalties --data DIR --from YYYY-MM-DD --to YYYY-MM-DD [--format csv|json] [--audit]\n"
 		"       encored --help | --version\n"
 		"       encored COMMAND --help\n");
@@ -81,6 +84,10 @@ static const struct {
 		  "  --fault-error-rate P       fault injection: answer 503 with probability P (0..1)\n"
 		  "  --fault-drop-rate P        fault injection: drop the connection with probability P (0..1)\n"
 		  "  --offline-license-days N   lifetime of offline licences (default 30)\n"
+		  "  --train-interval SECONDS   retrain the recommendation model this often (default: never)\n"
+		  "  --fault-recs-error         fault injection: the recommendation model fails (fallbacks answer)\n"
+		  "  --recs-check-ms MS         how often to look for a newer model (default 1000)\n"
+		  "  --recs-max-age SECONDS     treat an older model as stale and fall back\n"
 		  "  --login-throttle A:I:BASE:CAP  lock an account after A failed logins and an address after I;\n"
 		  "                             the lock starts at BASE seconds and doubles up to CAP (default 10:50:1:900)\n"},
 	{"seed-demo", "usage: encored seed-demo --data DIR [--tracks N] [--seconds S] [--episodes N]\n"
@@ -206,14 +213,24 @@ static int cmd_serve(int argc, char **argv)
 		{"fault-error-rate", required_argument, 0, 'R'},
 		{"fault-drop-rate", required_argument, 0, 'D'},
 		{"login-throttle", required_argument, 0, 'T'},
+		{"train-interval", required_argument, 0, 1001},
+		{"fault-recs-error", no_argument, 0, 1002},
+		{"recs-check-ms", required_argument, 0, 1003},
+		{"recs-max-age", required_argument, 0, 1004},
 		{0, 0, 0, 0},
 	};
 	char *host = NULL;
 	int c;
+	struct recsvc_options ro;
+	recsvc_options_defaults(&ro);
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (c) {
 		case 'd': o.data_dir = optarg; break;
+		case 1001: ro.train_interval_s = atoi(optarg); break;
+		case 1002: ro.fault = true; break;
+		case 1003: ro.check_interval_ms = atoi(optarg); break;
+		case 1004: ro.max_age_s = atoi(optarg); break;
 		case 'l': {
 			const char *colon = strrchr(optarg, ':');
 			if (!colon) {
@@ -338,6 +355,14 @@ static int cmd_serve(int argc, char **argv)
 		fprintf(stderr, "encored: %s\n", err);
 		goto out;
 	}
+	/* Recommendations: the newest model if any (serving falls back without one), polled for
+	 * new versions every --recs-check-ms, retrained every --train-interval seconds when set. */
+	ro.data_dir = o.data_dir;
+	s.recs = recsvc_new(&ro, err, sizeof(err));
+	if (!s.recs) {
+		fprintf(stderr, "encored: %s\n", err);
+		goto out;
+	}
 	ingest_set_hook(s.ingest, searchsvc_ingest_hook, s.search);
 	struct http_config hc = {
 		.host = o.host,
@@ -372,6 +397,7 @@ static int cmd_serve(int argc, char **argv)
 out:
 	signal_target = NULL;
 	http_server_free(hs);
+	recsvc_free(s.recs);
 	eventlog_runner_free(s.events);
 	ingest_free(s.ingest);
 	searchsvc_free(s.search);
@@ -950,6 +976,50 @@ static int cmd_report(int argc, char **argv)
 	return 0;
 }
 
+static int cmd_train(int argc, char **argv)
+{
+	struct recmodel_train_opts o;
+	recmodel_train_opts_defaults(&o);
+	const char *data = NULL;
+	static const struct option opts[] = {
+		{"data", required_argument, 0, 'd'},
+		{"factors", required_argument, 0, 'f'},
+		{"iterations", required_argument, 0, 'i'},
+		{"threads", required_argument, 0, 't'},
+		{"alpha", required_argument, 0, 'a'},
+		{"reg", required_argument, 0, 'r'},
+		{0, 0, 0, 0},
+	};
+	int c;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		switch (c) {
+		case 'd': data = optarg; break;
+		case 'f': o.factors = atoi(optarg); break;
+		case 'i': o.iterations = atoi(optarg); break;
+		case 't': o.threads = atoi(optarg); break;
+		case 'a': o.alpha = (float)atof(optarg); break;
+		case 'r': o.reg = (float)atof(optarg); break;
+		default:
+			usage(stderr);
+			return EXIT_USAGE;
+		}
+	}
+	if (!data || o.factors < 1 || o.factors > 1024 || o.iterations < 0 || o.threads < 1 || !(o.alpha > 0) || !(o.reg >= 0)) {
+		fprintf(stderr, "encored: train needs --data DIR; factors 1-1024, iterations >= 0, threads >= 1, alpha > 0, reg >= 0\n");
+		return EXIT_USAGE;
+	}
+	char err[512];
+	struct recmodel_train_stats st;
+	if (recmodel_train(data, &o, &st, err, sizeof(err)) != 0) {
+		fprintf(stderr, "encored: train: %s\n", err);
+		return 1;
+	}
+	printf("model version %lld: %d users, %d items, %lld interactions, %d factors, loss %.4g, %.0f ms -> %s\n",
+	       (long long)st.version, st.users, st.items, (long long)st.nnz, o.factors, st.loss, st.train_ms, st.path);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	if (sodium_init() < 0) {
@@ -996,6 +1066,8 @@ int main(int argc, char **argv)
 		return cmd_user(argc - 1, argv + 1);
 	if (strcmp(cmd, "report") == 0)
 		return cmd_report(argc - 1, argv + 1);
+	if (strcmp(cmd, "train") == 0)
+		return cmd_train(argc - 1, argv + 1);
 	fprintf(stderr, "encored: unknown command '%s'\n", cmd);
 	usage(stderr);
 	return EXIT_USAGE;

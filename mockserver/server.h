@@ -71,6 +71,7 @@ struct server {
 	struct metrics *metrics;      /* per-route request counters and latency histograms */
 	struct eventlog_runner *events; /* the event log's consumers (NULL in tools and tests) */
 	atomic_ullong events_accepted, events_duplicate;
+	struct recsvc *recs;          /* the served recommendation model (recsvc.h); NULL in tools */
 };
 
 /* Per worker thread. */
@@ -133,6 +134,7 @@ extern const struct route search_routes[];
 extern const struct route playlist_routes[];
 extern const struct route library_routes[];
 extern const struct route offline_routes[];
+extern const struct route recs_routes[];
 
 
 /* The CDN fast path: answers edge-cache hits on the service thread (http_app.fast). */

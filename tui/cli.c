@@ -25,11 +25,12 @@ static const struct {
 	{"playlist", cmd_playlist},
 	{"download", cmd_download},
 	{"offline", cmd_offline},
+	{"recs", cmd_recs},
 };
 
 static void usage_line(FILE *f)
 {
-	fprintf(f, "usage: encore [--server URL] [--output SINK] [login USER | logout | whoami | show URI | search QUERY | play ... | remote CMD | playlist SUB | download URI... | offline SUB | events status|flush]\n");
+	fprintf(f, "usage: encore [--server URL] [--output SINK] [login USER | logout | whoami | show URI | search QUERY | play ... | remote CMD | playlist SUB | download URI... | offline SUB | recs SUB | events status|flush]\n");
 }
 
 static void help(void)
@@ -43,6 +44,8 @@ static void help(void)
 	       "  logout             forget the stored session\n"
 	       "  whoami [--json]    show the logged-in account\n"
 	       "  show URI [--json]  show a track, album or artist (encore:TYPE:ID)\n"
+	       "  recs discover|daily|radio URI|release [--json]\n"
+	       "                     recommendation shelves: Discover Weekly, Daily Mixes, Radio, Release Radar\n"
 	       "  search QUERY [--type T,...] [--limit N] [--json]\n"
 	       "                     search tracks, artists, albums, playlists, shows, episodes\n"
 	       "  play [QUERY|URI...] [--quality Q] [--output SPEC] [--seek SEC] [--duration SEC] [--json]\n"

@@ -1,0 +1,487 @@
+/* als: implicit ALS with a per-row conjugate-gradient solver.
+ *
+ * For a row x with observed entries (y_i, c_i, p_i), the exact solution satisfies
+ *   (Y'Y + reg I + sum (c_i - 1) y_i y_i') x = sum c_i p_i y_i.
+ * Y'Y is shared by every row (computed once per half-sweep, in parallel); the sparse part is
+ * applied as a matrix-vector product without forming the f x f matrix, so one CG step costs
+ * f^2 + 4 f nnz(row) multiply-adds, and warm-starting from last sweep's x makes 3 steps enough. */
+#include "als.h"
+#include "xmem.h"
+#include <errno.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct als {
+	int users, items, f;
+	struct als_params p;
+	float *U, *V;
+};
+
+void als_params_defaults(struct als_params *p)
+{
+	p->factors = 64;
+	p->reg = 0.01f;
+	p->alpha = 40.0f;
+	p->cg_steps = 3;
+	p->threads = 1;
+	p->seed = 42;
+}
+
+/* splitmix64: deterministic initialisation without global state. */
+static uint64_t mix(uint64_t *s)
+{
+	uint64_t z = (*s += 0x9e3779b97f4a7c15ULL);
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+	return z ^ (z >> 31);
+}
+
+struct als *als_new(int users, int items, const struct als_params *p)
+{
+	if (users < 1 || items < 1 || !p || p->factors < 1)
+		return NULL;
+	struct als *a = xcalloc(1, sizeof(*a));
+	a->users = users;
+	a->items = items;
+	a->f = p->factors;
+	a->p = *p;
+	if (a->p.cg_steps < 1)
+		a->p.cg_steps = 1;
+	if (a->p.threads < 1)
+		a->p.threads = 1;
+	a->U = xmalloc((size_t)users * a->f * sizeof(float));
+	a->V = xmalloc((size_t)items * a->f * sizeof(float));
+	uint64_t s = p->seed;
+	/* Centred noise: all-positive starts keep the factors nearly collinear for many sweeps. */
+	float scale = 0.2f / sqrtf((float)a->f);
+	for (size_t i = 0; i < (size_t)users * a->f; i++)
+		a->U[i] = scale * (float)((double)(mix(&s) >> 11) / 9007199254740992.0 - 0.5);
+	for (size_t i = 0; i < (size_t)items * a->f; i++)
+		a->V[i] = scale * (float)((double)(mix(&s) >> 11) / 9007199254740992.0 - 0.5);
+	return a;
+}
+
+void als_free(struct als *a)
+{
+	if (!a)
+		return;
+	free(a->U);
+	free(a->V);
+	free(a);
+}
+
+int als_factors(const struct als *a) { return a->f; }
+int als_users(const struct als *a) { return a->users; }
+int als_items(const struct als *a) { return a->items; }
+const float *als_user_factors(const struct als *a) { return a->U; }
+const float *als_item_factors(const struct als *a) { return a->V; }
+float *als_user_factors_mut(struct als *a) { return a->U; }
+float *als_item_factors_mut(struct als *a) { return a->V; }
+
+/* Hot loops are compiled for AVX-512, AVX2 and baseline x86-64 and picked at load time
+ * (glibc ifunc), so one binary uses the machine's vector width without -march=native. */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define ALS_CLONES __attribute__((target_clones("avx512f", "avx2,fma", "default")))
+#else
+#define ALS_CLONES
+#endif
+
+/* Sixteen independent partial sums: the compiler may vectorise them without -ffast-math,
+ * since no sum is reassociated. */
+static inline float dot(const float *restrict a, const float *restrict b, int f)
+{
+	float acc[16] = {0};
+	int k = 0;
+	for (; k + 16 <= f; k += 16)
+		for (int j = 0; j < 16; j++)
+			acc[j] += a[k + j] * b[k + j];
+	float s = 0;
+	for (; k < f; k++)
+		s += a[k] * b[k];
+	for (int j = 0; j < 16; j++)
+		s += acc[j];
+	return s;
+}
+
+/* Fixed 16-wide inner loops: -O2's cheap vectoriser handles constant trip counts only. */
+static inline void axpy(float *restrict y, float a, const float *restrict x, int f)
+{
+	int k = 0;
+	for (; k + 16 <= f; k += 16)
+		for (int j = 0; j < 16; j++)
+			y[k + j] += a * x[k + j];
+	for (; k < f; k++)
+		y[k] += a * x[k];
+}
+
+/* out = G v for the symmetric f x f matrix G. */
+static inline void gemv(float *restrict out, const float *restrict G, const float *restrict v, int f)
+{
+	for (int r = 0; r < f; r++)
+		out[r] = dot(G + (size_t)r * f, v, f);
+}
+
+struct job {
+	const struct als_csr *m;
+	float *X;              /* rows being solved */
+	const float *Y;        /* fixed side */
+	int nY;                /* rows of Y */
+	float *G;              /* Y'Y + reg I (shared, read-only during solves) */
+	float reg;
+	int f, cg;
+	float alpha;
+	atomic_int next;       /* next chunk of rows */
+	int nthreads;
+	float *partial;        /* per-thread Y'Y partial sums */
+	pthread_barrier_t bar;
+};
+
+#define CHUNK 64
+
+ALS_CLONES static void solve_row(const struct job *j, int u, float *r, float *p, float *Ap)
+{
+	const int f = j->f;
+	float *x = j->X + (size_t)u * f;
+	const struct als_csr *m = j->m;
+	int64_t b = m->indptr[u], e = m->indptr[u + 1];
+	/* r = b - A x */
+	gemv(r, j->G, x, f);
+	for (int k = 0; k < f; k++)
+		r[k] = -r[k];
+	for (int64_t t = b; t < e; t++) {
+		float v = m->data[t];
+		if (v == 0)
+			continue;
+		float c = 1 + j->alpha * fabsf(v), pref = v > 0 ? 1.0f : 0.0f;
+		const float *y = j->Y + (size_t)m->indices[t] * f;
+		axpy(r, c * pref - (c - 1) * dot(y, x, f), y, f);
+	}
+	memcpy(p, r, (size_t)f * sizeof(float));
+	float rs = dot(r, r, f);
+	for (int it = 0; it < j->cg && rs > 1e-20f; it++) {
+		gemv(Ap, j->G, p, f);
+		for (int64_t t = b; t < e; t++) {
+			float v = m->data[t];
+			if (v == 0)
+				continue;
+			const float *y = j->Y + (size_t)m->indices[t] * f;
+			axpy(Ap, j->alpha * fabsf(v) * dot(y, p, f), y, f);
+		}
+		float pAp = dot(p, Ap, f);
+		if (!(pAp > 0))
+			break;
+		float step = rs / pAp;
+		axpy(x, step, p, f);
+		axpy(r, -step, Ap, f);
+		float rn = dot(r, r, f);
+		float beta = rn / rs;
+		for (int k = 0; k < f; k++)
+			p[k] = r[k] + beta * p[k];
+		rs = rn;
+	}
+}
+
+/* G += y y' over rows lo..hi of Y. */
+ALS_CLONES static void gram_rows(float *restrict G, const float *restrict Y, int lo, int hi, int f)
+{
+	/* Whole rows rather than the upper triangle: twice the work, but it vectorises. */
+	for (int i = lo; i < hi; i++) {
+		const float *y = Y + (size_t)i * f;
+		for (int r = 0; r < f; r++)
+			axpy(G + (size_t)r * f, y[r], y, f);
+	}
+}
+
+struct worker_arg {
+	struct job *j;
+	int id;
+};
+
+static void *worker(void *arg)
+{
+	struct worker_arg *wa = arg;
+	struct job *j = wa->j;
+	const int f = j->f;
+	/* Phase 1: this thread's share of Y'Y (upper triangle). */
+	float *G = j->partial + (size_t)wa->id * f * f;
+	memset(G, 0, (size_t)f * f * sizeof(float));
+	int per = (j->nY + j->nthreads - 1) / j->nthreads;
+	int lo = wa->id * per, hi = lo + per < j->nY ? lo + per : j->nY;
+	gram_rows(G, j->Y, lo, hi, f);
+	pthread_barrier_wait(&j->bar);
+	if (wa->id == 0) {
+		for (int t = 1; t < j->nthreads; t++) {
+			const float *P = j->partial + (size_t)t * f * f;
+			for (int k = 0; k < f * f; k++)
+				G[k] += P[k];
+		}
+		for (int r = 0; r < f; r++)
+			G[(size_t)r * f + r] += j->reg;
+		j->G = G;
+	}
+	pthread_barrier_wait(&j->bar);
+	/* Phase 2: rows in chunks. */
+	float *buf = xmalloc(3 * (size_t)f * sizeof(float));
+	for (;;) {
+		int start = atomic_fetch_add(&j->next, CHUNK);
+		if (start >= j->m->rows)
+			break;
+		int end = start + CHUNK < j->m->rows ? start + CHUNK : j->m->rows;
+		for (int u = start; u < end; u++)
+			solve_row(j, u, buf, buf + f, buf + 2 * f);
+	}
+	free(buf);
+	return NULL;
+}
+
+static void half_sweep(struct als *a, const struct als_csr *m, float *X, const float *Y, int nY)
+{
+	int nt = a->p.threads;
+	struct job j = {
+		.m = m, .X = X, .Y = Y, .nY = nY, .G = NULL, .reg = a->p.reg, .f = a->f, .cg = a->p.cg_steps,
+		.alpha = a->p.alpha, .nthreads = nt,
+	};
+	atomic_init(&j.next, 0);
+	j.partial = xmalloc((size_t)nt * a->f * a->f * sizeof(float));
+	pthread_barrier_init(&j.bar, NULL, (unsigned)nt);
+	pthread_t *th = xcalloc((size_t)nt, sizeof(*th));
+	struct worker_arg *wa = xcalloc((size_t)nt, sizeof(*wa));
+	for (int t = 0; t < nt; t++) {
+		wa[t] = (struct worker_arg){&j, t};
+		if (t > 0)
+			pthread_create(&th[t], NULL, worker, &wa[t]);
+	}
+	worker(&wa[0]);
+	for (int t = 1; t < nt; t++)
+		pthread_join(th[t], NULL);
+	pthread_barrier_destroy(&j.bar);
+	free(th);
+	free(wa);
+	free(j.partial);
+}
+
+int als_iterate(struct als *a, const struct als_csr *ui, const struct als_csr *iu)
+{
+	if (ui->rows != a->users || ui->cols != a->items || iu->rows != a->items || iu->cols != a->users)
+		return -EINVAL;
+	half_sweep(a, ui, a->U, a->V, a->items);
+	half_sweep(a, iu, a->V, a->U, a->users);
+	return 0;
+}
+
+double als_flops_per_iteration(const struct als *a, int64_t nnz)
+{
+	double f = a->f, s = a->p.cg_steps;
+	/* Per side: Y'Y (2 f^2 per row of Y), rows x (s + 1) gemv of 2 f^2, each entry (s + 1) x (dot + axpy = 4 f). */
+	double gram = (double)(a->users + a->items) * 2 * f * f;
+	double gemvs = (double)(a->users + a->items) * (s + 1) * 2 * f * f;
+	double sparse = 2.0 * (double)nnz * (s + 1) * 4 * f;
+	return gram + gemvs + sparse;
+}
+
+double als_loss(const struct als *a, const struct als_csr *ui)
+{
+	const int f = a->f;
+	/* Every pair as if unobserved (c = 1, p = 0): sum_u x' (Y'Y) x. */
+	double *G = xcalloc((size_t)f * f, sizeof(double));
+	for (int i = 0; i < a->items; i++) {
+		const float *y = a->V + (size_t)i * f;
+		for (int r = 0; r < f; r++)
+			for (int c = 0; c < f; c++)
+				G[(size_t)r * f + c] += (double)y[r] * y[c];
+	}
+	double loss = 0;
+	for (int u = 0; u < a->users; u++) {
+		const float *x = a->U + (size_t)u * f;
+		for (int r = 0; r < f; r++) {
+			double s = 0;
+			for (int c = 0; c < f; c++)
+				s += G[(size_t)r * f + c] * x[c];
+			loss += s * x[r];
+		}
+		/* Correct the observed pairs. */
+		for (int64_t t = ui->indptr[u]; t < ui->indptr[u + 1]; t++) {
+			float v = ui->data[t];
+			if (v == 0)
+				continue;
+			double s = dot(x, a->V + (size_t)ui->indices[t] * f, f);
+			double c = 1 + (double)a->p.alpha * fabs(v), pref = v > 0;
+			loss += c * (pref - s) * (pref - s) - s * s;
+		}
+	}
+	free(G);
+	double nx = 0, ny = 0;
+	for (size_t i = 0; i < (size_t)a->users * f; i++)
+		nx += (double)a->U[i] * a->U[i];
+	for (size_t i = 0; i < (size_t)a->items * f; i++)
+		ny += (double)a->V[i] * a->V[i];
+	return loss + a->p.reg * (nx + ny);
+}
+
+void als_matrix_from_triples(struct als_matrix *m, int rows, int cols, size_t n, const int32_t *row,
+			     const int32_t *col, const float *val)
+{
+	int64_t *indptr = xcalloc((size_t)rows + 1, sizeof(int64_t));
+	for (size_t t = 0; t < n; t++)
+		if (row[t] >= 0 && row[t] < rows && col[t] >= 0 && col[t] < cols)
+			indptr[row[t] + 1]++;
+	for (int r = 0; r < rows; r++)
+		indptr[r + 1] += indptr[r];
+	int64_t total = indptr[rows];
+	int32_t *ind = xmalloc((size_t)(total ? total : 1) * sizeof(int32_t));
+	float *dat = xmalloc((size_t)(total ? total : 1) * sizeof(float));
+	int64_t *fill = xmalloc(((size_t)rows + 1) * sizeof(int64_t));
+	memcpy(fill, indptr, ((size_t)rows + 1) * sizeof(int64_t));
+	for (size_t t = 0; t < n; t++)
+		if (row[t] >= 0 && row[t] < rows && col[t] >= 0 && col[t] < cols) {
+			int64_t at = fill[row[t]]++;
+			ind[at] = col[t];
+			dat[at] = val[t];
+		}
+	free(fill);
+	/* Sort each row by column (insertion sort: rows are short) and merge duplicates. */
+	int64_t w = 0;
+	for (int r = 0; r < rows; r++) {
+		int64_t b = indptr[r], e = indptr[r + 1];
+		for (int64_t i = b + 1; i < e; i++) {
+			int32_t c = ind[i];
+			float v = dat[i];
+			int64_t k = i;
+			while (k > b && ind[k - 1] > c) {
+				ind[k] = ind[k - 1];
+				dat[k] = dat[k - 1];
+				k--;
+			}
+			ind[k] = c;
+			dat[k] = v;
+		}
+		indptr[r] = w;
+		for (int64_t i = b; i < e; i++) {
+			if (w > indptr[r] && ind[w - 1] == ind[i])
+				dat[w - 1] += dat[i];
+			else {
+				ind[w] = ind[i];
+				dat[w] = dat[i];
+				w++;
+			}
+		}
+	}
+	indptr[rows] = w;
+	m->indptr = indptr;
+	m->indices = ind;
+	m->data = dat;
+	m->csr = (struct als_csr){rows, cols, indptr, ind, dat};
+}
+
+void als_matrix_transpose(struct als_matrix *m, const struct als_csr *s)
+{
+	int64_t nnz = s->indptr[s->rows];
+	int64_t *indptr = xcalloc((size_t)s->cols + 1, sizeof(int64_t));
+	for (int64_t t = 0; t < nnz; t++)
+		indptr[s->indices[t] + 1]++;
+	for (int c = 0; c < s->cols; c++)
+		indptr[c + 1] += indptr[c];
+	int32_t *ind = xmalloc((size_t)(nnz ? nnz : 1) * sizeof(int32_t));
+	float *dat = xmalloc((size_t)(nnz ? nnz : 1) * sizeof(float));
+	int64_t *fill = xmalloc(((size_t)s->cols + 1) * sizeof(int64_t));
+	memcpy(fill, indptr, ((size_t)s->cols + 1) * sizeof(int64_t));
+	for (int r = 0; r < s->rows; r++)
+		for (int64_t t = s->indptr[r]; t < s->indptr[r + 1]; t++) {
+			int64_t at = fill[s->indices[t]]++;
+			ind[at] = r;
+			dat[at] = s->data[t];
+		}
+	free(fill);
+	m->indptr = indptr;
+	m->indices = ind;
+	m->data = dat;
+	m->csr = (struct als_csr){s->cols, s->rows, indptr, ind, dat};
+}
+
+void als_matrix_free(struct als_matrix *m)
+{
+	if (!m)
+		return;
+	free(m->indptr);
+	free(m->indices);
+	free(m->data);
+	memset(m, 0, sizeof(*m));
+}
+
+/* Min-heap of (score, idx) of size k: the root is the weakest of the current best. */
+static void sift_down(float *s, int *ix, int n, int i)
+{
+	for (;;) {
+		int l = 2 * i + 1, r = l + 1, m = i;
+		if (l < n && s[l] < s[m])
+			m = l;
+		if (r < n && s[r] < s[m])
+			m = r;
+		if (m == i)
+			return;
+		float ts = s[i];
+		s[i] = s[m];
+		s[m] = ts;
+		int ti = ix[i];
+		ix[i] = ix[m];
+		ix[m] = ti;
+		i = m;
+	}
+}
+
+/* Scores of vectors[lo..hi) against query into out. */
+ALS_CLONES static void score_block(float *restrict out, const float *restrict query, const float *restrict vectors, int lo,
+				   int hi, int f)
+{
+	for (int i = lo; i < hi; i++)
+		out[i - lo] = dot(query, vectors + (size_t)i * f, f);
+}
+
+int als_topk(const float *query, const float *vectors, int n, int f, int k, const uint8_t *exclude, int *idx,
+	     float *score)
+{
+	if (k <= 0 || n <= 0)
+		return 0;
+	float *hs = xmalloc((size_t)k * sizeof(float));
+	int *hi = xmalloc((size_t)k * sizeof(int));
+	int cnt = 0;
+	enum { BLOCK = 256 };
+	float block[BLOCK];
+	for (int i = 0; i < n; i++) {
+		if (i % BLOCK == 0)
+			score_block(block, query, vectors, i, i + BLOCK < n ? i + BLOCK : n, f);
+		if (exclude && exclude[i])
+			continue;
+		float s = block[i % BLOCK];
+		if (cnt < k) {
+			hs[cnt] = s;
+			hi[cnt] = i;
+			cnt++;
+			if (cnt == k)
+				for (int h = k / 2 - 1; h >= 0; h--)
+					sift_down(hs, hi, k, h);
+		} else if (s > hs[0]) {
+			hs[0] = s;
+			hi[0] = i;
+			sift_down(hs, hi, k, 0);
+		}
+	}
+	if (cnt < k)
+		for (int h = cnt / 2 - 1; h >= 0; h--)
+			sift_down(hs, hi, cnt, h);
+	/* Pop ascending into the tail of the output. */
+	for (int n2 = cnt; n2 > 0; n2--) {
+		idx[n2 - 1] = hi[0];
+		if (score)
+			score[n2 - 1] = hs[0];
+		hs[0] = hs[n2 - 1];
+		hi[0] = hi[n2 - 1];
+		sift_down(hs, hi, n2 - 1, 0);
+	}
+	free(hs);
+	free(hi);
+	return cnt;
+}
