@@ -141,6 +141,17 @@ static const struct {
 		   "  --to YYYY-MM-DD            last day (UTC, inclusive)\n"
 		   "  --format csv|json          output format (default csv)\n"
 		   "  --audit                    list the event ids behind each count\n"},
+	{"train", "usage: encored train --data DIR [--factors N] [--iterations N] [--threads N] [--alpha A] [--reg R]\n"
+		  "\n"
+		  "Trains the recommendation model (implicit ALS) on the event log and publishes a new\n"
+		  "version; a running server switches to it atomically.\n"
+		  "\n"
+		  "  --data DIR                 data directory\n"
+		  "  --factors N                latent factors (default 64)\n"
+		  "  --iterations N             ALS iterations (default 15)\n"
+		  "  --threads N                solver threads (default: one per core)\n"
+		  "  --alpha A                  confidence scale, 1 + A * r (default 40)\n"
+		  "  --reg R                    regularisation (default 0.01)\n"},
 };
 
 /* Prints NAME's help (whole, or its usage line only) to f; false if NAME is unknown. */

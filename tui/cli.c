@@ -133,6 +133,12 @@ static const struct {
 		     "\n"
 		     "  --quality Q        24, 96, 160 or 320 (default: the best the account may use)\n"
 		     "  --json             one JSON object per line for progress and results\n"},
+	{"recs", "usage: encore recs discover|daily|radio URI|release [--json]\n"
+		 "\n"
+		 "Recommendations: Discover Weekly, Daily Mixes, Radio from a track, artist or playlist,\n"
+		 "Release Radar.\n"
+		 "\n"
+		 "  --json             print the server's answer as received\n"},
 	{"offline", "usage: encore offline ls|rm URI...|usage|quota BYTES|none|sync [--json]\n"
 		    "\n"
 		    "Lists, removes and measures downloads, sets a storage quota, and renews licences\n"
