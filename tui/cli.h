@@ -61,6 +61,8 @@ int cmd_search(struct cli_ctx *c, int argc, char **argv);
 int cmd_play(struct cli_ctx *c, int argc, char **argv);
 int cmd_remote(struct cli_ctx *c, int argc, char **argv);
 int cmd_events(struct cli_ctx *c, int argc, char **argv);
+int cmd_devices(struct cli_ctx *c, int argc, char **argv);
+int cmd_transfer(struct cli_ctx *c, int argc, char **argv);
 
 struct outbox;
 /* Opens DATA_DIR/outbox.db (the listening-event outbox). NULL after printing why. */
