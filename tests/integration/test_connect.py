@@ -229,7 +229,7 @@ def test_websocket_flood_is_rate_limited_then_closed_with_4029(rig):
 
 def main():
     tap = Tap()
-    with Server(seconds=60, tracks=8) as srv:
+    with Server(seconds=60) as srv:
         rig = Rig(srv)
         try:
             for t in (test_devices_register_and_the_one_that_starts_playing_is_active,
