@@ -243,6 +243,32 @@ static const char *const MIGRATIONS[] = {
 	"  kind TEXT NOT NULL CHECK (kind IN ('genre','artist')),"
 	"  value TEXT NOT NULL,"
 	"  PRIMARY KEY (user_id, kind, value)) WITHOUT ROWID;",
+
+	/* 8: connect: registered devices and each user's last playback state (connect.c). */
+	"CREATE TABLE IF NOT EXISTS connect_devices ("
+	"  user_id TEXT NOT NULL,"
+	"  device_id TEXT NOT NULL,"
+	"  name TEXT NOT NULL,"
+	"  type TEXT NOT NULL,"
+	"  volume INTEGER NOT NULL,"
+	"  capabilities TEXT NOT NULL DEFAULT '',"
+	"  last_seen INTEGER NOT NULL,"
+	"  PRIMARY KEY (user_id, device_id)) WITHOUT ROWID;"
+	"CREATE TABLE IF NOT EXISTS connect_state ("
+	"  user_id TEXT PRIMARY KEY,"
+	"  active_device TEXT NOT NULL,"
+	"  context_uri TEXT NOT NULL,"
+	"  track_uri TEXT NOT NULL,"
+	"  queue TEXT NOT NULL,"               /* JSON array of URIs */
+	"  queue_index INTEGER NOT NULL,"
+	"  position_ms INTEGER NOT NULL,"
+	"  duration_ms INTEGER NOT NULL,"
+	"  is_playing INTEGER NOT NULL,"
+	"  shuffle INTEGER NOT NULL,"
+	"  repeat TEXT NOT NULL,"
+	"  volume INTEGER NOT NULL,"
+	"  version INTEGER NOT NULL,"
+	"  updated_at INTEGER NOT NULL) WITHOUT ROWID;",
 };
 
 #define N_MIGRATIONS ((int)(sizeof(MIGRATIONS) / sizeof(MIGRATIONS[0])))

@@ -11,6 +11,7 @@
 #include "http.h"
 #include "playlists.h"
 #include "plpush.h"
+#include "connect.h"
 #include "server.h"
 #include "eventlog.h"
 #include "metrics.h"
@@ -330,6 +331,7 @@ static int cmd_serve(int argc, char **argv)
 	s.metrics = metrics_new();
 	s.playlists = playlists_new();
 	s.plhub = plhub_new(s.jwt_keys, s.playlists, o.data_dir);
+	s.connect = connhub_new(s.jwt_keys, o.data_dir);
 
 	/* Migrate once here so workers never race on the schema. */
 	if (db_open(o.data_dir, &db, err, sizeof(err)) != 0) {
@@ -382,7 +384,7 @@ static int cmd_serve(int argc, char **argv)
 		.max_body = o.max_body,
 		.body_limit = server_body_limit,
 		.app = server_http_app(&s),
-		.ws = plhub_ws_app(s.plhub),
+		.ws = connhub_ws_app(s.connect, plhub_ws_app(s.plhub)),
 	};
 	hs = http_server_new(&hc, err, sizeof(err));
 	if (!hs) {
@@ -390,6 +392,7 @@ static int cmd_serve(int argc, char **argv)
 		goto out;
 	}
 	plhub_attach(s.plhub, hs);
+	connhub_attach(s.connect, hs);
 	snprintf(s.base_url, sizeof(s.base_url), "http://%s:%d", o.host, http_server_port(hs));
 	printf("listening on %s\n", s.base_url);
 	fflush(stdout);
@@ -424,6 +427,7 @@ out:
 	loginguard_free(s.login_ips);
 	ttlcache_free(s.meta_cache);
 	metrics_free(s.metrics);
+	connhub_free(s.connect);
 	plhub_free(s.plhub);
 	playlists_free(s.playlists);
 	free(host);

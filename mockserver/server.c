@@ -18,7 +18,7 @@
 #include <unistd.h>
 
 static const struct route *const ROUTE_TABLES[] = {auth_routes, catalog_routes, ingest_routes, delivery_routes,
-							   events_routes, search_routes, playlist_routes, library_routes, offline_routes, recs_routes};
+							   events_routes, search_routes, playlist_routes, library_routes, offline_routes, recs_routes, connect_routes};
 
 const char *server_route_pattern(const char *path)
 {

@@ -66,6 +66,7 @@ struct server {
 	struct searchsvc *search;     /* the search index and its result cache (searchsvc.h) */
 	struct playlists *playlists;  /* in-memory playlist replicas and caches */
 	struct plhub *plhub;          /* WebSocket subscribers for live playlist pushes */
+	struct connhub *connect;      /* Connect: devices and playback state (connect.h) */
 	char base_url[128];           /* http://host:port, for href fields */
 	atomic_ullong requests, rate_limited, auth_failures;
 	struct metrics *metrics;      /* per-route request counters and latency histograms */
@@ -135,6 +136,7 @@ extern const struct route playlist_routes[];
 extern const struct route library_routes[];
 extern const struct route offline_routes[];
 extern const struct route recs_routes[];
+extern const struct route connect_routes[];
 
 
 /* The CDN fast path: answers edge-cache hits on the service thread (http_app.fast). */

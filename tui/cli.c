@@ -22,6 +22,8 @@ static const struct {
 	{"play", cmd_play},
 	{"remote", cmd_remote},
 	{"events", cmd_events},
+	{"devices", cmd_devices},
+	{"transfer", cmd_transfer},
 	{"playlist", cmd_playlist},
 	{"download", cmd_download},
 	{"offline", cmd_offline},

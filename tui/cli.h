@@ -62,6 +62,8 @@ int cmd_play(struct cli_ctx *c, int argc, char **argv);
 int cmd_remote(struct cli_ctx *c, int argc, char **argv);
 int cmd_events(struct cli_ctx *c, int argc, char **argv);
 int cmd_recs(struct cli_ctx *c, int argc, char **argv);
+int cmd_devices(struct cli_ctx *c, int argc, char **argv);
+int cmd_transfer(struct cli_ctx *c, int argc, char **argv);
 
 struct outbox;
 /* Opens DATA_DIR/outbox.db (the listening-event outbox). NULL after printing why. */

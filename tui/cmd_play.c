@@ -7,6 +7,7 @@
 #include "cli.h"
 #include "offline.h"
 #include "ctlsock.h"
+#include "connect.h"
 #include "engine.h"
 #include "id.h"
 #include "json.h"
@@ -315,7 +316,7 @@ static void usage(void)
 {
 	fprintf(stderr, "usage: encore play [QUERY|URI...] [--quality auto|24|96|160|320] [--output alsa[:DEV]|null|null:realtime|wav:FILE]\n"
 			"                   [--seek SEC] [--duration SEC] [--prefetch SEC] [--volume N] [--no-normalize]\n"
-			"                   [--autoplay] [--no-control] [--offline] [--json]\n");
+			"                   [--autoplay] [--no-control] [--offline] [--json] [--device-name NAME] [--no-connect]\n");
 }
 
 int cmd_play(struct cli_ctx *c, int argc, char **argv)
@@ -332,6 +333,8 @@ int cmd_play(struct cli_ctx *c, int argc, char **argv)
 		{"no-control", no_argument, 0, 'C'},
 		{"offline", no_argument, 0, 'F'},
 		{"json", no_argument, 0, 'j'},
+		{"device-name", required_argument, 0, 'D'},
+		{"no-connect", no_argument, 0, 'X'},
 		{"help", no_argument, 0, 'h'},
 		{0, 0, 0, 0},
 	};
@@ -340,7 +343,8 @@ int cmd_play(struct cli_ctx *c, int argc, char **argv)
 	engine_config_defaults(&cfg);
 	cfg.autoplay = false;
 	double seek = 0, duration = 0;
-	bool json = false, control = true;
+	bool json = false, control = true, connect = true;
+	const char *device_name = NULL;
 	int opt;
 	optind = 1;
 	opterr = 0;
@@ -368,6 +372,8 @@ int cmd_play(struct cli_ctx *c, int argc, char **argv)
 		case 'C': control = false; break;
 		case 'F': cfg.offline_only = true; break;
 		case 'j': json = true; break;
+		case 'D': device_name = optarg; break;
+		case 'X': connect = false; break;
 		case 'h': usage(); return EXIT_OK;
 		default:
 			cli_error(c, "play: unknown option '%s'", argv[optind - 1]);
@@ -385,6 +391,7 @@ int cmd_play(struct cli_ctx *c, int argc, char **argv)
 	struct engine *e = NULL;
 	struct offline *off = NULL;
 	struct ctlsock *ctl = NULL;
+	struct connect_client *cc = NULL;
 	struct uri_list uris = {0};
 	struct play_tracker tracker = {0};
 	int code = cli_open_session(c, &s, &api);
@@ -431,6 +438,20 @@ int cmd_play(struct cli_ctx *c, int argc, char **argv)
 		free(sock);
 	}
 	engine_play_from(e, (const char *const *)uris.v, uris.n, 0, (int)(seek * 1000));
+	if (connect && paths_ensure(c->paths, PATHS_DATA) == 0) {
+		/* Connect: this player is a device others can see and control; without the
+		 * server's socket it still plays. */
+		char *idpath = paths_file(c->paths, PATHS_DATA, "device_id");
+		char devid[64], host[64] = "encore";
+		connect_device_id(idpath, devid);
+		free(idpath);
+		gethostname(host, sizeof(host) - 1);
+		struct connect_client_config ccfg = {.api = api, .engine = e, .device_id = devid,
+						     .name = device_name ? device_name : host, .type = "computer"};
+		cc = connect_client_start(&ccfg, err, sizeof(err));
+		if (!cc)
+			fprintf(stderr, "%s: connect unavailable: %s\n", c->prog, err);
+	}
 
 	int sfd = signalfd(-1, &mask, SFD_CLOEXEC);
 	bool tty = isatty(2);
@@ -509,6 +530,7 @@ int cmd_play(struct cli_ctx *c, int argc, char **argv)
 	else if (!started && !interrupted)
 		code = EXIT_ERR;
 out:
+	connect_client_stop(cc);
 	ctlsock_stop(ctl);
 	engine_free(e);
 	offline_free(off);

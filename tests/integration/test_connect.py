@@ -1,0 +1,251 @@
+#!/usr/bin/env python3
+"""Connect: two headless `encore play` devices and a real encored. Registration, takeover,
+transfer and back, remote control from a third client over the Web API, stale versions,
+a server restart mid-session, and bad input over the WebSocket and the routes."""
+import json
+import os
+import sqlite3
+import sys
+
+sys.path.insert(0, os.path.dirname(__file__))
+from harness import Cli, Server, Tap, expect, wait_for  # noqa: E402
+from wsclient import WS, Closed  # noqa: E402
+
+
+def tracks(srv, n):
+    db = sqlite3.connect(os.path.join(srv.data, "encore.db"))
+    rows = db.execute("SELECT 'encore:track:' || id FROM tracks WHERE markets = '' AND explicit = 0"
+                      " ORDER BY id LIMIT ?", (n,)).fetchall()
+    db.close()
+    return [r[0] for r in rows]
+
+
+class Rig:
+    def __init__(self, srv):
+        self.srv = srv
+        self.api = srv.login("alice")
+        self.t = tracks(srv, 6)
+        self.a = Cli(srv.url, "alice")
+        self.b = Cli(srv.url, "alice")
+        self.pa = self.pb = None
+
+    def status(self, cli):
+        rc, so, _ = cli.run("remote", "status", "--json")
+        return json.loads(so) if rc == 0 else None
+
+    def devices(self):
+        st, body, _ = self.api.get("/v1/me/player/devices")
+        assert st == 200, (st, body)
+        return {d["name"]: d for d in body["devices"]}
+
+    def player(self):
+        st, body, _ = self.api.get("/v1/me/player")
+        return body if st == 200 else None
+
+    def close(self):
+        for p in (self.pa, self.pb):
+            if p and p.poll() is None:
+                p.terminate()
+                p.wait(timeout=30)
+
+
+def state_is(rig, cli, state, uri=None):
+    s = rig.status(cli)
+    return s if s and s["state"] == state and (uri is None or s["uri"] == uri) else None
+
+
+def test_devices_register_and_the_one_that_starts_playing_is_active(rig):
+    rig.pa = rig.a.spawn("play", *rig.t[:3], "--output", "null:realtime", "--device-name", "Alpha")
+    wait_for(lambda: "Alpha" in rig.devices() and rig.devices()["Alpha"]["is_active"], timeout=60, what="Alpha active")
+    p = wait_for(lambda: (lambda p: p if p and p["is_playing"] and p["item"] else None)(rig.player()), timeout=60,
+                 what="playing state")
+    expect(p["item"]["uri"], rig.t[0], "track reported")
+    expect(p["device"]["name"], "Alpha", "active device")
+    # A second device that starts playing by itself takes over; the first is told to stop.
+    rig.pb = rig.b.spawn("play", rig.t[3], rig.t[4], rig.t[5], "--output", "null:realtime", "--device-name", "Beta")
+    wait_for(lambda: "Beta" in rig.devices() and rig.devices()["Beta"]["is_active"], timeout=60, what="Beta active")
+    wait_for(lambda: state_is(rig, rig.a, "paused"), timeout=30, what="Alpha stopped")
+    expect(rig.devices()["Alpha"]["is_active"], False, "Alpha no longer active")
+
+
+def test_device_id_is_stable_across_restarts_of_the_client(rig):
+    with open(os.path.join(rig.a.env["ENCORE_DATA_DIR"], "device_id")) as f:
+        stored = f.read().strip()
+    expect(rig.devices()["Alpha"]["id"], stored, "registered id is the stored one")
+
+
+def test_transfer_mid_track_and_back_keeps_the_position(rig):
+    wait_for(lambda: (rig.status(rig.b) or {}).get("position_ms", 0) >= 1500, timeout=60, what="Beta 1.5 s in")
+    alpha = rig.devices()["Alpha"]["id"]
+    st, body, _ = rig.api.req("PUT", "/v1/me/player", {"device_ids": [alpha], "play": True})
+    expect(st, 204, "transfer %r" % (body,))
+    sb = wait_for(lambda: state_is(rig, rig.b, "paused"), timeout=30, what="Beta stopped")
+    sa = wait_for(lambda: state_is(rig, rig.a, "playing", rig.t[3]), timeout=30, what="Alpha playing Beta's track")
+    p = wait_for(lambda: (lambda p: p if p and p["device"]["name"] == "Alpha" and not p["transfer_pending"] else None)(
+        rig.player()), timeout=30, what="server says Alpha")
+    # The hub's start position is Beta's stop position; Alpha continues from there.
+    start = p["state"]["position_ms"]
+    print("# transfer: Beta stopped at %d ms, Alpha now at %d ms (server %d ms)" % (sb["position_ms"], sa["position_ms"], start))
+    assert sa["position_ms"] >= sb["position_ms"] - 100, "Alpha started before Beta's stop point"
+    assert abs(start - sb["position_ms"]) < 5000, "server position far from the stop point"
+    # And back.
+    beta = rig.devices()["Beta"]["id"]
+    st, _, _ = rig.api.req("PUT", "/v1/me/player", {"device_ids": [beta], "play": True})
+    expect(st, 204, "transfer back")
+    sa2 = wait_for(lambda: state_is(rig, rig.a, "paused"), timeout=30, what="Alpha stopped")
+    sb2 = wait_for(lambda: state_is(rig, rig.b, "playing", rig.t[3]), timeout=30, what="Beta playing again")
+    print("# transfer back: Alpha stopped at %d ms, Beta now at %d ms" % (sa2["position_ms"], sb2["position_ms"]))
+    assert sb2["position_ms"] >= sa2["position_ms"] - 100, "Beta resumed before Alpha's stop point"
+
+
+def test_remote_pause_seek_next_from_a_third_client_with_versions(rig):
+    wait_for(lambda: (rig.player() or {}).get("device", {}).get("name") == "Beta", timeout=30, what="Beta active")
+    v = rig.player()["version"]
+    st, _, _ = rig.api.req("PUT", "/v1/me/player/pause?version=%d" % v)
+    expect(st, 204, "pause at the current version")
+    wait_for(lambda: state_is(rig, rig.b, "paused"), timeout=30, what="Beta paused remotely")
+    # A command based on the old version is refused, not applied out of order.
+    st, body, _ = rig.api.req("PUT", "/v1/me/player/play?version=%d" % v)
+    expect(st, 409, "stale play %r" % (body,))
+    assert state_is(rig, rig.b, "paused"), "stale command was applied"
+    v2 = rig.player()["version"]
+    assert v2 > v, "version did not move: %d -> %d" % (v, v2)
+    expect(rig.api.req("PUT", "/v1/me/player/play")[0], 204, "play")
+    wait_for(lambda: state_is(rig, rig.b, "playing"), timeout=30, what="Beta resumed")
+    expect(rig.api.req("PUT", "/v1/me/player/seek?position_ms=6000")[0], 204, "seek")
+    wait_for(lambda: (rig.status(rig.b) or {}).get("position_ms", 0) >= 6000, timeout=30, what="Beta seeked")
+    expect(rig.api.req("POST", "/v1/me/player/next")[0], 204, "next")
+    wait_for(lambda: state_is(rig, rig.b, "playing", rig.t[4]), timeout=30, what="Beta on next track")
+    wait_for(lambda: (rig.player() or {}).get("item", {}).get("uri") == rig.t[4], timeout=30, what="server saw next")
+    expect(rig.api.req("PUT", "/v1/me/player/volume?volume_percent=40")[0], 204, "volume")
+    wait_for(lambda: (rig.status(rig.b) or {}).get("volume") == 40, timeout=30, what="volume applied")
+
+
+def test_bad_route_input_and_foreign_devices_are_refused(rig):
+    api = rig.api
+    expect(api.req("PUT", "/v1/me/player", {"device_ids": ["nosuchdevice"]})[0], 404, "unknown device")
+    expect(api.req("PUT", "/v1/me/player", {"device_ids": "x"})[0], 400, "device_ids not a list")
+    expect(api.req("PUT", "/v1/me/player", "{not json")[0], 400, "malformed body")
+    expect(api.req("PUT", "/v1/me/player/seek?position_ms=-5")[0], 400, "negative seek")
+    expect(api.req("PUT", "/v1/me/player/volume?volume_percent=101")[0], 400, "volume range")
+    expect(api.req("PUT", "/v1/me/player/repeat?state=sometimes")[0], 400, "repeat word")
+    expect(api.req("POST", "/v1/me/player/queue?uri=spotify:track:x")[0], 400, "queue uri")
+    expect(api.req("PUT", "/v1/me/player/pause?version=abc")[0], 400, "bad version")
+    bob = rig.srv.login("bob")
+    alpha = rig.devices()["Alpha"]["id"]
+    expect(bob.req("PUT", "/v1/me/player", {"device_ids": [alpha]})[0], 404, "another user's device")
+    st, body, _ = bob.get("/v1/me/player/devices")
+    expect((st, body["devices"]), (200, []), "bob sees none of alice's devices")
+    expect(bob.req("PUT", "/v1/me/player/pause")[0], 404, "bob has no active device")
+
+
+def test_server_restart_keeps_state_and_devices_reregister(rig):
+    before = rig.player()
+    port = rig.srv.port
+    rig.srv.stop()
+    rig.srv.args = ["--listen", "127.0.0.1:%d" % port]
+    rig.srv.start()
+    expect(rig.srv.port, port, "same port")
+    rig.api = rig.srv.login("alice")
+    after = rig.player()
+    assert after and after["state"]["version"] >= before["version"], (before, after)
+    expect(after["item"]["uri"], before["item"]["uri"], "track kept")
+    wait_for(lambda: set(rig.devices()) == {"Alpha", "Beta"}, timeout=60, what="both devices re-registered")
+    p = wait_for(lambda: (lambda p: p if p["version"] > after["version"] else None)(rig.player()), timeout=30,
+                 what="active device reported again")
+    expect(p["device"]["name"], "Beta", "Beta still active")
+    assert state_is(rig, rig.a, "paused"), "Alpha started playing after the restart"
+    st, body, _ = rig.api.req("PUT", "/v1/me/player/pause")
+    expect(st, 204, "commands work after the restart %r %r" % (body, rig.devices()))
+    wait_for(lambda: state_is(rig, rig.b, "paused"), timeout=30, what="Beta paused after restart")
+
+
+def _recv1(self, pred, timeout=30):
+    return self.recv_until(pred, timeout)[0]
+
+
+WS.recv_until1 = _recv1
+
+
+def ws_auth(rig):
+    ws = WS(rig.srv.host, rig.srv.port)
+    ws.send({"type": "auth", "token": rig.api.token})
+    ws.recv_until1(lambda m: m.get("type") == "auth_ok")
+    return ws
+
+
+def test_websocket_bad_messages_get_errors_and_keep_the_connection(rig):
+    ws = WS(rig.srv.host, rig.srv.port)
+    ws.send({"type": "register", "device": {"id": "x1", "name": "n"}})
+    m = ws.recv_until1(lambda m: m.get("type") == "error")
+    expect(m["status"], 401, "register before auth")
+    ws.close()
+    ws = ws_auth(rig)
+    ws.send("{oops")
+    expect(ws.recv_until1(lambda m: m.get("type") == "error")["status"], 400, "malformed")
+    ws.send({"type": "register", "device": {"id": "bad id!", "name": "n"}})
+    expect(ws.recv_until1(lambda m: m.get("type") == "error")["status"], 400, "bad device id")
+    ws.send({"type": "state", "state": {"position_ms": 1, "is_playing": True}})
+    expect(ws.recv_until1(lambda m: m.get("type") == "error")["status"], 409, "state before register")
+    ws.send({"type": "register", "device": {"id": "probe-1", "name": "Probe", "type": "speaker", "volume": 30}})
+    reg = ws.recv_until1(lambda m: m.get("type") == "registered")
+    expect((reg["device_id"], reg["active"]), ("probe-1", False), "registered, not active")
+    ws.send({"type": "command", "cmd": "pause", "version": 0})
+    expect(ws.recv_until1(lambda m: m.get("type") in ("error", "command_ok"))["status"], 409, "stale ws command")
+    ws.send({"type": "command", "cmd": "transfer", "device_id": "nosuch"})
+    expect(ws.recv_until1(lambda m: m.get("type") in ("error", "command_ok"))["status"], 404, "unknown device over ws")
+    ws.send({"type": "ping"})
+    ws.recv_until1(lambda m: m.get("type") == "pong")
+    ws.close()
+
+
+def test_websocket_oversized_message_closes_with_1009(rig):
+    ws = ws_auth(rig)
+    ws.send({"type": "register", "device": {"id": "big", "name": "x" * 20000}})
+    try:
+        ws.recv_until(lambda m: False, timeout=30)
+        raise AssertionError("not closed")
+    except Closed as e:
+        expect(e.code, 1009, "close code")
+
+
+def test_websocket_flood_is_rate_limited_then_closed_with_4029(rig):
+    ws = ws_auth(rig)
+    try:
+        for _ in range(400):
+            ws.send({"type": "ping"})
+    except OSError:
+        pass   # closed mid-flood: the close frame is still readable
+    got429, code = False, None
+    try:
+        while True:
+            m = ws.recv(timeout=30)
+            got429 = got429 or (m.get("type") == "error" and m.get("status") == 429)
+    except Closed as e:
+        code = e.code
+    assert got429, "no 429 error before the close"
+    expect(code, 4029, "close code")
+
+
+def main():
+    tap = Tap()
+    with Server(seconds=60) as srv:
+        rig = Rig(srv)
+        try:
+            for t in (test_devices_register_and_the_one_that_starts_playing_is_active,
+                      test_device_id_is_stable_across_restarts_of_the_client,
+                      test_transfer_mid_track_and_back_keeps_the_position,
+                      test_remote_pause_seek_next_from_a_third_client_with_versions,
+                      test_bad_route_input_and_foreign_devices_are_refused,
+                      test_server_restart_keeps_state_and_devices_reregister,
+                      test_websocket_bad_messages_get_errors_and_keep_the_connection,
+                      test_websocket_oversized_message_closes_with_1009,
+                      test_websocket_flood_is_rate_limited_then_closed_with_4029):
+                tap.run(t, rig)
+        finally:
+            rig.close()
+    tap.done()
+
+
+if __name__ == "__main__":
+    main()
