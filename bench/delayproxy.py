@@ -14,6 +14,7 @@ and those must go through the proxy too.
 Usage: delayproxy.py --upstream HOST:PORT --delay-ms N [--rewrite-self]
 Prints "listening on 127.0.0.1:PORT" and runs until SIGTERM."""
 import argparse
+import os
 import asyncio
 import signal
 import socket
@@ -36,18 +37,30 @@ async def pump(reader, writer, delay, first_not_before, replace):
     loop = asyncio.get_running_loop()
 
     async def read_side():
-        tail = b""
+        tail = b""  # a possible start of the pattern, held back for the next read
         while True:
             try:
-                data = await reader.read(65536)
+                if tail:
+                    # Hold a split pattern briefly only: a body may simply end that way.
+                    data = await asyncio.wait_for(reader.read(65536), 0.001)
+                else:
+                    data = await reader.read(65536)
+            except asyncio.TimeoutError:
+                q.put_nowait((max(loop.time(), first_not_before) + delay, tail))
+                tail = b""
+                continue
             except (ConnectionError, OSError):
                 data = b""
             now = loop.time()
             if replace and data:
-                data = tail + data
-                data = data.replace(replace[0], replace[1])
-                keep = len(replace[0]) - 1
-                tail, data = (data[-keep:], data[:-keep]) if len(data) > keep else (data, b"")
+                data = (tail + data).replace(replace[0], replace[1])
+                tail = b""
+                for k in range(min(len(replace[0]) - 1, len(data)), 0, -1):
+                    if data.endswith(replace[0][:k]):
+                        data, tail = data[:-k], data[-k:]
+                        break
+                if not data:
+                    continue
             if not data and tail:
                 q.put_nowait((max(now, first_not_before) + delay, tail))
                 tail = b""
@@ -121,8 +134,10 @@ async def main():
     loop.add_signal_handler(signal.SIGINT, stop.set)
     async with server:
         await stop.wait()
+    # Connections still open are simply dropped with the process.
+    sys.stdout.flush()
+    os._exit(0)
 
 
 if __name__ == "__main__":
     asyncio.run(main())
-    sys.exit(0)
