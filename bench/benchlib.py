@@ -24,11 +24,19 @@ import harness  # noqa: E402
 QUICK = os.environ.get("BENCH_QUICK", "") not in ("", "0")
 ENCORED = os.environ["ENCORED"]
 ENCORE = os.environ["ENCORE"]
+if not (os.access(ENCORED, os.X_OK) and os.access(ENCORE, os.X_OK)):
+    raise SystemExit("bench: build first: meson setup %s --buildtype=release && ninja -C %s (or run scripts/bench)"
+                     % (BUILD, BUILD))
 
 
 def say(fmt, *args):
     """Progress and figures go to stdout (scripts/bench keeps only BENCH lines)."""
     print(fmt % args if args else fmt, flush=True)
+
+
+def say_load(what):
+    """The machine is shared: print the load average so a noisy run can be recognised."""
+    say("%s: load average %.2f %.2f %.2f on %d cores", what, *os.getloadavg(), os.cpu_count())
 
 
 def median(xs):

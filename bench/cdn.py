@@ -68,6 +68,7 @@ def wrk(base, script, seconds=SECONDS):
 
 
 def main():
+    B.say_load("cdn")
     srv = B.seeded_server(TRACKS, TRACK_S, ["--rate-limit-ip", "100000000:100000000",
                                             "--rate-limit-user", "100000000:100000000"])
     ngx = None
@@ -125,6 +126,7 @@ def main():
             B.bench_line("cdn_%s" % path, "MB_s_higher_better", e["mbps"], "nginx", nx["mbps"], ">= 0.9")
             B.bench_line("cdn_%s" % path, "p99_ms_lower_better", e["p99_ms"], "nginx", nx["p99_ms"], "(info)")
     finally:
+        B.say_load("cdn (end)")
         for sc in scripts:
             os.unlink(sc)
         if ngx:

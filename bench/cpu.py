@@ -23,6 +23,7 @@ KBPS = 320
 
 
 def main():
+    B.say_load("cpu")
     work = tempfile.mkdtemp(prefix="bench-cpu-")
     srv = B.seeded_server(1, SECONDS)
     ngx = None
@@ -75,6 +76,7 @@ def main():
             B.bench_line("cpu_play_realtime", "peak_rss_MB_lower", rt[2] / 1024, "ogg123", med["ogg123"][2] / 1024,
                          "encore < 16 MB")
     finally:
+        B.say_load("cpu (end)")
         if ngx:
             ngx.stop()
         srv.stop()

@@ -162,6 +162,7 @@ def next_runs(srv, a, b, cli):
             walls.append((tb - t0) * 1000)
             engine_ms.append(ev.get("first_audio_ms", float("nan")))
         finally:
+        B.say_load("playback (end)")
             p.send_signal(signal.SIGTERM)
             try:
                 p.wait(timeout=10)
@@ -172,6 +173,7 @@ def next_runs(srv, a, b, cli):
 
 
 def main():
+    B.say_load("playback")
     work = tempfile.mkdtemp(prefix="bench-playback-")
     srv = B.seeded_server(2 if B.QUICK else 6, 8 if B.QUICK else 20)
     ngx = None
