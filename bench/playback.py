@@ -162,7 +162,6 @@ def next_runs(srv, a, b, cli):
             walls.append((tb - t0) * 1000)
             engine_ms.append(ev.get("first_audio_ms", float("nan")))
         finally:
-        B.say_load("playback (end)")
             p.send_signal(signal.SIGTERM)
             try:
                 p.wait(timeout=10)
@@ -206,6 +205,7 @@ def main():
         B.bench_line("playback_next_prefetch", "first_audio_ms_lower", B.median(walls), peer + "(cold)", med100[peer],
                      "far below 1")
     finally:
+        B.say_load("playback (end)")
         for p in proxies:
             p.stop()
         if ngx:
