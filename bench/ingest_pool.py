@@ -15,7 +15,7 @@ import time
 import benchlib as B
 
 RUNS = 1 if B.QUICK else 3
-TRACKS, SECONDS = (4, 5) if B.QUICK else (8, 20)
+TRACKS, SECONDS = (4, 5) if B.QUICK else (6, 15)
 
 
 def pending(data):
