@@ -23,7 +23,6 @@ def pending(data):
     try:
         return con.execute("SELECT count(*) FROM tracks WHERE state NOT IN ('ready', 'failed')").fetchone()[0]
     finally:
-        B.say_load("ingest_pool (end)")
         con.close()
 
 
@@ -73,6 +72,7 @@ def main():
         B.say("  median: 1 worker %.2f s, 2 workers %.2f s, speedup %.2fx", one, two, one / two)
         B.bench_line("ingest_pool_2w", "s_lower_better", two, "1-worker", one, "<= 0.6 (>= 1.7x on 2 cores)")
     finally:
+        B.say_load("ingest_pool (end)")
         shutil.rmtree(work, ignore_errors=True)
 
 
