@@ -23,7 +23,10 @@
 
 /* How long a stopping server waits for in-flight requests. */
 #define HTTP_DRAIN_SECONDS 10
-#define HTTP_WRITE_CHUNK 16384
+/* Bytes per response write, and the protocol's tx_packet_size: left at 0, lws caps every
+ * send() at its 4 KiB service buffer and queues the rest, which cost about 20 send()
+ * calls per segment and 2.5-4x in segment throughput (measured with bench/cdn.sh). */
+#define HTTP_WRITE_CHUNK 65536
 #define JWT_TOKEN_ARG_MAX 4200   /* a ?token= JWT and its name */
 
 struct job {
@@ -671,7 +674,7 @@ static int callback_ws(struct lws *wsi, enum lws_callback_reasons reason, void *
 }
 
 static const struct lws_protocols protocols[] = {
-	{"http", callback_http, sizeof(struct pss), 0, 0, NULL, 0},
+	{"http", callback_http, sizeof(struct pss), 0, 0, NULL, HTTP_WRITE_CHUNK},
 	{HTTP_WS_PROTOCOL, callback_ws, sizeof(struct wss), 4096, 0, NULL, 0},
 	{NULL, NULL, 0, 0, 0, NULL, 0},
 };

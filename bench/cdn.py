@@ -1,0 +1,141 @@
+"""bench/cdn.sh: segment serving, encored against nginx on the same segment files.
+
+wrk (keep-alive, 64 connections, 2 threads) rotates over every segment of every
+rendition of a seeded catalog: for encored the real signed URLs from alice's manifests
+(signature checked on every request), for nginx the same objects by path under
+DATA/objects (the same files on the same disk). Two encored paths:
+  edge   /cdn/...    after POST /v1/admin/warm: answered from the in-memory edge cache
+  origin /origin/... every request goes to a worker: SQLite lookup, object file read
+Runs are interleaved (nginx, edge, origin) and repeated; figures are medians.
+The per-IP rate limit is raised for the run (nginx has none); both servers write an
+access-log line per request."""
+import json
+import os
+import subprocess
+import tempfile
+import urllib.parse
+
+import benchlib as B
+
+RUNS = 1 if B.QUICK else 3
+SECONDS = 2 if B.QUICK else 10
+CONNS = 64
+THREADS = 2
+TRACKS, TRACK_S = (2, 8) if B.QUICK else (6, 20)
+
+LUA = r"""
+local paths = { %s }
+local n = #paths
+local counter = 0
+function setup(thread)
+  counter = counter + 1
+  thread:set("start", counter * 7919)
+end
+function init(args)
+  i = (start or 0) %% n
+end
+function request()
+  i = i + 1
+  if i > n then i = 1 end
+  return wrk.format(nil, paths[i])
+end
+function done(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format('WRKJSON {"requests":%%d,"bytes":%%d,"duration_us":%%d,"p50_us":%%d,"p99_us":%%d,' ..
+    '"connect":%%d,"read":%%d,"write":%%d,"status":%%d,"timeout":%%d}\n',
+    summary.requests, summary.bytes, summary.duration, latency:percentile(50), latency:percentile(99),
+    e.connect, e.read, e.write, e.status, e.timeout))
+end
+"""
+
+
+def lua_file(paths):
+    f = tempfile.NamedTemporaryFile("w", suffix=".lua", prefix="bench-cdn-", delete=False)
+    f.write(LUA % ",\n".join(json.dumps(p) for p in paths))
+    f.close()
+    return f.name
+
+
+def wrk(base, script, seconds=SECONDS):
+    out = subprocess.run(["wrk", "-t%d" % THREADS, "-c%d" % CONNS, "-d%ds" % seconds, "--timeout", "10s",
+                          "-s", script, base], capture_output=True, text=True, check=True).stdout
+    line = [l for l in out.splitlines() if l.startswith("WRKJSON ")][-1]
+    r = json.loads(line[8:])
+    s = r["duration_us"] / 1e6
+    errors = r["connect"] + r["read"] + r["write"] + r["status"] + r["timeout"]
+    return {"rps": r["requests"] / s, "mbps": r["bytes"] / s / 1e6, "p99_ms": r["p99_us"] / 1000.0,
+            "p50_ms": r["p50_us"] / 1000.0, "errors": errors, "requests": r["requests"]}
+
+
+def main():
+    B.say_load("cdn")
+    srv = B.seeded_server(TRACKS, TRACK_S, ["--rate-limit-ip", "100000000:100000000",
+                                            "--rate-limit-user", "100000000:100000000"])
+    ngx = None
+    scripts = []
+    try:
+        alice = srv.login("alice")
+        ids = [r[0] for r in B.db(srv, "SELECT id FROM tracks WHERE state = 'ready' ORDER BY id")]
+        edge_paths, origin_paths, nginx_paths, sizes = [], [], [], []
+        used = []
+        for tid in ids:
+            st, m, _ = alice.get("/v1/playback/%s?inline=0" % tid)
+            if st != 200:
+                continue
+            used.append(tid)
+            for rd in m["renditions"]:
+                for k, seg in enumerate(rd["segments"]):
+                    for tmpl, dest in ((rd["segment_url_template"], edge_paths), (rd["origin_url_template"], origin_paths)):
+                        u = urllib.parse.urlsplit(tmpl.replace("{index}", str(k)))
+                        dest.append(u.path + "?" + u.query)
+                    nginx_paths.append("/%s/%s" % (seg["hash"][:2], seg["hash"][2:]))
+                    sizes.append(seg["size"])
+        admin = srv.login("admin")
+        st, w, _ = admin.req("POST", "/v1/admin/warm", {"ids": used})
+        assert st == 200, (st, w)
+        ngx = B.Nginx(os.path.join(srv.data, "objects"))
+        B.say("cdn: %d tracks, %d segment objects (mean %.0f KB), warmed %d objects / %.1f MB; "
+              "wrk -t%d -c%d -d%ds, %d runs", len(used), len(sizes), sum(sizes) / len(sizes) / 1e3,
+              w["objects"], w["bytes"] / 1e6, THREADS, CONNS, SECONDS, RUNS)
+        targets = [("nginx", ngx.url, nginx_paths), ("edge", srv.url, edge_paths), ("origin", srv.url, origin_paths)]
+        results = {name: [] for name, _, _ in targets}
+        for name, base, paths in targets:
+            scripts.append(lua_file(paths))
+        # A short unmeasured pass each: page cache, connection set-up, lazy allocations.
+        for (name, base, _), sc in zip(targets, scripts):
+            wrk(base, sc, 1)
+        for run in range(RUNS):
+            for (name, base, _), sc in zip(targets, scripts):
+                r = wrk(base, sc)
+                results[name].append(r)
+                B.say("  run %d %-6s %9.0f req/s %8.1f MB/s  p50 %6.2f ms  p99 %6.2f ms  errors %d",
+                      run + 1, name, r["rps"], r["mbps"], r["p50_ms"], r["p99_ms"], r["errors"])
+                if r["errors"]:
+                    raise SystemExit("cdn: %s had %d errors (non-2xx or socket) in %d requests"
+                                     % (name, r["errors"], r["requests"]))
+        st, stats, _ = admin.get("/v1/admin/stats")
+        B.say("  encored stats: %s", json.dumps(stats))
+        med = {n: {k: B.median([r[k] for r in rs]) for k in ("rps", "mbps", "p99_ms", "p50_ms")} for n, rs in results.items()}
+        for n in ("nginx", "edge", "origin"):
+            B.say("  median %-6s %9.0f req/s %8.1f MB/s  p50 %6.2f ms  p99 %6.2f ms", n, med[n]["rps"], med[n]["mbps"],
+                  med[n]["p50_ms"], med[n]["p99_ms"])
+        nx = med["nginx"]
+        for path in ("edge", "origin"):
+            e = med[path]
+            B.bench_line("cdn_%s" % path, "req_s_higher_better", e["rps"], "nginx", nx["rps"], ">= 0.9")
+            B.bench_line("cdn_%s" % path, "MB_s_higher_better", e["mbps"], "nginx", nx["mbps"], ">= 0.9")
+            B.bench_line("cdn_%s" % path, "p99_ms_lower_better", e["p99_ms"], "nginx", nx["p99_ms"], "(info)")
+    finally:
+        B.say_load("cdn (end)")
+        for sc in scripts:
+            os.unlink(sc)
+        if ngx:
+            ngx.stop()
+        srv.stop()
+        if not os.environ.get("KEEP_DATA"):
+            import shutil
+            shutil.rmtree(srv.data, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
