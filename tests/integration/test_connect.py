@@ -211,20 +211,32 @@ def test_websocket_oversized_message_closes_with_1009(rig):
 
 def test_websocket_flood_is_rate_limited_then_closed_with_4029(rig):
     ws = ws_auth(rig)
+    # 100 at once: the burst (60) passes, the rest is dropped with one 429 and the
+    # connection is kept.
+    for _ in range(100):
+        ws.send({"type": "ping"})
+    got429 = False
+    while not got429:
+        m = ws.recv(timeout=30)
+        got429 = m.get("type") == "error" and m.get("status") == 429
+    # A flood that goes on is cut off. The close frame says 4029; if the flooder is still
+    # writing when the server closes, the kernel may answer with a reset instead, which
+    # also ends the flood.
+    code = None
     try:
         for _ in range(400):
             ws.send({"type": "ping"})
-    except OSError:
-        pass   # closed mid-flood: the close frame is still readable
-    got429, code = False, None
-    try:
         while True:
-            m = ws.recv(timeout=30)
-            got429 = got429 or (m.get("type") == "error" and m.get("status") == 429)
+            ws.recv(timeout=30)
     except Closed as e:
         code = e.code
-    assert got429, "no 429 error before the close"
-    expect(code, 4029, "close code")
+    except OSError:
+        code = "reset"
+    assert code in (4029, "reset"), "flood not cut off: %r" % code
+    # The server keeps serving other connections.
+    other = ws_auth(rig)
+    other.send({"type": "ping"})
+    expect(other.recv(timeout=30).get("type"), "pong", "a fresh connection still works")
 
 
 def main():
