@@ -20,7 +20,7 @@ TRACKS, SECONDS = 6, 20
 class Tui:
     """One `encore` in a detached tmux session, logged in as alice."""
 
-    def __init__(self, srv, config=None, args=("--output", "null:realtime"), width=100, height=30):
+    def __init__(self, srv, config=None, args=("--output", "null:realtime"), width=100, height=30, extra_env=None):
         self.tmp = tempfile.mkdtemp(prefix="encore-tui-")
         self.name = "encore-tui-%d-%d" % (os.getpid(), id(self))
         self.sock = os.path.join(self.tmp, "tmux.sock")
@@ -29,6 +29,7 @@ class Tui:
                    ENCORE_DATA_DIR=os.path.join(self.tmp, "data"), ENCORE_CONFIG_DIR=os.path.join(self.tmp, "config"),
                    ENCORE_CACHE_DIR=os.path.join(self.tmp, "cache"), ENCORE_RUNTIME_DIR=os.path.join(self.tmp, "run"),
                    ENCORE_SERVER=srv.url)
+        env.update(extra_env or {})
         self.env = env
         p = subprocess.run([ENCORE, "login", "alice"], env=dict(env, ENCORE_PASSWORD="demo"), capture_output=True,
                            text=True, timeout=60, stdin=subprocess.DEVNULL, start_new_session=True)
@@ -44,13 +45,18 @@ class Tui:
         self.tmux("new-session", "-d", "-s", self.name, "-x", str(width), "-y", str(height), "env", *[
             "%s=%s" % kv for kv in env.items() if kv[0] in (
                 "HOME", "LANG", "LC_ALL", "TERM", "ENCORE_DATA_DIR", "ENCORE_CONFIG_DIR", "ENCORE_CACHE_DIR",
-                "ENCORE_RUNTIME_DIR", "ENCORE_SERVER", "PATH", "ASAN_OPTIONS", "UBSAN_OPTIONS")], "sh", "-c", cmd)
+                "ENCORE_RUNTIME_DIR", "ENCORE_SERVER", "PATH", "ASAN_OPTIONS", "UBSAN_OPTIONS") or kv[0] in (extra_env or {})],
+                  "sh", "-c", cmd)
 
     def tmux(self, *args):
         return subprocess.run(["tmux", "-S", self.sock, *args], capture_output=True, text=True, timeout=30)
 
     def screen(self):
         return self.tmux("capture-pane", "-p", "-t", self.name).stdout
+
+    def screen_with_attributes(self):
+        """The screen with its SGR escape sequences, to see colours."""
+        return self.tmux("capture-pane", "-p", "-e", "-t", self.name).stdout
 
     def keys(self, *keys):
         self.tmux("send-keys", "-t", self.name, *keys)
@@ -197,6 +203,27 @@ def test_queue_add_reorder_remove(srv):
         assert c[1] not in s.split("Queue · 2 tracks", 1)[1].split("────")[0], "removed row still listed:\n" + s
 
 
+def colour_codes(escaped):
+    """SGR parameters that set a colour (30-37, 40-47, 90-107; 39/49 only restore the default)."""
+    import re
+    codes = set()
+    for params in re.findall(r"\x1b\[([0-9;]*)m", escaped):
+        for p in params.split(";"):
+            if p and (30 <= int(p) <= 47 or 90 <= int(p) <= 107) and int(p) not in (38, 39):
+                codes.add(int(p))
+    return codes
+
+
+def test_no_color_turns_colours_off(srv):
+    with Tui(srv) as t:
+        t.wait_text("this device")
+        coloured = colour_codes(t.screen_with_attributes())
+    assert coloured, "the default UI shows no colours at all, so this test could not fail"
+    with Tui(srv, extra_env={"NO_COLOR": "1"}) as t:
+        t.wait_text("this device")
+        expect(colour_codes(t.screen_with_attributes()), set(), "colour codes with NO_COLOR set")
+
+
 def test_resize_to_80x24_and_back(srv):
     with Tui(srv) as t:
         t.tmux("resize-window", "-t", t.name, "-x", "80", "-y", "24")
@@ -242,7 +269,8 @@ def main():
     tap = Tap()
     with Server(tracks=TRACKS, seconds=SECONDS) as srv:
         for fn in (test_opens_and_quits_restoring_the_terminal, test_misspelled_search_finds_and_plays_the_track,
-                   test_play_progress_seek_skip, test_queue_add_reorder_remove, test_resize_to_80x24_and_back,
+                   test_play_progress_seek_skip, test_queue_add_reorder_remove, test_no_color_turns_colours_off,
+                   test_resize_to_80x24_and_back,
                    test_bad_config_line_is_reported_and_the_rest_loads, test_help_answers_at_once_while_the_server_is_slow):
             tap.run(fn, srv)
     tap.done()
