@@ -224,6 +224,40 @@ def test_no_color_turns_colours_off(srv):
         expect(colour_codes(t.screen_with_attributes()), set(), "colour codes with NO_COLOR set")
 
 
+def click(t, col, row):
+    """An SGR mouse press and release at 0-based (col, row), as a terminal sends them."""
+    t.type("\x1b[<0;%d;%dM\x1b[<0;%d;%dm" % (col + 1, row + 1, col + 1, row + 1))
+
+
+def elapsed_s(screen):
+    import re
+    for line in screen.splitlines():
+        m = re.match(r"\s*(\d+):(\d\d) [━─]", line)
+        if m:
+            return int(m.group(1)) * 60 + int(m.group(2))
+    return None
+
+
+def test_mouse_selects_views_and_seeks_on_the_progress_bar(srv):
+    uri, name = catalog(srv)[0]
+    with Tui(srv) as t:
+        t.wait_text("this device")
+        lines = t.screen().split("\n")
+        row = [i for i, l in enumerate(lines) if l.strip().startswith("Queue")][0]
+        click(t, 3, row)
+        t.wait_text("The queue is empty")
+        t.keys(":")
+        t.type("play " + uri)
+        t.keys("Enter")
+        t.wait(lambda s: name in now_playing(s) and elapsed_s(s) is not None, "playing")
+        lines = t.screen().split("\n")
+        bar_row = [i for i, l in enumerate(lines) if elapsed_s(l) is not None][0]
+        cols = [i for i, ch in enumerate(lines[bar_row]) if ch in "━─"]
+        click(t, cols[0] + (cols[-1] - cols[0]) * 3 // 4, bar_row)
+        # 3/4 into a 20 s track: the elapsed time jumps to about 15 s.
+        t.wait(lambda s: (elapsed_s(s) or 0) >= 12, "seek by clicking the progress bar")
+
+
 def test_resize_to_80x24_and_back(srv):
     with Tui(srv) as t:
         t.tmux("resize-window", "-t", t.name, "-x", "80", "-y", "24")
@@ -270,6 +304,7 @@ def main():
     with Server(tracks=TRACKS, seconds=SECONDS) as srv:
         for fn in (test_opens_and_quits_restoring_the_terminal, test_misspelled_search_finds_and_plays_the_track,
                    test_play_progress_seek_skip, test_queue_add_reorder_remove, test_no_color_turns_colours_off,
+                   test_mouse_selects_views_and_seeks_on_the_progress_bar,
                    test_resize_to_80x24_and_back,
                    test_bad_config_line_is_reported_and_the_rest_loads, test_help_answers_at_once_while_the_server_is_slow):
             tap.run(fn, srv)
