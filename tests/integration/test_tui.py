@@ -246,7 +246,7 @@ def test_mouse_selects_views_and_seeks_on_the_progress_bar(srv):
         row = [i for i, l in enumerate(lines) if l.strip().startswith("Queue")][0]
         click(t, 3, row)
         t.wait_text("The queue is empty")
-        t.keys(":")
+        t.keys("Escape", ":")
         t.type("play " + uri)
         t.keys("Enter")
         t.wait(lambda s: name in now_playing(s) and elapsed_s(s) is not None, "playing")
@@ -256,6 +256,20 @@ def test_mouse_selects_views_and_seeks_on_the_progress_bar(srv):
         click(t, cols[0] + (cols[-1] - cols[0]) * 3 // 4, bar_row)
         # 3/4 into a 20 s track: the elapsed time jumps to about 15 s.
         t.wait(lambda s: (elapsed_s(s) or 0) >= 12, "seek by clicking the progress bar")
+
+
+def test_now_playing_view_shows_details_and_audio_features(srv):
+    uri, name = catalog(srv)[0]
+    with Tui(srv) as t:
+        t.wait_text("this device")
+        t.keys("Escape", ":")
+        t.type("play " + uri)
+        t.keys("Enter")
+        t.wait(lambda s: name in now_playing(s), "playing")
+        t.keys("4")
+        t.wait(lambda s: "danceability" in s and "energy" in s and "tempo" in s.lower(), "audio features in Now Playing")
+        t.keys("?")
+        t.wait_text("toggle")
 
 
 def test_resize_to_80x24_and_back(srv):
@@ -305,6 +319,7 @@ def main():
         for fn in (test_opens_and_quits_restoring_the_terminal, test_misspelled_search_finds_and_plays_the_track,
                    test_play_progress_seek_skip, test_queue_add_reorder_remove, test_no_color_turns_colours_off,
                    test_mouse_selects_views_and_seeks_on_the_progress_bar,
+                   test_now_playing_view_shows_details_and_audio_features,
                    test_resize_to_80x24_and_back,
                    test_bad_config_line_is_reported_and_the_rest_loads, test_help_answers_at_once_while_the_server_is_slow):
             tap.run(fn, srv)
