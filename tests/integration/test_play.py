@@ -242,7 +242,7 @@ def open_lines(p):
     return [l for l in READ_BUF[p].splitlines() if l.startswith("{")]
 
 
-def test_autoplay_continues_with_the_artists_tracks_when_the_queue_runs_out():
+def test_autoplay_continues_with_similar_tracks_when_the_queue_runs_out():
     with Server(tracks=26, seconds=4, episodes=0) as srv:
         autoplay_in(srv)
 
@@ -254,10 +254,15 @@ def autoplay_in(srv):
     rc, so, se = cli.run("play", uri, "--autoplay", "--output", "null", "--json")
     expect(rc, 0, se)
     played = [e["uri"] for e in events(so) if e["event"] in ("started", "track_changed")]
-    same_artist = {"encore:track:" + r[0] for r in q(srv, "SELECT id FROM tracks WHERE artist_id = ?", artist_id)}
     assert len(played) >= 2, "autoplay added nothing: %r" % played
-    assert set(played) <= same_artist, "autoplay strayed from the artist: %r" % played
     expect(len(played), len(set(played)), "nothing played twice")
+    # Autoplay continues with Radio seeded by what played: similar tracks (same genre when
+    # no model is trained yet, as here).
+    seed_genre = q(srv, "SELECT genre FROM tracks WHERE 'encore:track:' || id = ?", uri)[0][0]
+    genres = [q(srv, "SELECT genre FROM tracks WHERE 'encore:track:' || id = ?", u)[0][0] for u in played]
+    print("# autoplay played %d tracks, genres %r (seed %s)" % (len(played), genres, seed_genre))
+    # The first Radio batch stays with the seed's genre; later batches drift, as radio does.
+    expect(genres[1:4], [seed_genre] * len(genres[1:4]), "first autoplayed tracks' genre")
 
 
 if __name__ == "__main__":
@@ -270,5 +275,5 @@ if __name__ == "__main__":
                   test_remote_control_over_the_socket):
             tap.run(t, shared)
     tap.run(test_playback_survives_the_server_dying_mid_track)
-    tap.run(test_autoplay_continues_with_the_artists_tracks_when_the_queue_runs_out)
+    tap.run(test_autoplay_continues_with_similar_tracks_when_the_queue_runs_out)
     tap.done()
