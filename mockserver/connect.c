@@ -715,18 +715,21 @@ static void on_state(struct connhub *h, struct cconn *c, yajl_val msg, int64_t n
 	json_get_int(sv, "queue_index", &qi);
 	json_get_bool(sv, "shuffle", &shuffle);
 	struct cuser *u = get_user(h, c->user);
-	check_transfer(h, u, now);
 	struct cdev *d = find_dev(u, c->device);
-	if (!d)
+	if (!d) {
+		check_transfer(h, u, now);
 		return;
+	}
 	if (vol >= 0 && vol <= 100)
 		d->volume = (int)vol;
 	bool is_active = strcmp(u->active, d->id) == 0;
 	if (is_active && u->xfer_target[0] && !playing) {
-		/* The source stopped for a transfer: hand over at exactly this position. */
+		/* The source stopped for a transfer: hand over at exactly this position, even if
+		 * the report is late (a slow machine) — the real stop beats any extrapolation. */
 		finish_transfer(h, u, pos, now);
 		return;
 	}
+	check_transfer(h, u, now);
 	if (!is_active) {
 		/* A non-active device only takes over when it starts playing on its own. */
 		if (!playing || u->xfer_target[0])

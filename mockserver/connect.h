@@ -18,7 +18,7 @@
 #define CONNECT_RATE 20.0            /* messages per second per connection, sustained */
 #define CONNECT_BURST 60.0
 #define CONNECT_MAX_DROPPED 200      /* dropped messages before the connection is closed */
-#define CONNECT_XFER_TIMEOUT_MS 3000 /* a source that never reports its stop is given up on */
+#define CONNECT_XFER_TIMEOUT_MS 5000 /* a source that never reports its stop is given up on */
 
 enum connect_close {
 	CONNECT_CLOSE_RATE = 4029,   /* sustained message flood */
