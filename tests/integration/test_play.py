@@ -73,7 +73,9 @@ def test_queue_plays_gaplessly_with_exact_sample_counts(srv):
     want = sum(round(t[1] * RATE / 1000) for t in tracks)
     expect((rate, ch, len(data) // ch), (RATE, 2, want), "frames: every track whole, nothing between them")
     end = ev[-1]
-    assert end["connections_opened"] <= 2 and end["connections_reused"] >= end["segments_fetched"] - 2, end
+    # One multi handle, at most 4 connections to the host: manifests, metadata and segments
+    # of every track share them (a handful opened, everything else reused).
+    assert end["connections_opened"] <= 4 and end["connections_reused"] >= end["segments_fetched"] - 2, end
 
 
 def test_decoded_output_matches_the_source_above_20_db(srv):
