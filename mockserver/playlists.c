@@ -1319,22 +1319,24 @@ static void set_member(struct call *c, const char *user, const char *role, bool 
 	call_json(c, status, jw_finish(&w));
 }
 
-static void route_follow(struct call *c)
+/* Follows or unfollows a playlist the caller can see (a private one is 404 to others). */
+static void set_following(struct call *c, bool on)
 {
 	struct pl_entry *e = open_playlist(c, false);
 	if (!e)
 		return;
 	pthread_mutex_unlock(&e->lock);
-	set_member(c, c->user.sub, "follower", true, 200);
+	set_member(c, c->user.sub, "follower", on, 200);
+}
+
+static void route_follow(struct call *c)
+{
+	set_following(c, true);
 }
 
 static void route_unfollow(struct call *c)
 {
-	struct pl_entry *e = open_playlist(c, false);
-	if (!e)
-		return;
-	pthread_mutex_unlock(&e->lock);
-	set_member(c, c->user.sub, "follower", false, 200);
+	set_following(c, false);
 }
 
 static void route_collaborators(struct call *c)
