@@ -25,10 +25,24 @@ ncpu = os.cpu_count() or 1
 SERVER_CPUS = "0,1" if ncpu >= 4 else None   # pin encored to 2 cores when clients can use the rest
 
 
+B62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+
+
+def event_id(rng, ms):
+    """What encore's outbox sends (common/id.c id_time_ordered): 48 bits of milliseconds then
+    80 random bits, as 22 base62 digits, so ids sort by creation time."""
+    v = (ms << 80) | rng.getrandbits(80)
+    out = []
+    for _ in range(22):
+        v, r = divmod(v, 62)
+        out.append(B62[r])
+    return "".join(reversed(out))
+
+
 def events(rng, n):
     t = int(time.time() * 1000)
     a = string.ascii_letters + string.digits
-    return [{"id": "".join(rng.choice(a) for _ in range(22)), "type": "play_end", "ts": t + i,
+    return [{"id": event_id(rng, t + i), "type": "play_end", "ts": t + i,
              "uri": "encore:track:" + "".join(rng.choice(a) for _ in range(22)), "ms_played": 31000 + i,
              "bitrate": 160} for i in range(n)]
 
@@ -44,6 +58,29 @@ def client(args):
         if r.status != 200 or json.loads(data)["accepted"] != BATCH:
             raise SystemExit("bad answer %d %r" % (r.status, data[:200]))
     return len(bodies)
+
+
+def cpu_seconds(pid):
+    """encored's user+system CPU so far: events per CPU-second is steadier than wall-clock
+    throughput on a machine whose cores other work shares."""
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def consumers_caught_up(url, deadline_s=300):
+    """Consumers (royalties, realtime, recommendations) run behind ingest at the lowest CPU
+    priority; this is when all three have committed the whole log (lag 0 in /metrics)."""
+    end = time.perf_counter() + deadline_s
+    c = http.client.HTTPConnection(url.hostname, url.port, timeout=60)
+    while time.perf_counter() < end:
+        c.request("GET", "/metrics")
+        text = c.getresponse().read().decode()
+        lags = [float(l.split()[-1]) for l in text.splitlines() if l.startswith("encore_consumer_lag{")]
+        if lags and all(v == 0 for v in lags):
+            return time.perf_counter()
+        time.sleep(0.05)
+    raise SystemExit("consumers did not catch up within %d s" % deadline_s)
 
 
 def run_encore(run):
@@ -72,13 +109,15 @@ def run_encore(run):
             t0 = time.perf_counter()
             pool.map(client, parts)
             dt = time.perf_counter() - t0
+        cpu = cpu_seconds(p.pid)
+        catch_up = consumers_caught_up(url) - t0 - dt
         p.terminate()
         p.wait()
         con = sqlite3.connect(os.path.join(data, "encore.db"))
         n, d = con.execute("SELECT count(*), count(DISTINCT event_id) FROM event_log").fetchone()
         con.close()
         assert n == d == BATCHES * BATCH, (n, d)
-        return BATCHES * BATCH / dt, rows
+        return BATCHES * BATCH / dt, rows, BATCHES * BATCH / cpu, catch_up
     finally:
         shutil.rmtree(data, ignore_errors=True)
 
@@ -108,17 +147,22 @@ def run_peer(rows):
 
 
 def main():
-    enc, peer = [], []
+    enc, peer, percpu, catch = [], [], [], []
     for run in range(RUNS):
-        rate, rows = run_encore(run)
+        rate, rows, pc, cu = run_encore(run)
+        percpu.append(pc)
+        catch.append(cu)
         prate = run_peer(rows)
         enc.append(rate)
         peer.append(prate)
-        print("run %d: encored %.0f events/s, sqlite3 CLI %.0f events/s" % (run + 1, rate, prate))
+        print("run %d: encored %.0f events/s (%.0f per CPU-second of encored during ingest), consumers caught up"
+              " %.2f s later, sqlite3 CLI %.0f events/s" % (run + 1, rate, pc, cu, prate))
         sys.stdout.flush()
     e, pv = statistics.median(enc), statistics.median(peer)
     print("encored: median %.0f events/s (batches of %d, %d clients, server on %s, exactly-once check on)"
           % (e, BATCH, CLIENTS, "cpus " + SERVER_CPUS if SERVER_CPUS else "all %d cpus (too few to pin)" % ncpu))
+    print("encored CPU during ingest: median %.0f events per CPU-second; consumers finished the log a median"
+          " %.2f s after the last batch was acknowledged" % (statistics.median(percpu), statistics.median(catch)))
     print("sqlite3 CLI bulk INSERT, one transaction: median %.0f events/s" % pv)
     print("goal: >= %d events/s: %s" % (GOAL, "met" if e >= GOAL else "NOT met"))
     print("BENCH\tevents_ingest\tevents_per_s_higher_better\t%.0f\tsqlite3-cli-bulk\t%.0f\t%.3f\t>=%d/s"

@@ -27,6 +27,16 @@ void id_random(char out[ID_LEN + 1])
 	encode(b, out);
 }
 
+void id_time_ordered(char out[ID_LEN + 1], int64_t ms)
+{
+	unsigned char b[16];
+	randombytes_buf(b + 6, sizeof(b) - 6);
+	uint64_t t = ms < 0 ? 0 : (uint64_t)ms;
+	for (int i = 5; i >= 0; i--, t >>= 8)
+		b[i] = (unsigned char)(t & 0xff);
+	encode(b, out);
+}
+
 void id_from_seed(const char *seed, char out[ID_LEN + 1])
 {
 	unsigned char b[16];

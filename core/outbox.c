@@ -109,7 +109,7 @@ static int recover_open_play(sqlite3 *db)
 		f.ms_played = sqlite3_column_int64(st, 2);
 		f.reason = "crash";
 		char id[ID_LEN + 1];
-		id_random(id);
+		id_time_ordered(id, wall_ms());
 		char *json = outbox_event_json(id, "play_end", sqlite3_column_int64(st, 3), &f);
 		rc = insert_row(db, id, json, wall_ms());
 		free(json);
@@ -175,7 +175,7 @@ int outbox_add(struct outbox *o, const char *type, const struct outbox_fields *f
 	if (!type || !f || !f->uri)
 		return -EINVAL;
 	char id[ID_LEN + 1];
-	id_random(id);
+	id_time_ordered(id, wall_ms());
 	char *json = outbox_event_json(id, type, ts_ms ? ts_ms : wall_ms(), f);
 	int rc = exec(o->db, "BEGIN IMMEDIATE");
 	if (rc == 0)

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 static const char *const MIGRATIONS[] = {
 	/* 1: accounts and the catalog. */
@@ -355,6 +356,23 @@ fail:
 	return 0;
 }
 
+/* SQLite's own busy handler sleeps 1, 2, 5, 10... ms between tries: with several writers
+ * (request workers, the event consumers, ingest) the lock is usually free again within
+ * tens of microseconds, so the default leaves the cores idle. Poll finely at first, then
+ * back off, and give up after about 10 s like busy_timeout(10000) did. */
+static int busy_wait(void *ctx, int tries)
+{
+	(void)ctx;
+	long us = tries < 200 ? 50 : tries < 400 ? 500 : 5000;
+	long spent = tries < 200 ? tries * 50L : tries < 400 ? 10000L + (tries - 200) * 500L
+							    : 110000L + (tries - 400) * 5000L;
+	if (spent >= 10000000L)
+		return 0;
+	struct timespec ts = {0, us * 1000};
+	nanosleep(&ts, NULL);
+	return 1;
+}
+
 int db_open(const char *data_dir, sqlite3 **ppdb, char *err, size_t errlen)
 {
 	char *path = xasprintf("%s/encore.db", data_dir);
@@ -364,7 +382,7 @@ int db_open(const char *data_dir, sqlite3 **ppdb, char *err, size_t errlen)
 		snprintf(err, errlen, "cannot open %s: %s", path, db ? sqlite3_errmsg(db) : "out of memory");
 		goto out;
 	}
-	sqlite3_busy_timeout(db, 10000);
+	sqlite3_busy_handler(db, busy_wait, NULL);
 	/* synchronous=NORMAL in WAL mode survives process crashes (kill -9) without losing commits;
 	 * only a power loss can roll back the last transactions. */
 	if (db_exec(db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;") != 0) {

@@ -13,7 +13,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
 #include <time.h>
+#include <unistd.h>
 
 static const char *const TYPE_NAMES[EV_TYPE_COUNT] = {
 	"play_start", "play_end", "pause", "resume", "seek", "skip",
@@ -168,16 +171,18 @@ static void bind_opt_text(sqlite3_stmt *st, int col, const char *s)
 		sqlite3_bind_text(st, col, s, -1, SQLITE_STATIC);
 }
 
-int eventlog_append(sqlite3 *db, const char *user, const char *country, const struct eventlog_event *ev, int n,
-		    int64_t now_ms, int *accepted, int *duplicates)
+static sqlite3_stmt *prepare_insert(sqlite3 *db)
 {
-	*accepted = *duplicates = 0;
-	if (db_begin(db) != 0)
-		return -EIO;
-	sqlite3_stmt *st = db_prepare(db,
+	return db_prepare(db,
 		"INSERT INTO event_log(event_id, user_id, country, type, ts, received_at, uri, ms_played, bitrate,"
 		" position_ms, context, reason) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"
 		" ON CONFLICT(event_id) DO NOTHING");
+}
+
+/* Inserts one batch inside the caller's transaction. 0 with *accepted set, or -EIO. */
+static int insert_batch(sqlite3 *db, sqlite3_stmt *st, const char *user, const char *country,
+			const struct eventlog_event *ev, int n, int64_t now_ms, int *accepted)
+{
 	int acc = 0;
 	for (int i = 0; i < n; i++) {
 		const struct eventlog_event *e = &ev[i];
@@ -193,17 +198,29 @@ int eventlog_append(sqlite3 *db, const char *user, const char *country, const st
 		bind_opt_int(st, 10, e->position_ms);
 		bind_opt_text(st, 11, e->context);
 		bind_opt_text(st, 12, e->reason);
-		if (sqlite3_step(st) != SQLITE_DONE) {
+		int rc = sqlite3_step(st);
+		sqlite3_reset(st);
+		if (rc != SQLITE_DONE) {
 			fprintf(stderr, "eventlog: append: %s\n", sqlite3_errmsg(db));
-			sqlite3_finalize(st);
-			db_rollback(db);
 			return -EIO;
 		}
 		acc += sqlite3_changes(db);
-		sqlite3_reset(st);
 	}
+	*accepted = acc;
+	return 0;
+}
+
+int eventlog_append(sqlite3 *db, const char *user, const char *country, const struct eventlog_event *ev, int n,
+		    int64_t now_ms, int *accepted, int *duplicates)
+{
+	*accepted = *duplicates = 0;
+	if (db_begin(db) != 0)
+		return -EIO;
+	sqlite3_stmt *st = prepare_insert(db);
+	int acc = 0;
+	int rc = st ? insert_batch(db, st, user, country, ev, n, now_ms, &acc) : -EIO;
 	sqlite3_finalize(st);
-	if (db_commit(db) != 0) {
+	if (rc != 0 || db_commit(db) != 0) {
 		db_rollback(db);
 		return -EIO;
 	}
@@ -516,7 +533,78 @@ struct eventlog_runner {
 	void (*on_change)(void *ctx);
 	void *ctx;
 	struct consumer_thread th[CONSUMER_COUNT];
+	/* Group commit: request workers queue batches and wait; one appender thread commits
+	 * everything queued in one transaction, so writers never queue on SQLite's lock and
+	 * a burst of batches costs one commit. */
+	pthread_mutex_t amu;
+	pthread_cond_t awake, adone;
+	struct append_req *ahead, **atail;
+	bool astop, astarted;
+	pthread_t ath;
+	sqlite3 *adb;
+	sqlite3_stmt *ains;
 };
+
+struct append_req {
+	struct append_req *next;
+	const char *user, *country;
+	const struct eventlog_event *ev;
+	int n;
+	int64_t now_ms;
+	int accepted, rc;
+	bool done;
+};
+
+static void *appender_main(void *arg)
+{
+	struct eventlog_runner *r = arg;
+	pthread_mutex_lock(&r->amu);
+	for (;;) {
+		while (!r->ahead && !r->astop)
+			pthread_cond_wait(&r->awake, &r->amu);
+		if (!r->ahead)
+			break;
+		struct append_req *group = r->ahead;
+		r->ahead = NULL;
+		r->atail = &r->ahead;
+		pthread_mutex_unlock(&r->amu);
+		int rc = db_begin(r->adb) == 0 ? 0 : -EIO;
+		for (struct append_req *q = group; q && rc == 0; q = q->next)
+			rc = insert_batch(r->adb, r->ains, q->user, q->country, q->ev, q->n, q->now_ms, &q->accepted);
+		if (rc == 0 && db_commit(r->adb) != 0)
+			rc = -EIO;
+		if (rc != 0)
+			db_rollback(r->adb);
+		pthread_mutex_lock(&r->amu);
+		for (struct append_req *q = group; q; q = q->next) {
+			q->rc = rc;
+			q->done = true;
+		}
+		pthread_cond_broadcast(&r->adone);
+	}
+	pthread_mutex_unlock(&r->amu);
+	return NULL;
+}
+
+int eventlog_runner_append(struct eventlog_runner *r, const char *user, const char *country,
+			   const struct eventlog_event *ev, int n, int64_t now_ms, int *accepted, int *duplicates)
+{
+	struct append_req q = {.user = user, .country = country, .ev = ev, .n = n, .now_ms = now_ms};
+	*accepted = *duplicates = 0;
+	pthread_mutex_lock(&r->amu);
+	*r->atail = &q;
+	r->atail = &q.next;
+	pthread_cond_signal(&r->awake);
+	while (!q.done)
+		pthread_cond_wait(&r->adone, &r->amu);
+	pthread_mutex_unlock(&r->amu);
+	if (q.rc != 0)
+		return q.rc;
+	*accepted = q.accepted;
+	*duplicates = n - q.accepted;
+	eventlog_runner_notify(r);
+	return 0;
+}
 
 static int64_t wall_ms(void)
 {
@@ -531,6 +619,10 @@ static void *consumer_main(void *arg)
 	struct eventlog_runner *r = t->r;
 	int backoff_ms = 0;
 	uint64_t seen = 0;
+	/* Consumers are derived work and may lag (the lag is visible in /metrics); ingest is
+	 * what clients wait on. At the lowest priority they take the cores ingest leaves idle
+	 * instead of competing with it under load. Linux nice values are per thread. */
+	setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), 19);
 	for (;;) {
 		pthread_mutex_lock(&r->mu);
 		bool stop = r->stop;
@@ -577,6 +669,18 @@ struct eventlog_runner *eventlog_runner_new(const char *data_dir, void (*on_chan
 	pthread_cond_init(&r->cv, NULL);
 	r->on_change = on_change;
 	r->ctx = ctx;
+	pthread_mutex_init(&r->amu, NULL);
+	pthread_cond_init(&r->awake, NULL);
+	pthread_cond_init(&r->adone, NULL);
+	r->atail = &r->ahead;
+	if (db_open(data_dir, &r->adb, err, errlen) != 0)
+		goto fail;
+	r->ains = prepare_insert(r->adb);
+	if (!r->ains || pthread_create(&r->ath, NULL, appender_main, r) != 0) {
+		snprintf(err, errlen, "cannot start the event appender");
+		goto fail;
+	}
+	r->astarted = true;
 	for (int i = 0; i < CONSUMER_COUNT; i++) {
 		struct consumer_thread *t = &r->th[i];
 		t->r = r;
@@ -623,6 +727,18 @@ void eventlog_runner_free(struct eventlog_runner *r)
 			pthread_join(r->th[i].th, NULL);
 		db_close(r->th[i].db);
 	}
+	/* The appender drains what is queued before it stops: nothing accepted is dropped. */
+	pthread_mutex_lock(&r->amu);
+	r->astop = true;
+	pthread_cond_broadcast(&r->awake);
+	pthread_mutex_unlock(&r->amu);
+	if (r->astarted)
+		pthread_join(r->ath, NULL);
+	sqlite3_finalize(r->ains);
+	db_close(r->adb);
+	pthread_cond_destroy(&r->awake);
+	pthread_cond_destroy(&r->adone);
+	pthread_mutex_destroy(&r->amu);
 	pthread_cond_destroy(&r->cv);
 	pthread_mutex_destroy(&r->mu);
 	free(r);

@@ -101,6 +101,11 @@ struct eventlog_runner;
  * NULL with err on failure. */
 struct eventlog_runner *eventlog_runner_new(const char *data_dir, void (*on_change)(void *ctx), void *ctx,
 					    char *err, size_t errlen);
+/* Appends a batch through the runner's group-commit thread and waits until it is
+ * committed (durable as eventlog_append's); wakes the consumers. 0, or -EIO with nothing
+ * of the batch written. ev is only read, and only until this returns. */
+int eventlog_runner_append(struct eventlog_runner *r, const char *user, const char *country,
+			   const struct eventlog_event *ev, int n, int64_t now_ms, int *accepted, int *duplicates);
 /* Wakes the consumers (new events were appended). Cheap; never blocks on a consumer. */
 void eventlog_runner_notify(struct eventlog_runner *r);
 /* Failed consumer batches since start (each is retried with backoff). */

@@ -35,7 +35,9 @@ static void route_post_events(struct call *c)
 		return;
 	}
 	int accepted = 0, dup = 0;
-	int rc = eventlog_append(c->db, c->user.sub, c->user.country, ev, n, wall_ms(), &accepted, &dup);
+	int rc = c->srv->events ? eventlog_runner_append(c->srv->events, c->user.sub, c->user.country, ev, n, wall_ms(),
+							 &accepted, &dup)
+				: eventlog_append(c->db, c->user.sub, c->user.country, ev, n, wall_ms(), &accepted, &dup);
 	free(ev);
 	if (rc != 0) {
 		call_error(c, 503, "event log unavailable");
@@ -43,8 +45,6 @@ static void route_post_events(struct call *c)
 	}
 	atomic_fetch_add(&c->srv->events_accepted, (unsigned long long)accepted);
 	atomic_fetch_add(&c->srv->events_duplicate, (unsigned long long)dup);
-	if (accepted)
-		eventlog_runner_notify(c->srv->events);
 	struct jw w;
 	jw_init(&w);
 	jw_obj(&w);

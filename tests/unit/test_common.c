@@ -97,6 +97,32 @@ static void test_ids_are_22_base62_and_seeded_ids_are_stable(void)
 	CHECK(!uri_parse("encore:track:../../etc", type, sizeof(type), id), "path in uri accepted");
 }
 
+static void test_time_ordered_ids_sort_by_time_and_differ_within_a_millisecond(void)
+{
+	char prev[ID_LEN + 1], cur[ID_LEN + 1];
+	int64_t ms = 1700000000000LL;
+	id_time_ordered(prev, ms);
+	CHECK(id_valid(prev), "time-ordered id %s invalid", prev);
+	int out_of_order = 0, same = 0;
+	for (int i = 1; i < 5000; i++) {
+		/* Every 7th id shares its millisecond: the random tail tells them apart, in any order. */
+		if (i % 7)
+			ms += 1 + i % 1000;
+		id_time_ordered(cur, ms);
+		if (i % 7 && strcmp(prev, cur) >= 0)
+			out_of_order++;
+		if (strcmp(prev, cur) == 0)
+			same++;
+		memcpy(prev, cur, sizeof(cur));
+	}
+	CHECK_INT(out_of_order, 0);
+	CHECK_INT(same, 0);
+	/* 48 bits of milliseconds: year 10889 still sorts after today. */
+	char late[ID_LEN + 1];
+	id_time_ordered(late, (1LL << 48) - 1);
+	CHECK(strcmp(late, prev) > 0, "max-time id %s sorts before %s", late, prev);
+}
+
 static struct keyring *ring_with(const char *kid, unsigned char fill)
 {
 	unsigned char key[KEYRING_KEY_BYTES];
@@ -186,6 +212,7 @@ int main(void)
 	RUN(test_json_reader_checks_types);
 	RUN(test_b64url_round_trips_and_rejects_padding);
 	RUN(test_ids_are_22_base62_and_seeded_ids_are_stable);
+	RUN(test_time_ordered_ids_sort_by_time_and_differ_within_a_millisecond);
 	RUN(test_jwt_sign_verify_round_trip);
 	RUN(test_jwt_refuses_tampered_forged_and_alg_none);
 	RUN(test_jwt_old_key_verifies_after_rotation);
