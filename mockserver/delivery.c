@@ -14,6 +14,7 @@
 #include "objstore.h"
 #include "segment.h"
 #include "server.h"
+#include "recsvc.h"
 #include "urlsign.h"
 #include "users.h"
 #include "xmem.h"
@@ -594,8 +595,38 @@ static void write_faults(struct call *c, int status)
 	jw_kint(&w, "bandwidth_kbps", atomic_load(&c->srv->faults.bandwidth_kbps));
 	jw_kdouble(&w, "error_rate", atomic_load(&c->srv->faults.error_ppm) / 1e6);
 	jw_kdouble(&w, "drop_rate", atomic_load(&c->srv->faults.drop_ppm) / 1e6);
+	jw_key(&w, "services");
+	jw_arr(&w);
+	unsigned svc = atomic_load(&c->srv->faults.services);
+	for (unsigned bit = 1; bit <= FAULT_SVC_METADATA; bit <<= 1)
+		if (svc & bit)
+			jw_str(&w, faults_service_name(bit));
+	jw_arr_end(&w);
 	jw_obj_end(&w);
 	call_json(c, status, jw_finish(&w));
+}
+
+/* "services": ["search", ...] → FAULT_SVC_* bits. false with *bad set on a wrong shape. */
+static bool services_arg(yajl_val body, unsigned *out, const char **bad)
+{
+	yajl_val v = json_get(body, "services");
+	if (!v)
+		return true;
+	*out = 0;
+	if (!YAJL_IS_ARRAY(v)) {
+		*bad = "services must be an array of names: search, recs, playlists, metadata";
+		return false;
+	}
+	for (size_t i = 0; i < v->u.array.len; i++) {
+		const char *name = YAJL_GET_STRING(v->u.array.values[i]);
+		unsigned bit;
+		if (!name || strchr(name, ',') || faults_parse_services(name, &bit) != 0 || !bit) {
+			*bad = "services: unknown service (search, recs, playlists, metadata)";
+			return false;
+		}
+		*out |= bit;
+	}
+	return true;
 }
 
 static void route_get_faults(struct call *c)
@@ -619,6 +650,9 @@ static void route_set_faults(struct call *c)
 		bad = "error_rate must be a number from 0 to 1";
 	else if (json_get(body, "drop_rate") && (!json_get_double(body, "drop_rate", &dr) || dr < 0 || dr > 1))
 		bad = "drop_rate must be a number from 0 to 1";
+	unsigned svc = atomic_load(&c->srv->faults.services);
+	if (!bad)
+		services_arg(body, &svc, &bad);
 	yajl_tree_free(body);
 	if (bad) {
 		call_error(c, 400, "%s", bad);
@@ -628,6 +662,9 @@ static void route_set_faults(struct call *c)
 	atomic_store(&c->srv->faults.bandwidth_kbps, (int)bw);
 	atomic_store(&c->srv->faults.error_ppm, (int)lround(er * 1e6));
 	atomic_store(&c->srv->faults.drop_ppm, (int)lround(dr * 1e6));
+	atomic_store(&c->srv->faults.services, svc);
+	if (c->srv->recs)
+		recsvc_set_fault(c->srv->recs, svc & FAULT_SVC_RECS);
 	write_faults(c, 200);
 }
 

@@ -87,6 +87,8 @@ static const struct {
 		  "  --offline-license-days N   lifetime of offline licences (default 30)\n"
 		  "  --train-interval SECONDS   retrain the recommendation model this often (default: never)\n"
 		  "  --fault-recs-error         fault injection: the recommendation model fails (fallbacks answer)\n"
+		  "  --fault-service LIST       fault injection: internal services that fail, from\n"
+		  "                             search,recs,playlists,metadata (degraded answers follow)\n"
 		  "  --recs-check-ms MS         how often to look for a newer model (default 1000)\n"
 		  "  --recs-max-age SECONDS     treat an older model as stale and fall back\n"
 		  "  --login-throttle A:I:BASE:CAP  lock an account after A failed logins and an address after I;\n"
@@ -229,10 +231,12 @@ static int cmd_serve(int argc, char **argv)
 		{"fault-recs-error", no_argument, 0, 1002},
 		{"recs-check-ms", required_argument, 0, 1003},
 		{"recs-max-age", required_argument, 0, 1004},
+		{"fault-service", required_argument, 0, 1005},
 		{0, 0, 0, 0},
 	};
 	char *host = NULL;
 	int c;
+	unsigned fault_services = 0;
 	struct recsvc_options ro;
 	recsvc_options_defaults(&ro);
 	optind = 1;
@@ -243,6 +247,15 @@ static int cmd_serve(int argc, char **argv)
 		case 1002: ro.fault = true; break;
 		case 1003: ro.check_interval_ms = atoi(optarg); break;
 		case 1004: ro.max_age_s = atoi(optarg); break;
+		case 1005: {
+			unsigned bits;
+			if (faults_parse_services(optarg, &bits) != 0) {
+				fprintf(stderr, "encored: --fault-service wants names from search,recs,playlists,metadata\n");
+				return EXIT_USAGE;
+			}
+			fault_services |= bits;
+			break;
+		}
 		case 'l': {
 			const char *colon = strrchr(optarg, ':');
 			if (!colon) {
@@ -321,6 +334,10 @@ static int cmd_serve(int argc, char **argv)
 	atomic_store(&s.faults.latency_ms, o.fault_latency_ms);
 	atomic_store(&s.faults.bandwidth_kbps, o.fault_bandwidth_kbps);
 	atomic_store(&s.faults.error_ppm, (int)(o.fault_error_rate * 1e6));
+	if (ro.fault)
+		fault_services |= FAULT_SVC_RECS;   /* --fault-recs-error is the older spelling */
+	ro.fault = fault_services & FAULT_SVC_RECS;
+	atomic_store(&s.faults.services, fault_services);
 	atomic_store(&s.faults.drop_ppm, (int)(o.fault_drop_rate * 1e6));
 	s.user_limits = ratelimit_new(o.user_rate, o.user_burst);
 	s.ip_limits = ratelimit_new(o.ip_rate, o.ip_burst);

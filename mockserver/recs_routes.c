@@ -1180,6 +1180,10 @@ static void route_admin_fault(struct call *c)
 		return;
 	}
 	recsvc_set_fault(c->srv->recs, on);
+	if (on)
+		atomic_fetch_or(&c->srv->faults.services, FAULT_SVC_RECS);
+	else
+		atomic_fetch_and(&c->srv->faults.services, ~(unsigned)FAULT_SVC_RECS);
 	yajl_tree_free(body);
 	route_admin_status(c);
 }

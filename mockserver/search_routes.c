@@ -6,6 +6,7 @@
  * is_playable. Items are rendered by catalog.c's renderers, exactly as /v1/tracks/{id} etc.
  * render them; an id the database no longer has is skipped. */
 #include "catalog.h"
+#include "db.h"
 #include "search.h"
 #include "searchsvc.h"
 #include "server.h"
@@ -266,6 +267,42 @@ static void write_page(struct call *c, struct jw *w, const struct params *p, enu
 	jw_obj_end(w);
 }
 
+/* The search service is down (an injected fault): a plain scan of the catalog's names,
+ * without typo tolerance or ranking beyond popularity, so a search still finds what is
+ * spelled right. Only tracks, artists and albums; the other kinds come back empty. */
+static void fallback_query(struct call *c, const struct params *p, struct search_results *r)
+{
+	static const char *const SQL[SEARCH_NTYPES] = {
+		[SEARCH_TRACK] = "SELECT id, name FROM tracks WHERE state = 'ready' AND (name LIKE ?1 || '%' OR name LIKE '% ' || ?1 || '%')"
+				 " ORDER BY popularity DESC, id LIMIT ?2 OFFSET ?3",
+		[SEARCH_ARTIST] = "SELECT id, name FROM artists WHERE name LIKE ?1 || '%' OR name LIKE '% ' || ?1 || '%'"
+				  " ORDER BY popularity DESC, id LIMIT ?2 OFFSET ?3",
+		[SEARCH_ALBUM] = "SELECT id, name FROM albums WHERE name LIKE ?1 || '%' OR name LIKE '% ' || ?1 || '%'"
+				 " ORDER BY popularity DESC, id LIMIT ?2 OFFSET ?3",
+	};
+	memset(r, 0, sizeof(*r));
+	for (int t = 0; t < SEARCH_NTYPES; t++) {
+		if (!SQL[t] || !(p->types & SEARCH_MASK(t)))
+			continue;
+		sqlite3_stmt *st = db_prepare(c->db, SQL[t]);
+		if (!st)
+			continue;
+		sqlite3_bind_text(st, 1, p->q, -1, SQLITE_STATIC);
+		sqlite3_bind_int(st, 2, p->limit);
+		sqlite3_bind_int(st, 3, p->offset);
+		struct search_page *pg = &r->page[t];
+		pg->hits = xcalloc((size_t)p->limit, sizeof(*pg->hits));
+		while (sqlite3_step(st) == SQLITE_ROW && pg->n < (size_t)p->limit) {
+			struct search_hit *h = &pg->hits[pg->n++];
+			h->type = (enum search_type)t;
+			snprintf(h->id, sizeof(h->id), "%s", (const char *)sqlite3_column_text(st, 0));
+			h->name = xstrdup((const char *)sqlite3_column_text(st, 1));
+		}
+		pg->total = (size_t)p->offset + pg->n;
+		sqlite3_finalize(st);
+	}
+}
+
 static void route_search(struct call *c)
 {
 	struct params p;
@@ -298,7 +335,14 @@ static void route_search(struct call *c)
 	if (cached && !hit)
 		search_results_free(&r);
 	free(cached);
-	if (!hit) {
+	bool down = atomic_load(&c->srv->faults.services) & FAULT_SVC_SEARCH;
+	if (down) {
+		/* A cached answer is as good as ever; otherwise the catalog scan stands in. */
+		atomic_fetch_add(&c->srv->faults_injected, 1);
+		http_resp_header(c->resp, "X-Encore-Degraded", hit ? "search: cached answer" : "search: catalog scan");
+		if (!hit)
+			fallback_query(c, &p, &r);
+	} else if (!hit) {
 		struct search_taste taste;
 		bool has_taste = searchsvc_taste_get(svc, c->db, c->user.sub, &taste);
 		struct search_query q = {
@@ -350,6 +394,14 @@ static void route_suggest(struct call *c)
 	char *key = cache_key(c, "s", &p, gen);
 	char *cached = searchsvc_cache_get(svc, key);
 	http_resp_header(c->resp, "X-Search-Cache", cached ? "hit" : "miss");
+	if (!cached && (atomic_load(&c->srv->faults.services) & FAULT_SVC_SEARCH)) {
+		/* Autocomplete is a nicety: with the service down it suggests nothing, quietly. */
+		atomic_fetch_add(&c->srv->faults_injected, 1);
+		http_resp_header(c->resp, "X-Encore-Degraded", "search: no suggestions");
+		free(key);
+		call_json(c, 200, xstrdup("{\"suggestions\":[]}"));
+		return;
+	}
 	if (!cached) {
 		struct search_suggestion s[SEARCH_SUGGEST_MAX];
 		size_t n = 0;

@@ -19,6 +19,43 @@
 
 static const struct route *const ROUTE_TABLES[] = {auth_routes, catalog_routes, ingest_routes, delivery_routes,
 							   events_routes, search_routes, playlist_routes, library_routes, offline_routes, recs_routes, connect_routes};
+/* The internal service behind each table whose routes the gateway itself turns away when
+ * that service is faulted. Search and recommendations degrade inside their routes instead. */
+static const unsigned ROUTE_TABLE_SERVICE[] = {0, FAULT_SVC_METADATA, 0, 0, 0, 0, FAULT_SVC_PLAYLISTS, 0, 0, 0, 0};
+_Static_assert(sizeof(ROUTE_TABLE_SERVICE) / sizeof(ROUTE_TABLE_SERVICE[0]) == sizeof(ROUTE_TABLES) / sizeof(ROUTE_TABLES[0]),
+	       "one service entry per route table");
+
+static const char *const SERVICE_NAMES[] = {"search", "recs", "playlists", "metadata"};
+
+const char *faults_service_name(unsigned bit)
+{
+	for (unsigned i = 0; i < sizeof(SERVICE_NAMES) / sizeof(SERVICE_NAMES[0]); i++)
+		if (bit == 1u << i)
+			return SERVICE_NAMES[i];
+	return "?";
+}
+
+int faults_parse_services(const char *list, unsigned *out)
+{
+	*out = 0;
+	if (!list || strcmp(list, "none") == 0 || !*list)
+		return 0;
+	const char *p = list;
+	while (*p) {
+		size_t n = strcspn(p, ",");
+		unsigned i;
+		for (i = 0; i < sizeof(SERVICE_NAMES) / sizeof(SERVICE_NAMES[0]); i++)
+			if (strlen(SERVICE_NAMES[i]) == n && strncmp(p, SERVICE_NAMES[i], n) == 0)
+				break;
+		if (i == sizeof(SERVICE_NAMES) / sizeof(SERVICE_NAMES[0]))
+			return -EINVAL;
+		*out |= 1u << i;
+		p += n;
+		if (*p == ',')
+			p++;
+	}
+	return 0;
+}
 
 const char *server_route_pattern(const char *path)
 {
@@ -259,6 +296,7 @@ static void handle(void *ctx, void *worker, struct http_req *req, struct http_re
 
 	const struct route *match = NULL;
 	bool path_known = false;
+	unsigned service = 0;
 	for (size_t t = 0; t < sizeof(ROUTE_TABLES) / sizeof(ROUTE_TABLES[0]) && !match; t++) {
 		for (const struct route *r = ROUTE_TABLES[t]; r->pattern; r++) {
 			if (!route_match(r->pattern, req->path, c.params, &c.nparams))
@@ -266,6 +304,7 @@ static void handle(void *ctx, void *worker, struct http_req *req, struct http_re
 			path_known = true;
 			if (strcmp(r->method, req->method) == 0) {
 				match = r;
+				service = ROUTE_TABLE_SERVICE[t];
 				break;
 			}
 		}
@@ -291,6 +330,14 @@ static void handle(void *ctx, void *worker, struct http_req *req, struct http_re
 			call_error(&c, 429, "API rate limit exceeded");
 			return;
 		}
+	}
+	if (service && (atomic_load(&s->faults.services) & service)) {
+		/* An injected outage of the service behind this route: nothing is applied, so a
+		 * client may retry or queue the request, and answer reads from its cache. */
+		atomic_fetch_add(&s->faults_injected, 1);
+		http_resp_header(resp, "Retry-After", "5");
+		call_error(&c, 503, "%s service unavailable (injected fault)", faults_service_name(service));
+		return;
 	}
 	match->fn(&c);
 	if (strcmp(req->method, "GET") == 0 && resp->status == 200)

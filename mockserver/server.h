@@ -46,7 +46,24 @@ void server_options_defaults(struct server_options *o);
  * stored in parts per million so they fit an atomic int. */
 struct faults {
 	atomic_int latency_ms, bandwidth_kbps, error_ppm, drop_ppm;
+	atomic_uint services;   /* FAULT_SVC_* bits: internal services made to fail */
 };
+
+/* Internal service boundaries that fault injection can break (--fault-service,
+ * POST /v1/admin/faults "services"). Each degrades as docs/PROTOCOL.md promises:
+ * search answers from its cache or a plain catalog scan, recommendations fall back to
+ * genre and popular picks, playlists and metadata answer 503 and clients use their
+ * caches and edit queues. */
+enum {
+	FAULT_SVC_SEARCH = 1u << 0,
+	FAULT_SVC_RECS = 1u << 1,
+	FAULT_SVC_PLAYLISTS = 1u << 2,
+	FAULT_SVC_METADATA = 1u << 3,
+};
+/* Parses "search,recs" (or "none") into FAULT_SVC_* bits; -EINVAL on an unknown name. */
+int faults_parse_services(const char *list, unsigned *out);
+/* Name of one FAULT_SVC_* bit. */
+const char *faults_service_name(unsigned bit);
 
 struct server {
 	struct server_options opt;

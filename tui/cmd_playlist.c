@@ -47,6 +47,13 @@ static bool transport_error(int rc)
 	return rc < 0;
 }
 
+/* No answer, or the playlist service said it is down (502/503/504: nothing was applied):
+ * reads fall back to the cached copy and edits wait in the queue. */
+static bool unavailable(int rc, const struct api_response *r)
+{
+	return transport_error(rc) || r->status == 502 || r->status == 503 || r->status == 504;
+}
+
 /* Replays queued edits in order. Returns 0 when the outbox is empty afterwards, -EAGAIN
  * when the server is still unreachable (or failing) and edits remain. */
 static int flush_outbox(struct pl_ctx *p)
@@ -122,7 +129,7 @@ static int send_edit(struct pl_ctx *p, const char *method, const char *path, con
 		}
 	}
 	int rc = api_request(p->api, method, path, body ? "application/json" : NULL, body, body ? strlen(body) : 0, resp);
-	if (transport_error(rc) && p->cache && cache_outbox_add(p->cache, method, path, body) == 0) {
+	if (unavailable(rc, resp) && p->cache && cache_outbox_add(p->cache, method, path, body) == 0) {
 		api_response_free(resp);
 		memset(resp, 0, sizeof(*resp));
 		*queued = true;
@@ -292,8 +299,9 @@ static int do_show(struct pl_ctx *p, const char *id)
 	struct api_response r;
 	int rc = api_get(p->api, path, &r);
 	free(path);
-	if (transport_error(rc) && show_cached(p, id) == EXIT_OK) {
-		cli_error(p->cli, "server unreachable; showing the cached copy");
+	if (unavailable(rc, &r) && show_cached(p, id) == EXIT_OK) {
+		cli_error(p->cli, transport_error(rc) ? "server unreachable; showing the cached copy"
+						      : "playlists unavailable right now; showing the cached copy");
 		api_response_free(&r);
 		return EXIT_OK;
 	}
