@@ -21,8 +21,17 @@
 
 #define TOKEN_PATH "/api/token"
 
+#define API_MAX_SERVERS 8
+
 struct api {
-	char *base_url;
+	/* Several servers ("URL1,URL2"): requests go to bases[cur]; a transport failure
+	 * moves cur on. The strings never change after api_new, so api_base_url's pointer
+	 * stays valid for the api's life whichever server is current. */
+	char *bases[API_MAX_SERVERS];
+	char *server_list;             /* the bases joined by commas, as a session records them */
+	int nbases;
+	atomic_int cur;
+	atomic_ulong n_failovers;
 	long timeout_ms;
 	int max_retries;
 	long retry_base_ms;
@@ -252,11 +261,26 @@ struct api *api_new(const struct api_config *cfg)
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
 		return NULL;
 	struct api *api = xcalloc(1, sizeof(*api));
-	api->base_url = xstrdup(cfg->base_url);
-	/* A trailing slash would double up with every path's leading one. */
-	size_t n = strlen(api->base_url);
-	while (n > 0 && api->base_url[n - 1] == '/')
-		api->base_url[--n] = 0;
+	for (const char *p = cfg->base_url; *p && api->nbases < API_MAX_SERVERS;) {
+		size_t n = strcspn(p, ",");
+		/* A trailing slash would double up with every path's leading one. */
+		size_t m = n;
+		while (m > 0 && p[m - 1] == '/')
+			m--;
+		if (m > 0)
+			api->bases[api->nbases++] = xstrndup(p, m);
+		p += n;
+		if (*p == ',')
+			p++;
+	}
+	if (api->nbases == 0) {
+		free(api);
+		return NULL;
+	}
+	struct buf list = BUF_INIT;
+	for (int i = 0; i < api->nbases; i++)
+		buf_printf(&list, "%s%s", i ? "," : "", api->bases[i]);
+	api->server_list = buf_steal(&list);
 	api->timeout_ms = cfg->timeout_ms > 0 ? cfg->timeout_ms : API_DEFAULT_TIMEOUT_MS;
 	api->max_retries = cfg->max_retries >= 0 ? cfg->max_retries : API_DEFAULT_MAX_RETRIES;
 	api->retry_base_ms = cfg->retry_base_ms > 0 ? cfg->retry_base_ms : API_RETRY_BASE_MS;
@@ -293,7 +317,9 @@ void api_free(struct api *api)
 		pthread_mutex_destroy(&api->share_locks[i]);
 	pthread_mutex_destroy(&api->tok_lock);
 	pthread_mutex_destroy(&api->refresh_lock);
-	free(api->base_url);
+	for (int i = 0; i < api->nbases; i++)
+		free(api->bases[i]);
+	free(api->server_list);
 	free(api->user_agent);
 	free(api->access);
 	free(api->refresh);
@@ -303,7 +329,52 @@ void api_free(struct api *api)
 
 const char *api_base_url(const struct api *api)
 {
-	return api->base_url;
+	return api->bases[atomic_load(&((struct api *)api)->cur)];
+}
+
+const char *api_server_list(const struct api *api)
+{
+	return api->server_list;
+}
+
+int api_server_count(const struct api *api)
+{
+	return api->nbases;
+}
+
+/* Index of the base url starts with (a whole base: scheme, host and port), or -1. */
+static int base_of(const struct api *api, const char *url)
+{
+	for (int i = 0; i < api->nbases; i++) {
+		size_t n = strlen(api->bases[i]);
+		if (strncmp(url, api->bases[i], n) == 0 && (url[n] == '/' || url[n] == '?' || url[n] == 0))
+			return i;
+	}
+	return -1;
+}
+
+bool api_failover(struct api *api, const char *failed_url)
+{
+	if (api->nbases < 2 || !failed_url)
+		return false;
+	int failed = base_of(api, failed_url);
+	if (failed < 0)
+		return false;
+	/* Only the first report of a dead server moves on; the others see cur changed. */
+	int expect = failed;
+	if (!atomic_compare_exchange_strong(&api->cur, &expect, (failed + 1) % api->nbases))
+		return false;
+	atomic_fetch_add(&api->n_failovers, 1);
+	return true;
+}
+
+char *api_rebase_url(const struct api *api, const char *url)
+{
+	int i = base_of(api, url);
+	int cur = atomic_load(&((struct api *)api)->cur);
+	if (i < 0 || i == cur)
+		return xstrdup(url);
+	return xasprintf("%s%s", api->bases[cur], url + strlen(api->bases[i]));
 }
 
 void api_set_tokens(struct api *api, const char *access_token, const char *refresh_token)
@@ -495,10 +566,12 @@ static int request(struct api *api, const char *method, const char *path, const 
 		   const char *body, size_t body_len, bool auth, struct api_response *resp)
 {
 	response_init(resp);
-	char *url = xasprintf("%s%s", api->base_url, path);
 	bool refreshed = false;
-	int retry = 0;
+	int retry = 0, failovers = 0;
+	char *url = NULL;
 	for (;;) {
+		free(url);
+		url = xasprintf("%s%s", api_base_url(api), path);
 		char *bearer = NULL;
 		unsigned long gen;
 		pthread_mutex_lock(&api->tok_lock);
@@ -509,6 +582,15 @@ static int request(struct api *api, const char *method, const char *path, const 
 
 		perform(api, method, url, ctype, body, body_len, bearer, resp);
 		free(bearer);
+
+		/* A server that cannot be reached: try the next one at once. A refused connect
+		 * sent nothing, so any method may go again; otherwise only idempotent ones. */
+		if (resp->status == 0 && failovers < api->nbases - 1 &&
+		    (resp->curl_code == CURLE_COULDNT_CONNECT || api_should_retry(method, 0, resp->curl_code)) &&
+		    api_failover(api, url)) {
+			failovers++;
+			continue;
+		}
 
 		if (resp->status == 401 && auth && !refreshed) {
 			refreshed = true;

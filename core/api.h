@@ -62,7 +62,20 @@ struct api;
 struct api *api_new(const struct api_config *cfg);
 /* No request may be in flight. */
 void api_free(struct api *api);
+/* The server requests go to now: the first of the configured ones ("URL1,URL2") until
+ * a failover. The pointer stays valid until api_free. */
 const char *api_base_url(const struct api *api);
+/* Every configured server, comma-separated (what a session should remember). */
+const char *api_server_list(const struct api *api);
+/* How many servers were configured (1 unless base_url listed several, at most 8). */
+int api_server_count(const struct api *api);
+/* Moves on to the next server if failed_url belongs to the current one (a transport
+ * failure talking to it). True when this call switched. Thread-safe. */
+bool api_failover(struct api *api, const char *failed_url);
+/* url with its server part replaced by the current server when it points at another
+ * configured one (signed CDN URLs verify on every server sharing the data); otherwise a
+ * copy. Caller frees. */
+char *api_rebase_url(const struct api *api, const char *url);
 
 /* Installs the bearer and refresh tokens (copied; either may be NULL). Thread-safe. */
 void api_set_tokens(struct api *api, const char *access_token, const char *refresh_token);

@@ -172,7 +172,6 @@ struct engine {
 	struct engine_config cfg;
 	struct api *api;
 	struct cache *cache;
-	char *base_url;
 
 	pthread_mutex_t lock;
 	pthread_cond_t cond;       /* decode queue and pause changes */
@@ -765,7 +764,11 @@ static void start_xfer(struct engine *e, int kind, struct item *it, const char *
 	x->rindex = rindex;
 	x->easy = curl_easy_init();
 	x->start_us = now_us();
-	curl_easy_setopt(x->easy, CURLOPT_URL, url);
+	/* Manifests name the server that signed them; after a failover the same path and
+	 * signature are asked of the server now current (they share the data and keys). */
+	char *real = api_rebase_url(e->api, url);
+	curl_easy_setopt(x->easy, CURLOPT_URL, real);
+	free(real);
 	curl_easy_setopt(x->easy, CURLOPT_WRITEFUNCTION, on_body);
 	curl_easy_setopt(x->easy, CURLOPT_WRITEDATA, x);
 	curl_easy_setopt(x->easy, CURLOPT_PRIVATE, x);
@@ -1309,7 +1312,7 @@ static void request_manifest(struct engine *e, struct item *it)
 		}
 		free(cached);
 	}
-	char *url = xasprintf("%s/v1/playback/%s?start_segment=%u%s%s", e->base_url, it->id, it->start_seg,
+	char *url = xasprintf("%s/v1/playback/%s?start_segment=%u%s%s", api_base_url(e->api), it->id, it->start_seg,
 			      e->cfg.quality ? "&quality=" : "", e->cfg.quality ? (e->cfg.quality == 24 ? "24" : e->cfg.quality == 96 ? "96" : e->cfg.quality == 160 ? "160" : "320") : "");
 	start_xfer(e, X_MANIFEST, it, url, 0, 0, true);
 	free(url);
@@ -1338,7 +1341,7 @@ static void request_meta(struct engine *e, struct item *it)
 	}
 	if (e->cfg.offline_only)
 		return;
-	char *url = xasprintf("%s/v1/tracks/%s", e->base_url, it->id);
+	char *url = xasprintf("%s/v1/tracks/%s", api_base_url(e->api), it->id);
 	start_xfer(e, X_META, it, url, 0, 0, true);
 	free(url);
 }
@@ -1403,7 +1406,7 @@ static void schedule(struct engine *e)
 			/* Autoplay is Radio seeded by the last artist (docs/PROTOCOL.md, "Recommendations"):
 			 * same {"tracks": [TRACK...]} shape as top-tracks, and it falls back to genre and
 			 * popular tracks on the server, so it works with or without a trained model. */
-			char *url = xasprintf("%s/v1/radio?seed=encore:artist:%s", e->base_url, e->last_artist_id);
+			char *url = xasprintf("%s/v1/radio?seed=encore:artist:%s", api_base_url(e->api), e->last_artist_id);
 			start_xfer(e, X_AUTOPLAY, NULL, url, 0, 0, true);
 			free(url);
 		}
@@ -1424,7 +1427,7 @@ static void schedule(struct engine *e)
 			return;
 		}
 		if (it->m && it->renew_manifest && !inflight_manifest(e, it->seq)) {
-			char *url = xasprintf("%s/v1/playback/%s?inline=0", e->base_url, it->id);
+			char *url = xasprintf("%s/v1/playback/%s?inline=0", api_base_url(e->api), it->id);
 			start_xfer(e, X_MANIFEST, it, url, 0, 0, true);
 			free(url);
 		}
@@ -1460,7 +1463,7 @@ static void schedule(struct engine *e)
 			/* Autoplay is Radio seeded by the last artist (docs/PROTOCOL.md, "Recommendations"):
 			 * same {"tracks": [TRACK...]} shape as top-tracks, and it falls back to genre and
 			 * popular tracks on the server, so it works with or without a trained model. */
-			char *url = xasprintf("%s/v1/radio?seed=encore:artist:%s", e->base_url, e->last_artist_id);
+			char *url = xasprintf("%s/v1/radio?seed=encore:artist:%s", api_base_url(e->api), e->last_artist_id);
 			start_xfer(e, X_AUTOPLAY, NULL, url, 0, 0, true);
 			free(url);
 		}
@@ -1686,6 +1689,12 @@ static void on_done(struct engine *e, CURLMsg *msg)
 		e->opened++;
 	else if (msg->data.result == CURLE_OK)
 		e->reused++;
+	if (status == 0 && api_server_count(e->api) > 1) {
+		/* The server did not answer at all: the next request goes to the next server. */
+		char *eff = NULL;
+		curl_easy_getinfo(msg->easy_handle, CURLINFO_EFFECTIVE_URL, &eff);
+		api_failover(e->api, eff);
+	}
 	/* Detach first: handling it may cancel the item's transfers, this one included. */
 	xfer_detach(e, x);
 	struct item *it = item_by_seq(e, x->item_seq);
@@ -1927,7 +1936,6 @@ struct engine *engine_new(const struct engine_config *cfg, char *err, size_t err
 		snprintf(err, errlen, "engine needs an API client");
 		goto fail;
 	}
-	e->base_url = xstrdup(api_base_url(e->api));
 	pthread_mutex_init(&e->lock, NULL);
 	pthread_cond_init(&e->cond, NULL);
 	e->event_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
@@ -2017,7 +2025,6 @@ void engine_free(struct engine *e)
 		close(e->event_fd);
 	for (int i = 0; i < e->nlisteners; i++)
 		close(e->listeners[i]);
-	free(e->base_url);
 	pthread_mutex_destroy(&e->lock);
 	pthread_cond_destroy(&e->cond);
 	free(e);

@@ -232,7 +232,7 @@ int session_login(struct api *api, const char *user, const char *password,
 	int rc = api_login(api, user, password, &tok, err, errlen);
 	if (rc < 0)
 		return rc;
-	*out = session_new(api_base_url(api), user, tok.access_token, tok.refresh_token, tok.expires_at);
+	*out = session_new(api_server_list(api), user, tok.access_token, tok.refresh_token, tok.expires_at);
 	api_set_tokens(api, tok.access_token, tok.refresh_token);
 	api_token_free(&tok);
 	return 0;
