@@ -229,6 +229,32 @@ def events(stdout):
     return [json.loads(l) for l in stdout.splitlines() if l.startswith("{")]
 
 
+def query(srv, sql, *args):
+    """Rows of one SQL statement against the server's database (WAL: safe beside it)."""
+    import sqlite3
+    con = sqlite3.connect(os.path.join(srv.data, "encore.db"), timeout=30)
+    try:
+        return con.execute(sql, args).fetchall()
+    finally:
+        con.close()
+
+
+def json_lines_so_far(p, acc):
+    """The JSON lines a spawned process printed so far, without blocking; acc (a list)
+    keeps what was read across calls (pass the same list, and append the rest at exit)."""
+    import fcntl
+    fd = p.stdout.fileno()
+    fl = fcntl.fcntl(fd, fcntl.F_GETFL)
+    fcntl.fcntl(fd, fcntl.F_SETFL, fl | os.O_NONBLOCK)
+    try:
+        chunk = p.stdout.read() or ""
+    except (BlockingIOError, TypeError):
+        chunk = ""
+    fcntl.fcntl(fd, fcntl.F_SETFL, fl)
+    acc.append(chunk)
+    return [json.loads(l) for l in "".join(acc).splitlines() if l.startswith("{")]
+
+
 def read_wav(path):
     """(rate, channels, interleaved int16 samples) of a 16-bit PCM WAV."""
     import array

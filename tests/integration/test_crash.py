@@ -13,7 +13,6 @@ import math
 import os
 import random
 import signal
-import sqlite3
 import struct
 import sys
 import threading
@@ -22,18 +21,10 @@ import urllib.parse
 import wave
 
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import Server, Tap, expect, wait_for  # noqa: E402
+from harness import query as q, Server, Tap, expect, wait_for  # noqa: E402
 
 ROUNDS = int(os.environ.get("CRASH_ROUNDS", "50"))
 B62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-
-
-def q(srv, sql, *args):
-    con = sqlite3.connect(os.path.join(srv.data, "encore.db"), timeout=30)
-    try:
-        return con.execute(sql, args).fetchall()
-    finally:
-        con.close()
 
 
 def rid(rng):

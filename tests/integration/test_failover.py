@@ -7,34 +7,16 @@ start, and a list with no live server fails with one clear line."""
 import json
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import ENCORED, Cli, Server, Tap, expect, wait_for  # noqa: E402
+from harness import ENCORED, Cli, Server, Tap, expect, json_lines_so_far, query, wait_for  # noqa: E402
 
 
 def plain_tracks(srv, n):
-    db = sqlite3.connect(os.path.join(srv.data, "encore.db"))
-    rows = db.execute("SELECT id FROM tracks WHERE markets = '' AND explicit = 0 AND state = 'ready' ORDER BY id LIMIT ?",
-                      (n,)).fetchall()
-    db.close()
+    rows = query(srv, "SELECT id FROM tracks WHERE markets = '' AND explicit = 0 AND state = 'ready' ORDER BY id LIMIT ?", n)
     return ["encore:track:" + r[0] for r in rows]
-
-
-def lines_so_far(p, acc):
-    import fcntl
-    fd = p.stdout.fileno()
-    fl = fcntl.fcntl(fd, fcntl.F_GETFL)
-    fcntl.fcntl(fd, fcntl.F_SETFL, fl | os.O_NONBLOCK)
-    try:
-        chunk = p.stdout.read() or ""
-    except (BlockingIOError, TypeError):
-        chunk = ""
-    fcntl.fcntl(fd, fcntl.F_SETFL, fl)
-    acc.append(chunk)
-    return [json.loads(l) for l in "".join(acc).splitlines() if l.startswith("{")]
 
 
 def cdn_hits(srv):
@@ -50,7 +32,7 @@ def test_server_killed_mid_track_the_other_continues_without_restarting(a, b):
     p = cli.spawn("play", *uris, "--output", "null:realtime", "--prefetch", "2", "--json")
     acc = []
     try:
-        wait_for(lambda: any(e["event"] == "started" for e in lines_so_far(p, acc)), timeout=60, what="playing")
+        wait_for(lambda: any(e["event"] == "started" for e in json_lines_so_far(p, acc)), timeout=60, what="playing")
         before_b = cdn_hits(b)
         a.proc.send_signal(signal.SIGKILL)
         a.proc.wait()

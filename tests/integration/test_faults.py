@@ -7,20 +7,11 @@ genre and popular picks; playlist reads come from the client's cached copy and e
 in its queue until the service is back; playback goes on with cached metadata."""
 import json
 import os
-import sqlite3
 import sys
 
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import ENCORED, Cli, Server, Tap, events, expect, read_wav  # noqa: E402
+from harness import query as q, ENCORED, Cli, Server, Tap, events, expect, read_wav  # noqa: E402
 import subprocess  # noqa: E402
-
-
-def q(srv, sql, *args):
-    db = sqlite3.connect(os.path.join(srv.data, "encore.db"))
-    try:
-        return db.execute(sql, args).fetchall()
-    finally:
-        db.close()
 
 
 def faults(admin, services):
