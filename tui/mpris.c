@@ -145,6 +145,7 @@ void mpris_free(struct mpris *m)
 #define MPRIS_NAME "org.mpris.MediaPlayer2.encore"
 #define PROPS_IFACE "org.freedesktop.DBus.Properties"
 #define NOTIFY_TIMEOUT_MS 5000
+#define MAX_WATCHES 8
 
 struct mpris {
 	struct engine *e;
@@ -154,6 +155,10 @@ struct mpris {
 
 	/* Owned by the thread. */
 	DBusConnection *conn;
+	enum { PHASE_HELLO, PHASE_READY, PHASE_FAILED } phase;
+	int name_attempt;            /* RequestName calls made: the plain name, then .instancePID */
+	DBusWatch *watches[MAX_WATCHES];
+	int nwatches;
 	struct engine_snapshot pub;  /* what the bus was last told */
 	int64_t pub_ms;              /* when pub was taken (CLOCK_MONOTONIC) */
 	bool realtime;               /* the sink plays at the audio's pace (positions follow the clock) */
@@ -758,30 +763,96 @@ static void publish(struct mpris *m, const struct engine_snapshot *s)
 	m->pub_ms = now;
 }
 
-/* Asks for the well-known name, or a unique one when another encore has it (the spec's
- * "org.mpris.MediaPlayer2.encore.instancePID"). Returns false if neither could be had. */
-static bool claim_name(DBusConnection *conn)
+/* Registration runs through the same poll loop as everything else (Hello, then
+ * RequestName, as asynchronous calls) rather than libdbus's blocking helpers, so a bus
+ * that accepts the connection and then hangs can never hold up mpris_free. */
+static void request_name(struct mpris *m);
+
+static void on_name_reply(DBusPendingCall *pc, void *data)
+{
+	struct mpris *m = data;
+	DBusMessage *r = dbus_pending_call_steal_reply(pc);
+	dbus_uint32_t res = 0;
+	bool ok = r && dbus_message_get_type(r) == DBUS_MESSAGE_TYPE_METHOD_RETURN &&
+		  dbus_message_get_args(r, NULL, DBUS_TYPE_UINT32, &res, DBUS_TYPE_INVALID);
+	if (r)
+		dbus_message_unref(r);
+	if (ok && (res == DBUS_REQUEST_NAME_REPLY_PRIMARY_OWNER || res == DBUS_REQUEST_NAME_REPLY_ALREADY_OWNER))
+		m->phase = PHASE_READY;
+	else if (ok && m->name_attempt == 1)
+		request_name(m);   /* another player has the name: take the per-instance one */
+	else
+		m->phase = PHASE_FAILED;
+}
+
+/* Asks for the well-known name, or on the second attempt a unique one (the spec's
+ * "org.mpris.MediaPlayer2.encore.instancePID"). */
+static void request_name(struct mpris *m)
 {
 	char name[128];
-	for (int attempt = 0; attempt < 2; attempt++) {
-		if (attempt == 0)
-			snprintf(name, sizeof(name), "%s", MPRIS_NAME);
-		else
-			snprintf(name, sizeof(name), "%s.instance%ld", MPRIS_NAME, (long)getpid());
-		DBusError err;
-		dbus_error_init(&err);
-		int r = dbus_bus_request_name(conn, name, DBUS_NAME_FLAG_DO_NOT_QUEUE, &err);
-		bool set = dbus_error_is_set(&err);
-		dbus_error_free(&err);
-		if (set)
-			return false;
-		if (r == DBUS_REQUEST_NAME_REPLY_PRIMARY_OWNER || r == DBUS_REQUEST_NAME_REPLY_ALREADY_OWNER)
-			return true;
+	if (m->name_attempt++ == 0)
+		snprintf(name, sizeof(name), "%s", MPRIS_NAME);
+	else
+		snprintf(name, sizeof(name), "%s.instance%ld", MPRIS_NAME, (long)getpid());
+	const char *np = name;
+	dbus_uint32_t flags = DBUS_NAME_FLAG_DO_NOT_QUEUE;
+	DBusMessage *msg = dbus_message_new_method_call(DBUS_SERVICE_DBUS, DBUS_PATH_DBUS, DBUS_INTERFACE_DBUS, "RequestName");
+	oom_check(dbus_message_append_args(msg, DBUS_TYPE_STRING, &np, DBUS_TYPE_UINT32, &flags, DBUS_TYPE_INVALID));
+	DBusPendingCall *pc = NULL;
+	if (dbus_connection_send_with_reply(m->conn, msg, &pc, DBUS_TIMEOUT_USE_DEFAULT) && pc) {
+		dbus_pending_call_set_notify(pc, on_name_reply, m, NULL);
+		dbus_pending_call_unref(pc);
+	} else {
+		m->phase = PHASE_FAILED;
 	}
+	dbus_message_unref(msg);
+}
+
+static void on_hello_reply(DBusPendingCall *pc, void *data)
+{
+	struct mpris *m = data;
+	DBusMessage *r = dbus_pending_call_steal_reply(pc);
+	const char *unique = NULL;
+	if (r && dbus_message_get_type(r) == DBUS_MESSAGE_TYPE_METHOD_RETURN &&
+	    dbus_message_get_args(r, NULL, DBUS_TYPE_STRING, &unique, DBUS_TYPE_INVALID) &&
+	    dbus_bus_set_unique_name(m->conn, unique))
+		request_name(m);
+	else
+		m->phase = PHASE_FAILED;
+	if (r)
+		dbus_message_unref(r);
+}
+
+/* libdbus tells us which fds it wants watched and for what; the poll loop asks. */
+static dbus_bool_t add_watch(DBusWatch *w, void *data)
+{
+	struct mpris *m = data;
+	if (m->nwatches == MAX_WATCHES)
+		return FALSE;
+	m->watches[m->nwatches++] = w;
+	return TRUE;
+}
+
+static void remove_watch(DBusWatch *w, void *data)
+{
+	struct mpris *m = data;
+	for (int i = 0; i < m->nwatches; i++)
+		if (m->watches[i] == w) {
+			m->watches[i] = m->watches[--m->nwatches];
+			break;
+		}
+}
+
+static bool has_watch(const struct mpris *m, const DBusWatch *w)
+{
+	for (int i = 0; i < m->nwatches; i++)
+		if (m->watches[i] == w)
+			return true;
 	return false;
 }
 
-/* Connects and registers. NULL (silently) when there is no usable session bus. */
+/* Opens the connection and starts registration; nothing here waits for the bus. NULL
+ * (silently) when there is no session bus to talk to. */
 static DBusConnection *bus_connect(struct mpris *m)
 {
 	char *addr = bus_address();
@@ -791,52 +862,73 @@ static DBusConnection *bus_connect(struct mpris *m)
 	dbus_error_init(&err);
 	DBusConnection *conn = dbus_connection_open_private(addr, &err);
 	free(addr);
+	dbus_error_free(&err);
 	if (!conn)
-		goto fail;
+		return NULL;
+	m->conn = conn;
 	/* The default would exit the whole program when the bus goes away. */
 	dbus_connection_set_exit_on_disconnect(conn, FALSE);
-	if (!dbus_bus_register(conn, &err) || !claim_name(conn))
-		goto fail;
 	static const DBusObjectPathVTable vtable = {.message_function = on_message};
-	if (!dbus_connection_register_object_path(conn, MPRIS_PATH, &vtable, m))
-		goto fail;
-	dbus_error_free(&err);
-	return conn;
-fail:
-	dbus_error_free(&err);
-	if (conn) {
-		dbus_connection_close(conn);
-		dbus_connection_unref(conn);
+	DBusMessage *hello = dbus_message_new_method_call(DBUS_SERVICE_DBUS, DBUS_PATH_DBUS, DBUS_INTERFACE_DBUS, "Hello");
+	DBusPendingCall *pc = NULL;
+	bool ok = dbus_connection_set_watch_functions(conn, add_watch, remove_watch, NULL, m, NULL) &&
+		  dbus_connection_register_object_path(conn, MPRIS_PATH, &vtable, m) &&
+		  dbus_connection_send_with_reply(conn, hello, &pc, DBUS_TIMEOUT_USE_DEFAULT) && pc;
+	dbus_message_unref(hello);
+	if (ok) {
+		dbus_pending_call_set_notify(pc, on_hello_reply, m, NULL);
+		dbus_pending_call_unref(pc);
+		return conn;
 	}
+	if (pc)
+		dbus_pending_call_unref(pc);
+	dbus_connection_close(conn);
+	dbus_connection_unref(conn);
+	m->conn = NULL;
 	return NULL;
 }
 
 static void *mpris_main(void *arg)
 {
 	struct mpris *m = arg;
-	m->conn = bus_connect(m);
-	if (!m->conn)
+	if (!bus_connect(m))
 		return NULL;
-	int bus_fd = -1;
 	int listener = engine_add_listener(m->e);
-	if (!dbus_connection_get_socket(m->conn, &bus_fd) || listener < 0)
+	if (listener < 0)
 		goto out;
 	engine_snapshot(m->e, &m->pub);
 	m->pub_ms = mono_ms();
 	m->realtime = strcmp(m->pub.output, "null") != 0 && strncmp(m->pub.output, "wav:", 4) != 0;
-	if (m->notify)
-		publish(m, &m->pub);   /* a track already playing gets its notification too */
+	bool announced = false;
 	for (;;) {
 		while (dbus_connection_dispatch(m->conn) == DBUS_DISPATCH_DATA_REMAINS)
 			;
-		if (!dbus_connection_get_is_connected(m->conn))
-			break;   /* the bus went away: desktop integration ends, playback goes on */
-		struct pollfd pfd[3] = {
-			{.fd = m->wake, .events = POLLIN},
-			{.fd = listener, .events = POLLIN},
-			{.fd = bus_fd, .events = (short)(POLLIN | (dbus_connection_has_messages_to_send(m->conn) ? POLLOUT : 0))},
-		};
-		if (poll(pfd, 3, -1) < 0) {
+		/* The bus went away or refused us: desktop integration ends, playback goes on. */
+		if (!dbus_connection_get_is_connected(m->conn) || m->phase == PHASE_FAILED)
+			break;
+		if (m->phase == PHASE_READY && !announced) {
+			announced = true;
+			struct engine_snapshot s;
+			engine_snapshot(m->e, &s);
+			publish(m, &s);   /* a track already playing gets its notification too */
+		}
+		struct pollfd pfd[2 + MAX_WATCHES];
+		DBusWatch *polled[MAX_WATCHES];
+		int n = 0;
+		pfd[n++] = (struct pollfd){.fd = m->wake, .events = POLLIN};
+		pfd[n++] = (struct pollfd){.fd = listener, .events = POLLIN};
+		int nw = 0;
+		for (int i = 0; i < m->nwatches; i++) {
+			DBusWatch *w = m->watches[i];
+			if (!dbus_watch_get_enabled(w))
+				continue;
+			unsigned fl = dbus_watch_get_flags(w);
+			polled[nw++] = w;
+			pfd[n++] = (struct pollfd){.fd = dbus_watch_get_unix_fd(w),
+						   .events = (short)((fl & DBUS_WATCH_READABLE ? POLLIN : 0) |
+								     (fl & DBUS_WATCH_WRITABLE ? POLLOUT : 0))};
+		}
+		if (poll(pfd, (nfds_t)n, -1) < 0) {
 			if (errno == EINTR)
 				continue;
 			break;
@@ -849,11 +941,18 @@ static void *mpris_main(void *arg)
 			(void)r;
 			struct engine_snapshot s;
 			engine_snapshot(m->e, &s);
-			publish(m, &s);
+			if (m->phase == PHASE_READY)
+				publish(m, &s);
 		}
-		if (pfd[2].revents || dbus_connection_has_messages_to_send(m->conn))
-			if (!dbus_connection_read_write(m->conn, 0))
-				break;
+		for (int i = 0; i < nw; i++) {
+			short re = pfd[2 + i].revents;
+			/* Handling one watch may remove another; only handle those still there. */
+			if (!re || !has_watch(m, polled[i]))
+				continue;
+			unsigned cond = (re & POLLIN ? DBUS_WATCH_READABLE : 0) | (re & POLLOUT ? DBUS_WATCH_WRITABLE : 0) |
+					(re & POLLHUP ? DBUS_WATCH_HANGUP : 0) | (re & (POLLERR | POLLNVAL) ? DBUS_WATCH_ERROR : 0);
+			dbus_watch_handle(polled[i], cond);
+		}
 	}
 out:
 	if (listener >= 0)

@@ -7,6 +7,7 @@ import os
 import re
 import select
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -293,7 +294,14 @@ def test_notify_shows_each_new_track_replacing_the_last(srv):
 def test_without_a_session_bus_encore_plays_and_says_nothing(srv):
     (u1, _, _), = tracks(srv, 1)
     cli = Cli(srv.url, "alice")
-    for addr in (None, "unix:path=/nonexistent/encore-test-bus", "tcp:host=127.0.0.1,port=1"):
+    # A "bus" that accepts the connection and never says a word: registration must not
+    # hold up playback or the exit.
+    hung = socket.socket(socket.AF_UNIX)
+    hung_path = os.path.join(cli.tmp, "hung-bus")
+    hung.bind(hung_path)
+    hung.listen(8)
+    for addr in (None, "unix:path=/nonexistent/encore-test-bus", "tcp:host=127.0.0.1,port=1",
+                 "unix:path=" + hung_path, "not an address"):
         env = {"DBUS_SESSION_BUS_ADDRESS": addr} if addr else {}
         if not addr:
             cli.env.pop("DBUS_SESSION_BUS_ADDRESS", None)
@@ -302,6 +310,7 @@ def test_without_a_session_bus_encore_plays_and_says_nothing(srv):
         assert any(json.loads(l).get("event") == "ended" for l in so.splitlines() if l.startswith("{")), so
         for word in ("bus", "mpris", "d-bus", "dbus"):
             assert word not in se.lower(), (addr, se)
+    hung.close()
 
 
 if __name__ == "__main__":
