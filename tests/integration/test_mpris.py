@@ -291,6 +291,30 @@ def test_notify_shows_each_new_track_replacing_the_last(srv):
         bus.close()
 
 
+def test_the_interactive_ui_is_on_the_bus_too(srv):
+    from test_tui import Tui
+    bus = Bus()
+    (u1, t1, _), = tracks(srv, 1)
+    try:
+        with Tui(srv, extra_env={"DBUS_SESSION_BUS_ADDRESS": bus.address}) as t:
+            wait_for(lambda: NAME in bus.names(), timeout=60, what="the UI on the bus")
+            expect(bus.get("PlaybackStatus"), "Stopped", "before anything plays")
+            t.keys("Escape")
+            t.keys(":")
+            t.type("play " + u1)
+            t.keys("Enter")
+            wait_for(lambda: bus.get("PlaybackStatus") == "Playing", timeout=60, what="Playing")
+            expect(bus.metadata().get("xesam:title"), t1, "title")
+            # A media key (Pause over the bus) shows on the screen.
+            bus.call(PLAYER + ".Pause")
+            t.wait(lambda s: " \u23f8 " in s, "the pause symbol on screen")
+            t.keys("Escape", "q")
+            t.wait_text("ENCORE-EXITED")
+            wait_for(lambda: NAME not in bus.names(), timeout=30, what="the name released when the UI quits")
+    finally:
+        bus.close()
+
+
 def test_without_a_session_bus_encore_plays_and_says_nothing(srv):
     (u1, _, _), = tracks(srv, 1)
     cli = Cli(srv.url, "alice")
@@ -320,6 +344,7 @@ if __name__ == "__main__":
         for t in (test_mpris_reports_and_controls_a_headless_player,
                   test_a_second_player_gets_an_instance_name_and_mpris_false_stays_off,
                   test_notify_shows_each_new_track_replacing_the_last,
+                  test_the_interactive_ui_is_on_the_bus_too,
                   test_without_a_session_bus_encore_plays_and_says_nothing):
             tap.run(t, shared)
     tap.done()
