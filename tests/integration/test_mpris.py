@@ -127,6 +127,14 @@ def stop(p):
     return p.returncode, out, err
 
 
+def stop_player(p):
+    """Stops an `encore play` and checks it exited cleanly (under ASan: no report either)."""
+    rc, out, err = stop(p)
+    expect(rc, 0, "encore play's exit status: " + err)
+    assert "Sanitizer" not in err, err
+    return err
+
+
 def player(srv, bus, uris, config=None, user="alice"):
     cli = Cli(srv.url, user)
     if bus:
@@ -206,9 +214,8 @@ def test_mpris_reports_and_controls_a_headless_player(srv):
         expect(p.poll(), None, "encore still playing")
         stop(mon)
     finally:
-        rc, out, err = stop(p)
         try:
-            expect(rc, 0, "clean exit: " + err)
+            err = stop_player(p)
             for word in ("d-bus", "dbus", "mpris", "session bus"):
                 assert word not in err.lower(), err
             wait_for(lambda: NAME not in bus.names(), timeout=30, what="the name released on exit")
@@ -244,9 +251,11 @@ def test_a_second_player_gets_an_instance_name_and_mpris_false_stays_off(srv):
                               dest=inst)
         expect(rc, 0, se)
     finally:
-        for p in (p1, p2, p3):
-            stop(p)
-        bus.close()
+        try:
+            for p in (p1, p2, p3):
+                stop_player(p)
+        finally:
+            bus.close()
 
 
 def test_notify_shows_each_new_track_replacing_the_last(srv):
@@ -260,8 +269,8 @@ def test_notify_shows_each_new_track_replacing_the_last(srv):
                  what="a Notify call with the title")
         assert a1 in lines.text(), lines.text()
     finally:
-        stop(p)
         stop(mon)
+        stop_player(p)
     # 2. A notification server answers with ids; the next track's notification replaces it.
     fake = subprocess.Popen([os.environ["FAKE_NOTIFYD"]], env=bus.env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
@@ -278,13 +287,13 @@ def test_notify_shows_each_new_track_replacing_the_last(srv):
         expect(first[3].split("\t")[0], t1, "first summary")
         expect(second[2], first[1], "the second replaces the first's id")
         expect(second[3].split("\t")[0], t2, "second summary")
-        stop(p)
+        stop_player(p)
         # Notifications are off by default.
         before = len([l for l in out.poll() if l.startswith("notify")])
         cli, p = player(srv, bus, [u1])
         wait_for(lambda: status(cli).get("state") == "playing", timeout=60, what="playing without notify")
         wait_for(lambda: NAME in bus.names(), timeout=30, what="on the bus")
-        stop(p)
+        stop_player(p)
         expect(len([l for l in out.poll() if l.startswith("notify")]), before, "notifications without notify = true")
     finally:
         stop(fake)
@@ -310,6 +319,8 @@ def test_the_interactive_ui_is_on_the_bus_too(srv):
             t.wait(lambda s: " \u23f8 " in s, "the pause symbol on screen")
             t.keys("Escape", "q")
             t.wait_text("ENCORE-EXITED")
+            with open(t.exitfile) as f:
+                expect(f.read().strip(), "0", "the UI's exit status")
             wait_for(lambda: NAME not in bus.names(), timeout=30, what="the name released when the UI quits")
     finally:
         bus.close()
