@@ -1,10 +1,13 @@
 /* mpris: the MPRIS player and track-change notifications on the session bus.
  *
- * One thread owns a private libdbus connection and runs a poll loop over three fds: a
- * wake-up eventfd (mpris_free), an engine listener, and the bus socket. Incoming method
- * calls are answered from a fresh engine snapshot; engine changes become
- * PropertiesChanged (and Seeked) signals by diffing the snapshot against the last one
- * published. Nothing here ever waits on the engine, and nothing the engine does waits on
+ * One thread owns a private libdbus connection and runs a poll loop over a wake-up
+ * eventfd (mpris_free), an engine listener and the bus socket (through libdbus's watch
+ * functions, so it is polled for writing only when libdbus has something to write).
+ * Registration (Hello, RequestName) and notifications are asynchronous calls answered
+ * in the same loop, so no bus, however slow, can hold the thread in a blocking call.
+ * Incoming method calls are answered from a fresh engine snapshot; engine changes
+ * become PropertiesChanged (and Seeked) signals by diffing the snapshot against the last
+ * one published. Nothing here waits on the engine, and nothing the engine does waits on
  * the bus. */
 #include "mpris.h"
 #include "cli.h"

@@ -163,7 +163,8 @@ def test_mpris_reports_and_controls_a_headless_player(srv):
         wait_for(lambda: bus.get("PlaybackStatus") == "Playing", timeout=60, what="PlaybackStatus Playing")
         bus.call(PLAYER + ".Pause")
         wait_for(lambda: bus.get("PlaybackStatus") == "Paused", timeout=30, what="Paused")
-        md = bus.metadata()
+        md = wait_for(lambda: (lambda d: d if d.get("xesam:title") and d.get("mpris:length") else None)(bus.metadata()), timeout=60,
+                      what="metadata with a title")
         expect(md.get("xesam:url"), u1, "xesam:url")
         expect(md.get("xesam:title"), t1, "xesam:title is the catalog's")
         expect(md.get("xesam:artist"), [a1], "xesam:artist")
@@ -200,6 +201,16 @@ def test_mpris_reports_and_controls_a_headless_player(srv):
         expect(bus.metadata().get("xesam:title"), t2, "second title")
         wait_for(lambda: bus.get("PlaybackStatus") == "Playing", timeout=30, what="playing after Next")
         expect(bus.get("CanGoNext"), False, "CanGoNext on the last track")
+        # LoopStatus and Shuffle are writable and map to repeat and shuffle.
+        bus.call("org.freedesktop.DBus.Properties.Set", "string:" + PLAYER, "string:LoopStatus",
+                 "variant:string:Playlist")
+        bus.call("org.freedesktop.DBus.Properties.Set", "string:" + PLAYER, "string:Shuffle", "variant:boolean:true")
+        wait_for(lambda: (lambda st: st.get("repeat") == "all" and st.get("shuffle"))(status(cli)), timeout=30,
+                 what="repeat all and shuffle on")
+        expect(bus.get("LoopStatus"), "Playlist", "LoopStatus")
+        expect(bus.get("CanGoNext"), True, "CanGoNext with repeat all")
+        bus.call("org.freedesktop.DBus.Properties.Set", "string:" + PLAYER, "string:LoopStatus", "variant:string:None")
+        wait_for(lambda: bus.get("LoopStatus") == "None", timeout=30, what="LoopStatus None")
         wait_for(lambda: '"xesam:title"' in sig.text() and t2 in sig.text(), timeout=30,
                  what="PropertiesChanged with the second title")
         assert 'string "PlaybackStatus"' in sig.text(), sig.text()
@@ -313,7 +324,8 @@ def test_the_interactive_ui_is_on_the_bus_too(srv):
             t.type("play " + u1)
             t.keys("Enter")
             wait_for(lambda: bus.get("PlaybackStatus") == "Playing", timeout=60, what="Playing")
-            expect(bus.metadata().get("xesam:title"), t1, "title")
+            # Playing covers loading too; the title follows with the track's metadata.
+            wait_for(lambda: bus.metadata().get("xesam:title") == t1, timeout=60, what="the title on the bus")
             # A media key (Pause over the bus) shows on the screen.
             bus.call(PLAYER + ".Pause")
             t.wait(lambda s: " \u23f8 " in s, "the pause symbol on screen")
