@@ -637,7 +637,6 @@ static DBusMessage *get_property(struct mpris *m, DBusMessage *msg, bool all)
 	DBusMessageIter it;
 	bool found_iface;
 	if (all) {
-		find_prop(iface, NULL, &found_iface);
 		r = dbus_message_new_method_return(msg);
 		dbus_message_iter_init_append(r, &it);
 		if (strcmp(iface, MPRIS_PLAYER) == 0)
