@@ -25,6 +25,7 @@ struct config *config_new(void)
 	struct config *c = xcalloc(1, sizeof(*c));
 	c->normalize = true;
 	c->mouse = true;
+	c->mpris = true;
 	c->volume = -1;
 	for (int i = 0; i < CONFIG_THEME_COUNT; i++)
 		c->theme[i] = (struct config_color){.fg = -1, .bg = -1};
@@ -209,7 +210,8 @@ static void parse_line(struct config *c, int lineno, char *line)
 	}
 	bool known = strcmp(name, "server") == 0 || strcmp(name, "quality") == 0 ||
 		     strcmp(name, "normalize") == 0 || strcmp(name, "output") == 0 ||
-		     strcmp(name, "volume") == 0 || strcmp(name, "mouse") == 0;
+		     strcmp(name, "volume") == 0 || strcmp(name, "mouse") == 0 ||
+		     strcmp(name, "mpris") == 0 || strcmp(name, "notify") == 0;
 	if (!known) {
 		add_error(c, lineno, "unknown setting '%s'", name);
 		return;
@@ -234,6 +236,9 @@ static void parse_line(struct config *c, int lineno, char *line)
 	} else if (strcmp(name, "mouse") == 0) {
 		if (!parse_bool(val, &c->mouse))
 			add_error(c, lineno, "mouse wants on or off, not '%s'", val);
+	} else if (strcmp(name, "mpris") == 0 || strcmp(name, "notify") == 0) {
+		if (!parse_bool(val, name[0] == 'm' ? &c->mpris : &c->notify))
+			add_error(c, lineno, "%s wants on or off, not '%s'", name, val);
 	} else if (strcmp(name, "quality") == 0) {
 		if (strcmp(val, "auto") == 0)
 			c->quality = 0;

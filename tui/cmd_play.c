@@ -9,6 +9,8 @@
 #include "ctlsock.h"
 #include "connect.h"
 #include "engine.h"
+#include "config.h"
+#include "mpris.h"
 #include "id.h"
 #include "json.h"
 #include "outbox.h"
@@ -392,6 +394,7 @@ int cmd_play(struct cli_ctx *c, int argc, char **argv)
 	struct offline *off = NULL;
 	struct ctlsock *ctl = NULL;
 	struct connect_client *cc = NULL;
+	struct mpris *mpris = NULL;
 	struct uri_list uris = {0};
 	struct play_tracker tracker = {0};
 	int code = cli_open_session(c, &s, &api);
@@ -438,6 +441,7 @@ int cmd_play(struct cli_ctx *c, int argc, char **argv)
 		free(sock);
 	}
 	engine_play_from(e, (const char *const *)uris.v, uris.n, 0, (int)(seek * 1000));
+	mpris = mpris_new_for_cli(c, e);   /* desktop integration, silent without a session bus */
 	if (connect && paths_ensure(c->paths, PATHS_DATA) == 0) {
 		/* Connect: this player is a device others can see and control; without the
 		 * server's socket it still plays. */
@@ -530,6 +534,7 @@ int cmd_play(struct cli_ctx *c, int argc, char **argv)
 	else if (!started && !interrupted)
 		code = EXIT_ERR;
 out:
+	mpris_free(mpris);
 	connect_client_stop(cc);
 	ctlsock_stop(ctl);
 	engine_free(e);

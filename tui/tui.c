@@ -13,6 +13,7 @@
 #include "items.h"
 #include "json.h"
 #include "keymap.h"
+#include "mpris.h"
 #include "remote.h"
 #include "textw.h"
 #include "urlenc.h"
@@ -84,6 +85,7 @@ struct tui {
 	struct cli_ctx *cli;
 	struct api *api;
 	struct engine *engine;
+	struct mpris *mpris;         /* desktop integration; NULL when off */
 	struct fetcher *fetcher;
 	struct keymap *keymap;
 	struct config *config;
@@ -1473,6 +1475,7 @@ static struct engine *start_engine(struct tui *t, struct session *ses, const cha
 
 static void tui_free(struct tui *t)
 {
+	mpris_free(t->mpris);   /* before the engine it listens to */
 	if (t->fetcher)
 		fetcher_free(t->fetcher);
 	if (t->engine)
@@ -1624,6 +1627,7 @@ int tui_run(struct cli_ctx *c)
 	const char *output = c->output_opt ? c->output_opt : t->config->output ? t->config->output : "alsa";
 	t->engine = start_engine(t, ses, output);
 	t->fetcher = t->engine ? fetcher_new(t->api, 2) : NULL;
+	t->mpris = t->engine ? mpris_new_from_config(t->engine, t->config) : NULL;
 	if (!t->engine || !t->fetcher || sfd < 0) {
 		if (t->engine && !t->fetcher)
 			cli_error(c, "cannot start the fetcher threads");
