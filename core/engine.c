@@ -171,7 +171,8 @@ struct marker {
 struct engine {
 	struct engine_config cfg;
 	struct api *api;
-	struct cache *cache;
+	struct cache *cache;       /* opened by the network thread once the first request is out */
+	char *cache_path;          /* NULL: no cache, or already opened (or failed) */
 	char *base_url;
 
 	pthread_mutex_t lock;
@@ -295,12 +296,21 @@ void engine_remove_listener(struct engine *e, int fd)
 	pthread_mutex_unlock(&e->lock);
 }
 
+static void post_event_ev(struct engine *e, const struct engine_event *ev);
+
 static void post_event(struct engine *e, enum engine_event_type t, const char *uri, int kbps, int pos_ms,
 		       int64_t first_audio_us, const char *msg)
 {
-	struct engine_event ev = {.type = t, .bitrate_kbps = kbps, .position_ms = pos_ms, .first_audio_us = first_audio_us};
+	struct engine_event ev = {.type = t, .bitrate_kbps = kbps, .position_ms = pos_ms, .first_audio_us = first_audio_us,
+				  .handover_us = -1};
 	snprintf(ev.uri, sizeof(ev.uri), "%s", uri ? uri : "");
 	snprintf(ev.message, sizeof(ev.message), "%s", msg ? msg : "");
+	post_event_ev(e, &ev);
+}
+
+static void post_event_ev(struct engine *e, const struct engine_event *evp)
+{
+	const struct engine_event ev = *evp;
 	pthread_mutex_lock(&e->lock);
 	if (e->ev_count == ENGINE_MAX_EVENTS) {
 		e->ev_head = (e->ev_head + 1) % ENGINE_MAX_EVENTS;
@@ -501,6 +511,15 @@ static void _prune_markers(struct engine *e, unsigned gen, uint64_t pos)
 	e->nmarkers = w;
 }
 
+static void post_started(struct engine *e, const struct marker *m, int64_t first_audio_us, int64_t handover_us)
+{
+	struct engine_event ev = {.type = ENGINE_EV_TRACK_STARTED, .bitrate_kbps = m->kbps,
+				  .position_ms = (int)(m->item_pos * 1000 / OUT_RATE), .first_audio_us = first_audio_us,
+				  .handover_us = handover_us};
+	snprintf(ev.uri, sizeof(ev.uri), "%s", m->uri);
+	post_event_ev(e, &ev);
+}
+
 static void *output_main(void *arg)
 {
 	struct engine *e = arg;
@@ -510,6 +529,7 @@ static void *output_main(void *arg)
 	uint64_t cur_seq = 0;
 	int cur_kbps = 0;
 	bool starving = false;
+	int64_t last_write_end = 0;   /* when the sink accepted the last frame, 0 after a flush */
 	while (!atomic_load(&e->quit)) {
 		if (atomic_load(&e->paused)) {
 			pthread_mutex_lock(&e->lock);
@@ -523,6 +543,7 @@ static void *output_main(void *arg)
 			gen = g;
 			stream_pos = 0;
 			cur_seq = 0;
+			last_write_end = 0;
 		}
 		int w = ring_wait_readable(e->ring, 1, 100);
 		if (w == -ECANCELED)
@@ -572,10 +593,11 @@ static void *output_main(void *arg)
 			if (cur.item_seq != cur_seq) {
 				cur_seq = cur.item_seq;
 				cur_kbps = cur.kbps;
-				int64_t fa = cur.play_cmd_us ? now_us() - cur.play_cmd_us : 0;
+				int64_t now = now_us();
+				int64_t fa = cur.play_cmd_us ? now - cur.play_cmd_us : 0;
 				if (fa)
 					atomic_store(&e->first_audio_us, fa);
-				post_event(e, ENGINE_EV_TRACK_STARTED, cur.uri, cur.kbps, (int)(cur.item_pos * 1000 / OUT_RATE), fa, NULL);
+				post_started(e, &cur, fa, !fa && last_write_end ? now - last_write_end : -1);
 				curl_multi_wakeup(e->multi);
 			} else if (cur.kbps != cur_kbps) {
 				cur_kbps = cur.kbps;
@@ -585,6 +607,7 @@ static void *output_main(void *arg)
 			gain_set_volume(e->gain, atomic_load(&e->volume));
 			gain_process(e->gain, buf, n);
 			sink_write(e->sink, buf, n);
+			last_write_end = now_us();
 			atomic_store(&e->playing_seq, cur.item_seq);
 			atomic_store(&e->playing_pos, cur.item_pos + (stream_pos - cur.stream_pos) + n);
 			atomic_store(&e->output_idle, false);
@@ -608,6 +631,41 @@ static void add_marker(struct engine *e, const struct marker *m)
 	}
 	e->markers[e->nmarkers++] = *m;
 	pthread_mutex_unlock(&e->lock);
+}
+
+/* Where the decoder's pieces of one segment go: the ring, after dropping the first skip
+ * frames (a seek inside the segment). */
+struct feed {
+	struct engine *e;
+	unsigned gen;
+	size_t skip;
+	uint64_t stream_pos;
+};
+
+static int feed_ring(void *ud, const float *p, size_t n)
+{
+	struct feed *f = ud;
+	size_t drop = f->skip < n ? f->skip : n;
+	f->skip -= drop;
+	p += drop * OUT_CH;
+	n -= drop;
+	while (n > 0) {
+		if (atomic_load(&f->e->quit))
+			return -ECANCELED;
+		ssize_t wr = ring_write(f->e->ring, p, n, f->gen);
+		if (wr < 0)
+			return -ESTALE;
+		p += (size_t)wr * OUT_CH;
+		n -= (size_t)wr;
+		f->stream_pos += (uint64_t)wr;
+		if (n == 0)
+			break;
+		/* Full: the output is paused or slow. Wait, unless flushed meanwhile. */
+		int r = ring_wait_writable(f->e->ring, n < 1024 ? n : 1024, f->gen, 200);
+		if (r == -ESTALE || r == -ECANCELED)
+			return r;
+	}
+	return 0;
 }
 
 static void *decoder_main(void *arg)
@@ -648,41 +706,28 @@ static void *decoder_main(void *arg)
 			fprintf(stderr, "encore: cannot decode the init part of a rendition\n");
 			goto done;
 		}
-		float *pcm = NULL;
-		size_t frames = 0;
 		uint64_t seg_start = 0;
 		size_t seg_count = 0;
-		if (decoder_decode(dec, j->seg, j->seg_len, &pcm, &frames) != 0 ||
-		    decoder_segment_range(dec, j->index, &seg_start, &seg_count) != 0) {
-			/* A corrupt segment: skip its audio rather than stop the track. */
-			free(pcm);
-			fprintf(stderr, "encore: segment %u failed to decode; skipped\n", j->index);
+		if (decoder_segment_range(dec, j->index, &seg_start, &seg_count) != 0) {
+			fprintf(stderr, "encore: segment %u is outside the track; skipped\n", j->index);
 			goto done;
 		}
 		size_t skip = j->trim > 0 ? (size_t)j->trim : 0;
-		if (skip > frames)
-			skip = frames;
+		if (skip > seg_count)
+			skip = seg_count;
+		/* The marker goes in before any of its audio: the output thread must find it. */
 		struct marker mk = {.gen = gen, .stream_pos = stream_pos, .item_seq = j->item_seq, .kbps = j->kbps,
 				    .item_pos = seg_start + skip, .gain_db = j->gain_db, .play_cmd_us = j->play_cmd_us};
 		snprintf(mk.uri, sizeof(mk.uri), "%s", j->uri);
 		add_marker(e, &mk);
-		size_t left = frames - skip;
-		const float *p = pcm + skip * OUT_CH;
-		while (left > 0 && !atomic_load(&e->quit)) {
-			ssize_t wr = ring_write(e->ring, p, left, gen);
-			if (wr < 0)
-				break;  /* flushed or aborted: the rest belongs to an old position */
-			p += (size_t)wr * OUT_CH;
-			left -= (size_t)wr;
-			stream_pos += (uint64_t)wr;
-			if (left == 0)
-				break;
-			/* Full: the output is paused or slow. Wait, unless flushed meanwhile. */
-			int r = ring_wait_writable(e->ring, left < 1024 ? left : 1024, gen, 200);
-			if (r == -ESTALE || r == -ECANCELED)
-				break;
-		}
-		free(pcm);
+		struct feed f = {.e = e, .gen = gen, .skip = skip, .stream_pos = stream_pos};
+		int dr = decoder_decode_stream(dec, j->seg, j->seg_len, feed_ring, &f);
+		stream_pos = f.stream_pos;
+		if (dr == -ESTALE || dr == -ECANCELED)
+			goto done;  /* flushed or shutting down: the rest belongs to an old position */
+		if (dr != 0)
+			/* A corrupt segment: skip (the rest of) its audio rather than stop the track. */
+			fprintf(stderr, "encore: segment %u failed to decode; skipped\n", j->index);
 		if (j->last) {
 			struct marker end = {.gen = gen, .stream_pos = stream_pos, .item_seq = j->item_seq, .end = true};
 			add_marker(e, &end);
@@ -863,6 +908,8 @@ static void flush_audio(struct engine *e)
 {
 	clear_decode_queue(e);
 	ring_flush(e->ring);
+	/* A realtime output may be sleeping through the old audio's last chunk: cut it short. */
+	sink_drop(e->sink);
 	atomic_store(&e->playing_seq, 0);
 	atomic_store(&e->playing_pos, 0);
 	atomic_store(&e->output_idle, true);
@@ -1212,6 +1259,17 @@ static void fetch_segments(struct engine *e, struct item *it, double target_s)
 	}
 }
 
+/* Frees the kept copies of segments already with the decoder (see push_item). */
+static void release_pushed(struct item *it)
+{
+	for (uint32_t k = 0; it->m && k < it->next_push && k < it->m->segment_count; k++)
+		if (it->segs[k].st == SEG_DONE) {
+			free(it->segs[k].data);
+			it->segs[k].data = NULL;
+			it->segs[k].st = SEG_NONE;
+		}
+}
+
 /* Hands downloaded segments to the decoder strictly in play order. */
 static void push_item(struct engine *e, struct item *it)
 {
@@ -1243,8 +1301,17 @@ static void push_item(struct engine *e, struct item *it)
 				e->switches++;
 			it->kbps = sl->kbps;
 		}
-		j->seg = xmalloc(sl->len);
-		memcpy(j->seg, sl->data, sl->len);
+		if (it == e->play_item) {
+			/* Handed over, not copied: a playing item's audio lives in one place, and
+			 * a seek back fetches it again. The next item keeps its copy until it
+			 * plays, so a skip to it starts without a download. */
+			j->seg = sl->data;
+			sl->data = NULL;
+			sl->st = SEG_NONE;
+		} else {
+			j->seg = xmalloc(sl->len);
+			memcpy(j->seg, sl->data, sl->len);
+		}
 		j->seg_len = sl->len;
 		j->gain_db = it->m->gain_db;
 		j->trim = k == it->start_seg ? it->start_trim : 0;
@@ -1396,6 +1463,7 @@ static void schedule(struct engine *e)
 		item_free(e->play_item);
 		e->play_item = e->fetch_item;
 		e->tracks_started++;
+		release_pushed(e->play_item);
 	}
 	if (!e->play_item) {
 		if (e->ended && e->cfg.autoplay && !e->autoplay_requested && e->last_artist_id[0]) {
@@ -1414,10 +1482,12 @@ static void schedule(struct engine *e)
 		struct item *it = items[i];
 		if (!it)
 			continue;
-		if (!it->meta_requested)
-			request_meta(e, it);
+		/* The manifest (with the first audio inline) goes out first; the metadata waits
+		 * until the cache is open, which happens while that request is on the wire. */
 		if (!it->m && !it->manifest_requested && now_us() >= it->manifest_retry_at_us)
 			request_manifest(e, it);
+		if (!it->meta_requested && !e->cache_path)
+			request_meta(e, it);
 		if (it->off_err || it->off_failed) {
 			offline_refuse(e, it);
 			schedule(e);  /* the queue moved on: start over with the new items */
@@ -1905,6 +1975,16 @@ static void *net_main(void *arg)
 			break;
 		int running = 0;
 		curl_multi_perform(e->multi, &running);
+		if (e->cache_path && (e->xfers || (e->play_item && e->play_item->manifest_requested))) {
+			/* Off the path to the first audio: its request is already out (and SQLite's
+			 * open and sweep never delay a command on the caller's thread). */
+			char cerr[256];
+			e->cache = cache_open_volatile(e->cache_path, cerr, sizeof(cerr));
+			if (!e->cache)
+				fprintf(stderr, "encore: %s (continuing without a cache)\n", cerr);
+			free(e->cache_path);
+			e->cache_path = NULL;
+		}
 		CURLMsg *msg;
 		int left;
 		while ((msg = curl_multi_info_read(e->multi, &left)))
@@ -1949,12 +2029,8 @@ struct engine *engine_new(const struct engine_config *cfg, char *err, size_t err
 		goto fail;
 	const char *spec = cfg->output ? cfg->output : "alsa";
 	e->realtime_sink = strncmp(spec, "alsa", 4) == 0 || strcmp(spec, "null:realtime") == 0;
-	if (cfg->cache_path) {
-		char cerr[256];
-		e->cache = cache_open(cfg->cache_path, cerr, sizeof(cerr));
-		if (!e->cache)
-			fprintf(stderr, "encore: %s (continuing without a cache)\n", cerr);
-	}
+	e->cache_path = cfg->cache_path ? xstrdup(cfg->cache_path) : NULL;
+	e->cfg.cache_path = NULL;  /* borrowed: the copy above is what the network thread opens */
 	e->multi = curl_multi_init();
 	/* One connection per host is plenty for sequential segments, and keeps every segment
 	 * of every track on the same warm connection. */
@@ -2010,6 +2086,7 @@ void engine_free(struct engine *e)
 	}
 	engine_queue_list_free(e->qcopy_uris, e->qcopy_n);
 	cache_close(e->cache);
+	free(e->cache_path);
 	queue_free(e->q);
 	gain_free(e->gain);
 	ring_free(e->ring);
