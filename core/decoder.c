@@ -48,6 +48,8 @@ struct decoder {
 
 /* A piece smaller than this waits for the next packet, unless it ends the segment. */
 #define MIN_EMIT 512
+/* Input frames the window may hold before it slides (one memmove per few packets). */
+#define WINDOW_SLACK 4096
 
 static float *grow(float **p, size_t *cap, size_t n)
 {
@@ -255,7 +257,9 @@ int decoder_decode_stream(struct decoder *d, const uint8_t *buf, size_t len, dec
 
 	uint64_t g0 = seg.packets[0].granule;
 	size_t span = (size_t)(seg.packets[seg.npackets - 1].granule - g0);
-	float *pcm = grow(&d->pcm, &d->pcm_cap, (span ? span : 1) * (size_t)ch);
+	/* Decoded input is kept in a sliding window, [wb, last granule): only what output
+	 * still to come needs, a few thousand frames rather than the whole segment. */
+	uint64_t wb = g0;
 	/* Past the end of the track the encoder emitted padding; the track is silence there,
 	 * exactly as in a whole-track resample. */
 	size_t valid = span;
@@ -277,7 +281,9 @@ int decoder_decode_stream(struct decoder *d, const uint8_t *buf, size_t len, dec
 		uint64_t want = i ? seg.packets[i].granule - seg.packets[i - 1].granule : 0;
 		if (n < 0 || (uint64_t)n != want)
 			goto out;
-		size_t at = (size_t)(seg.packets[i].granule - g0) - (size_t)n;
+		uint64_t end = seg.packets[i].granule;
+		size_t at = (size_t)(end - wb) - (size_t)n;
+		float *pcm = grow(&d->pcm, &d->pcm_cap, ((size_t)(end - wb) ? (size_t)(end - wb) : 1) * (size_t)ch);
 		for (int c = 0; c < ch; c++)
 			for (int j = 0; j < n; j++)
 				pcm[(at + (size_t)j) * (size_t)ch + (size_t)c] = p[c][j];
@@ -285,15 +291,14 @@ int decoder_decode_stream(struct decoder *d, const uint8_t *buf, size_t len, dec
 		/* Hand on every output frame this packet completed: the first audio of a segment
 		 * leaves after a packet or two, not after the whole segment. */
 		bool last = i + 1 == seg.npackets;
-		size_t have = (size_t)(seg.packets[i].granule - g0);
-		if (have > valid)
-			have = valid;
+		uint64_t hend = end < g0 + valid ? end : g0 + valid;
+		size_t have = hend > wb ? (size_t)(hend - wb) : 0;
 		while (done < oc) {
 			size_t max = oc - done < DECODER_EMIT_FRAMES ? oc - done : DECODER_EMIT_FRAMES;
-			size_t k = last ? max : ready_frames(rd, g0, have, os + done, max);
+			size_t k = last ? max : ready_frames(rd, wb, have, os + done, max);
 			if (k == 0 || (!last && k < max && k < MIN_EMIT))
 				break;
-			if (render_into(d, rd, pcm, g0, have, os + done, k, d->chunk))
+			if (render_into(d, rd, pcm, wb, have, os + done, k, d->chunk))
 				goto out;
 			for (size_t j = 0; xfade && done + j < DECODER_XFADE && j < k; j++) {
 				size_t x = done + j;
@@ -308,6 +313,18 @@ int decoder_decode_stream(struct decoder *d, const uint8_t *buf, size_t len, dec
 			}
 			done += k;
 		}
+		/* Slide the window past input no later output (nor the tail below) needs. */
+		uint64_t need = os + done;
+		if (rd->rs) {
+			int64_t ia;
+			size_t ic;
+			resample_input_span(rd->rs, (int64_t)(os + done), 1, &ia, &ic);
+			need = ia > 0 ? (uint64_t)ia : 0;
+		}
+		if (need > wb + WINDOW_SLACK && need <= end) {
+			memmove(pcm, pcm + (size_t)(need - wb) * (size_t)ch, (size_t)(end - need) * (size_t)ch * sizeof(float));
+			wb = need;
+		}
 	}
 	if (done != oc)
 		goto out;
@@ -315,7 +332,7 @@ int decoder_decode_stream(struct decoder *d, const uint8_t *buf, size_t len, dec
 	 * player switch renditions here. Absent at the end of the track or if the margin
 	 * cannot supply it; then the next switch is a plain splice. */
 	d->tail_valid = os + oc + DECODER_XFADE <= rd->out_total &&
-			render_into(d, rd, pcm, g0, valid, os + oc, DECODER_XFADE, d->tail) == 0;
+			g0 + valid > wb && render_into(d, rd, d->pcm, wb, (size_t)(g0 + valid - wb), os + oc, DECODER_XFADE, d->tail) == 0;
 	memcpy(d->prev_tail, d->tail, sizeof(d->tail));
 	d->prev_tail_valid = d->tail_valid;
 	d->prev_index = seg.index;

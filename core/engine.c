@@ -46,9 +46,10 @@
 
 #define OUT_RATE 44100
 #define OUT_CH 2
-#define RING_FRAMES (OUT_RATE * 2)      /* decoded audio ahead of the sink: 2 s */
+#define RING_FRAMES (OUT_RATE)          /* decoded audio ahead of the sink: 1 s (the decoder streams) */
 #define OUT_CHUNK 2048                  /* frames per sink write (46 ms) */
 #define MAX_MARKERS 64
+#define PRIME_FRAMES 4096               /* the next item's first audio decoded ahead: 93 ms */
 /* Segment downloads at once per item: one, so each download's rate is the link's rate
  * (parallel downloads would split it and the estimator would see half). */
 #define MAX_INFLIGHT 1
@@ -123,6 +124,8 @@ struct item {
 	bool renew_manifest;       /* signed URLs were refused: fetch fresh ones, keep the audio */
 	bool failed;
 	int64_t play_cmd_us;       /* when the play command for it was issued, for first-audio timing */
+	bool prime_requested;      /* its first audio went to the decoder to be primed */
+	size_t prime_skip;         /* frames of start_seg a skip already played from the prime */
 };
 
 struct xfer {
@@ -192,6 +195,17 @@ struct engine {
 	/* markers (guarded by lock) */
 	struct marker markers[MAX_MARKERS];
 	int nmarkers;
+
+	/* A skip's fast path (guarded by lock): the next item's first PRIME_FRAMES frames,
+	 * decoded ahead by the decoder thread between its real work (prime_job), so that on
+	 * a skip the output thread plays them at once (prime_go, for the generation the
+	 * skip's flush started) while the decoder catches up behind them. */
+	struct djob *prime_job;
+	struct marker prime_mk;               /* item_seq 0: nothing primed */
+	float *prime_pcm;
+	size_t prime_frames;
+	uint64_t prime_go;                    /* item to play the prime of, 0 = none */
+	unsigned prime_go_gen;
 
 	/* shared with the output thread */
 	struct ring *ring;
@@ -545,9 +559,45 @@ static void *output_main(void *arg)
 			cur_seq = 0;
 			last_write_end = 0;
 		}
+		/* A skip to a primed item: its first audio is here already; the decoder
+		 * continues behind it. Checked before any audio of the new generation is read. */
+		pthread_mutex_lock(&e->lock);
+		float *prime = NULL;
+		size_t pn = 0;
+		struct marker pm = e->prime_mk;
+		if (e->prime_go && e->prime_go_gen == gen && pm.item_seq == e->prime_go && e->prime_pcm) {
+			prime = e->prime_pcm;
+			pn = e->prime_frames;
+			e->prime_pcm = NULL;
+			e->prime_frames = 0;
+			e->prime_mk.item_seq = 0;
+			e->prime_go = 0;
+		}
+		pthread_mutex_unlock(&e->lock);
+		if (prime) {
+			cur_seq = pm.item_seq;
+			cur_kbps = pm.kbps;
+			int64_t fa = pm.play_cmd_us ? now_us() - pm.play_cmd_us : 0;
+			if (fa)
+				atomic_store(&e->first_audio_us, fa);
+			post_started(e, &pm, fa, -1);
+			curl_multi_wakeup(e->multi);
+			gain_set_normalization(e->gain, atomic_load(&e->normalize), pm.gain_db);
+			gain_set_volume(e->gain, atomic_load(&e->volume));
+			gain_process(e->gain, prime, pn);
+			sink_write(e->sink, prime, pn);
+			last_write_end = now_us();
+			free(prime);
+			atomic_store(&e->playing_seq, pm.item_seq);
+			atomic_store(&e->playing_pos, pm.item_pos + pn);
+			atomic_store(&e->output_idle, false);
+			continue;
+		}
 		int w = ring_wait_readable(e->ring, 1, 100);
 		if (w == -ECANCELED)
 			break;
+		if (w == -EINTR)
+			continue;  /* ring_wake: something to look at (a prime to play), not an underrun */
 		if (ring_generation(e->ring) != gen)
 			continue;
 		/* Markers are added before their audio, so once audio is readable its marker is
@@ -642,6 +692,8 @@ struct feed {
 	uint64_t stream_pos;
 };
 
+static void do_prime_job(struct engine *e);
+
 static int feed_ring(void *ud, const float *p, size_t n)
 {
 	struct feed *f = ud;
@@ -660,12 +712,68 @@ static int feed_ring(void *ud, const float *p, size_t n)
 		f->stream_pos += (uint64_t)wr;
 		if (n == 0)
 			break;
-		/* Full: the output is paused or slow. Wait, unless flushed meanwhile. */
+		/* Full: the output is paused or slow. Prime the next item meanwhile, then wait,
+		 * unless flushed. */
+		do_prime_job(f->e);
 		int r = ring_wait_writable(f->e->ring, n < 1024 ? n : 1024, f->gen, 200);
 		if (r == -ESTALE || r == -ECANCELED)
 			return r;
 	}
 	return 0;
+}
+
+struct prime_fill {
+	float *buf;
+	size_t n, skip;
+};
+
+static int prime_emit(void *ud, const float *p, size_t n)
+{
+	struct prime_fill *pf = ud;
+	size_t drop = pf->skip < n ? pf->skip : n;
+	pf->skip -= drop;
+	p += drop * OUT_CH;
+	n -= drop;
+	size_t take = PRIME_FRAMES - pf->n < n ? PRIME_FRAMES - pf->n : n;
+	memcpy(pf->buf + pf->n * OUT_CH, p, take * OUT_CH * sizeof(float));
+	pf->n += take;
+	return pf->n == PRIME_FRAMES;  /* enough: stop decoding */
+}
+
+/* Decoder thread: if the network thread asked for one, decodes the next item's first
+ * PRIME_FRAMES frames with a decoder of its own and publishes them as the prime. */
+static void do_prime_job(struct engine *e)
+{
+	pthread_mutex_lock(&e->lock);
+	struct djob *j = e->prime_job;
+	e->prime_job = NULL;
+	pthread_mutex_unlock(&e->lock);
+	if (!j)
+		return;
+	struct decoder *d = decoder_new(OUT_RATE);
+	struct prime_fill pf = {.buf = xmalloc(sizeof(float) * PRIME_FRAMES * OUT_CH), .skip = (size_t)j->trim};
+	uint64_t start = 0;
+	size_t count = 0;
+	int r = -EINVAL;
+	if (decoder_set_init(d, j->init, j->init_len) == 0 && decoder_segment_range(d, j->index, &start, &count) == 0)
+		r = decoder_decode_stream(d, j->seg, j->seg_len, prime_emit, &pf);
+	decoder_free(d);
+	if ((r == 0 || r == 1) && pf.n > 0) {
+		struct marker mk = {.kbps = j->kbps, .item_seq = j->item_seq, .item_pos = start + (uint64_t)j->trim,
+				    .gain_db = j->gain_db};
+		snprintf(mk.uri, sizeof(mk.uri), "%s", j->uri);
+		pthread_mutex_lock(&e->lock);
+		free(e->prime_pcm);
+		e->prime_pcm = pf.buf;
+		e->prime_frames = pf.n;
+		e->prime_mk = mk;
+		pf.buf = NULL;
+		pthread_mutex_unlock(&e->lock);
+	}
+	free(pf.buf);
+	free(j->init);
+	free(j->seg);
+	free(j);
 }
 
 static void *decoder_main(void *arg)
@@ -677,11 +785,16 @@ static void *decoder_main(void *arg)
 	uint64_t stream_pos = 0;
 	for (;;) {
 		pthread_mutex_lock(&e->lock);
-		while (!e->dq_head && !atomic_load(&e->quit))
+		while (!e->dq_head && !e->prime_job && !atomic_load(&e->quit))
 			pthread_cond_wait(&e->cond, &e->lock);
 		if (atomic_load(&e->quit)) {
 			pthread_mutex_unlock(&e->lock);
 			break;
+		}
+		if (!e->dq_head) {
+			pthread_mutex_unlock(&e->lock);
+			do_prime_job(e);
+			continue;
 		}
 		struct djob *j = e->dq_head;
 		e->dq_head = j->next;
@@ -810,6 +923,15 @@ static void start_xfer(struct engine *e, int kind, struct item *it, const char *
 	x->rindex = rindex;
 	x->easy = curl_easy_init();
 	x->start_us = now_us();
+	if ((kind == X_SEGMENT || kind == X_INIT) && it && it->m) {
+		/* The manifest says how big it is: one exact allocation, not a doubling series
+		 * that leaves up to half of each buffered segment unused. */
+		const struct manifest_rendition *mr = &it->m->renditions[rindex];
+		size_t size = kind == X_INIT ? mr->init_size : mr->segments[index].size;
+		x->body.data = xmalloc(size + 1);
+		x->body.data[0] = 0;
+		x->body.cap = size + 1;
+	}
 	curl_easy_setopt(x->easy, CURLOPT_URL, url);
 	curl_easy_setopt(x->easy, CURLOPT_WRITEFUNCTION, on_body);
 	curl_easy_setopt(x->easy, CURLOPT_WRITEDATA, x);
@@ -922,10 +1044,15 @@ static void rewind_item(struct item *it, uint32_t seg, int64_t trim)
 	it->next_push = seg;
 	it->pushed_all = false;
 	it->kbps = 0;
+	it->prime_skip = 0;
 }
+
+static void drop_prime(struct engine *e);
+static void use_prime(struct engine *e, struct item *it, int64_t cmd_us);
 
 static void drop_items(struct engine *e)
 {
+	drop_prime(e);
 	if (e->play_item) {
 		cancel_item(e, e->play_item->seq);
 		if (e->fetch_item == e->play_item)
@@ -1081,6 +1208,7 @@ static void run_command(struct engine *e, struct cmd *c)
 			rewind_item(nx, nx->start_seg, nx->start_trim);
 			nx->play_cmd_us = c->issued_us;
 			e->tracks_started++;
+			use_prime(e, nx, c->issued_us);
 		} else {
 			qe = queue_skip(e->q);
 			start_entry(e, qe, c->issued_us);  /* NULL: ended, and autoplay may continue */
@@ -1259,6 +1387,72 @@ static void fetch_segments(struct engine *e, struct item *it, double target_s)
 	}
 }
 
+/* Forgets the prime and any pending request for one (network thread). */
+static void drop_prime(struct engine *e)
+{
+	pthread_mutex_lock(&e->lock);
+	struct djob *j = e->prime_job;
+	e->prime_job = NULL;
+	free(e->prime_pcm);
+	e->prime_pcm = NULL;
+	e->prime_frames = 0;
+	e->prime_mk.item_seq = 0;
+	e->prime_go = 0;
+	pthread_mutex_unlock(&e->lock);
+	if (j) {
+		free(j->init);
+		free(j->seg);
+		free(j);
+	}
+}
+
+/* Asks the decoder thread to prime the next item once its first segment and init are here. */
+static void request_prime(struct engine *e, struct item *it)
+{
+	if (it->prime_requested || !it->m || it->start_seg >= it->m->segment_count)
+		return;
+	struct seg_slot *sl = &it->segs[it->start_seg];
+	int r = sl->st == SEG_DONE && sl->data ? rindex_of(it, sl->kbps) : -1;
+	if (r < 0 || !it->init[r])
+		return;
+	it->prime_requested = true;
+	struct djob *j = xcalloc(1, sizeof(*j));
+	j->item_seq = it->seq;
+	snprintf(j->uri, sizeof(j->uri), "%s", it->uri);
+	j->index = it->start_seg;
+	j->kbps = sl->kbps;
+	j->init = xmalloc(it->init_len[r]);
+	memcpy(j->init, it->init[r], it->init_len[r]);
+	j->init_len = it->init_len[r];
+	j->seg = xmalloc(sl->len);
+	memcpy(j->seg, sl->data, sl->len);
+	j->seg_len = sl->len;
+	j->gain_db = it->m->gain_db;
+	j->trim = it->start_trim;
+	drop_prime(e);
+	pthread_mutex_lock(&e->lock);
+	e->prime_job = j;
+	pthread_cond_broadcast(&e->cond);
+	pthread_mutex_unlock(&e->lock);
+	ring_wake(e->ring);  /* the decoder may be waiting for room in the ring */
+}
+
+/* A skip to it: if its prime is ready, the output plays it first and the decoder starts
+ * after it. Call after the skip's flush. */
+static void use_prime(struct engine *e, struct item *it, int64_t cmd_us)
+{
+	pthread_mutex_lock(&e->lock);
+	if (e->prime_pcm && e->prime_mk.item_seq == it->seq && it->start_trim == 0 &&
+	    e->prime_mk.item_pos == (uint64_t)it->start_seg * SEGMENT_SECONDS * OUT_RATE) {
+		e->prime_go = it->seq;
+		e->prime_go_gen = ring_generation(e->ring);
+		e->prime_mk.play_cmd_us = cmd_us;
+		it->prime_skip = e->prime_frames;
+	}
+	pthread_mutex_unlock(&e->lock);
+	ring_wake(e->ring);
+}
+
 /* Frees the kept copies of segments already with the decoder (see push_item). */
 static void release_pushed(struct item *it)
 {
@@ -1314,7 +1508,7 @@ static void push_item(struct engine *e, struct item *it)
 		}
 		j->seg_len = sl->len;
 		j->gain_db = it->m->gain_db;
-		j->trim = k == it->start_seg ? it->start_trim : 0;
+		j->trim = k == it->start_seg ? it->start_trim + (int64_t)it->prime_skip : 0;
 		j->last = k + 1 == it->m->segment_count;
 		j->play_cmd_us = k == it->start_seg ? it->play_cmd_us : 0;
 		if (k == it->start_seg)
@@ -1464,6 +1658,7 @@ static void schedule(struct engine *e)
 		e->play_item = e->fetch_item;
 		e->tracks_started++;
 		release_pushed(e->play_item);
+		drop_prime(e);
 	}
 	if (!e->play_item) {
 		if (e->ended && e->cfg.autoplay && !e->autoplay_requested && e->last_artist_id[0]) {
@@ -1535,8 +1730,10 @@ static void schedule(struct engine *e)
 			free(url);
 		}
 	}
-	if (e->fetch_item != e->play_item && e->fetch_item)
+	if (e->fetch_item != e->play_item && e->fetch_item) {
 		fetch_segments(e, e->fetch_item, target + 8);
+		request_prime(e, e->fetch_item);
+	}
 	if (e->fetch_item && e->fetch_item->off_failed) {
 		offline_refuse(e, e->fetch_item);
 		schedule(e);
@@ -2078,8 +2275,10 @@ void engine_free(struct engine *e)
 		cmd_free(c);
 		c = n;
 	}
-	if (e->ring)
+	if (e->ring) {
 		clear_decode_queue(e);
+		drop_prime(e);
+	}
 	if (e->sink) {
 		sink_drain(e->sink);
 		sink_free(e->sink);
