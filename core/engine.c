@@ -49,6 +49,10 @@
 #define RING_FRAMES (OUT_RATE)          /* decoded audio ahead of the sink: 1 s (the decoder streams) */
 #define OUT_CHUNK 2048                  /* frames per sink write (46 ms) */
 #define MAX_MARKERS 64
+ /* Memory bound on the prefetch window: compressed audio held ahead of the decoder. The
+ * window (abr_buffer_target, up to 30 s) is in seconds; at 320 kbps this caps it near
+ * 16 s, at 160 kbps and below the seconds bound is the one that applies. */
+#define AHEAD_MAX_BYTES (640 * 1024)
 #define PRIME_FRAMES 4096               /* the next item's first audio decoded ahead: 93 ms */
 /* Segment downloads at once per item: one, so each download's rate is the link's rate
  * (parallel downloads would split it and the estimator would see half). */
@@ -176,6 +180,7 @@ struct engine {
 	struct api *api;
 	struct cache *cache;       /* opened by the network thread once the first request is out */
 	char *cache_path;          /* NULL: no cache, or already opened (or failed) */
+	int64_t started_us;
 	char *base_url;
 
 	pthread_mutex_t lock;
@@ -1298,6 +1303,22 @@ static double seconds_buffered(struct engine *e)
 	return ahead;
 }
 
+/* Bytes of downloaded audio not yet handed to the decoder, with what is on its way. */
+static size_t bytes_buffered(struct engine *e)
+{
+	size_t n = 0;
+	struct item *its[2] = {e->play_item, e->fetch_item != e->play_item ? e->fetch_item : NULL};
+	for (int i = 0; i < 2; i++) {
+		struct item *it = its[i];
+		for (uint32_t k = it && it->m ? it->next_push : 0; it && it->m && k < it->m->segment_count; k++)
+			if (it->segs[k].st == SEG_DONE)
+				n += it->segs[k].len;
+			else if (it->segs[k].st == SEG_FETCHING)
+				n += it->m->renditions[0].segments[k].size;  /* a lower bound is enough here */
+	}
+	return n;
+}
+
 static const char *cdn_template(const struct item *it, int r)
 {
 	const struct manifest_rendition *mr = &it->m->renditions[r];
@@ -1360,7 +1381,7 @@ static void fetch_segments(struct engine *e, struct item *it, double target_s)
 			continue;
 		if (sl->st == SEG_DONE)
 			continue;
-		if (seconds_buffered(e) >= target_s && k > it->next_push)
+		if ((seconds_buffered(e) >= target_s || bytes_buffered(e) >= AHEAD_MAX_BYTES) && k > it->next_push)
 			return;
 		if (sl->retry_at_us > now)
 			return;
@@ -2150,6 +2171,24 @@ static void publish(struct engine *e)
 	}
 }
 
+/* Whether opening the cache now would delay no first audio: the playing item's manifest
+ * request has left (or it needs none), or nothing was asked to play for a while. */
+static bool cache_may_open(struct engine *e)
+{
+	struct item *it = e->play_item;
+	if (!it)
+		return now_us() - e->started_us > 200000;
+	if (!it->manifest_requested && !it->m)
+		return false;
+	for (struct xfer *x = e->xfers; x; x = x->next) {
+		curl_off_t pre = 0;
+		if (x->item_seq == it->seq && x->kind == X_MANIFEST &&
+		    (curl_easy_getinfo(x->easy, CURLINFO_PRETRANSFER_TIME_T, &pre) != CURLE_OK || pre == 0))
+			return false;  /* not sent yet */
+	}
+	return true;
+}
+
 static void *net_main(void *arg)
 {
 	struct engine *e = arg;
@@ -2172,7 +2211,7 @@ static void *net_main(void *arg)
 			break;
 		int running = 0;
 		curl_multi_perform(e->multi, &running);
-		if (e->cache_path && (e->xfers || (e->play_item && e->play_item->manifest_requested))) {
+		if (e->cache_path && cache_may_open(e)) {
 			/* Off the path to the first audio: its request is already out (and SQLite's
 			 * open and sweep never delay a command on the caller's thread). */
 			char cerr[256];
@@ -2227,6 +2266,7 @@ struct engine *engine_new(const struct engine_config *cfg, char *err, size_t err
 	const char *spec = cfg->output ? cfg->output : "alsa";
 	e->realtime_sink = strncmp(spec, "alsa", 4) == 0 || strcmp(spec, "null:realtime") == 0;
 	e->cache_path = cfg->cache_path ? xstrdup(cfg->cache_path) : NULL;
+	e->started_us = now_us();
 	e->cfg.cache_path = NULL;  /* borrowed: the copy above is what the network thread opens */
 	e->multi = curl_multi_init();
 	/* One connection per host is plenty for sequential segments, and keeps every segment

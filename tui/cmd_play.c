@@ -317,6 +317,26 @@ static void tracker_event(struct play_tracker *t, const struct engine_event *ev,
 	}
 }
 
+/* Listening events go through the durable outbox; playback works without it. Opened at
+ * the first audio: its open and every event sync to disk, which would otherwise compete
+ * with the first track's start (the engine keeps events until they are read). */
+static void open_outbox(struct cli_ctx *c, struct api *api, struct play_tracker *tracker, const struct search_click *click)
+{
+	tracker->ob = cli_open_outbox(c);
+	if (!tracker->ob)
+		return;
+	if (click->uri) {
+		struct outbox_fields f = OUTBOX_FIELDS_INIT;
+		f.uri = click->uri;
+		f.position_ms = 0;
+		f.context = click->query;
+		outbox_add(tracker->ob, "search_click", &f, 0, NULL);
+	}
+	/* ENCORE_OUTBOX_LINGER_MS: how long events wait to travel in a batch (tests raise it). */
+	const char *lg = getenv("ENCORE_OUTBOX_LINGER_MS");
+	outbox_start(tracker->ob, api, lg ? atoi(lg) : 2000);
+}
+
 /* Connect: this player becomes a device others can see and control; without the
  * server's socket it still plays. Started after the first audio (or the first error):
  * its WebSocket and threads would otherwise compete with the first track for the link
@@ -451,8 +471,8 @@ int cmd_play(struct cli_ctx *c, int argc, char **argv)
 		code = EXIT_ERR;
 		goto out;
 	}
-	/* Play first: everything below (the outbox's durable writes, the control socket, and
-	 * after the first audio Connect's WebSocket) happens while the audio is on its way. */
+	/* Play first: the control socket, and after the first audio the outbox's durable
+	 * writes and Connect's WebSocket, come while the audio is on its way or after it. */
 	engine_play_from(e, (const char *const *)uris.v, uris.n, 0, (int)(seek * 1000));
 	if (control && paths_ensure(c->paths, PATHS_RUNTIME) == 0) {
 		char *sock = paths_file(c->paths, PATHS_RUNTIME, "socket");
@@ -461,27 +481,10 @@ int cmd_play(struct cli_ctx *c, int argc, char **argv)
 			fprintf(stderr, "%s: remote control unavailable: %s\n", c->prog, err);
 		free(sock);
 	}
-	/* Listening events go through the durable outbox; playback works without it. Its
-	 * open syncs to disk, so it comes after the play command; engine events wait in the
-	 * engine until the loop below reads them. */
-	tracker.ob = cli_open_outbox(c);
-	if (tracker.ob) {
-		if (click.uri) {
-			struct outbox_fields f = OUTBOX_FIELDS_INIT;
-			f.uri = click.uri;
-			f.position_ms = 0;
-			f.context = click.query;
-			outbox_add(tracker.ob, "search_click", &f, 0, NULL);
-		}
-		/* ENCORE_OUTBOX_LINGER_MS: how long events wait to travel in a batch (tests raise it). */
-		const char *lg = getenv("ENCORE_OUTBOX_LINGER_MS");
-		outbox_start(tracker.ob, api, lg ? atoi(lg) : 2000);
-	}
-
 	int sfd = signalfd(-1, &mask, SFD_CLOEXEC);
 	bool tty = isatty(2);
 	struct engine_snapshot cur;
-	bool started = false, interrupted = false, ended = false;
+	bool started = false, interrupted = false, ended = false, outbox_tried = false;
 	int64_t last_progress = 0, deadline = 0;
 	int failures = 0;
 	struct engine_event evs[32];
@@ -508,6 +511,10 @@ int cmd_play(struct cli_ctx *c, int argc, char **argv)
 			for (int i = 0; i < nev; i++) {
 				const struct engine_event *ev = &evs[i];
 				emit(json, ev, &cur, t0);
+				if (ev->type == ENGINE_EV_TRACK_STARTED && !outbox_tried) {
+					outbox_tried = true;
+					open_outbox(c, api, &tracker, &click);
+				}
 				tracker_event(&tracker, ev, &cur);
 				switch (ev->type) {
 				case ENGINE_EV_TRACK_STARTED:
@@ -556,6 +563,8 @@ int cmd_play(struct cli_ctx *c, int argc, char **argv)
 		emit(json, &ev, &cur, t0);
 	}
 	close(sfd);
+	if (!outbox_tried && click.uri)
+		open_outbox(c, api, &tracker, &click);  /* nothing played; the search click still counts */
 	engine_snapshot(e, &cur);
 	tracker_observe(&tracker, &cur);
 	tracker_finish(&tracker, END_STOPPED, interrupted ? "interrupted" : "endplay");
