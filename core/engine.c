@@ -51,8 +51,8 @@
 #define MAX_MARKERS 64
  /* Memory bound on the prefetch window: compressed audio held ahead of the decoder. The
  * window (abr_buffer_target, up to 30 s) is in seconds; at 320 kbps this caps it near
- * 16 s, at 160 kbps and below the seconds bound is the one that applies. */
-#define AHEAD_MAX_BYTES (640 * 1024)
+ * 13 s, at 160 kbps near 26 s; below that the seconds bound is the one that applies. */
+#define AHEAD_MAX_BYTES (512 * 1024)
 #define PRIME_FRAMES 4096               /* the next item's first audio decoded ahead: 93 ms */
 /* Segment downloads at once per item: one, so each download's rate is the link's rate
  * (parallel downloads would split it and the estimator would see half). */
@@ -915,6 +915,15 @@ static int rindex_of(const struct item *it, int kbps)
 static size_t on_body(char *p, size_t size, size_t n, void *ud)
 {
 	struct xfer *x = ud;
+	curl_off_t cl = -1;
+	if (!x->body.data && curl_easy_getinfo(x->easy, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &cl) == CURLE_OK &&
+	    cl > 0 && cl < (64 << 20)) {
+		/* Sized once from Content-Length (a manifest with inline audio is a few hundred
+		 * KB): no doubling series, no half-empty buffer. */
+		x->body.data = xmalloc((size_t)cl + 1);
+		x->body.data[0] = 0;
+		x->body.cap = (size_t)cl + 1;
+	}
 	buf_append(&x->body, p, size * n);
 	return size * n;
 }

@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <time.h>
 #include <unistd.h>
@@ -345,6 +346,14 @@ static struct connect_client *start_connect(struct cli_ctx *c, struct api *api, 
 {
 	if (paths_ensure(c->paths, PATHS_DATA) != 0)
 		return NULL;
+	/* The WebSocket library sizes two zeroed descriptor tables by the soft limit (16 bytes
+	 * a descriptor: 320 KB at a limit of 20000). A player holds a few dozen; 1024, the
+	 * usual default, leaves plenty. */
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur > 1024) {
+		rl.rlim_cur = 1024;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
 	char *idpath = paths_file(c->paths, PATHS_DATA, "device_id");
 	char devid[64], host[64] = "encore", err[256];
 	connect_device_id(idpath, devid);
