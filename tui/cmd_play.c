@@ -519,11 +519,12 @@ int cmd_play(struct cli_ctx *c, int argc, char **argv)
 		while ((nev = engine_take_events(e, evs, 32)) > 0) {
 			for (int i = 0; i < nev; i++) {
 				const struct engine_event *ev = &evs[i];
-				emit(json, ev, &cur, t0);
+				/* The outbox is ready by the time `started` is printed. */
 				if (ev->type == ENGINE_EV_TRACK_STARTED && !outbox_tried) {
 					outbox_tried = true;
 					open_outbox(c, api, &tracker, &click);
 				}
+				emit(json, ev, &cur, t0);
 				tracker_event(&tracker, ev, &cur);
 				switch (ev->type) {
 				case ENGINE_EV_TRACK_STARTED:
