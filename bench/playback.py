@@ -21,12 +21,19 @@ Round trip: 0 ms is direct loopback; 100 ms puts bench/delayproxy.py (50 ms each
 plus one round trip for the TCP handshake) in front of BOTH servers; for encored it
 rewrites the server's own URL in bodies so signed segment URLs use the proxy too.
 
-Prefetched next: `encore play A B --output null:realtime`, wait until the server has
-served B's manifest (the engine prefetches the next track's manifest with the first
-segment inline, and its segments, once A is fully fetched), then run
-`encore remote next`; measured from spawning `encore remote next` to B's `started`
-event on the player's stdout (the engine's own first_audio_ms, from the command's
-arrival to B's first frame at the sink, printed beside it)."""
+Prefetched next, two ways, both on `--output null:realtime` (a device with no buffer:
+a frame handed to it at T is heard at T, and a skip drops what it holds):
+- skip: `encore play A B`, wait until the server has served B's manifest and the
+  prefetch has settled (the engine prefetches the next track's manifest with the first
+  segment inline, and its segments, once A is fully fetched), then `encore remote next`.
+  The figure is the engine's first_audio_ms of B's `started` event: from the skip
+  command reaching the engine (engine_next, called by the control socket) to B's first
+  frame handed to the sink. Beside it, the wall time from spawning `encore remote next`
+  to B's event on the player's stdout, which adds the remote client's own process
+  start, the socket and the event's trip to stdout.
+- follow-on: `encore play A B --seek 17` (A ends 3 s later); the figure is handover_ms of
+  B's `track_changed` event: from the sink accepting A's last frame to B's first frame
+  being handed to it (B was decoded into the ring behind A, so this is the gap)."""
 import os
 import select
 import shutil
@@ -43,8 +50,11 @@ NEXT_RUNS = 1 if B.QUICK else 5
 KBPS = 160
 
 
-def first_audio(argv, fifo, env=None, timeout=30.0):
-    """Seconds from spawn to the first audio bytes in fifo, and the player's stdout."""
+def first_audio(argv, fifo, env=None, timeout=30.0, wait_line=None):
+    """Seconds from spawn to the first audio bytes in fifo, and the player's stdout. With
+    wait_line, the player keeps running (its audio drained) until it prints a line
+    containing it (encore's `started` event comes from its main thread, which may still
+    be busy when the audio is already out), for at most 5 s more."""
     if os.path.exists(fifo):
         os.unlink(fifo)
     os.mkfifo(fifo)
@@ -52,6 +62,16 @@ def first_audio(argv, fifo, env=None, timeout=30.0):
     t0 = time.monotonic()
     p = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
                          start_new_session=True)
+    lines = []
+    seen = threading.Event()
+
+    def reader():
+        for line in p.stdout:
+            lines.append(line)
+            if wait_line and wait_line.encode() in line:
+                seen.set()
+    th = threading.Thread(target=reader, daemon=True)
+    th.start()
     buf = b""
     got = None
     deadline = t0 + timeout
@@ -76,14 +96,25 @@ def first_audio(argv, fifo, env=None, timeout=30.0):
         if i >= 0 and len(buf) > i + 8:
             got = time.monotonic() - t0
             break
+    if got is not None and wait_line:
+        until = time.monotonic() + 5
+        while not seen.is_set() and time.monotonic() < until and p.poll() is None:
+            r, _, _ = select.select([fd], [], [], 0.05)
+            if r:
+                try:
+                    os.read(fd, 1 << 20)
+                except BlockingIOError:
+                    pass
     # Close our end first: a player blocked writing to the full FIFO gets EPIPE and can exit.
     os.close(fd)
     p.send_signal(signal.SIGTERM)
     try:
-        out = p.communicate(timeout=10)[0]
+        p.wait(timeout=10)
     except subprocess.TimeoutExpired:
         p.kill()
-        out = p.communicate()[0]
+        p.wait()
+    th.join(10)
+    out = b"".join(lines)
     os.unlink(fifo)
     if got is None:
         raise SystemExit("playback: %s produced no audio" % argv[0])
@@ -121,7 +152,8 @@ def cold_runs(label, ngx_url, tid, cli, work):
                 shutil.rmtree(cache, ignore_errors=True)  # first run after install: no cache.db at all
             elif name == "encore" and os.path.exists(os.path.join(cache, "cache.db")):
                 forget_cached(os.path.join(cache, "cache.db"))
-            t, out = first_audio(argv(), fifo, env=env if name.startswith("encore") else None)
+            t, out = first_audio(argv(), fifo, env=env if name.startswith("encore") else None,
+                                 wait_line='"started"' if name.startswith("encore") else None)
             if run == 0:
                 continue  # warm-up: server memory, page cache, dynamic loader
             res[name].append(t * 1000)
@@ -136,25 +168,41 @@ def cold_runs(label, ngx_url, tid, cli, work):
     return med
 
 
+def run_player(argv, env, want):
+    """Starts `encore play ... --json`; returns (process, lines, event set when a line
+    containing every string of want appears)."""
+    p = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
+                         text=True, start_new_session=True)
+    lines = []
+    got = threading.Event()
+
+    def reader():
+        for line in p.stdout:
+            lines.append((time.monotonic(), line))
+            if all(w in line for w in want):
+                got.set()
+    threading.Thread(target=reader, daemon=True).start()
+    return p, lines, got
+
+
+def stop(p):
+    p.send_signal(signal.SIGTERM)
+    try:
+        p.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        p.wait()
+
+
 def next_runs(srv, a, b, cli):
+    """Skip to a prefetched next track: (engine ms, wall ms from spawning `encore remote next`)."""
     env = cli.env
     walls, engine_ms = [], []
     for run in range(NEXT_RUNS):
         shutil.rmtree(os.path.join(cli.tmp, "cache"), ignore_errors=True)
         log_mark = len(srv.log_text())
-        p = subprocess.Popen([B.ENCORE, "play", "encore:track:" + a, "encore:track:" + b, "--quality", str(KBPS),
-                              "--output", "null:realtime", "--json"], env=env, stdout=subprocess.PIPE,
-                             stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL, text=True, start_new_session=True)
-        lines = []
-        got = threading.Event()
-
-        def reader():
-            for line in p.stdout:
-                lines.append((time.monotonic(), line))
-                if ('"started"' in line or '"track_changed"' in line) and b in line:
-                    got.set()
-        th = threading.Thread(target=reader, daemon=True)
-        th.start()
+        p, lines, got = run_player([B.ENCORE, "play", "encore:track:" + a, "encore:track:" + b, "--quality", str(KBPS),
+                                    "--output", "null:realtime", "--json"], env, ['"started"', b])
         try:
             B.harness.wait_for(lambda: any('"started"' in l for _, l in lines), 30, "track A started")
             # B's manifest served, then its last prefetched segment request settles.
@@ -172,20 +220,31 @@ def next_runs(srv, a, b, cli):
                 raise SystemExit("playback: encore remote next failed: %r" % (r,))
             if not got.wait(30):
                 raise SystemExit("playback: B never started after remote next")
-            tb, line = [(t, l) for t, l in lines if b in l and ('"started"' in l or '"track_changed"' in l)][0]
+            tb, line = [(t, l) for t, l in lines if b in l and '"started"' in l][0]
             ev = B.events(line)[0]
-            if ev["event"] != "started":
-                raise SystemExit("playback: B followed on instead of being skipped to: %r" % ev)
             walls.append((tb - t0) * 1000)
             engine_ms.append(ev.get("first_audio_ms", float("nan")))
         finally:
-            p.send_signal(signal.SIGTERM)
-            try:
-                p.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
-    return walls, engine_ms
+            stop(p)
+    return engine_ms, walls
+
+
+def follow_runs(a, b, cli):
+    """A ends and B follows on: handover_ms of B's track_changed event."""
+    out = []
+    for run in range(NEXT_RUNS):
+        shutil.rmtree(os.path.join(cli.tmp, "cache"), ignore_errors=True)
+        p, lines, got = run_player([B.ENCORE, "play", "encore:track:" + a, "encore:track:" + b, "--seek", "17",
+                                    "--quality", str(KBPS), "--output", "null:realtime", "--json"], cli.env,
+                                   ['"track_changed"', b])
+        try:
+            if not got.wait(60):
+                raise SystemExit("playback: B never followed A")
+            ev = [e for e in B.events("".join(l for _, l in lines)) if e.get("event") == "track_changed"][0]
+            out.append(ev.get("handover_ms", float("nan")))
+        finally:
+            stop(p)
+    return out
 
 
 def main():
@@ -211,16 +270,21 @@ def main():
         proxies += [pe, pn]
         cli100 = B.harness.Cli(pe.url, "alice")  # a session is bound to the server URL it logged in to
         med100 = cold_runs("100 ms", pn.url, tid, cli100, work)
-        walls, eng = next_runs(srv, tid, tid2, cli100)
-        B.say("  next (prefetched, 100 ms RTT): %.1f ms from spawning `encore remote next` to B's started event"
-              " (engine first_audio_ms %.1f)  [runs: %s]", B.median(walls), B.median(eng),
-              " ".join("%.0f" % x for x in walls))
+        eng, walls = next_runs(srv, tid, tid2, cli100)
+        B.say("  next (prefetched, 100 ms RTT), skip: %.1f ms from the skip command to B's first frame at the sink"
+              "  [runs: %s]; %.1f ms from spawning `encore remote next` to B's event on stdout [runs: %s]",
+              B.median(eng), " ".join("%.1f" % x for x in eng), B.median(walls), " ".join("%.0f" % x for x in walls))
+        hand = follow_runs(tid, tid2, cli100)
+        B.say("  next (prefetched, 100 ms RTT), follow-on: %.3f ms from A's last frame accepted by the sink to B's"
+              " first frame handed to it  [runs: %s]", B.median(hand), " ".join("%.3f" % x for x in hand))
         for label, med in (("0ms", med0), ("100ms", med100)):
             peer = min(("ogg123", "mpv"), key=lambda k: med[k])
             B.bench_line("playback_cold_%s" % label, "first_audio_ms_lower", med["encore"], peer, med[peer], "<= 1.0")
         peer = min(("ogg123", "mpv"), key=lambda k: med100[k])
-        B.bench_line("playback_next_prefetch", "first_audio_ms_lower", B.median(walls), peer + "(cold)", med100[peer],
-                     "far below 1")
+        B.bench_line("playback_next_prefetch", "first_audio_ms_lower", B.median(eng), peer + "(cold)", med100[peer],
+                     "< 10 ms")
+        B.bench_line("playback_next_followon", "handover_ms_lower", B.median(hand), peer + "(cold)", med100[peer],
+                     "< 10 ms")
     finally:
         B.say_load("playback (end)")
         for p in proxies:

@@ -9,6 +9,11 @@ struct cache;
 
 /* Opens (creating) the cache database at path. NULL with err on failure. */
 struct cache *cache_open(const char *path, char *err, size_t errlen);
+/* The same, for a connection that stores only rows it can fetch again (the playback
+ * engine's metadata and manifests): it never waits for the disk (synchronous=OFF; a
+ * power loss may drop its latest writes, never corrupt the file) and keeps a small page
+ * cache. Do not use it for the request outbox. */
+struct cache *cache_open_volatile(const char *path, char *err, size_t errlen);
 void cache_close(struct cache *c);
 /* Stores value under key until expires_at (unix seconds). 0 or -EIO. */
 int cache_put(struct cache *c, const char *key, const char *value, int64_t expires_at);

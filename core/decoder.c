@@ -8,6 +8,7 @@
 #include "xmem.h"
 #include <errno.h>
 #include <math.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <vorbis/codec.h>
@@ -38,7 +39,26 @@ struct decoder {
 	uint64_t prev_gen;
 	int prev_tail_valid, tail_valid;
 	float prev_tail[2 * DECODER_XFADE], tail[2 * DECODER_XFADE];
+	/* Scratch kept across segments (one segment's decoded input, a resampler window, one
+	 * emitted piece), so steady playback neither allocates nor faults in fresh pages. */
+	float *pcm, *res;
+	size_t pcm_cap, res_cap;
+	float chunk[DECODER_CHANNELS * DECODER_EMIT_FRAMES];
 };
+
+/* A piece smaller than this waits for the next packet, unless it ends the segment. */
+#define MIN_EMIT 512
+/* Input frames the window may hold before it slides (one memmove per few packets). */
+#define WINDOW_SLACK 4096
+
+static float *grow(float **p, size_t *cap, size_t n)
+{
+	if (n > *cap) {
+		*p = xrealloc(*p, n * sizeof(float));
+		*cap = n;
+	}
+	return *p;
+}
 
 struct decoder *decoder_new(int out_rate)
 {
@@ -70,6 +90,8 @@ void decoder_free(struct decoder *d)
 	if (!d)
 		return;
 	rendition_free(d->cur);
+	free(d->pcm);
+	free(d->res);
 	free(d);
 }
 
@@ -155,14 +177,13 @@ int decoder_segment_range(const struct decoder *d, uint32_t index, uint64_t *sta
 	return r;
 }
 
-/* Output frames [os, os+n) as stereo into a fresh *dst, from rendition frames decoded
- * into pcm covering [g0, g0+valid). Returns 0, or -1 if that does not cover the kernel. */
-static int render(const struct rendition *rd, const float *pcm, uint64_t g0, size_t valid, uint64_t os, size_t n,
-		  float **dst)
+/* Output frames [os, os+n) as stereo into dst, from rendition frames decoded into pcm
+ * covering [g0, g0+valid). Returns 0, or -1 if that does not cover the kernel. */
+static int render_into(struct decoder *d, const struct rendition *rd, const float *pcm, uint64_t g0, size_t valid,
+		       uint64_t os, size_t n, float *dst)
 {
 	int ch = rd->init.channels;
 	const float *src;
-	float *res = NULL;
 	if (!rd->rs) {
 		if (os < g0 || os + n > g0 + valid)
 			return -1;
@@ -178,24 +199,44 @@ static int render(const struct rendition *rd, const float *pcm, uint64_t g0, siz
 			ib = (int64_t)rd->init.total_samples;
 		if (ia < (int64_t)g0 || ib > (int64_t)(g0 + valid))
 			return -1;   /* the server's margin does not cover our kernel */
-		res = xmalloc(sizeof(float) * (n ? n : 1) * (size_t)ch);
+		float *res = grow(&d->res, &d->res_cap, (n ? n : 1) * (size_t)ch);
 		resample_run(rd->rs, pcm, (int64_t)g0, valid, res, (int64_t)os, n);
 		src = res;
 	}
-	float *o = xmalloc(sizeof(float) * (n ? n : 1) * DECODER_CHANNELS);
 	for (size_t j = 0; j < n; j++) {
-		o[2 * j] = src[j * (size_t)ch];
-		o[2 * j + 1] = src[j * (size_t)ch + (size_t)(ch - 1)];
+		dst[2 * j] = src[j * (size_t)ch];
+		dst[2 * j + 1] = src[j * (size_t)ch + (size_t)(ch - 1)];
 	}
-	free(res);
-	*dst = o;
 	return 0;
 }
 
-int decoder_decode(struct decoder *d, const uint8_t *buf, size_t len, float **out, size_t *frames)
+/* How many output frames from os (at most max) the input decoded so far, [g0, g0+have),
+ * already determines. */
+static size_t ready_frames(const struct rendition *rd, uint64_t g0, size_t have, uint64_t os, size_t max)
 {
-	*out = NULL;
-	*frames = 0;
+	if (!rd->rs) {
+		uint64_t end = g0 + have;
+		return end > os ? (size_t)(end - os < max ? end - os : max) : 0;
+	}
+	size_t lo = 0, hi = max;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo + 1) / 2;
+		int64_t ia;
+		size_t ic;
+		resample_input_span(rd->rs, (int64_t)os, mid, &ia, &ic);
+		int64_t ib = ia + (int64_t)ic;
+		if (ib > (int64_t)rd->init.total_samples)
+			ib = (int64_t)rd->init.total_samples;
+		if (ib <= (int64_t)(g0 + have))
+			lo = mid;
+		else
+			hi = mid - 1;
+	}
+	return lo;
+}
+
+int decoder_decode_stream(struct decoder *d, const uint8_t *buf, size_t len, decoder_emit_fn emit, void *ud)
+{
 	struct rendition *rd = d->cur;
 	if (!rd)
 		return -EINVAL;
@@ -204,7 +245,6 @@ int decoder_decode(struct decoder *d, const uint8_t *buf, size_t len, float **ou
 	if (r)
 		return r;
 	int ch = rd->init.channels;
-	float *pcm = NULL, *o = NULL;
 	uint64_t os;
 	size_t oc;
 	uint64_t rs_start;
@@ -217,7 +257,18 @@ int decoder_decode(struct decoder *d, const uint8_t *buf, size_t len, float **ou
 
 	uint64_t g0 = seg.packets[0].granule;
 	size_t span = (size_t)(seg.packets[seg.npackets - 1].granule - g0);
-	pcm = xmalloc(sizeof(float) * (span ? span : 1) * (size_t)ch);
+	/* Decoded input is kept in a sliding window, [wb, last granule): only what output
+	 * still to come needs, a few thousand frames rather than the whole segment. */
+	uint64_t wb = g0;
+	/* Past the end of the track the encoder emitted padding; the track is silence there,
+	 * exactly as in a whole-track resample. */
+	size_t valid = span;
+	if (g0 + span > rd->init.total_samples)
+		valid = (size_t)(rd->init.total_samples - g0);
+	/* A rendition switch right at this boundary: crossfade from the old one's continuation. */
+	bool xfade = d->prev_index != UINT32_MAX && d->prev_index + 1 == seg.index && d->prev_gen != rd->gen &&
+		     d->prev_tail_valid;
+	size_t done = 0;
 	if (vorbis_synthesis_restart(&rd->vd))
 		goto out;
 	for (uint32_t i = 0; i < seg.npackets; i++) {
@@ -230,52 +281,96 @@ int decoder_decode(struct decoder *d, const uint8_t *buf, size_t len, float **ou
 		uint64_t want = i ? seg.packets[i].granule - seg.packets[i - 1].granule : 0;
 		if (n < 0 || (uint64_t)n != want)
 			goto out;
-		size_t at = (size_t)(seg.packets[i].granule - g0) - (size_t)n;
+		uint64_t end = seg.packets[i].granule;
+		size_t at = (size_t)(end - wb) - (size_t)n;
+		float *pcm = grow(&d->pcm, &d->pcm_cap, ((size_t)(end - wb) ? (size_t)(end - wb) : 1) * (size_t)ch);
 		for (int c = 0; c < ch; c++)
 			for (int j = 0; j < n; j++)
 				pcm[(at + (size_t)j) * (size_t)ch + (size_t)c] = p[c][j];
 		vorbis_synthesis_read(&rd->vd, n);
-	}
-	/* Past the end of the track the encoder emitted padding; the track is silence there,
-	 * exactly as in a whole-track resample. */
-	size_t valid = span;
-	if (g0 + span > rd->init.total_samples)
-		valid = (size_t)(rd->init.total_samples - g0);
-
-	if (render(rd, pcm, g0, valid, os, oc, &o))
-		goto out;
-	/* The previous rendition's output just past this boundary, kept for a crossfade
-	 * should the player switch renditions here. Absent at the end of the track or if the
-	 * margin cannot supply it; then the next switch is a plain splice. */
-	size_t tailn = DECODER_XFADE;
-	if (os + oc + tailn > rd->out_total)
-		tailn = (size_t)(rd->out_total - (os + oc));
-	float *tail = NULL;
-	if (tailn == DECODER_XFADE && render(rd, pcm, g0, valid, os + oc, tailn, &tail) == 0) {
-		memcpy(d->tail, tail, sizeof(d->tail));
-		d->tail_valid = 1;
-	} else {
-		d->tail_valid = 0;
-	}
-	free(tail);
-	if (d->prev_index != UINT32_MAX && d->prev_index + 1 == seg.index && d->prev_gen != rd->gen && d->prev_tail_valid) {
-		for (size_t j = 0; j < DECODER_XFADE && j < oc; j++) {
-			float w = 0.5f - 0.5f * cosf((float)M_PI * ((float)j + 0.5f) / DECODER_XFADE);
-			o[2 * j] = w * o[2 * j] + (1 - w) * d->prev_tail[2 * j];
-			o[2 * j + 1] = w * o[2 * j + 1] + (1 - w) * d->prev_tail[2 * j + 1];
+		/* Hand on every output frame this packet completed: the first audio of a segment
+		 * leaves after a packet or two, not after the whole segment. */
+		bool last = i + 1 == seg.npackets;
+		uint64_t hend = end < g0 + valid ? end : g0 + valid;
+		size_t have = hend > wb ? (size_t)(hend - wb) : 0;
+		while (done < oc) {
+			size_t max = oc - done < DECODER_EMIT_FRAMES ? oc - done : DECODER_EMIT_FRAMES;
+			size_t k = last ? max : ready_frames(rd, wb, have, os + done, max);
+			if (k == 0 || (!last && k < max && k < MIN_EMIT))
+				break;
+			if (render_into(d, rd, pcm, wb, have, os + done, k, d->chunk))
+				goto out;
+			for (size_t j = 0; xfade && done + j < DECODER_XFADE && j < k; j++) {
+				size_t x = done + j;
+				float w = 0.5f - 0.5f * cosf((float)M_PI * ((float)x + 0.5f) / DECODER_XFADE);
+				d->chunk[2 * j] = w * d->chunk[2 * j] + (1 - w) * d->prev_tail[2 * x];
+				d->chunk[2 * j + 1] = w * d->chunk[2 * j + 1] + (1 - w) * d->prev_tail[2 * x + 1];
+			}
+			int er = emit(ud, d->chunk, k);
+			if (er) {
+				r = er;
+				goto out;
+			}
+			done += k;
+		}
+		/* Slide the window past input no later output (nor the tail below) needs. */
+		uint64_t need = os + done;
+		if (rd->rs) {
+			int64_t ia;
+			size_t ic;
+			resample_input_span(rd->rs, (int64_t)(os + done), 1, &ia, &ic);
+			need = ia > 0 ? (uint64_t)ia : 0;
+		}
+		if (need > wb + WINDOW_SLACK && need <= end) {
+			memmove(pcm, pcm + (size_t)(need - wb) * (size_t)ch, (size_t)(end - need) * (size_t)ch * sizeof(float));
+			wb = need;
 		}
 	}
+	if (done != oc)
+		goto out;
+	/* This rendition's output just past this boundary, kept for a crossfade should the
+	 * player switch renditions here. Absent at the end of the track or if the margin
+	 * cannot supply it; then the next switch is a plain splice. */
+	d->tail_valid = os + oc + DECODER_XFADE <= rd->out_total &&
+			g0 + valid > wb && render_into(d, rd, d->pcm, wb, (size_t)(g0 + valid - wb), os + oc, DECODER_XFADE, d->tail) == 0;
 	memcpy(d->prev_tail, d->tail, sizeof(d->tail));
 	d->prev_tail_valid = d->tail_valid;
 	d->prev_index = seg.index;
 	d->prev_gen = rd->gen;
-	*out = o;
-	o = NULL;
-	*frames = oc;
 	r = 0;
 out:
-	free(o);
-	free(pcm);
 	segment_clear(&seg);
 	return r;
+}
+
+struct collect {
+	float *buf;
+	size_t n, cap;
+};
+
+static int collect(void *ud, const float *frames, size_t n)
+{
+	struct collect *c = ud;
+	if (c->n + n > c->cap) {
+		c->cap = c->cap * 2 > c->n + n ? c->cap * 2 : c->n + n;
+		c->buf = xrealloc(c->buf, c->cap * DECODER_CHANNELS * sizeof(float));
+	}
+	memcpy(c->buf + c->n * DECODER_CHANNELS, frames, n * DECODER_CHANNELS * sizeof(float));
+	c->n += n;
+	return 0;
+}
+
+int decoder_decode(struct decoder *d, const uint8_t *buf, size_t len, float **out, size_t *frames)
+{
+	*out = NULL;
+	*frames = 0;
+	struct collect c = {0};
+	int r = decoder_decode_stream(d, buf, len, collect, &c);
+	if (r) {
+		free(c.buf);
+		return r;
+	}
+	*out = c.buf ? c.buf : xmalloc(sizeof(float) * DECODER_CHANNELS);
+	*frames = c.n;
+	return 0;
 }

@@ -43,4 +43,14 @@ int decoder_segment_range(const struct decoder *d, uint32_t index, uint64_t *sta
  * is malformed, belongs to another rendition, or its audio does not decode as declared. */
 int decoder_decode(struct decoder *d, const uint8_t *seg, size_t len, float **out, size_t *frames);
 
+/* Most frames handed to one emit call. */
+#define DECODER_EMIT_FRAMES 2048
+/* Receives n stereo frames (valid only during the call). Nonzero stops the decode. */
+typedef int (*decoder_emit_fn)(void *ud, const float *frames, size_t n);
+/* The same decode, streamed: each piece of output goes to emit as soon as the packets
+ * decoded so far determine it (the first after a packet or two), in order, adding up to
+ * exactly what decoder_decode returns. Returns 0, the errors of decoder_decode (after
+ * some pieces may have been emitted), or emit's nonzero value. */
+int decoder_decode_stream(struct decoder *d, const uint8_t *seg, size_t len, decoder_emit_fn emit, void *ud);
+
 #endif

@@ -46,9 +46,14 @@
 
 #define OUT_RATE 44100
 #define OUT_CH 2
-#define RING_FRAMES (OUT_RATE * 2)      /* decoded audio ahead of the sink: 2 s */
+#define RING_FRAMES (OUT_RATE)          /* decoded audio ahead of the sink: 1 s (the decoder streams) */
 #define OUT_CHUNK 2048                  /* frames per sink write (46 ms) */
 #define MAX_MARKERS 64
+ /* Memory bound on the prefetch window: compressed audio held ahead of the decoder. The
+ * window (abr_buffer_target, up to 30 s) is in seconds; at 320 kbps this caps it near
+ * 13 s, at 160 kbps near 26 s; below that the seconds bound is the one that applies. */
+#define AHEAD_MAX_BYTES (512 * 1024)
+#define PRIME_FRAMES 4096               /* the next item's first audio decoded ahead: 93 ms */
 /* Segment downloads at once per item: one, so each download's rate is the link's rate
  * (parallel downloads would split it and the estimator would see half). */
 #define MAX_INFLIGHT 1
@@ -123,6 +128,8 @@ struct item {
 	bool renew_manifest;       /* signed URLs were refused: fetch fresh ones, keep the audio */
 	bool failed;
 	int64_t play_cmd_us;       /* when the play command for it was issued, for first-audio timing */
+	bool prime_requested;      /* its first audio went to the decoder to be primed */
+	size_t prime_skip;         /* frames of start_seg a skip already played from the prime */
 };
 
 struct xfer {
@@ -171,7 +178,9 @@ struct marker {
 struct engine {
 	struct engine_config cfg;
 	struct api *api;
-	struct cache *cache;
+	struct cache *cache;       /* opened by the network thread once the first request is out */
+	char *cache_path;          /* NULL: no cache, or already opened (or failed) */
+	int64_t started_us;
 
 	pthread_mutex_t lock;
 	pthread_cond_t cond;       /* decode queue and pause changes */
@@ -190,6 +199,17 @@ struct engine {
 	/* markers (guarded by lock) */
 	struct marker markers[MAX_MARKERS];
 	int nmarkers;
+
+	/* A skip's fast path (guarded by lock): the next item's first PRIME_FRAMES frames,
+	 * decoded ahead by the decoder thread between its real work (prime_job), so that on
+	 * a skip the output thread plays them at once (prime_go, for the generation the
+	 * skip's flush started) while the decoder catches up behind them. */
+	struct djob *prime_job;
+	struct marker prime_mk;               /* item_seq 0: nothing primed */
+	float *prime_pcm;
+	size_t prime_frames;
+	uint64_t prime_go;                    /* item to play the prime of, 0 = none */
+	unsigned prime_go_gen;
 
 	/* shared with the output thread */
 	struct ring *ring;
@@ -294,12 +314,21 @@ void engine_remove_listener(struct engine *e, int fd)
 	pthread_mutex_unlock(&e->lock);
 }
 
+static void post_event_ev(struct engine *e, const struct engine_event *ev);
+
 static void post_event(struct engine *e, enum engine_event_type t, const char *uri, int kbps, int pos_ms,
 		       int64_t first_audio_us, const char *msg)
 {
-	struct engine_event ev = {.type = t, .bitrate_kbps = kbps, .position_ms = pos_ms, .first_audio_us = first_audio_us};
+	struct engine_event ev = {.type = t, .bitrate_kbps = kbps, .position_ms = pos_ms, .first_audio_us = first_audio_us,
+				  .handover_us = -1};
 	snprintf(ev.uri, sizeof(ev.uri), "%s", uri ? uri : "");
 	snprintf(ev.message, sizeof(ev.message), "%s", msg ? msg : "");
+	post_event_ev(e, &ev);
+}
+
+static void post_event_ev(struct engine *e, const struct engine_event *evp)
+{
+	const struct engine_event ev = *evp;
 	pthread_mutex_lock(&e->lock);
 	if (e->ev_count == ENGINE_MAX_EVENTS) {
 		e->ev_head = (e->ev_head + 1) % ENGINE_MAX_EVENTS;
@@ -500,6 +529,15 @@ static void _prune_markers(struct engine *e, unsigned gen, uint64_t pos)
 	e->nmarkers = w;
 }
 
+static void post_started(struct engine *e, const struct marker *m, int64_t first_audio_us, int64_t handover_us)
+{
+	struct engine_event ev = {.type = ENGINE_EV_TRACK_STARTED, .bitrate_kbps = m->kbps,
+				  .position_ms = (int)(m->item_pos * 1000 / OUT_RATE), .first_audio_us = first_audio_us,
+				  .handover_us = handover_us};
+	snprintf(ev.uri, sizeof(ev.uri), "%s", m->uri);
+	post_event_ev(e, &ev);
+}
+
 static void *output_main(void *arg)
 {
 	struct engine *e = arg;
@@ -509,6 +547,7 @@ static void *output_main(void *arg)
 	uint64_t cur_seq = 0;
 	int cur_kbps = 0;
 	bool starving = false;
+	int64_t last_write_end = 0;   /* when the sink accepted the last frame, 0 after a flush */
 	while (!atomic_load(&e->quit)) {
 		if (atomic_load(&e->paused)) {
 			pthread_mutex_lock(&e->lock);
@@ -522,10 +561,47 @@ static void *output_main(void *arg)
 			gen = g;
 			stream_pos = 0;
 			cur_seq = 0;
+			last_write_end = 0;
+		}
+		/* A skip to a primed item: its first audio is here already; the decoder
+		 * continues behind it. Checked before any audio of the new generation is read. */
+		pthread_mutex_lock(&e->lock);
+		float *prime = NULL;
+		size_t pn = 0;
+		struct marker pm = e->prime_mk;
+		if (e->prime_go && e->prime_go_gen == gen && pm.item_seq == e->prime_go && e->prime_pcm) {
+			prime = e->prime_pcm;
+			pn = e->prime_frames;
+			e->prime_pcm = NULL;
+			e->prime_frames = 0;
+			e->prime_mk.item_seq = 0;
+			e->prime_go = 0;
+		}
+		pthread_mutex_unlock(&e->lock);
+		if (prime) {
+			cur_seq = pm.item_seq;
+			cur_kbps = pm.kbps;
+			int64_t fa = pm.play_cmd_us ? now_us() - pm.play_cmd_us : 0;
+			if (fa)
+				atomic_store(&e->first_audio_us, fa);
+			post_started(e, &pm, fa, -1);
+			curl_multi_wakeup(e->multi);
+			gain_set_normalization(e->gain, atomic_load(&e->normalize), pm.gain_db);
+			gain_set_volume(e->gain, atomic_load(&e->volume));
+			gain_process(e->gain, prime, pn);
+			sink_write(e->sink, prime, pn);
+			last_write_end = now_us();
+			free(prime);
+			atomic_store(&e->playing_seq, pm.item_seq);
+			atomic_store(&e->playing_pos, pm.item_pos + pn);
+			atomic_store(&e->output_idle, false);
+			continue;
 		}
 		int w = ring_wait_readable(e->ring, 1, 100);
 		if (w == -ECANCELED)
 			break;
+		if (w == -EINTR)
+			continue;  /* ring_wake: something to look at (a prime to play), not an underrun */
 		if (ring_generation(e->ring) != gen)
 			continue;
 		/* Markers are added before their audio, so once audio is readable its marker is
@@ -571,10 +647,11 @@ static void *output_main(void *arg)
 			if (cur.item_seq != cur_seq) {
 				cur_seq = cur.item_seq;
 				cur_kbps = cur.kbps;
-				int64_t fa = cur.play_cmd_us ? now_us() - cur.play_cmd_us : 0;
+				int64_t now = now_us();
+				int64_t fa = cur.play_cmd_us ? now - cur.play_cmd_us : 0;
 				if (fa)
 					atomic_store(&e->first_audio_us, fa);
-				post_event(e, ENGINE_EV_TRACK_STARTED, cur.uri, cur.kbps, (int)(cur.item_pos * 1000 / OUT_RATE), fa, NULL);
+				post_started(e, &cur, fa, !fa && last_write_end ? now - last_write_end : -1);
 				curl_multi_wakeup(e->multi);
 			} else if (cur.kbps != cur_kbps) {
 				cur_kbps = cur.kbps;
@@ -584,6 +661,7 @@ static void *output_main(void *arg)
 			gain_set_volume(e->gain, atomic_load(&e->volume));
 			gain_process(e->gain, buf, n);
 			sink_write(e->sink, buf, n);
+			last_write_end = now_us();
 			atomic_store(&e->playing_seq, cur.item_seq);
 			atomic_store(&e->playing_pos, cur.item_pos + (stream_pos - cur.stream_pos) + n);
 			atomic_store(&e->output_idle, false);
@@ -609,6 +687,99 @@ static void add_marker(struct engine *e, const struct marker *m)
 	pthread_mutex_unlock(&e->lock);
 }
 
+/* Where the decoder's pieces of one segment go: the ring, after dropping the first skip
+ * frames (a seek inside the segment). */
+struct feed {
+	struct engine *e;
+	unsigned gen;
+	size_t skip;
+	uint64_t stream_pos;
+};
+
+static void do_prime_job(struct engine *e);
+
+static int feed_ring(void *ud, const float *p, size_t n)
+{
+	struct feed *f = ud;
+	size_t drop = f->skip < n ? f->skip : n;
+	f->skip -= drop;
+	p += drop * OUT_CH;
+	n -= drop;
+	while (n > 0) {
+		if (atomic_load(&f->e->quit))
+			return -ECANCELED;
+		ssize_t wr = ring_write(f->e->ring, p, n, f->gen);
+		if (wr < 0)
+			return -ESTALE;
+		p += (size_t)wr * OUT_CH;
+		n -= (size_t)wr;
+		f->stream_pos += (uint64_t)wr;
+		if (n == 0)
+			break;
+		/* Full: the output is paused or slow. Prime the next item meanwhile, then wait,
+		 * unless flushed. */
+		do_prime_job(f->e);
+		int r = ring_wait_writable(f->e->ring, n < 1024 ? n : 1024, f->gen, 200);
+		if (r == -ESTALE || r == -ECANCELED)
+			return r;
+	}
+	return 0;
+}
+
+struct prime_fill {
+	float *buf;
+	size_t n, skip;
+};
+
+static int prime_emit(void *ud, const float *p, size_t n)
+{
+	struct prime_fill *pf = ud;
+	size_t drop = pf->skip < n ? pf->skip : n;
+	pf->skip -= drop;
+	p += drop * OUT_CH;
+	n -= drop;
+	size_t take = PRIME_FRAMES - pf->n < n ? PRIME_FRAMES - pf->n : n;
+	memcpy(pf->buf + pf->n * OUT_CH, p, take * OUT_CH * sizeof(float));
+	pf->n += take;
+	return pf->n == PRIME_FRAMES;  /* enough: stop decoding */
+}
+
+/* Decoder thread: if the network thread asked for one, decodes the next item's first
+ * PRIME_FRAMES frames with a decoder of its own and publishes them as the prime. */
+static void do_prime_job(struct engine *e)
+{
+	pthread_mutex_lock(&e->lock);
+	struct djob *j = e->prime_job;
+	e->prime_job = NULL;
+	pthread_mutex_unlock(&e->lock);
+	if (!j)
+		return;
+	struct decoder *d = decoder_new(OUT_RATE);
+	struct prime_fill pf = {.buf = xmalloc(sizeof(float) * PRIME_FRAMES * OUT_CH), .skip = (size_t)j->trim};
+	uint64_t start = 0;
+	size_t count = 0;
+	int r = -EINVAL;
+	if (decoder_set_init(d, j->init, j->init_len) == 0 && decoder_segment_range(d, j->index, &start, &count) == 0)
+		r = decoder_decode_stream(d, j->seg, j->seg_len, prime_emit, &pf);
+	decoder_free(d);
+	if ((r == 0 || r == 1) && pf.n > 0) {
+		struct marker mk = {.kbps = j->kbps, .item_seq = j->item_seq, .item_pos = start + (uint64_t)j->trim,
+				    .gain_db = j->gain_db};
+		snprintf(mk.uri, sizeof(mk.uri), "%s", j->uri);
+		pthread_mutex_lock(&e->lock);
+		free(e->prime_pcm);
+		e->prime_pcm = pf.buf;
+		e->prime_frames = pf.n;
+		e->prime_mk = mk;
+		pf.buf = NULL;
+		pthread_mutex_unlock(&e->lock);
+	}
+	free(pf.buf);
+	free(j->init);
+	free(j->seg);
+	free(j);
+}
+
 static void *decoder_main(void *arg)
 {
 	struct engine *e = arg;
@@ -618,11 +789,16 @@ static void *decoder_main(void *arg)
 	uint64_t stream_pos = 0;
 	for (;;) {
 		pthread_mutex_lock(&e->lock);
-		while (!e->dq_head && !atomic_load(&e->quit))
+		while (!e->dq_head && !e->prime_job && !atomic_load(&e->quit))
 			pthread_cond_wait(&e->cond, &e->lock);
 		if (atomic_load(&e->quit)) {
 			pthread_mutex_unlock(&e->lock);
 			break;
+		}
+		if (!e->dq_head) {
+			pthread_mutex_unlock(&e->lock);
+			do_prime_job(e);
+			continue;
 		}
 		struct djob *j = e->dq_head;
 		e->dq_head = j->next;
@@ -647,41 +823,28 @@ static void *decoder_main(void *arg)
 			fprintf(stderr, "encore: cannot decode the init part of a rendition\n");
 			goto done;
 		}
-		float *pcm = NULL;
-		size_t frames = 0;
 		uint64_t seg_start = 0;
 		size_t seg_count = 0;
-		if (decoder_decode(dec, j->seg, j->seg_len, &pcm, &frames) != 0 ||
-		    decoder_segment_range(dec, j->index, &seg_start, &seg_count) != 0) {
-			/* A corrupt segment: skip its audio rather than stop the track. */
-			free(pcm);
-			fprintf(stderr, "encore: segment %u failed to decode; skipped\n", j->index);
+		if (decoder_segment_range(dec, j->index, &seg_start, &seg_count) != 0) {
+			fprintf(stderr, "encore: segment %u is outside the track; skipped\n", j->index);
 			goto done;
 		}
 		size_t skip = j->trim > 0 ? (size_t)j->trim : 0;
-		if (skip > frames)
-			skip = frames;
+		if (skip > seg_count)
+			skip = seg_count;
+		/* The marker goes in before any of its audio: the output thread must find it. */
 		struct marker mk = {.gen = gen, .stream_pos = stream_pos, .item_seq = j->item_seq, .kbps = j->kbps,
 				    .item_pos = seg_start + skip, .gain_db = j->gain_db, .play_cmd_us = j->play_cmd_us};
 		snprintf(mk.uri, sizeof(mk.uri), "%s", j->uri);
 		add_marker(e, &mk);
-		size_t left = frames - skip;
-		const float *p = pcm + skip * OUT_CH;
-		while (left > 0 && !atomic_load(&e->quit)) {
-			ssize_t wr = ring_write(e->ring, p, left, gen);
-			if (wr < 0)
-				break;  /* flushed or aborted: the rest belongs to an old position */
-			p += (size_t)wr * OUT_CH;
-			left -= (size_t)wr;
-			stream_pos += (uint64_t)wr;
-			if (left == 0)
-				break;
-			/* Full: the output is paused or slow. Wait, unless flushed meanwhile. */
-			int r = ring_wait_writable(e->ring, left < 1024 ? left : 1024, gen, 200);
-			if (r == -ESTALE || r == -ECANCELED)
-				break;
-		}
-		free(pcm);
+		struct feed f = {.e = e, .gen = gen, .skip = skip, .stream_pos = stream_pos};
+		int dr = decoder_decode_stream(dec, j->seg, j->seg_len, feed_ring, &f);
+		stream_pos = f.stream_pos;
+		if (dr == -ESTALE || dr == -ECANCELED)
+			goto done;  /* flushed or shutting down: the rest belongs to an old position */
+		if (dr != 0)
+			/* A corrupt segment: skip (the rest of) its audio rather than stop the track. */
+			fprintf(stderr, "encore: segment %u failed to decode; skipped\n", j->index);
 		if (j->last) {
 			struct marker end = {.gen = gen, .stream_pos = stream_pos, .item_seq = j->item_seq, .end = true};
 			add_marker(e, &end);
@@ -751,6 +914,15 @@ static int rindex_of(const struct item *it, int kbps)
 static size_t on_body(char *p, size_t size, size_t n, void *ud)
 {
 	struct xfer *x = ud;
+	curl_off_t cl = -1;
+	if (!x->body.data && curl_easy_getinfo(x->easy, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &cl) == CURLE_OK &&
+	    cl > 0 && cl < (64 << 20)) {
+		/* Sized once from Content-Length (a manifest with inline audio is a few hundred
+		 * KB): no doubling series, no half-empty buffer. */
+		x->body.data = xmalloc((size_t)cl + 1);
+		x->body.data[0] = 0;
+		x->body.cap = (size_t)cl + 1;
+	}
 	buf_append(&x->body, p, size * n);
 	return size * n;
 }
@@ -764,6 +936,15 @@ static void start_xfer(struct engine *e, int kind, struct item *it, const char *
 	x->rindex = rindex;
 	x->easy = curl_easy_init();
 	x->start_us = now_us();
+	if ((kind == X_SEGMENT || kind == X_INIT) && it && it->m) {
+		/* The manifest says how big it is: one exact allocation, not a doubling series
+		 * that leaves up to half of each buffered segment unused. */
+		const struct manifest_rendition *mr = &it->m->renditions[rindex];
+		size_t size = kind == X_INIT ? mr->init_size : mr->segments[index].size;
+		x->body.data = xmalloc(size + 1);
+		x->body.data[0] = 0;
+		x->body.cap = size + 1;
+	}
 	/* Manifests name the server that signed them; after a failover the same path and
 	 * signature are asked of the server now current (they share the data and keys). */
 	char *real = api_rebase_url(e->api, url);
@@ -866,6 +1047,8 @@ static void flush_audio(struct engine *e)
 {
 	clear_decode_queue(e);
 	ring_flush(e->ring);
+	/* A realtime output may be sleeping through the old audio's last chunk: cut it short. */
+	sink_drop(e->sink);
 	atomic_store(&e->playing_seq, 0);
 	atomic_store(&e->playing_pos, 0);
 	atomic_store(&e->output_idle, true);
@@ -878,10 +1061,15 @@ static void rewind_item(struct item *it, uint32_t seg, int64_t trim)
 	it->next_push = seg;
 	it->pushed_all = false;
 	it->kbps = 0;
+	it->prime_skip = 0;
 }
+
+static void drop_prime(struct engine *e);
+static void use_prime(struct engine *e, struct item *it, int64_t cmd_us);
 
 static void drop_items(struct engine *e)
 {
+	drop_prime(e);
 	if (e->play_item) {
 		cancel_item(e, e->play_item->seq);
 		if (e->fetch_item == e->play_item)
@@ -1037,6 +1225,7 @@ static void run_command(struct engine *e, struct cmd *c)
 			rewind_item(nx, nx->start_seg, nx->start_trim);
 			nx->play_cmd_us = c->issued_us;
 			e->tracks_started++;
+			use_prime(e, nx, c->issued_us);
 		} else {
 			qe = queue_skip(e->q);
 			start_entry(e, qe, c->issued_us);  /* NULL: ended, and autoplay may continue */
@@ -1126,6 +1315,22 @@ static double seconds_buffered(struct engine *e)
 	return ahead;
 }
 
+/* Bytes of downloaded audio not yet handed to the decoder, with what is on its way. */
+static size_t bytes_buffered(struct engine *e)
+{
+	size_t n = 0;
+	struct item *its[2] = {e->play_item, e->fetch_item != e->play_item ? e->fetch_item : NULL};
+	for (int i = 0; i < 2; i++) {
+		struct item *it = its[i];
+		for (uint32_t k = it && it->m ? it->next_push : 0; it && it->m && k < it->m->segment_count; k++)
+			if (it->segs[k].st == SEG_DONE)
+				n += it->segs[k].len;
+			else if (it->segs[k].st == SEG_FETCHING)
+				n += it->m->renditions[0].segments[k].size;  /* a lower bound is enough here */
+	}
+	return n;
+}
+
 static const char *cdn_template(const struct item *it, int r)
 {
 	const struct manifest_rendition *mr = &it->m->renditions[r];
@@ -1188,7 +1393,7 @@ static void fetch_segments(struct engine *e, struct item *it, double target_s)
 			continue;
 		if (sl->st == SEG_DONE)
 			continue;
-		if (seconds_buffered(e) >= target_s && k > it->next_push)
+		if ((seconds_buffered(e) >= target_s || bytes_buffered(e) >= AHEAD_MAX_BYTES) && k > it->next_push)
 			return;
 		if (sl->retry_at_us > now)
 			return;
@@ -1213,6 +1418,83 @@ static void fetch_segments(struct engine *e, struct item *it, double target_s)
 		start_xfer(e, X_SEGMENT, it, url, k, r, false);
 		free(url);
 	}
+}
+
+/* Forgets the prime and any pending request for one (network thread). */
+static void drop_prime(struct engine *e)
+{
+	pthread_mutex_lock(&e->lock);
+	struct djob *j = e->prime_job;
+	e->prime_job = NULL;
+	free(e->prime_pcm);
+	e->prime_pcm = NULL;
+	e->prime_frames = 0;
+	e->prime_mk.item_seq = 0;
+	e->prime_go = 0;
+	pthread_mutex_unlock(&e->lock);
+	if (j) {
+		free(j->init);
+		free(j->seg);
+		free(j);
+	}
+}
+
+/* Asks the decoder thread to prime the next item once its first segment and init are here. */
+static void request_prime(struct engine *e, struct item *it)
+{
+	if (it->prime_requested || !it->m || it->start_seg >= it->m->segment_count)
+		return;
+	struct seg_slot *sl = &it->segs[it->start_seg];
+	int r = sl->st == SEG_DONE && sl->data ? rindex_of(it, sl->kbps) : -1;
+	if (r < 0 || !it->init[r])
+		return;
+	it->prime_requested = true;
+	struct djob *j = xcalloc(1, sizeof(*j));
+	j->item_seq = it->seq;
+	snprintf(j->uri, sizeof(j->uri), "%s", it->uri);
+	j->index = it->start_seg;
+	j->kbps = sl->kbps;
+	j->init = xmalloc(it->init_len[r]);
+	memcpy(j->init, it->init[r], it->init_len[r]);
+	j->init_len = it->init_len[r];
+	j->seg = xmalloc(sl->len);
+	memcpy(j->seg, sl->data, sl->len);
+	j->seg_len = sl->len;
+	j->gain_db = it->m->gain_db;
+	j->trim = it->start_trim;
+	drop_prime(e);
+	pthread_mutex_lock(&e->lock);
+	e->prime_job = j;
+	pthread_cond_broadcast(&e->cond);
+	pthread_mutex_unlock(&e->lock);
+	ring_wake(e->ring);  /* the decoder may be waiting for room in the ring */
+}
+
+/* A skip to it: if its prime is ready, the output plays it first and the decoder starts
+ * after it. Call after the skip's flush. */
+static void use_prime(struct engine *e, struct item *it, int64_t cmd_us)
+{
+	pthread_mutex_lock(&e->lock);
+	if (e->prime_pcm && e->prime_mk.item_seq == it->seq && it->start_trim == 0 &&
+	    e->prime_mk.item_pos == (uint64_t)it->start_seg * SEGMENT_SECONDS * OUT_RATE) {
+		e->prime_go = it->seq;
+		e->prime_go_gen = ring_generation(e->ring);
+		e->prime_mk.play_cmd_us = cmd_us;
+		it->prime_skip = e->prime_frames;
+	}
+	pthread_mutex_unlock(&e->lock);
+	ring_wake(e->ring);
+}
+
+/* Frees the kept copies of segments already with the decoder (see push_item). */
+static void release_pushed(struct item *it)
+{
+	for (uint32_t k = 0; it->m && k < it->next_push && k < it->m->segment_count; k++)
+		if (it->segs[k].st == SEG_DONE) {
+			free(it->segs[k].data);
+			it->segs[k].data = NULL;
+			it->segs[k].st = SEG_NONE;
+		}
 }
 
 /* Hands downloaded segments to the decoder strictly in play order. */
@@ -1246,11 +1528,20 @@ static void push_item(struct engine *e, struct item *it)
 				e->switches++;
 			it->kbps = sl->kbps;
 		}
-		j->seg = xmalloc(sl->len);
-		memcpy(j->seg, sl->data, sl->len);
+		if (it == e->play_item) {
+			/* Handed over, not copied: a playing item's audio lives in one place, and
+			 * a seek back fetches it again. The next item keeps its copy until it
+			 * plays, so a skip to it starts without a download. */
+			j->seg = sl->data;
+			sl->data = NULL;
+			sl->st = SEG_NONE;
+		} else {
+			j->seg = xmalloc(sl->len);
+			memcpy(j->seg, sl->data, sl->len);
+		}
 		j->seg_len = sl->len;
 		j->gain_db = it->m->gain_db;
-		j->trim = k == it->start_seg ? it->start_trim : 0;
+		j->trim = k == it->start_seg ? it->start_trim + (int64_t)it->prime_skip : 0;
 		j->last = k + 1 == it->m->segment_count;
 		j->play_cmd_us = k == it->start_seg ? it->play_cmd_us : 0;
 		if (k == it->start_seg)
@@ -1399,6 +1690,8 @@ static void schedule(struct engine *e)
 		item_free(e->play_item);
 		e->play_item = e->fetch_item;
 		e->tracks_started++;
+		release_pushed(e->play_item);
+		drop_prime(e);
 	}
 	if (!e->play_item) {
 		if (e->ended && e->cfg.autoplay && !e->autoplay_requested && e->last_artist_id[0]) {
@@ -1417,10 +1710,12 @@ static void schedule(struct engine *e)
 		struct item *it = items[i];
 		if (!it)
 			continue;
-		if (!it->meta_requested)
-			request_meta(e, it);
+		/* The manifest (with the first audio inline) goes out first; the metadata waits
+		 * until the cache is open, which happens while that request is on the wire. */
 		if (!it->m && !it->manifest_requested && now_us() >= it->manifest_retry_at_us)
 			request_manifest(e, it);
+		if (!it->meta_requested && !e->cache_path)
+			request_meta(e, it);
 		if (it->off_err || it->off_failed) {
 			offline_refuse(e, it);
 			schedule(e);  /* the queue moved on: start over with the new items */
@@ -1468,8 +1763,10 @@ static void schedule(struct engine *e)
 			free(url);
 		}
 	}
-	if (e->fetch_item != e->play_item && e->fetch_item)
+	if (e->fetch_item != e->play_item && e->fetch_item) {
 		fetch_segments(e, e->fetch_item, target + 8);
+		request_prime(e, e->fetch_item);
+	}
 	if (e->fetch_item && e->fetch_item->off_failed) {
 		offline_refuse(e, e->fetch_item);
 		schedule(e);
@@ -1892,6 +2189,24 @@ static void publish(struct engine *e)
 	}
 }
 
+/* Whether opening the cache now would delay no first audio: the playing item's manifest
+ * request has left (or it needs none), or nothing was asked to play for a while. */
+static bool cache_may_open(struct engine *e)
+{
+	struct item *it = e->play_item;
+	if (!it)
+		return now_us() - e->started_us > 200000;
+	if (!it->manifest_requested && !it->m)
+		return false;
+	for (struct xfer *x = e->xfers; x; x = x->next) {
+		curl_off_t pre = 0;
+		if (x->item_seq == it->seq && x->kind == X_MANIFEST &&
+		    (curl_easy_getinfo(x->easy, CURLINFO_PRETRANSFER_TIME_T, &pre) != CURLE_OK || pre == 0))
+			return false;  /* not sent yet */
+	}
+	return true;
+}
+
 static void *net_main(void *arg)
 {
 	struct engine *e = arg;
@@ -1914,6 +2229,16 @@ static void *net_main(void *arg)
 			break;
 		int running = 0;
 		curl_multi_perform(e->multi, &running);
+		if (e->cache_path && cache_may_open(e)) {
+			/* Off the path to the first audio: its request is already out (and SQLite's
+			 * open and sweep never delay a command on the caller's thread). */
+			char cerr[256];
+			e->cache = cache_open_volatile(e->cache_path, cerr, sizeof(cerr));
+			if (!e->cache)
+				fprintf(stderr, "encore: %s (continuing without a cache)\n", cerr);
+			free(e->cache_path);
+			e->cache_path = NULL;
+		}
 		CURLMsg *msg;
 		int left;
 		while ((msg = curl_multi_info_read(e->multi, &left)))
@@ -1957,12 +2282,9 @@ struct engine *engine_new(const struct engine_config *cfg, char *err, size_t err
 		goto fail;
 	const char *spec = cfg->output ? cfg->output : "alsa";
 	e->realtime_sink = strncmp(spec, "alsa", 4) == 0 || strcmp(spec, "null:realtime") == 0;
-	if (cfg->cache_path) {
-		char cerr[256];
-		e->cache = cache_open(cfg->cache_path, cerr, sizeof(cerr));
-		if (!e->cache)
-			fprintf(stderr, "encore: %s (continuing without a cache)\n", cerr);
-	}
+	e->cache_path = cfg->cache_path ? xstrdup(cfg->cache_path) : NULL;
+	e->started_us = now_us();
+	e->cfg.cache_path = NULL;  /* borrowed: the copy above is what the network thread opens */
 	e->multi = curl_multi_init();
 	/* One connection per host is plenty for sequential segments, and keeps every segment
 	 * of every track on the same warm connection. */
@@ -2010,14 +2332,17 @@ void engine_free(struct engine *e)
 		cmd_free(c);
 		c = n;
 	}
-	if (e->ring)
+	if (e->ring) {
 		clear_decode_queue(e);
+		drop_prime(e);
+	}
 	if (e->sink) {
 		sink_drain(e->sink);
 		sink_free(e->sink);
 	}
 	engine_queue_list_free(e->qcopy_uris, e->qcopy_n);
 	cache_close(e->cache);
+	free(e->cache_path);
 	queue_free(e->q);
 	gain_free(e->gain);
 	ring_free(e->ring);

@@ -131,7 +131,11 @@ struct engine_event {
 	char uri[64];
 	int bitrate_kbps;
 	int position_ms;
-	int64_t first_audio_us;    /* TRACK_STARTED: from its play command (0 if it followed on) */
+	int64_t first_audio_us;    /* TRACK_STARTED: from its play command (skip, play, seek) to its
+	                            * first frame handed to the sink; 0 if it followed on */
+	int64_t handover_us;       /* TRACK_STARTED that followed on: from the sink accepting the
+	                            * previous item's last frame to this item's first frame being
+	                            * handed to it (the gap a gapless hand-over leaves); else -1 */
 	char message[256];         /* ERROR */
 };
 

@@ -3,6 +3,7 @@
 #include "sink.h"
 #include "xmem.h"
 #include <errno.h>
+#include <pthread.h>
 #include <math.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -31,8 +32,11 @@ int sink_channels(const struct sink *s) { return s->channels; }
 
 struct null_priv {
 	bool realtime;
-	struct timespec start; /* CLOCK_MONOTONIC at the first write */
+	pthread_mutex_t mu;    /* realtime: guards the clock and the wait */
+	pthread_cond_t cv;     /* on CLOCK_MONOTONIC; signalled by drop */
+	struct timespec start; /* CLOCK_MONOTONIC at the first write since open or a drop */
 	uint64_t frames;
+	unsigned drops;
 };
 
 static int null_open(struct sink *s, const char *arg, char *err, size_t errlen)
@@ -43,6 +47,12 @@ static int null_open(struct sink *s, const char *arg, char *err, size_t errlen)
 	}
 	struct null_priv *p = xcalloc(1, sizeof(*p));
 	p->realtime = arg != NULL;
+	pthread_mutex_init(&p->mu, NULL);
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&p->cv, &ca);
+	pthread_condattr_destroy(&ca);
 	s->priv = p;
 	return 0;
 }
@@ -52,6 +62,7 @@ static int null_write(struct sink *s, const float *frames, size_t n)
 	struct null_priv *p = s->priv;
 	if (!p->realtime)
 		return 0;
+	pthread_mutex_lock(&p->mu);
 	if (p->frames == 0)
 		clock_gettime(CLOCK_MONOTONIC, &p->start);
 	p->frames += n;
@@ -64,9 +75,24 @@ static int null_write(struct sink *s, const float *frames, size_t n)
 		dl.tv_sec++;
 		dl.tv_nsec -= 1000000000L;
 	}
-	while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &dl, NULL) == EINTR)
+	/* Until the frames have played, or a drop discards them. */
+	unsigned drops = p->drops;
+	while (p->drops == drops && pthread_cond_timedwait(&p->cv, &p->mu, &dl) != ETIMEDOUT)
 		;
+	pthread_mutex_unlock(&p->mu);
 	return 0;
+}
+
+static void null_drop(struct sink *s)
+{
+	struct null_priv *p = s->priv;
+	if (!p->realtime)
+		return;
+	pthread_mutex_lock(&p->mu);
+	p->drops++;
+	p->frames = 0;  /* the next write starts a fresh timeline: it plays now */
+	pthread_cond_broadcast(&p->cv);
+	pthread_mutex_unlock(&p->mu);
 }
 
 static int null_drain(struct sink *s)
@@ -76,11 +102,14 @@ static int null_drain(struct sink *s)
 
 static void null_close(struct sink *s)
 {
+	struct null_priv *p = s->priv;
+	pthread_cond_destroy(&p->cv);
+	pthread_mutex_destroy(&p->mu);
 	free(s->priv);
 	s->priv = NULL;
 }
 
-static const struct sink_ops null_ops = { "null", null_open, null_write, null_drain, null_close };
+static const struct sink_ops null_ops = { "null", null_open, null_write, null_drain, null_close, null_drop };
 
 /* ---- wav ---- */
 
@@ -249,6 +278,12 @@ int sink_write(struct sink *s, const float *frames, size_t n)
 int sink_drain(struct sink *s)
 {
 	return s->ops->drain(s);
+}
+
+void sink_drop(struct sink *s)
+{
+	if (s->ops->drop)
+		s->ops->drop(s);
 }
 
 void sink_free(struct sink *s)

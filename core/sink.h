@@ -1,6 +1,8 @@
 /* sink: audio outputs behind a const ops table, chosen by a spec string:
  *   "null"           swallow frames as fast as they come, counting them
  *   "null:realtime"  the same, but each write sleeps until the frames would have played
+ *                    (a device with no buffer: a frame written at T is heard at T);
+ *                    sink_drop cuts the sleep short
  *   "wav:FILE"       write exactly what would be played as a 16-bit PCM WAV (float
  *                    samples scaled by 32767, rounded, clipped to [-32768, 32767]); the
  *                    RIFF/data sizes are patched on drain and close so the file is valid
@@ -25,6 +27,9 @@ struct sink_ops {
 	int (*drain)(struct sink *s);
 	/* Releases everything open acquired; must tolerate a failed write before it. */
 	void (*close)(struct sink *s);
+	/* Optional, any thread: forgets audio accepted but not yet played and makes a write
+	 * blocked on playback return at once, so what comes next plays now (skip, seek). */
+	void (*drop)(struct sink *s);
 };
 
 struct sink_stats {
@@ -39,6 +44,9 @@ struct sink *sink_new(const char *spec, int rate, int channels, char *err, size_
 int sink_write(struct sink *s, const float *frames, size_t n);
 /* Waits for written audio to finish playing / reach the file. 0 or -errno. */
 int sink_drain(struct sink *s);
+/* Any thread: drops audio written but not yet played, releasing a blocked write at once
+ * (null:realtime; a no-op for sinks that cannot). */
+void sink_drop(struct sink *s);
 /* Closes (finalising a WAV header) and frees s. NULL is a no-op. */
 void sink_free(struct sink *s);
 /* Frames accepted and underruns so far. */

@@ -24,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <time.h>
 #include <unistd.h>
@@ -83,7 +84,13 @@ static void add_track_uris(struct uri_list *l, yajl_val arr)
 }
 
 /* Turns arguments (URIs of tracks, episodes, albums, artists, or a search query) into track URIs. */
-static int resolve(struct cli_ctx *c, struct api *api, char **args, int nargs, struct uri_list *out, struct outbox *ob)
+/* A search result played from the command line, recorded once the outbox is open. */
+struct search_click {
+	char *uri, *query;
+};
+
+static int resolve(struct cli_ctx *c, struct api *api, char **args, int nargs, struct uri_list *out,
+		   struct search_click *click)
 {
 	struct buf query = BUF_INIT;
 	int code = EXIT_OK;
@@ -139,13 +146,10 @@ static int resolve(struct cli_ctx *c, struct api *api, char **args, int nargs, s
 			if (out->n == before) {
 				cli_error(c, "play: nothing found for '%s'", query.data);
 				code = EXIT_NOTFOUND;
-			} else if (ob) {
+			} else {
 				/* Playing the top result of a query is a click on that search result. */
-				struct outbox_fields f = OUTBOX_FIELDS_INIT;
-				f.uri = out->v[before];
-				f.position_ms = 0;
-				f.context = query.data;
-				outbox_add(ob, "search_click", &f, 0, NULL);
+				click->uri = xstrdup(out->v[before]);
+				click->query = xstrdup(query.data);
 			}
 		}
 		api_response_free(&r);
@@ -172,6 +176,8 @@ static void emit(bool json, const struct engine_event *ev, const struct engine_s
 	if (ev->type == ENGINE_EV_TRACK_STARTED) {
 		if (ev->first_audio_us)
 			jw_kdouble(&w, "first_audio_ms", (double)ev->first_audio_us / 1000.0);
+		if (ev->handover_us >= 0)
+			jw_kdouble(&w, "handover_ms", (double)ev->handover_us / 1000.0);
 		if (strcmp(ev->uri, s->uri) == 0) {
 			jw_kstr(&w, "title", s->title);
 			jw_kstr(&w, "artist", s->artist);
@@ -314,6 +320,55 @@ static void tracker_event(struct play_tracker *t, const struct engine_event *ev,
 	}
 }
 
+/* Listening events go through the durable outbox; playback works without it. Opened at
+ * the first audio: its open and every event sync to disk, which would otherwise compete
+ * with the first track's start (the engine keeps events until they are read). */
+static void open_outbox(struct cli_ctx *c, struct api *api, struct play_tracker *tracker, const struct search_click *click)
+{
+	tracker->ob = cli_open_outbox(c);
+	if (!tracker->ob)
+		return;
+	if (click->uri) {
+		struct outbox_fields f = OUTBOX_FIELDS_INIT;
+		f.uri = click->uri;
+		f.position_ms = 0;
+		f.context = click->query;
+		outbox_add(tracker->ob, "search_click", &f, 0, NULL);
+	}
+	/* ENCORE_OUTBOX_LINGER_MS: how long events wait to travel in a batch (tests raise it). */
+	const char *lg = getenv("ENCORE_OUTBOX_LINGER_MS");
+	outbox_start(tracker->ob, api, lg ? atoi(lg) : 2000);
+}
+
+/* Connect: this player becomes a device others can see and control; without the
+ * server's socket it still plays. Started after the first audio (or the first error):
+ * its WebSocket and threads would otherwise compete with the first track for the link
+ * and the CPU. */
+static struct connect_client *start_connect(struct cli_ctx *c, struct api *api, struct engine *e, const char *device_name)
+{
+	if (paths_ensure(c->paths, PATHS_DATA) != 0)
+		return NULL;
+	/* The WebSocket library sizes two zeroed descriptor tables by the soft limit (16 bytes
+	 * a descriptor: 320 KB at a limit of 20000). A player holds a few dozen; 1024, the
+	 * usual default, leaves plenty. */
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur > 1024) {
+		rl.rlim_cur = 1024;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+	char *idpath = paths_file(c->paths, PATHS_DATA, "device_id");
+	char devid[64], host[64] = "encore", err[256];
+	connect_device_id(idpath, devid);
+	free(idpath);
+	gethostname(host, sizeof(host) - 1);
+	struct connect_client_config ccfg = {.api = api, .engine = e, .device_id = devid,
+					     .name = device_name ? device_name : host, .type = "computer"};
+	struct connect_client *cc = connect_client_start(&ccfg, err, sizeof(err));
+	if (!cc)
+		fprintf(stderr, "%s: connect unavailable: %s\n", c->prog, err);
+	return cc;
+}
+
 static void usage(void)
 {
 	fprintf(stderr, "usage: encore play [QUERY|URI...] [--quality auto|24|96|160|320] [--output alsa[:DEV]|null|null:realtime|wav:FILE]\n"
@@ -397,12 +452,11 @@ int cmd_play(struct cli_ctx *c, int argc, char **argv)
 	struct mpris *mpris = NULL;
 	struct uri_list uris = {0};
 	struct play_tracker tracker = {0};
+	struct search_click click = {0};
 	int code = cli_open_session(c, &s, &api);
 	if (code != EXIT_OK)
 		return code;
-	/* Listening events go through the durable outbox; playback works without it. */
-	tracker.ob = cli_open_outbox(c);
-	code = resolve(c, api, argv + optind, argc - optind, &uris, tracker.ob);
+	code = resolve(c, api, argv + optind, argc - optind, &uris, &click);
 	if (code != EXIT_OK)
 		goto out;
 	/* Block the signals before any thread starts, so they all inherit the mask and the
@@ -414,12 +468,8 @@ int cmd_play(struct cli_ctx *c, int argc, char **argv)
 	pthread_sigmask(SIG_BLOCK, &mask, NULL);
 	cfg.api = api;
 	cfg.premium = token_is_premium(api);
-	if (tracker.ob) {
-		/* ENCORE_OUTBOX_LINGER_MS: how long events wait to travel in a batch (tests raise it). */
-		const char *lg = getenv("ENCORE_OUTBOX_LINGER_MS");
-		outbox_start(tracker.ob, api, lg ? atoi(lg) : 2000);
-	}
 	tracker.realtime = !cfg.output || strncmp(cfg.output, "alsa", 4) == 0 || strcmp(cfg.output, "null:realtime") == 0;
+	/* The engine opens its cache on its own thread, once the first request is on the wire. */
 	char *cache = paths_ensure(c->paths, PATHS_CACHE) == 0 ? paths_file(c->paths, PATHS_CACHE, "cache.db") : NULL;
 	cfg.cache_path = cache;
 	/* Downloaded tracks play from the offline store (only opened if something was downloaded). */
@@ -433,6 +483,9 @@ int cmd_play(struct cli_ctx *c, int argc, char **argv)
 		code = EXIT_ERR;
 		goto out;
 	}
+	/* Play first: the control socket, and after the first audio the outbox's durable
+	 * writes and Connect's WebSocket, come while the audio is on its way or after it. */
+	engine_play_from(e, (const char *const *)uris.v, uris.n, 0, (int)(seek * 1000));
 	if (control && paths_ensure(c->paths, PATHS_RUNTIME) == 0) {
 		char *sock = paths_file(c->paths, PATHS_RUNTIME, "socket");
 		ctl = ctlsock_start(e, sock, err, sizeof(err));
@@ -440,27 +493,11 @@ int cmd_play(struct cli_ctx *c, int argc, char **argv)
 			fprintf(stderr, "%s: remote control unavailable: %s\n", c->prog, err);
 		free(sock);
 	}
-	engine_play_from(e, (const char *const *)uris.v, uris.n, 0, (int)(seek * 1000));
 	mpris = mpris_new_for_cli(c, e);   /* desktop integration, silent without a session bus */
-	if (connect && paths_ensure(c->paths, PATHS_DATA) == 0) {
-		/* Connect: this player is a device others can see and control; without the
-		 * server's socket it still plays. */
-		char *idpath = paths_file(c->paths, PATHS_DATA, "device_id");
-		char devid[64], host[64] = "encore";
-		connect_device_id(idpath, devid);
-		free(idpath);
-		gethostname(host, sizeof(host) - 1);
-		struct connect_client_config ccfg = {.api = api, .engine = e, .device_id = devid,
-						     .name = device_name ? device_name : host, .type = "computer"};
-		cc = connect_client_start(&ccfg, err, sizeof(err));
-		if (!cc)
-			fprintf(stderr, "%s: connect unavailable: %s\n", c->prog, err);
-	}
-
 	int sfd = signalfd(-1, &mask, SFD_CLOEXEC);
 	bool tty = isatty(2);
 	struct engine_snapshot cur;
-	bool started = false, interrupted = false, ended = false;
+	bool started = false, interrupted = false, ended = false, outbox_tried = false;
 	int64_t last_progress = 0, deadline = 0;
 	int failures = 0;
 	struct engine_event evs[32];
@@ -475,10 +512,9 @@ int cmd_play(struct cli_ctx *c, int argc, char **argv)
 				timeout = (int)left;
 		}
 		poll(pfd, 2, timeout);
-		if (pfd[1].revents & POLLIN) {
+		/* Stopped by a signal: report what already happened, then stop. */
+		if (pfd[1].revents & POLLIN)
 			interrupted = true;
-			break;
-		}
 		if (pfd[0].revents & POLLIN)
 			engine_ack_event(e);
 		engine_snapshot(e, &cur);
@@ -487,15 +523,28 @@ int cmd_play(struct cli_ctx *c, int argc, char **argv)
 		while ((nev = engine_take_events(e, evs, 32)) > 0) {
 			for (int i = 0; i < nev; i++) {
 				const struct engine_event *ev = &evs[i];
+				/* The outbox is ready by the time `started` is printed. */
+				if (ev->type == ENGINE_EV_TRACK_STARTED && !outbox_tried) {
+					outbox_tried = true;
+					open_outbox(c, api, &tracker, &click);
+				}
 				emit(json, ev, &cur, t0);
 				tracker_event(&tracker, ev, &cur);
 				switch (ev->type) {
 				case ENGINE_EV_TRACK_STARTED:
+					if (connect && !interrupted) {
+						connect = false;
+						cc = start_connect(c, api, e, device_name);
+					}
 					if (!started && duration > 0)
 						deadline = mono_ms() + (int64_t)(duration * 1000);
 					started = true;
 					break;
 				case ENGINE_EV_ERROR:
+					if (connect && !interrupted) {
+						connect = false;
+						cc = start_connect(c, api, e, device_name);
+					}
 					failures++;
 					if (!json)
 						fprintf(stderr, "%s%s: %s\n", tty ? "\r\033[K" : "", c->prog, ev->message);
@@ -508,6 +557,8 @@ int cmd_play(struct cli_ctx *c, int argc, char **argv)
 				}
 			}
 		}
+		if (interrupted)
+			break;
 		if (!json && started && (cur.state == ENGINE_PLAYING || cur.state == ENGINE_PAUSED) &&
 		    mono_ms() - last_progress >= (tty ? 1000 : 5000)) {
 			progress(&cur, tty);
@@ -526,6 +577,8 @@ int cmd_play(struct cli_ctx *c, int argc, char **argv)
 		emit(json, &ev, &cur, t0);
 	}
 	close(sfd);
+	if (!outbox_tried && click.uri)
+		open_outbox(c, api, &tracker, &click);  /* nothing played; the search click still counts */
 	engine_snapshot(e, &cur);
 	tracker_observe(&tracker, &cur);
 	tracker_finish(&tracker, END_STOPPED, interrupted ? "interrupted" : "endplay");
@@ -544,6 +597,8 @@ out:
 	for (int i = 0; i < uris.n; i++)
 		free(uris.v[i]);
 	free(uris.v);
+	free(click.uri);
+	free(click.query);
 	api_free(api);
 	session_free(s);
 	return code;

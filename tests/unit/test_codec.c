@@ -672,6 +672,83 @@ static float *decode_all(const struct transcode_output *o, int out_rate, size_t 
 	return all;
 }
 
+struct pieces {
+	float *buf;
+	size_t n, count, largest, stop_after;
+};
+
+static int take_piece(void *ud, const float *frames, size_t n)
+{
+	struct pieces *p = ud;
+	p->buf = xrealloc(p->buf, (p->n + n) * 2 * sizeof(float));
+	memcpy(p->buf + p->n * 2, frames, n * 2 * sizeof(float));
+	p->n += n;
+	p->count++;
+	if (n > p->largest)
+		p->largest = n;
+	return p->stop_after && p->count == p->stop_after ? 7 : 0;
+}
+
+/* A fresh decoder's whole-segment output for segment k of o. */
+static float *decode_one(const struct transcode_output *o, uint32_t k, size_t *n)
+{
+	struct decoder *d = decoder_new(44100);
+	float *pcm = NULL;
+	*n = 0;
+	if (decoder_set_init(d, o->init, o->init_len) != 0 || decoder_decode(d, o->segments[k], o->segment_lens[k], &pcm, n) != 0)
+		*n = 0;
+	decoder_free(d);
+	return pcm;
+}
+
+static void test_streamed_decode_comes_in_pieces_that_add_up_to_the_segment(void)
+{
+	for (int i = 0; i < TRANSCODE_NRUNGS; i++) {
+		const struct transcode_output *o = rend[i];
+		size_t whole_n;
+		float *whole = decode_one(o, 1, &whole_n);
+		struct decoder *d = decoder_new(44100);
+		struct pieces p = {0};
+		CHECK_INT(decoder_set_init(d, o->init, o->init_len), 0);
+		CHECK_INT(decoder_decode_stream(d, o->segments[1], o->segment_lens[1], take_piece, &p), 0);
+		/* 4 s of audio in pieces of at most DECODER_EMIT_FRAMES: the first audio leaves
+		 * long before the segment is decoded. */
+		CHECK(p.count >= whole_n / DECODER_EMIT_FRAMES, "%d kbps: expected >= %zu pieces, got %zu", transcode_rungs[i],
+		      whole_n / DECODER_EMIT_FRAMES, p.count);
+		CHECK(p.largest <= DECODER_EMIT_FRAMES, "%d kbps: expected pieces <= %d frames, got %zu", transcode_rungs[i],
+		      DECODER_EMIT_FRAMES, p.largest);
+		CHECK(whole_n > 0 && p.n == whole_n && memcmp(p.buf, whole, whole_n * 2 * sizeof(float)) == 0,
+		      "%d kbps: expected the pieces to equal the whole decode (%zu frames), got %zu frames", transcode_rungs[i],
+		      whole_n, p.n);
+		decoder_free(d);
+		free(p.buf);
+		free(whole);
+	}
+}
+
+static void test_emit_stops_a_decode_and_the_next_segment_still_decodes_exactly(void)
+{
+	const struct transcode_output *o = rend[TRANSCODE_NRUNGS - 1];
+	struct decoder *d = decoder_new(44100);
+	struct pieces p = {.stop_after = 1};
+	CHECK_INT(decoder_set_init(d, o->init, o->init_len), 0);
+	CHECK_INT(decoder_decode_stream(d, o->segments[0], o->segment_lens[0], take_piece, &p), 7);
+	CHECK_INT(p.count, 1);
+	size_t n0, n1, got;
+	float *first = decode_one(o, 0, &n0);
+	CHECK(p.n > 0 && p.n <= n0 && memcmp(p.buf, first, p.n * 2 * sizeof(float)) == 0,
+	      "expected the first piece to be the segment's first %zu frames", p.n);
+	float *want = decode_one(o, 1, &n1), *pcm = NULL;
+	CHECK_INT(decoder_decode(d, o->segments[1], o->segment_lens[1], &pcm, &got), 0);
+	CHECK(got == n1 && n1 > 0 && memcmp(pcm, want, n1 * 2 * sizeof(float)) == 0,
+	      "expected segment 1 after a stopped segment 0 to decode as from scratch (%zu frames), got %zu", n1, got);
+	free(pcm);
+	free(want);
+	free(first);
+	free(p.buf);
+	decoder_free(d);
+}
+
 static void test_every_rung_decodes_to_the_exact_source_sample_count(void)
 {
 	for (int i = 0; i < TRANSCODE_NRUNGS; i++) {
@@ -1065,6 +1142,8 @@ int main(void)
 	RUN(test_resampler_by_pieces_equals_whole);
 	encode_track();
 	RUN(test_every_rung_decodes_to_the_exact_source_sample_count);
+	RUN(test_streamed_decode_comes_in_pieces_that_add_up_to_the_segment);
+	RUN(test_emit_stops_a_decode_and_the_next_segment_still_decodes_exactly);
 	RUN(test_160k_snr_is_at_least_20_db_and_aligned);
 	RUN(test_rung_sizes_per_minute_are_within_15_percent_of_nominal);
 	RUN(test_segmentwise_decode_equals_continuous_decode);

@@ -5,6 +5,8 @@
 #include "xmem.h"
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <time.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <sys/stat.h>
@@ -136,6 +138,54 @@ static void test_null_counts_frames(void)
 	sink_free(s);
 }
 
+struct blocked_write {
+	struct sink *s;
+	float *buf;
+	size_t n;
+	int rc;
+};
+
+static void *write_thread(void *arg)
+{
+	struct blocked_write *w = arg;
+	w->rc = sink_write(w->s, w->buf, w->n);
+	return NULL;
+}
+
+static void test_null_realtime_drop_releases_a_blocked_write(void)
+{
+	char err[256];
+	struct sink *s = sink_new("null:realtime", 8000, 2, err, sizeof(err));
+	CHECK(s != NULL, "open failed: %s", err);
+	/* 10 minutes of audio: the write would sleep that long unless the drop cuts it short. */
+	struct blocked_write w = {.s = s, .n = 8000 * 600, .rc = -1};
+	w.buf = xcalloc(w.n * 2, sizeof(float));
+	struct timespec t0, t1;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	pthread_t th;
+	pthread_create(&th, NULL, write_thread, &w);
+	/* Drop until the writer is back: a drop before it started waiting is simply a reset. */
+	for (;;) {
+		sink_drop(s);
+		struct timespec ts = {0, 5 * 1000 * 1000};
+		nanosleep(&ts, NULL);
+		clock_gettime(CLOCK_MONOTONIC, &t1);
+		if (sink_stats(s).frames == w.n || t1.tv_sec - t0.tv_sec > 120)
+			break;
+	}
+	pthread_join(th, NULL);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	CHECK_INT(w.rc, 0);
+	CHECK(t1.tv_sec - t0.tv_sec < 120, "expected the drop to release the write, it took %ld s", (long)(t1.tv_sec - t0.tv_sec));
+	/* After a drop the clock starts afresh: a short write plays now, not after the dropped 10 minutes. */
+	CHECK_INT(sink_write(s, w.buf, 80), 0);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	CHECK(t0.tv_sec - t1.tv_sec < 60, "expected a short write after the drop to return at once, took %ld s",
+	      (long)(t0.tv_sec - t1.tv_sec));
+	free(w.buf);
+	sink_free(s);
+}
+
 static void test_bad_specs_fail_with_a_message(void)
 {
 	char err[256];
@@ -196,6 +246,7 @@ int main(void)
 	RUN(test_wav_holds_exactly_the_frames_written);
 	RUN(test_wav_with_no_frames_is_still_valid);
 	RUN(test_null_counts_frames);
+	RUN(test_null_realtime_drop_releases_a_blocked_write);
 	RUN(test_bad_specs_fail_with_a_message);
 	RUN(test_alsa_missing_device_fails_cleanly);
 	return TAP_DONE();
