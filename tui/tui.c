@@ -8,8 +8,11 @@
 #include "b64.h"
 #include "buf.h"
 #include "config.h"
+#include "connect.h"
+#include "downloader.h"
 #include "engine.h"
 #include "fetcher.h"
+#include "offline.h"
 #include "items.h"
 #include "json.h"
 #include "keymap.h"
@@ -33,11 +36,11 @@
 #include <unistd.h>
 #include <wchar.h>
 
-/* Views in sidebar order. The later ones are planned (issue 7 leaves room for them):
- * they stay out of the sidebar until `available` is true. */
+/* Views in sidebar order (the number keys 1-8 follow it); a view stays out of the
+ * sidebar while `available` is false. */
 enum view {
-	VIEW_SEARCH, VIEW_LIBRARY, VIEW_QUEUE, VIEW_NOW, VIEW_HELP,
-	VIEW_HOME, VIEW_PLAYLISTS, VIEW_DEVICES, VIEW_DOWNLOADS,
+	VIEW_SEARCH, VIEW_LIBRARY, VIEW_QUEUE, VIEW_NOW,
+	VIEW_HOME, VIEW_PLAYLISTS, VIEW_DEVICES, VIEW_DOWNLOADS, VIEW_HELP,
 	VIEW_COUNT
 };
 
@@ -50,17 +53,26 @@ static const struct {
 	[VIEW_QUEUE] = {"Queue", true},
 	[VIEW_NOW] = {"Now Playing", true},
 	[VIEW_HELP] = {"Help", true},
-	[VIEW_HOME] = {"Home", false},
-	[VIEW_PLAYLISTS] = {"Playlists", false},
-	[VIEW_DEVICES] = {"Devices", false},
-	[VIEW_DOWNLOADS] = {"Downloads", false},
+	[VIEW_HOME] = {"Home", true},
+	[VIEW_PLAYLISTS] = {"Playlists", true},
+	[VIEW_DEVICES] = {"Devices", true},
+	[VIEW_DOWNLOADS] = {"Downloads", true},
 };
 
 /* What a fetch result is for; slots supersede unstarted requests of the same kind. */
 enum fetch_kind {
 	F_SUGGEST, F_SEARCH, F_LIB_TRACKS, F_LIB_ARTISTS, F_LIB_ALBUMS, F_META, F_FEATURES,
 	F_CONTEXT_ALBUM, F_CONTEXT_ARTIST, F_SAVE,
+	F_HOME_DISCOVER, F_HOME_MIXES, F_HOME_RADAR, F_HOME_TRENDING,
+	F_PL_LIST, F_PL_OPEN, F_PL_POLL, F_PL_EDIT, F_PL_ADD,
+	F_DEVICES, F_TRANSFER,
 };
+
+#define HOME_PARTS 4
+/* While an open playlist is on screen its snapshot is polled this often (cheap: an
+ * empty `changes?since=` answer); the Devices view re-reads the device list likewise. */
+#define PL_POLL_MS 1500
+#define DEVICES_POLL_MS 3000
 
 #define SEARCH_DEBOUNCE_MS 150
 #define TICK_MS 250
@@ -126,6 +138,40 @@ struct tui {
 	bool features_missing;
 	struct listview help;
 	int now_scroll;
+
+	/* Home: shelves from four routes, listed as shelf rows and trending tracks. */
+	struct listview home;
+	struct shelves home_parts[HOME_PARTS];
+	int home_pending;
+	bool home_loaded;
+	char home_note[400];
+
+	/* Playlists: the list, or one open playlist. */
+	struct listview pl_list, pl_open;
+	bool pl_is_open, pl_list_loading, pl_open_loading;
+	struct playlist_info pl;
+	char pl_uri[64];           /* the open (or opening) playlist */
+	uint64_t gen_pl_open;
+	long long pl_next_poll;
+	char pl_note[400];
+	char add_uri[64], add_title[256];  /* a track waiting for the user to pick a playlist */
+	enum view add_return;
+	bool add_was_open;         /* the playlist open before the pick, reopened after it */
+
+	/* Devices */
+	struct listview devices;
+	long long dev_next_poll;
+	bool dev_loading;
+	char dev_note[400];
+	struct connect_client *connect;
+	char device_name[64];
+
+	/* Downloads */
+	struct listview downloads;
+	struct downloader *dl;
+	struct dl_state dls;
+	uint64_t dl_finished_seen;
+	struct offline *offline;   /* the engine's store (playback of downloads), or NULL */
 
 	/* Command line */
 	bool cmd_active;
@@ -382,7 +428,24 @@ static struct listview *current_list(struct tui *t)
 	case VIEW_SEARCH: return &t->search;
 	case VIEW_LIBRARY: return &t->library;
 	case VIEW_QUEUE: return &t->queue;
+	case VIEW_HOME: return &t->home;
+	case VIEW_PLAYLISTS: return t->pl_is_open ? &t->pl_open : &t->pl_list;
+	case VIEW_DEVICES: return &t->devices;
+	case VIEW_DOWNLOADS: return &t->downloads;
 	default: return NULL;
+	}
+}
+
+/* Rows drawn above a view's list (for mouse hits). */
+static int list_offset(struct tui *t)
+{
+	switch (t->view) {
+	case VIEW_SEARCH: return 2;
+	case VIEW_QUEUE: return 1;
+	case VIEW_PLAYLISTS: return t->pl_is_open ? 3 : 1;
+	case VIEW_DEVICES: return 1;
+	case VIEW_DOWNLOADS: return 2;
+	default: return 0;
 	}
 }
 
@@ -501,6 +564,337 @@ static void queue_refresh(struct tui *t)
 	t->dirty = true;
 }
 
+/* ---------------------------------------------------------------- home */
+
+static const char *const home_titles[HOME_PARTS] = {"Discover Weekly", "Daily Mix", "Release Radar", "Trending now"};
+
+static void home_rebuild(struct tui *t)
+{
+	char keep[64] = "";
+	struct item *cur = list_current(&t->home);
+	if (cur)
+		snprintf(keep, sizeof(keep), "%s", cur->uri);
+	items_clear(&t->home.items);
+	bool made = false;
+	for (int p = 0; p < HOME_PARTS - 1; p++) {
+		for (int i = 0; i < t->home_parts[p].n; i++) {
+			struct shelf *sh = &t->home_parts[p].v[i];
+			if (!made)
+				items_add(&t->home.items, ITEM_HEADER, NULL, "Made for you", NULL, 0);
+			made = true;
+			char uri[32], sub[400];
+			snprintf(uri, sizeof(uri), "shelf:%d:%d", p, i);
+			snprintf(sub, sizeof(sub), "%d track%s%s%s", sh->tracks.n, sh->tracks.n == 1 ? "" : "s", sh->sub[0] ? " · " : "",
+				 sh->sub);
+			items_add(&t->home.items, ITEM_SHELF, uri, sh->title, sub, 0);
+		}
+	}
+	struct shelves *tr = &t->home_parts[HOME_PARTS - 1];
+	if (tr->n && tr->v[0].tracks.n) {
+		items_add(&t->home.items, ITEM_HEADER, NULL, home_titles[HOME_PARTS - 1], NULL, 0);
+		for (int i = 0; i < tr->v[0].tracks.n; i++) {
+			struct item *s = &tr->v[0].tracks.v[i];
+			items_add(&t->home.items, s->type, s->uri, s->title, s->sub, s->duration_ms);
+		}
+	}
+	if (keep[0])
+		for (int i = 0; i < t->home.items.n; i++)
+			if (strcmp(t->home.items.v[i].uri, keep) == 0)
+				t->home.sel = i;
+	t->dirty = true;
+}
+
+static void home_load(struct tui *t)
+{
+	static const char *const paths[HOME_PARTS] = {"/v1/me/discover-weekly", "/v1/me/daily-mixes", "/v1/me/release-radar",
+						      "/v1/browse/trending?limit=20"};
+	for (int p = 0; p < HOME_PARTS; p++) {
+		shelves_clear(&t->home_parts[p]);
+		fetcher_submit(t->fetcher, F_HOME_DISCOVER + p, F_HOME_DISCOVER + p, "GET", paths[p], NULL, NULL, 0);
+	}
+	t->home_note[0] = 0;
+	t->home_pending = HOME_PARTS;
+	t->home_loaded = true;
+}
+
+/* The shelf a "shelf:P:N" row stands for, or NULL. */
+static struct shelf *home_shelf(struct tui *t, const char *uri)
+{
+	int p, i;
+	if (sscanf(uri, "shelf:%d:%d", &p, &i) != 2 || p < 0 || p >= HOME_PARTS || i < 0 || i >= t->home_parts[p].n)
+		return NULL;
+	return &t->home_parts[p].v[i];
+}
+
+static void play_items(struct tui *t, const struct items *l, const char *what)
+{
+	const char **uris = xcalloc((size_t)l->n + 1, sizeof(*uris));
+	int n = 0;
+	for (int i = 0; i < l->n; i++)
+		if (l->v[i].type == ITEM_TRACK)
+			uris[n++] = l->v[i].uri;
+	if (n == 0 || engine_play(t->engine, uris, n) < 0)
+		status_set(t, true, "cannot play %s", what);
+	else
+		status_set(t, false, "Playing %s", what);
+	free(uris);
+	meta_put_all(t, l);
+}
+
+/* ---------------------------------------------------------------- playlists */
+
+static void pl_list_load(struct tui *t)
+{
+	fetcher_submit(t->fetcher, F_PL_LIST, F_PL_LIST, "GET", "/v1/me/playlists?limit=50", NULL, NULL, 0);
+	t->pl_list_loading = true;
+}
+
+static void pl_open_load(struct tui *t)
+{
+	char *path = xasprintf("/v1/playlists/%s", uri_id(t->pl_uri));
+	t->gen_pl_open = fetcher_submit(t->fetcher, F_PL_OPEN, F_PL_OPEN, "GET", path, NULL, t->pl_uri, 0);
+	free(path);
+	t->pl_open_loading = true;
+	t->pl_next_poll = now_ms() + PL_POLL_MS;
+}
+
+static void pl_open(struct tui *t, const struct item *it)
+{
+	snprintf(t->pl_uri, sizeof(t->pl_uri), "%s", it->uri);
+	if (strcmp(t->pl.uri, it->uri) != 0) {
+		memset(&t->pl, 0, sizeof(t->pl));
+		snprintf(t->pl.name, sizeof(t->pl.name), "%s", it->title);
+		items_clear(&t->pl_open.items);
+		t->pl_open.sel = t->pl_open.top = 0;
+	}
+	t->pl_is_open = true;
+	t->pl_note[0] = 0;
+	pl_open_load(t);
+	t->dirty = true;
+}
+
+/* Sends an edit of the open playlist, against the snapshot the user is looking at, so
+ * the server rebases it over edits made meanwhile. */
+static void pl_edit(struct tui *t, const char *method, struct jw *w, const char *what)
+{
+	if (t->pl.snapshot_id[0])
+		jw_kstr(w, "snapshot_id", t->pl.snapshot_id);
+	jw_obj_end(w);
+	char *body = jw_finish(w);
+	char *path = xasprintf("/v1/playlists/%s/tracks", uri_id(t->pl_uri));
+	fetcher_submit(t->fetcher, F_PL_EDIT, -1, method, path, body, what, 0);
+	free(path);
+	free(body);
+}
+
+static void pl_action(struct tui *t, enum keymap_action a)
+{
+	int sel = t->pl_open.sel;
+	struct item *it = list_current(&t->pl_open);
+	if (!it)
+		return;
+	struct jw w;
+	jw_init(&w);
+	jw_obj(&w);
+	if (a == ACT_REMOVE) {
+		jw_key(&w, "tracks");
+		jw_arr(&w);
+		jw_obj(&w);
+		jw_kstr(&w, "uri", it->uri);
+		jw_key(&w, "positions");
+		jw_arr(&w);
+		jw_int(&w, sel);
+		jw_arr_end(&w);
+		jw_obj_end(&w);
+		jw_arr_end(&w);
+		pl_edit(t, "DELETE", &w, it->title);
+		status_set(t, false, "Removing %s…", it->title);
+		return;
+	}
+	int to = a == ACT_MOVE_DOWN ? sel + 1 : sel - 1;
+	if (to < 0 || to >= t->pl_open.items.n) {
+		jw_free(&w);
+		return;
+	}
+	jw_kint(&w, "range_start", sel);
+	jw_kint(&w, "insert_before", a == ACT_MOVE_DOWN ? sel + 2 : sel - 1);
+	pl_edit(t, "PUT", &w, it->title);
+	/* Move the row here at once; the refetch after the answer confirms it. */
+	struct item tmp = t->pl_open.items.v[sel];
+	t->pl_open.items.v[sel] = t->pl_open.items.v[to];
+	t->pl_open.items.v[to] = tmp;
+	t->pl_open.sel = to;
+	t->dirty = true;
+}
+
+/* 'P': remember the track and let the user pick a playlist in the Playlists view. */
+static void add_to_playlist_begin(struct tui *t)
+{
+	struct listview *lv = current_list(t);
+	struct item *it = lv ? list_current(lv) : NULL;
+	if (!it || !(uri_is(it->uri, "track") || uri_is(it->uri, "episode"))) {
+		status_set(t, true, "select a track to add to a playlist");
+		return;
+	}
+	snprintf(t->add_uri, sizeof(t->add_uri), "%s", it->uri);
+	snprintf(t->add_title, sizeof(t->add_title), "%s", it->title);
+	t->add_return = t->view;
+	t->add_was_open = t->pl_is_open;
+	t->view = t->sidebar_sel = VIEW_PLAYLISTS;
+	t->pl_is_open = false;
+	pl_list_load(t);
+	status_set(t, false, "Add %s to which playlist? Enter adds, Esc cancels", it->title);
+}
+
+static void add_to_playlist_finish(struct tui *t, const struct item *pl)
+{
+	struct jw w;
+	jw_init(&w);
+	jw_obj(&w);
+	jw_key(&w, "uris");
+	jw_arr(&w);
+	jw_str(&w, t->add_uri);
+	jw_arr_end(&w);
+	jw_obj_end(&w);
+	char *body = jw_finish(&w);
+	char *path = xasprintf("/v1/playlists/%s/tracks", uri_id(pl->uri));
+	char *tag = xasprintf("%s to %s", t->add_title, pl->title);
+	fetcher_submit(t->fetcher, F_PL_ADD, -1, "POST", path, body, tag, 0);
+	free(tag);
+	free(path);
+	free(body);
+	t->add_uri[0] = 0;
+	t->pl_is_open = t->add_was_open;
+	t->view = t->sidebar_sel = t->add_return;
+	t->dirty = true;
+}
+
+/* ---------------------------------------------------------------- devices */
+
+static void devices_load(struct tui *t)
+{
+	fetcher_submit(t->fetcher, F_DEVICES, F_DEVICES, "GET", "/v1/me/player/devices", NULL, NULL, 0);
+	t->dev_loading = true;
+	t->dev_next_poll = now_ms() + DEVICES_POLL_MS;
+}
+
+static void devices_transfer(struct tui *t)
+{
+	struct item *it = list_current(&t->devices);
+	if (!it)
+		return;
+	if (it->marked) {
+		status_set(t, false, "%s is already playing", it->title);
+		return;
+	}
+	struct jw w;
+	jw_init(&w);
+	jw_obj(&w);
+	jw_key(&w, "device_ids");
+	jw_arr(&w);
+	jw_str(&w, it->uri);
+	jw_arr_end(&w);
+	jw_kbool(&w, "play", true);
+	jw_obj_end(&w);
+	char *body = jw_finish(&w);
+	fetcher_submit(t->fetcher, F_TRANSFER, -1, "PUT", "/v1/me/player", body, it->title, 0);
+	free(body);
+	status_set(t, false, "Transferring playback to %s…", it->title);
+}
+
+/* ---------------------------------------------------------------- downloads */
+
+static void fmt_bytes(uint64_t b, char *out, size_t n)
+{
+	if (b >= 1000000)
+		snprintf(out, n, "%.1f MB", (double)b / 1e6);
+	else
+		snprintf(out, n, "%.0f kB", (double)b / 1e3);
+}
+
+static void downloads_rebuild(struct tui *t)
+{
+	dl_state_free(&t->dls);
+	downloader_state(t->dl, &t->dls);
+	items_clear(&t->downloads.items);
+	long long now = (long long)time(NULL);
+	for (int i = 0; i < t->dls.n; i++) {
+		struct dl_entry *e = &t->dls.v[i];
+		struct meta *m = meta_find(t, e->uri);
+		char sub[200], size[32];
+		fmt_bytes(e->bytes, size, sizeof(size));
+		long long days = (e->expires_at - now) / 86400;
+		if (e->expires_at <= now)
+			snprintf(sub, sizeof(sub), "%s · %dk · licence expired", size, e->bitrate);
+		else
+			snprintf(sub, sizeof(sub), "%s · %dk · licence %lld d", size, e->bitrate, days);
+		items_add(&t->downloads.items, ITEM_DOWNLOAD, e->uri, e->name[0] ? e->name : m ? m->title : e->uri, sub, 0);
+		struct item *it = &t->downloads.items.v[t->downloads.items.n - 1];
+		it->done = (int)e->done;
+		it->total = (int)e->total;
+		it->marked = e->complete;
+	}
+	if (t->dls.finished != t->dl_finished_seen) {
+		t->dl_finished_seen = t->dls.finished;
+		if (t->dls.error[0])
+			status_set(t, true, "%s", t->dls.error);
+		else if (t->dls.done_msg[0])
+			status_set(t, false, "%s", t->dls.done_msg);
+	}
+	t->dirty = true;
+}
+
+/* 'd' outside the Queue and an open playlist, and 'D' anywhere: download the selection. */
+static void download_selected(struct tui *t)
+{
+	struct listview *lv = current_list(t);
+	struct item *it = lv ? list_current(lv) : NULL;
+	if (it && it->type == ITEM_SHELF) {
+		struct shelf *sh = home_shelf(t, it->uri);
+		int n = 0;
+		for (int i = 0; sh && i < sh->tracks.n; i++)
+			if (downloader_add(t->dl, sh->tracks.v[i].uri, sh->tracks.v[i].title) == 0)
+				n++;
+		status_set(t, false, "Downloading %s (%d tracks) in the background", it->title, n);
+		return;
+	}
+	if (!it || !(uri_is(it->uri, "track") || uri_is(it->uri, "album") || uri_is(it->uri, "playlist"))) {
+		status_set(t, true, "select a track, album or playlist to download");
+		return;
+	}
+	if (downloader_add(t->dl, it->uri, it->title) < 0) {
+		status_set(t, true, "cannot download %s", it->uri);
+		return;
+	}
+	meta_put(t, it);
+	status_set(t, false, "Downloading %s in the background (8 shows progress)", it->title);
+}
+
+/* The timers of the views that refresh themselves: ms until the next, or -1. */
+static int timers_run(struct tui *t)
+{
+	long long now = now_ms(), next = -1;
+	if (t->view == VIEW_PLAYLISTS && t->pl_is_open && t->pl.snapshot_id[0]) {
+		if (now >= t->pl_next_poll && !t->pl_open_loading) {
+			char *path = xasprintf("/v1/playlists/%s/changes?since=%s", uri_id(t->pl_uri), t->pl.snapshot_id);
+			fetcher_submit(t->fetcher, F_PL_POLL, F_PL_POLL, "GET", path, NULL, t->pl_uri, 0);
+			free(path);
+			t->pl_next_poll = now + PL_POLL_MS;
+		}
+		next = t->pl_next_poll - now;
+	}
+	if (t->view == VIEW_DEVICES) {
+		if (now >= t->dev_next_poll && !t->dev_loading)
+			devices_load(t);
+		long long d = t->dev_next_poll - now;
+		if (next < 0 || d < next)
+			next = d;
+	}
+	if (next < 0)
+		return -1;
+	return next < 50 ? 50 : (int)next;
+}
+
 /* ---------------------------------------------------------------- actions */
 
 static void play_from_list(struct tui *t, struct listview *lv)
@@ -514,13 +908,21 @@ static void play_from_list(struct tui *t, struct listview *lv)
 		search_changed(t);
 		return;
 	}
-	if (it->type == ITEM_TRACK || it->type == ITEM_SUGGESTION) {
+	if (it->type == ITEM_SHELF) {
+		struct shelf *sh = home_shelf(t, it->uri);
+		if (sh)
+			play_items(t, &sh->tracks, it->title);
+		return;
+	}
+	if (it->type == ITEM_PLAYLIST || it->type == ITEM_DEVICE)
+		return;
+	if (it->type == ITEM_TRACK || it->type == ITEM_SUGGESTION || it->type == ITEM_DOWNLOAD) {
 		/* Play the chosen track, then the tracks listed after it, as Spotify plays a list. */
 		const char **uris = xcalloc((size_t)lv->items.n, sizeof(*uris));
 		int n = 0;
 		uris[n++] = it->uri;
-		if (it->type == ITEM_TRACK)
-			for (int i = lv->sel + 1; i < lv->items.n && lv->items.v[i].type == ITEM_TRACK; i++)
+		if (it->type != ITEM_SUGGESTION)
+			for (int i = lv->sel + 1; i < lv->items.n && lv->items.v[i].type == it->type; i++)
 				uris[n++] = lv->items.v[i].uri;
 		int rc = engine_play(t->engine, uris, n);
 		free(uris);
@@ -582,15 +984,36 @@ static void switch_view(struct tui *t, enum view v)
 		library_load(t);
 	if (v == VIEW_QUEUE)
 		queue_refresh(t);
+	if (v == VIEW_HOME && !t->home_loaded)
+		home_load(t);
+	if (v == VIEW_PLAYLISTS) {
+		if (t->pl_is_open)
+			pl_open_load(t);
+		else
+			pl_list_load(t);
+	}
+	if (v == VIEW_DEVICES)
+		devices_load(t);
+	if (v == VIEW_DOWNLOADS)
+		downloader_refresh(t->dl);
 	t->dirty = true;
 }
 
 static void queue_action(struct tui *t, enum keymap_action a)
 {
+	if (t->view == VIEW_PLAYLISTS && t->pl_is_open) {
+		pl_action(t, a);
+		return;
+	}
+	if (a == ACT_REMOVE && t->view != VIEW_QUEUE) {
+		/* Nothing to remove here: 'd' downloads, as the issue's key map has it. */
+		download_selected(t);
+		return;
+	}
 	int sel = t->queue.sel;
 	if (t->view != VIEW_QUEUE || sel < 0 || sel >= t->queue_n) {
 		if (t->view != VIEW_QUEUE)
-			status_set(t, true, "'%s' works in the Queue view (3)", keymap_action_name(a));
+			status_set(t, true, "'%s' works in the Queue view (3) and an open playlist (6)", keymap_action_name(a));
 		return;
 	}
 	if (a == ACT_MOVE_DOWN && sel + 1 < t->queue_n) {
@@ -683,6 +1106,14 @@ static void do_action(struct tui *t, enum keymap_action a)
 			t->dirty = true;
 		} else if (t->view == VIEW_QUEUE) {
 			queue_play_selected(t);
+		} else if (t->view == VIEW_PLAYLISTS && !t->pl_is_open) {
+			struct item *it = list_current(&t->pl_list);
+			if (it && t->add_uri[0])
+				add_to_playlist_finish(t, it);
+			else if (it)
+				pl_open(t, it);
+		} else if (t->view == VIEW_DEVICES) {
+			devices_transfer(t);
 		} else if (lv) {
 			play_from_list(t, lv);
 		}
@@ -708,6 +1139,28 @@ static void do_action(struct tui *t, enum keymap_action a)
 	case ACT_VIEW_LIBRARY: switch_view(t, VIEW_LIBRARY); return;
 	case ACT_VIEW_QUEUE: switch_view(t, VIEW_QUEUE); return;
 	case ACT_VIEW_NOW: switch_view(t, VIEW_NOW); return;
+	case ACT_VIEW_HOME: switch_view(t, VIEW_HOME); return;
+	case ACT_VIEW_PLAYLISTS:
+		if (t->view == VIEW_PLAYLISTS && t->pl_is_open)
+			t->pl_is_open = false;  /* 6 again: back to the list */
+		switch_view(t, VIEW_PLAYLISTS);
+		return;
+	case ACT_VIEW_DEVICES: switch_view(t, VIEW_DEVICES); return;
+	case ACT_VIEW_DOWNLOADS: switch_view(t, VIEW_DOWNLOADS); return;
+	case ACT_BACK:
+		if (t->view == VIEW_PLAYLISTS && t->add_uri[0] && !t->pl_is_open) {
+			t->add_uri[0] = 0;
+			t->pl_is_open = t->add_was_open;
+			status_set(t, false, "Not added");
+			switch_view(t, t->add_return);
+		} else if (t->view == VIEW_PLAYLISTS && t->pl_is_open) {
+			t->pl_is_open = false;
+			pl_list_load(t);
+		}
+		t->dirty = true;
+		return;
+	case ACT_DOWNLOAD: download_selected(t); return;
+	case ACT_ADD_TO_PLAYLIST: add_to_playlist_begin(t); return;
 	case ACT_COUNT: return;
 	}
 }
@@ -792,7 +1245,7 @@ static void handle_mouse(struct tui *t)
 			return;
 		}
 		struct listview *lv = current_list(t);
-		int off = t->view == VIEW_SEARCH ? 2 : 0;
+		int off = list_offset(t);
 		if (!lv)
 			return;
 		int idx = lv->top + (ev.y - t->content_y - off);
@@ -854,8 +1307,9 @@ static void handle_key(struct tui *t, int ret, wint_t ch)
 		return;
 	}
 	int key = (int)ch;
-	if (ret != KEY_CODE_YES && ch == 27)
-		return;
+	/* Terminals send Backspace as DEL or C-h; the keymap names it once. */
+	if (ret != KEY_CODE_YES && (ch == 127 || ch == 8))
+		key = KEY_BACKSPACE;
 	do_action(t, keymap_lookup(t->keymap, key));
 }
 
@@ -940,6 +1394,110 @@ static void handle_result(struct tui *t, struct fetch_result *r)
 			status_set(t, true, "could not save: %s", why);
 		}
 		return;
+	case F_HOME_DISCOVER: case F_HOME_MIXES: case F_HOME_RADAR: case F_HOME_TRENDING: {
+		int p = r->kind - F_HOME_DISCOVER;
+		shelves_clear(&t->home_parts[p]);
+		/* One missing shelf leaves the others; the note says which failed. */
+		if (!ok || shelves_parse(&t->home_parts[p], r->body, home_titles[p]) < 0)
+			snprintf(t->home_note, sizeof(t->home_note), "%s: %s", home_titles[p], why[0] ? why : "malformed answer");
+		for (int i = 0; i < t->home_parts[p].n; i++)
+			meta_put_all(t, &t->home_parts[p].v[i].tracks);
+		if (t->home_pending > 0)
+			t->home_pending--;
+		home_rebuild(t);
+		return;
+	}
+	case F_PL_LIST: {
+		t->pl_list_loading = false;
+		char keep[64] = "";
+		struct item *cur = list_current(&t->pl_list);
+		if (cur)
+			snprintf(keep, sizeof(keep), "%s", cur->uri);
+		items_clear(&t->pl_list.items);
+		if (!ok || items_parse_playlists(&t->pl_list.items, r->body) < 0)
+			snprintf(t->pl_note, sizeof(t->pl_note), "Playlists: %s", why[0] ? why : "malformed answer");
+		else
+			t->pl_note[0] = 0;
+		for (int i = 0; keep[0] && i < t->pl_list.items.n; i++)
+			if (strcmp(t->pl_list.items.v[i].uri, keep) == 0)
+				t->pl_list.sel = i;
+		t->dirty = true;
+		return;
+	}
+	case F_PL_OPEN: {
+		if (r->gen != t->gen_pl_open || !r->tag || strcmp(r->tag, t->pl_uri) != 0)
+			return;
+		t->pl_open_loading = false;
+		struct playlist_info info;
+		if (!ok || playlist_info_parse(r->body, &info) < 0) {
+			snprintf(t->pl_note, sizeof(t->pl_note), "Cannot open the playlist: %s", why[0] ? why : "malformed answer");
+			t->dirty = true;
+			return;
+		}
+		t->pl = info;
+		t->pl_note[0] = 0;
+		items_clear(&t->pl_open.items);
+		items_parse_playlist_items(&t->pl_open.items, r->body);
+		meta_put_all(t, &t->pl_open.items);
+		t->pl_next_poll = now_ms() + PL_POLL_MS;
+		t->dirty = true;
+		return;
+	}
+	case F_PL_POLL: {
+		if (!r->tag || strcmp(r->tag, t->pl_uri) != 0 || !t->pl_is_open || t->pl_open_loading)
+			return;
+		char snap[128] = "";
+		if (ok) {
+			yajl_val v = json_parse(r->body, NULL, 0);
+			const char *s = json_get_str(v, "snapshot_id");
+			snprintf(snap, sizeof(snap), "%s", s ? s : "");
+			yajl_tree_free(v);
+		}
+		/* A new snapshot (someone edited) or an answer we cannot read: refetch. A
+		 * transport failure just waits for the next poll. */
+		if (r->rc == 0 && strcmp(snap, t->pl.snapshot_id) != 0)
+			pl_open_load(t);
+		return;
+	}
+	case F_PL_EDIT:
+		if (!ok)
+			status_set(t, true, "playlist edit failed: %s", why);
+		else
+			status_set(t, false, "Playlist updated");
+		if (t->pl_is_open && t->pl_uri[0])
+			pl_open_load(t);
+		return;
+	case F_PL_ADD:
+		if (ok)
+			status_set(t, false, "Added %s", r->tag ? r->tag : "");
+		else
+			status_set(t, true, "could not add %s: %s", r->tag ? r->tag : "", why);
+		return;
+	case F_DEVICES:
+		t->dev_loading = false;
+		if (!ok) {
+			snprintf(t->dev_note, sizeof(t->dev_note), "Devices: %s", why);
+		} else {
+			char keep[64] = "";
+			struct item *cur = list_current(&t->devices);
+			if (cur)
+				snprintf(keep, sizeof(keep), "%s", cur->uri);
+			items_clear(&t->devices.items);
+			items_parse_devices(&t->devices.items, r->body);
+			t->dev_note[0] = 0;
+			for (int i = 0; keep[0] && i < t->devices.items.n; i++)
+				if (strcmp(t->devices.items.v[i].uri, keep) == 0)
+					t->devices.sel = i;
+		}
+		t->dirty = true;
+		return;
+	case F_TRANSFER:
+		if (ok)
+			status_set(t, false, "Playback transferred to %s", r->tag ? r->tag : "");
+		else
+			status_set(t, true, "cannot transfer to %s: %s", r->tag ? r->tag : "", why);
+		devices_load(t);
+		return;
 	case F_FEATURES:
 		if (!r->tag || strcmp(r->tag, t->features_uri) != 0)
 			return;
@@ -1004,6 +1562,19 @@ static void engine_changed(struct tui *t)
 
 static const char *const spinner_frames[] = {"⠋", "⠙", "⠹", "⠸", "⠼", "⠴", "⠦", "⠧", "⠇", "⠏"};
 
+static void bar_string(char *out, size_t n, int width, double frac)
+{
+	int filled = (int)(frac * width + 0.5);
+	size_t o = 0;
+	out[0] = 0;
+	for (int i = 0; i < width && o + 4 < n; i++) {
+		const char *c = i < filled ? "█" : "░";
+		memcpy(out + o, c, strlen(c));
+		o += strlen(c);
+	}
+	out[o] = 0;
+}
+
 static void draw_item(struct tui *t, int y, int x, int w, const struct item *it, bool selected, bool playing)
 {
 	attr_t base = selected ? (t->focus_sidebar ? A_REVERSE : theme(t, CONFIG_THEME_SELECTED)) : A_NORMAL;
@@ -1020,7 +1591,27 @@ static void draw_item(struct tui *t, int y, int x, int w, const struct item *it,
 		put(y, x + 1, it->title, w - 1, false, base);
 		return;
 	}
-	const char *mark = playing ? "▶ " : "  ";
+	const char *mark = playing ? (it->type == ITEM_DEVICE ? "● " : "▶ ") : "  ";
+	if (it->type == ITEM_DOWNLOAD) {
+		/* title .......... [██████░░░░] 60%  sub */
+		int barw = w >= 70 ? 12 : 8, subw = 28;
+		int titlew = w - 2 - barw - 2 - 5 - subw;
+		if (titlew < 8)
+			titlew = 8;
+		put(y, x, it->marked ? "✓ " : "↓ ", 2, false, base | theme(t, CONFIG_THEME_ACCENT));
+		put(y, x + 2, it->title, titlew - 1, false, base);
+		double frac = it->total > 0 ? (double)it->done / it->total : 0;
+		if (it->marked)
+			frac = 1;
+		char bar[128], pct[16];
+		bar_string(bar, sizeof(bar), barw, frac);
+		snprintf(pct, sizeof(pct), "%3d%%", (int)(frac * 100 + 0.5));
+		int bx = x + 2 + titlew;
+		put(y, bx, bar, barw, false, base | (selected ? 0 : theme(t, CONFIG_THEME_PROGRESS)));
+		put(y, bx + barw + 1, pct, 5, false, base);
+		put(y, bx + barw + 7, it->sub, w - (bx + barw + 7 - x), false, base | (selected ? 0 : theme(t, CONFIG_THEME_DIM)));
+		return;
+	}
 	if (it->type == ITEM_SUGGESTION) {
 		char line[600];
 		snprintf(line, sizeof(line), "  ↳ %s", it->title);
@@ -1056,6 +1647,8 @@ static void draw_list(struct tui *t, struct listview *lv, int y, int x, int h, i
 		if (i >= lv->items.n)
 			break;
 		bool playing = mark_current ? i == t->queue_cur : (t->snap.uri[0] && strcmp(lv->items.v[i].uri, t->snap.uri) == 0);
+		if (lv->items.v[i].type == ITEM_DEVICE)
+			playing = lv->items.v[i].marked;
 		draw_item(t, y + r, x, w, &lv->items.v[i], i == lv->sel && !t->typing, playing);
 	}
 }
@@ -1116,6 +1709,117 @@ static void draw_library(struct tui *t, int y, int x, int h, int w)
 	draw_list(t, &t->library, y, x, h, w, false);
 }
 
+static void draw_loading(struct tui *t, int y, int x, int w, const char *what)
+{
+	char l[200];
+	snprintf(l, sizeof(l), "%s Loading %s…", spinner_frames[t->spinner % 10], what);
+	put(y, x + 1, l, w - 2, false, theme(t, CONFIG_THEME_DIM));
+}
+
+static void draw_home(struct tui *t, int y, int x, int h, int w)
+{
+	if (t->home.items.n == 0) {
+		if (t->home_pending > 0) {
+			draw_loading(t, y + 1, x, w, "your recommendations");
+			return;
+		}
+		static const char *const empty[] = {
+			"Nothing here yet",
+			"Discover Weekly, Daily Mixes, Release Radar and Trending appear here",
+			"once the server has recommendations and listening history.",
+		};
+		draw_center_text(t, y + 1, x, w, empty, 3);
+		if (t->home_note[0])
+			put(y + 5, x + 1, t->home_note, w - 2, false, theme(t, CONFIG_THEME_ERROR));
+		return;
+	}
+	draw_list(t, &t->home, y, x, h, w, false);
+}
+
+static void draw_playlists(struct tui *t, int y, int x, int h, int w)
+{
+	char line[700];
+	if (!t->pl_is_open) {
+		if (t->add_uri[0])
+			snprintf(line, sizeof(line), "Add \"%s\" to: (Enter adds, Esc cancels)", t->add_title);
+		else
+			snprintf(line, sizeof(line), "Your playlists · %d%s", t->pl_list.items.n,
+				 t->pl_list.items.n ? "  (Enter opens, P on a track adds it)" : "");
+		put(y, x, line, w, false, theme(t, CONFIG_THEME_ACCENT));
+		if (t->pl_note[0])
+			put(y + 1, x + 1, t->pl_note, w - 2, false, theme(t, CONFIG_THEME_ERROR));
+		else if (t->pl_list.items.n == 0 && t->pl_list_loading)
+			draw_loading(t, y + 1, x, w, "your playlists");
+		else if (t->pl_list.items.n == 0)
+			put(y + 1, x + 1, "No playlists yet: `encore playlist create NAME` makes one.", w - 2, false,
+			    theme(t, CONFIG_THEME_DIM));
+		draw_list(t, &t->pl_list, y + 1, x, h - 1, w, false);
+		return;
+	}
+	struct playlist_info *p = &t->pl;
+	snprintf(line, sizeof(line), "%s · %lld track%s", p->name, p->total, p->total == 1 ? "" : "s");
+	put(y, x, line, w, false, theme(t, CONFIG_THEME_ACCENT));
+	snprintf(line, sizeof(line), "by %s%s%s%s", p->owner[0] ? p->owner : "…", p->collaborative ? " · collaborative" : "",
+		 p->collaborators[0] ? " · collaborators: " : "", p->collaborators);
+	put(y + 1, x + 1, line, w - 2, false, theme(t, CONFIG_THEME_DIM));
+	if (t->pl_note[0])
+		put(y + 2, x + 1, t->pl_note, w - 2, false, theme(t, CONFIG_THEME_ERROR));
+	else
+		put(y + 2, x + 1, "Enter plays from here · J/K move · d removes · D downloads · Esc back", w - 2, false,
+		    theme(t, CONFIG_THEME_DIM));
+	if (t->pl_open.items.n == 0) {
+		if (t->pl_open_loading)
+			draw_loading(t, y + 3, x, w, "the playlist");
+		else
+			put(y + 3, x + 1, "This playlist is empty: P on a track in Search or the Queue adds it here.", w - 2, false,
+			    theme(t, CONFIG_THEME_DIM));
+		return;
+	}
+	draw_list(t, &t->pl_open, y + 3, x, h - 3, w, false);
+}
+
+static void draw_devices(struct tui *t, int y, int x, int h, int w)
+{
+	char line[200];
+	snprintf(line, sizeof(line), "Devices · this one is \"%s\" · Enter transfers playback", t->device_name);
+	put(y, x, line, w, false, theme(t, CONFIG_THEME_ACCENT));
+	if (t->dev_note[0])
+		put(y + 1, x + 1, t->dev_note, w - 2, false, theme(t, CONFIG_THEME_ERROR));
+	else if (t->devices.items.n == 0 && t->dev_loading)
+		draw_loading(t, y + 1, x, w, "devices");
+	else if (t->devices.items.n == 0)
+		put(y + 1, x + 1, "No devices online.", w - 2, false, theme(t, CONFIG_THEME_DIM));
+	draw_list(t, &t->devices, y + 1, x, h - 1, w, false);
+}
+
+static void draw_downloads(struct tui *t, int y, int x, int h, int w)
+{
+	struct dl_state *d = &t->dls;
+	char line[600], used[32], quota[64] = "no quota";
+	fmt_bytes(d->bytes, used, sizeof(used));
+	if (d->quota) {
+		char q[32];
+		fmt_bytes(d->quota, q, sizeof(q));
+		snprintf(quota, sizeof(quota), "quota %s", q);
+	}
+	snprintf(line, sizeof(line), "Downloads · %d track%s · %s used · %s", d->n, d->n == 1 ? "" : "s", used, quota);
+	put(y, x, line, w, false, theme(t, CONFIG_THEME_ACCENT));
+	if (d->active[0])
+		snprintf(line, sizeof(line), "%s Downloading %s%s", spinner_frames[t->spinner % 10], d->active,
+			 d->queued > 0 ? " (more queued)" : "");
+	else if (d->error[0])
+		snprintf(line, sizeof(line), "%s", d->error);
+	else
+		snprintf(line, sizeof(line), "d or D on a track, album or playlist downloads it; Enter plays");
+	put(y + 1, x + 1, line, w - 2, false, d->error[0] && !d->active[0] ? theme(t, CONFIG_THEME_ERROR) : theme(t, CONFIG_THEME_DIM));
+	if (t->downloads.items.n == 0) {
+		put(y + 3, x + 1, d->loaded ? "Nothing downloaded yet." : "Reading the offline store…", w - 2, false,
+		    theme(t, CONFIG_THEME_DIM));
+		return;
+	}
+	draw_list(t, &t->downloads, y + 2, x, h - 2, w, false);
+}
+
 static void draw_queue(struct tui *t, int y, int x, int h, int w)
 {
 	if (t->queue.items.n == 0) {
@@ -1132,18 +1836,6 @@ static void draw_queue(struct tui *t, int y, int x, int h, int w)
 	draw_list(t, &t->queue, y + 1, x, h - 1, w, true);
 }
 
-static void bar_string(char *out, size_t n, int width, double frac)
-{
-	int filled = (int)(frac * width + 0.5);
-	size_t o = 0;
-	out[0] = 0;
-	for (int i = 0; i < width && o + 4 < n; i++) {
-		const char *c = i < filled ? "█" : "░";
-		memcpy(out + o, c, strlen(c));
-		o += strlen(c);
-	}
-	out[o] = 0;
-}
 
 static void draw_now(struct tui *t, int y, int x, int h, int w)
 {
@@ -1346,7 +2038,10 @@ static void draw(struct tui *t)
 	}
 	/* Title line. */
 	char title[300];
-	snprintf(title, sizeof(title), " encore · %s", view_info[t->view].name);
+	if (t->view == VIEW_PLAYLISTS && t->pl_is_open)
+		snprintf(title, sizeof(title), " encore · Playlists › %s", t->pl.name);
+	else
+		snprintf(title, sizeof(title), " encore · %s", view_info[t->view].name);
 	put(0, 0, title, W, true, theme(t, CONFIG_THEME_ACCENT));
 	if (fetcher_busy(t->fetcher) > 0) {
 		char sp[8];
@@ -1382,6 +2077,10 @@ static void draw(struct tui *t)
 	case VIEW_QUEUE: draw_queue(t, y, x, h, w); break;
 	case VIEW_NOW: draw_now(t, y, x, h, w); break;
 	case VIEW_HELP: draw_help(t, y, x, h, w); break;
+	case VIEW_HOME: draw_home(t, y, x, h, w); break;
+	case VIEW_PLAYLISTS: draw_playlists(t, y, x, h, w); break;
+	case VIEW_DEVICES: draw_devices(t, y, x, h, w); break;
+	case VIEW_DOWNLOADS: draw_downloads(t, y, x, h, w); break;
 	default: break;
 	}
 	draw_nowplaying_bar(t, H - 3, W);
@@ -1454,6 +2153,9 @@ static struct engine *start_engine(struct tui *t, struct session *ses, const cha
 	if (paths_ensure(t->cli->paths, PATHS_CACHE) == 0)
 		cache = paths_file(t->cli->paths, PATHS_CACHE, "cache.db");
 	ec.cache_path = cache;
+	/* Downloaded tracks play from the offline store, as in `encore play`. */
+	t->offline = cli_open_offline(t->cli, false);
+	ec.offline = t->offline;
 	char err[256] = "", err2[256] = "";
 	struct engine *e = engine_new(&ec, err, sizeof(err));
 	if (!e && strncmp(output, "alsa", 4) == 0) {
@@ -1473,10 +2175,22 @@ static struct engine *start_engine(struct tui *t, struct session *ses, const cha
 
 static void tui_free(struct tui *t)
 {
+	downloader_free(t->dl);
 	if (t->fetcher)
 		fetcher_free(t->fetcher);
+	/* Connect drives the engine: it goes first. */
+	connect_client_stop(t->connect);
 	if (t->engine)
 		engine_free(t->engine);
+	offline_free(t->offline);
+	dl_state_free(&t->dls);
+	items_free(&t->home.items);
+	for (int p = 0; p < HOME_PARTS; p++)
+		shelves_free(&t->home_parts[p]);
+	items_free(&t->pl_list.items);
+	items_free(&t->pl_open.items);
+	items_free(&t->devices.items);
+	items_free(&t->downloads.items);
 	items_free(&t->suggestions);
 	items_free(&t->results);
 	items_free(&t->search.items);
@@ -1499,6 +2213,26 @@ static void tui_free(struct tui *t)
 	config_free(t->config);
 }
 
+/* Connect: this UI is a device the user's other clients see and can hand playback to or
+ * from; without the server's socket it still plays. */
+static void start_connect(struct tui *t)
+{
+	char host[64] = "encore";
+	gethostname(host, sizeof(host) - 1);
+	snprintf(t->device_name, sizeof(t->device_name), "%s", host);
+	char *idpath = paths_file(t->cli->paths, PATHS_DATA, "device_id");
+	char devid[64], err[256];
+	int rc = connect_device_id(idpath, devid);
+	free(idpath);
+	if (rc != 0)
+		return;
+	struct connect_client_config cc = {.api = t->api, .engine = t->engine, .device_id = devid, .name = t->device_name,
+					   .type = "computer"};
+	t->connect = connect_client_start(&cc, err, sizeof(err));
+	if (!t->connect)
+		status_set(t, true, "Connect unavailable: %s", err);
+}
+
 /* Reads every waiting key without blocking. */
 static void drain_keys(struct tui *t)
 {
@@ -1515,11 +2249,12 @@ static void drain_keys(struct tui *t)
 
 static void main_loop(struct tui *t, int sfd)
 {
-	struct pollfd pf[4] = {
+	struct pollfd pf[5] = {
 		{.fd = STDIN_FILENO, .events = POLLIN},
 		{.fd = engine_event_fd(t->engine), .events = POLLIN},
 		{.fd = fetcher_fd(t->fetcher), .events = POLLIN},
 		{.fd = sfd, .events = POLLIN},
+		{.fd = downloader_fd(t->dl), .events = POLLIN},
 	};
 	long long last_tick = now_ms();
 	while (!t->quit) {
@@ -1538,7 +2273,10 @@ static void main_loop(struct tui *t, int sfd)
 			      t->snap.state == ENGINE_BUFFERING || fetcher_busy(t->fetcher) > 0 ||
 			      (t->status[0] && !t->status_error);
 		int timeout = moving ? TICK_MS : -1;
-		int n = poll(pf, 4, timeout);
+		int timer = timers_run(t);
+		if (timer >= 0 && (timeout < 0 || timer < timeout))
+			timeout = timer;
+		int n = poll(pf, 5, timeout);
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
@@ -1564,6 +2302,10 @@ static void main_loop(struct tui *t, int sfd)
 				handle_result(t, p);
 			fetch_result_free(r);
 			t->dirty = true;
+		}
+		if (pf[4].revents & POLLIN) {
+			downloader_ack(t->dl);
+			downloads_rebuild(t);
 		}
 		if (pf[0].revents & (POLLIN | POLLHUP | POLLERR)) {
 			if (pf[0].revents & (POLLHUP | POLLERR) && !(pf[0].revents & POLLIN))
@@ -1624,12 +2366,20 @@ int tui_run(struct cli_ctx *c)
 	const char *output = c->output_opt ? c->output_opt : t->config->output ? t->config->output : "alsa";
 	t->engine = start_engine(t, ses, output);
 	t->fetcher = t->engine ? fetcher_new(t->api, 2) : NULL;
-	if (!t->engine || !t->fetcher || sfd < 0) {
-		if (t->engine && !t->fetcher)
-			cli_error(c, "cannot start the fetcher threads");
+	if (t->fetcher && paths_ensure(c->paths, PATHS_DATA) == 0) {
+		char *dir = paths_file(c->paths, PATHS_DATA, "offline");
+		char *key = paths_file(c->paths, PATHS_DATA, "offline-device.key");
+		t->dl = downloader_new(t->api, dir, key);
+		free(dir);
+		free(key);
+	}
+	if (!t->engine || !t->fetcher || !t->dl || sfd < 0) {
+		if (t->engine && (!t->fetcher || !t->dl))
+			cli_error(c, "cannot start the fetcher or download threads");
 		code = EXIT_ERR;
 		goto out;
 	}
+	start_connect(t);
 	/* Config problems first: they explain anything odd that follows. */
 	if (t->config->nerrors > 0) {
 		if (t->config->nerrors == 1)
