@@ -596,6 +596,9 @@ static void home_rebuild(struct tui *t)
 			struct item *s = &tr->v[0].tracks.v[i];
 			items_add(&t->home.items, s->type, s->uri, s->title, s->sub, s->duration_ms);
 		}
+	} else if (made && t->home_pending == 0) {
+		items_add(&t->home.items, ITEM_HEADER, NULL, home_titles[HOME_PARTS - 1], NULL, 0);
+		items_add(&t->home.items, ITEM_TEXT, NULL, "Nothing played on Encore in the last 30 minutes.", NULL, 0);
 	}
 	if (keep[0])
 		for (int i = 0; i < t->home.items.n; i++)
@@ -1765,7 +1768,7 @@ static void draw_playlists(struct tui *t, int y, int x, int h, int w)
 	if (t->pl_note[0])
 		put(y + 2, x + 1, t->pl_note, w - 2, false, theme(t, CONFIG_THEME_ERROR));
 	else
-		put(y + 2, x + 1, "Enter plays from here · J/K move · d removes · D downloads · Esc back", w - 2, false,
+		put(y + 2, x + 1, "Enter plays from here · J/K move · d removes · Esc back", w - 2, false,
 		    theme(t, CONFIG_THEME_DIM));
 	if (t->pl_open.items.n == 0) {
 		if (t->pl_open_loading)

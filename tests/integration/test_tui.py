@@ -487,6 +487,24 @@ def test_downloads_view_downloads_in_the_background_and_shows_progress(srv):
         assert used in s, "storage usage %r not shown:\n%s" % (used, s)
 
 
+def test_new_views_fit_80x24_and_honour_no_color(srv):
+    with Tui(srv, width=80, height=24, extra_env={"NO_COLOR": "1"}) as t:
+        for key, want in (("5", "Trending now"), ("6", "Your playlists"), ("7", "Devices · this one is"),
+                          ("8", "Downloads · ")):
+            t.keys("Escape", key)
+            s = t.wait(lambda s: want in s and "Loading" not in s, "%s at 80x24" % want)
+            lines = s.splitlines()
+            assert max(len(line) for line in lines) <= 80, "a line wider than 80 columns:\n" + s
+            assert "Nothing playing" in lines[-3], "now-playing bar not at the bottom:\n" + s
+            expect(colour_codes(t.screen_with_attributes()), set(), "colour codes with NO_COLOR in view %s" % key)
+        t.keys("?")
+        t.wait_text("Keys (rebind")
+        t.keys("G")  # the new actions are at the end of the list
+        t.wait_text("add_to_playlist")
+        for action in ("view_home", "view_playlists", "view_devices", "view_downloads", "download", "back"):
+            t.wait_text(action)
+
+
 def main():
     tap = Tap()
     with Server(tracks=TRACKS, seconds=SECONDS) as srv:
@@ -499,7 +517,8 @@ def main():
                    test_playlists_view_lists_opens_plays_edits_and_updates_live,
                    test_home_view_shows_shelves_and_enter_plays_one,
                    test_devices_view_transfers_playback_to_a_headless_device,
-                   test_downloads_view_downloads_in_the_background_and_shows_progress):
+                   test_downloads_view_downloads_in_the_background_and_shows_progress,
+                   test_new_views_fit_80x24_and_honour_no_color):
             # TUI_TESTS=substring runs a subset while developing.
             if os.environ.get("TUI_TESTS", "") in fn.__name__:
                 tap.run(fn, srv)
