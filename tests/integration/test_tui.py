@@ -444,8 +444,11 @@ def test_devices_view_transfers_playback_to_a_headless_device(srv):
                             "the TUI active")[0]
             t.keys("7")
             s = t.wait(lambda s: "Kitchen" in s and "● " + mine["name"] in s, "both devices, the TUI's marked")
-            names = [d["name"] for d in devices(alice)]
-            t.keys("g", *["j"] * names.index("Kitchen"))
+            # Rows as drawn: the header line, then one row per device.
+            rows = [l.split("│", 1)[1] for l in s.splitlines() if "│" in l]
+            head = [i for i, l in enumerate(rows) if "Devices · this one is" in l][0]
+            kitchen_row = [i for i, l in enumerate(rows) if "Kitchen" in l][0] - head - 1
+            t.keys("g", *["j"] * kitchen_row)
             t.keys("Enter")
 
             def on_kitchen():
