@@ -13,6 +13,7 @@
 #include "engine.h"
 #include "fetcher.h"
 #include "offline.h"
+#include "plwatch.h"
 #include "items.h"
 #include "json.h"
 #include "keymap.h"
@@ -69,8 +70,10 @@ enum fetch_kind {
 };
 
 #define HOME_PARTS 4
-/* While an open playlist is on screen its snapshot is polled this often (cheap: an
- * empty `changes?since=` answer); the Devices view re-reads the device list likewise. */
+/* An open playlist follows other clients' edits through WebSocket push (plwatch.c);
+ * while the push subscription is not live (socket down, refused) its snapshot is polled
+ * this often instead (cheap: an empty `changes?since=` answer). The Devices view re-reads
+ * the device list likewise. */
 #define PL_POLL_MS 1500
 #define DEVICES_POLL_MS 3000
 
@@ -154,6 +157,7 @@ struct tui {
 	uint64_t gen_pl_open;
 	long long pl_next_poll;
 	char pl_note[400];
+	struct plwatch *plw;       /* push for the open playlist, or NULL (then polling only) */
 	char add_uri[64], add_title[256];  /* a track waiting for the user to pick a playlist */
 	enum view add_return;
 	bool add_was_open;         /* the playlist open before the pick, reopened after it */
@@ -672,8 +676,26 @@ static void pl_open(struct tui *t, const struct item *it)
 	}
 	t->pl_is_open = true;
 	t->pl_note[0] = 0;
+	if (t->plw)
+		plwatch_watch(t->plw, uri_id(it->uri));
 	pl_open_load(t);
 	t->dirty = true;
+}
+
+static void pl_close(struct tui *t)
+{
+	t->pl_is_open = false;
+	if (t->plw)
+		plwatch_watch(t->plw, NULL);
+}
+
+/* A push arrived: refetch the open playlist if its snapshot moved past the one shown. */
+static void pl_pushed(struct tui *t)
+{
+	char snap[128];
+	plwatch_snapshot(t->plw, snap, sizeof(snap));
+	if (t->view == VIEW_PLAYLISTS && t->pl_is_open && snap[0] && strcmp(snap, t->pl.snapshot_id) != 0)
+		pl_open_load(t);
 }
 
 /* Sends an edit of the open playlist, against the snapshot the user is looking at, so
@@ -877,7 +899,9 @@ static void download_selected(struct tui *t)
 static int timers_run(struct tui *t)
 {
 	long long now = now_ms(), next = -1;
-	if (t->view == VIEW_PLAYLISTS && t->pl_is_open && t->pl.snapshot_id[0]) {
+	char snap[128];
+	bool pushed = t->plw && plwatch_snapshot(t->plw, snap, sizeof(snap));
+	if (t->view == VIEW_PLAYLISTS && t->pl_is_open && t->pl.snapshot_id[0] && !pushed) {
 		if (now >= t->pl_next_poll && !t->pl_open_loading) {
 			char *path = xasprintf("/v1/playlists/%s/changes?since=%s", uri_id(t->pl_uri), t->pl.snapshot_id);
 			fetcher_submit(t->fetcher, F_PL_POLL, F_PL_POLL, "GET", path, NULL, t->pl_uri, 0);
@@ -1145,7 +1169,7 @@ static void do_action(struct tui *t, enum keymap_action a)
 	case ACT_VIEW_HOME: switch_view(t, VIEW_HOME); return;
 	case ACT_VIEW_PLAYLISTS:
 		if (t->view == VIEW_PLAYLISTS && t->pl_is_open)
-			t->pl_is_open = false;  /* 6 again: back to the list */
+			pl_close(t);  /* 6 again: back to the list */
 		switch_view(t, VIEW_PLAYLISTS);
 		return;
 	case ACT_VIEW_DEVICES: switch_view(t, VIEW_DEVICES); return;
@@ -1157,7 +1181,7 @@ static void do_action(struct tui *t, enum keymap_action a)
 			status_set(t, false, "Not added");
 			switch_view(t, t->add_return);
 		} else if (t->view == VIEW_PLAYLISTS && t->pl_is_open) {
-			t->pl_is_open = false;
+			pl_close(t);
 			pl_list_load(t);
 		}
 		t->dirty = true;
@@ -2178,6 +2202,7 @@ static struct engine *start_engine(struct tui *t, struct session *ses, const cha
 
 static void tui_free(struct tui *t)
 {
+	plwatch_stop(t->plw);
 	downloader_free(t->dl);
 	if (t->fetcher)
 		fetcher_free(t->fetcher);
@@ -2252,12 +2277,13 @@ static void drain_keys(struct tui *t)
 
 static void main_loop(struct tui *t, int sfd)
 {
-	struct pollfd pf[5] = {
+	struct pollfd pf[6] = {
 		{.fd = STDIN_FILENO, .events = POLLIN},
 		{.fd = engine_event_fd(t->engine), .events = POLLIN},
 		{.fd = fetcher_fd(t->fetcher), .events = POLLIN},
 		{.fd = sfd, .events = POLLIN},
 		{.fd = downloader_fd(t->dl), .events = POLLIN},
+		{.fd = t->plw ? plwatch_fd(t->plw) : -1, .events = POLLIN},
 	};
 	long long last_tick = now_ms();
 	while (!t->quit) {
@@ -2279,7 +2305,7 @@ static void main_loop(struct tui *t, int sfd)
 		int timer = timers_run(t);
 		if (timer >= 0 && (timeout < 0 || timer < timeout))
 			timeout = timer;
-		int n = poll(pf, 5, timeout);
+		int n = poll(pf, 6, timeout);
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
@@ -2309,6 +2335,10 @@ static void main_loop(struct tui *t, int sfd)
 		if (pf[4].revents & POLLIN) {
 			downloader_ack(t->dl);
 			downloads_rebuild(t);
+		}
+		if (pf[5].revents & POLLIN) {
+			plwatch_ack(t->plw);
+			pl_pushed(t);
 		}
 		if (pf[0].revents & (POLLIN | POLLHUP | POLLERR)) {
 			if (pf[0].revents & (POLLHUP | POLLERR) && !(pf[0].revents & POLLIN))
@@ -2383,6 +2413,8 @@ int tui_run(struct cli_ctx *c)
 		goto out;
 	}
 	start_connect(t);
+	char perr[200];
+	t->plw = plwatch_start(t->api, perr, sizeof(perr));  /* without it, open playlists are polled */
 	/* Config problems first: they explain anything odd that follows. */
 	if (t->config->nerrors > 0) {
 		if (t->config->nerrors == 1)
