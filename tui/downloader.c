@@ -17,6 +17,7 @@
 struct job {
 	char uri[64];
 	char *label;
+	bool remove;                /* delete the download rather than fetch it */
 	struct job *next;
 };
 
@@ -255,7 +256,20 @@ static void *thread_main(void *arg)
 			reload(d);
 			continue;
 		}
-		run_job(d, j);
+		if (j->remove) {
+			char type[16], id[ID_LEN + 1], err[256];
+			if (uri_parse(j->uri, type, sizeof(type), id) && open_store(d, false, err, sizeof(err)) == 0 &&
+			    offline_remove(d->store, id) == 0) {
+				pthread_mutex_lock(&d->lock);
+				snprintf(d->st.done_msg, sizeof(d->st.done_msg), "Removed the download of %s", j->label ? j->label : j->uri);
+				pthread_mutex_unlock(&d->lock);
+			} else {
+				set_error(d, j->label ? j->label : j->uri, "it is not downloaded");
+			}
+			reload(d);
+		} else {
+			run_job(d, j);
+		}
 		pthread_mutex_lock(&d->lock);
 		d->st.active[0] = 0;
 		d->st.finished++;
@@ -325,15 +339,16 @@ void downloader_ack(struct downloader *d)
 	(void)r;
 }
 
-int downloader_add(struct downloader *d, const char *uri, const char *label)
+static int enqueue(struct downloader *d, const char *uri, const char *label, bool remove)
 {
 	char type[16], id[ID_LEN + 1];
 	if (!uri_parse(uri, type, sizeof(type), id) ||
-	    (strcmp(type, "track") != 0 && strcmp(type, "album") != 0 && strcmp(type, "playlist") != 0))
+	    (strcmp(type, "track") != 0 && (remove || (strcmp(type, "album") != 0 && strcmp(type, "playlist") != 0))))
 		return -EINVAL;
 	struct job *j = xcalloc(1, sizeof(*j));
 	snprintf(j->uri, sizeof(j->uri), "%s", uri);
 	j->label = label ? xstrdup(label) : NULL;
+	j->remove = remove;
 	pthread_mutex_lock(&d->lock);
 	if (d->tail)
 		d->tail->next = j;
@@ -345,6 +360,16 @@ int downloader_add(struct downloader *d, const char *uri, const char *label)
 	pthread_mutex_unlock(&d->lock);
 	notify(d);
 	return 0;
+}
+
+int downloader_add(struct downloader *d, const char *uri, const char *label)
+{
+	return enqueue(d, uri, label, false);
+}
+
+int downloader_remove(struct downloader *d, const char *uri, const char *label)
+{
+	return enqueue(d, uri, label, true);
 }
 
 void downloader_refresh(struct downloader *d)

@@ -51,6 +51,9 @@ void downloader_ack(struct downloader *d);
 /* Queues a track, album or playlist URI; label (copied, may be NULL) names it in messages.
  * 0, or -EINVAL for another kind of URI. */
 int downloader_add(struct downloader *d, const char *uri, const char *label);
+/* Queues the removal of a downloaded track's files and licence (in turn with the
+ * downloads). 0, or -EINVAL for a URI that is not a track's. */
+int downloader_remove(struct downloader *d, const char *uri, const char *label);
 /* Asks the thread to re-read the store (the Downloads view opening). */
 void downloader_refresh(struct downloader *d);
 /* Copies the current state into out (free with dl_state_free). */

@@ -49,7 +49,7 @@ static const struct {
 	[ACT_PLAY_NEXT] = {"play_next", "play the selected track next"},
 	[ACT_MOVE_DOWN] = {"move_down", "queue, playlist: move the selected entry down"},
 	[ACT_MOVE_UP] = {"move_up", "queue, playlist: move the selected entry up"},
-	[ACT_REMOVE] = {"remove", "queue, playlist: remove the entry; elsewhere download"},
+	[ACT_REMOVE] = {"remove", "remove (queue, playlist, download); elsewhere download"},
 	[ACT_SAVE] = {"save", "save the selected track to your library"},
 	[ACT_VIEW_SEARCH] = {"view_search", "Search view"},
 	[ACT_VIEW_LIBRARY] = {"view_library", "Library view"},

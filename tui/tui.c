@@ -1032,6 +1032,12 @@ static void queue_action(struct tui *t, enum keymap_action a)
 		pl_action(t, a);
 		return;
 	}
+	if (a == ACT_REMOVE && t->view == VIEW_DOWNLOADS) {
+		struct item *it = list_current(&t->downloads);
+		if (it && downloader_remove(t->dl, it->uri, it->title) == 0)
+			status_set(t, false, "Removing the download of %s…", it->title);
+		return;
+	}
 	if (a == ACT_REMOVE && t->view != VIEW_QUEUE) {
 		/* Nothing to remove here: 'd' downloads, as the key map has it. */
 		download_selected(t);

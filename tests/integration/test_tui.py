@@ -493,6 +493,12 @@ def test_downloads_view_downloads_in_the_background_and_shows_progress(srv):
             "licence expiry (%.1f days) not shown:\n%s" % (days, s)
         used = "%.1f MB used" % (got[uri]["bytes"] / 1e6) if got[uri]["bytes"] >= 1e6 else "%.0f kB used" % (got[uri]["bytes"] / 1e3)
         assert used in s, "storage usage %r not shown:\n%s" % (used, s)
+        # d in Downloads removes the selected download.
+        t.keys("g", "d")
+        t.wait_text("Nothing downloaded yet.")
+        p = subprocess.run([ENCORE, "offline", "ls", "--json"], env=t.env, capture_output=True, text=True, timeout=60,
+                           stdin=subprocess.DEVNULL)
+        expect(json.loads(p.stdout)["tracks"], [], "downloads after d in the Downloads view")
 
 
 def test_new_views_fit_80x24_and_honour_no_color(srv):
