@@ -81,6 +81,13 @@ class Tui:
     def wait_text(self, text, timeout=30):
         return self.wait(lambda s: text in s, "%r on screen" % text, timeout)
 
+    def quit_ok(self):
+        """q, then the exit code must be 0 (under ASan a leak or error makes it non-zero)."""
+        self.keys("Escape", "q")
+        s = self.wait_text("ENCORE-EXITED", timeout=60)
+        code = open(self.exitfile).read().strip()
+        assert code == "0", "exit code %s after q:\n%s" % (code, s)
+
     def close(self):
         self.tmux("kill-server")
         shutil.rmtree(self.tmp, ignore_errors=True)
@@ -395,6 +402,7 @@ def test_playlists_view_lists_opens_plays_edits_and_updates_live(srv):
         expect(polls() - polls0, 0, "snapshot polls while the push subscription was live")
         s = t.screen()
         expect(queue_rows(s, [e[1], a[1], c[1], d[1]]), [e[1], a[1], c[1], d[1]], "order after bob's insert")
+        t.quit_ok()
 
 
 def test_home_view_shows_shelves_and_enter_plays_one(srv):
@@ -426,6 +434,7 @@ def test_home_view_shows_shelves_and_enter_plays_one(srv):
             st, p, _ = alice.get("/v1/me/player")
             return p if st == 200 and p["item"] and p["item"]["uri"] == dw[0]["uri"] else None
         wait_for(server_says, 30, "the server sees Discover Weekly's first track playing")
+        t.quit_ok()
 
 
 def devices(api):
@@ -466,6 +475,7 @@ def test_devices_view_transfers_playback_to_a_headless_device(srv):
                      30, "Kitchen's own player playing the track")
             t.wait_text("● Kitchen", timeout=30)
             t.wait(lambda s: not now_playing(s).startswith(" ▶"), "the TUI stopped")
+            t.quit_ok()
     finally:
         p.terminate()
         p.wait(timeout=30)
@@ -499,6 +509,7 @@ def test_downloads_view_downloads_in_the_background_and_shows_progress(srv):
         p = subprocess.run([ENCORE, "offline", "ls", "--json"], env=t.env, capture_output=True, text=True, timeout=60,
                            stdin=subprocess.DEVNULL)
         expect(json.loads(p.stdout)["tracks"], [], "downloads after d in the Downloads view")
+        t.quit_ok()
 
 
 def test_new_views_fit_80x24_and_honour_no_color(srv):
@@ -517,6 +528,7 @@ def test_new_views_fit_80x24_and_honour_no_color(srv):
         t.wait_text("add_to_playlist")
         for action in ("view_home", "view_playlists", "view_devices", "view_downloads", "download", "back"):
             t.wait_text(action)
+        t.quit_ok()
 
 
 def main():
