@@ -168,7 +168,8 @@ struct tui {
 	bool dev_loading;
 	char dev_note[400];
 	struct connect_client *connect;
-	char device_name[64];
+	char device_name[64], device_id[64];
+	char active_elsewhere[64]; /* the active device's name when it is not this one, else "" */
 
 	/* Downloads */
 	struct listview downloads;
@@ -1518,6 +1519,12 @@ static void handle_result(struct tui *t, struct fetch_result *r)
 			items_clear(&t->devices.items);
 			items_parse_devices(&t->devices.items, r->body);
 			t->dev_note[0] = 0;
+			t->active_elsewhere[0] = 0;
+			for (int i = 0; i < t->devices.items.n; i++) {
+				struct item *d = &t->devices.items.v[i];
+				if (d->marked && strcmp(d->uri, t->device_id) != 0)
+					snprintf(t->active_elsewhere, sizeof(t->active_elsewhere), "%s", d->title);
+			}
 			for (int i = 0; keep[0] && i < t->devices.items.n; i++)
 				if (strcmp(t->devices.items.v[i].uri, keep) == 0)
 					t->devices.sel = i;
@@ -1572,7 +1579,12 @@ static void engine_changed(struct tui *t)
 	snprintf(old_uri, sizeof(old_uri), "%s", t->snap.uri);
 	snprintf(old_err, sizeof(old_err), "%s", t->snap.error);
 	int old_len = t->snap.queue_length, old_pos = t->snap.queue_position;
+	enum engine_state old_state = t->snap.state;
 	engine_snapshot(t->engine, &t->snap);
+	if (t->snap.state == ENGINE_PLAYING)
+		t->active_elsewhere[0] = 0;  /* playing here: this device is the active one */
+	else if (old_state == ENGINE_PLAYING && t->connect)
+		devices_load(t);  /* stopped: perhaps playback moved to another device */
 	if (strcmp(old_uri, t->snap.uri) != 0) {
 		snprintf(t->features_uri, sizeof(t->features_uri), "%s", t->snap.uri);
 		free(t->features_json);
@@ -2004,13 +2016,16 @@ static void draw_nowplaying_bar(struct tui *t, int y, int w)
 			   : (s->state == ENGINE_LOADING || s->state == ENGINE_BUFFERING) ? spinner_frames[t->spinner % 10]
 			   : s->state == ENGINE_ERROR ? "!" : "■";
 	const char *rep = s->repeat == ENGINE_REPEAT_ONE ? "one" : s->repeat == ENGINE_REPEAT_ALL ? "all" : "off";
-	char right[200];
-	snprintf(right, sizeof(right), " vol %d%%  shuffle %s  repeat %s  ⌂ this device ", s->volume,
-		 s->shuffle ? "on" : "off", rep);
+	char right[200], dev[80], devname[64];
+	/* Where playback is: here, or the device it was handed to. */
+	textw_fit(t->active_elsewhere, 16, false, devname, sizeof(devname));
+	snprintf(dev, sizeof(dev), t->active_elsewhere[0] ? "⇢ %s" : "⌂ this device", devname);
+	snprintf(right, sizeof(right), " vol %d%%  shuffle %s  repeat %s  %s ", s->volume, s->shuffle ? "on" : "off", rep, dev);
 	int rw = textw_width(right);
 	if (rw > w * 11 / 20) {
 		/* Narrow terminals keep every field, abbreviated, rather than drop some. */
-		snprintf(right, sizeof(right), " vol %d%% shuf %s rep %s this device ", s->volume, s->shuffle ? "on" : "off", rep);
+		snprintf(right, sizeof(right), " vol %d%% shuf %s rep %s %s ", s->volume, s->shuffle ? "on" : "off", rep,
+			 t->active_elsewhere[0] ? dev : "this device");
 		rw = textw_width(right);
 	}
 	if (rw > w * 11 / 20) {
@@ -2260,6 +2275,7 @@ static void start_connect(struct tui *t)
 	free(idpath);
 	if (rc != 0)
 		return;
+	snprintf(t->device_id, sizeof(t->device_id), "%s", devid);
 	struct connect_client_config cc = {.api = t->api, .engine = t->engine, .device_id = devid, .name = t->device_name,
 					   .type = "computer"};
 	t->connect = connect_client_start(&cc, err, sizeof(err));

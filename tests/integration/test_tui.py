@@ -474,7 +474,8 @@ def test_devices_view_transfers_playback_to_a_headless_device(srv):
                               json.loads(r[1])["uri"] == tracks[0][0])(kitchen.run("remote", "status", "--json")),
                      30, "Kitchen's own player playing the track")
             t.wait_text("● Kitchen", timeout=30)
-            t.wait(lambda s: not now_playing(s).startswith(" ▶"), "the TUI stopped")
+            t.wait(lambda s: not s.splitlines()[-3].startswith(" ▶") and "⇢ Kitchen" in s.splitlines()[-3],
+                   "the TUI stopped, its bar pointing at Kitchen")
             t.quit_ok()
     finally:
         p.terminate()
