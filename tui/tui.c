@@ -146,7 +146,6 @@ struct tui {
 	struct listview home;
 	struct shelves home_parts[HOME_PARTS];
 	int home_pending;
-	bool home_loaded;
 	char home_note[400];
 
 	/* Playlists: the list, or one open playlist. */
@@ -616,13 +615,12 @@ static void home_load(struct tui *t)
 {
 	static const char *const paths[HOME_PARTS] = {"/v1/me/discover-weekly", "/v1/me/daily-mixes", "/v1/me/release-radar",
 						      "/v1/browse/trending?limit=20"};
+	/* Shelves on screen stay until their fresh answer replaces them. */
 	for (int p = 0; p < HOME_PARTS; p++) {
-		shelves_clear(&t->home_parts[p]);
 		fetcher_submit(t->fetcher, F_HOME_DISCOVER + p, F_HOME_DISCOVER + p, "GET", paths[p], NULL, NULL, 0);
 	}
 	t->home_note[0] = 0;
 	t->home_pending = HOME_PARTS;
-	t->home_loaded = true;
 }
 
 /* The shelf a "shelf:P:N" row stands for, or NULL. */
@@ -1012,8 +1010,8 @@ static void switch_view(struct tui *t, enum view v)
 		library_load(t);
 	if (v == VIEW_QUEUE)
 		queue_refresh(t);
-	if (v == VIEW_HOME && !t->home_loaded)
-		home_load(t);
+	if (v == VIEW_HOME)
+		home_load(t);  /* trending moves by the minute: fresh on every visit */
 	if (v == VIEW_PLAYLISTS) {
 		if (t->pl_is_open)
 			pl_open_load(t);
@@ -2104,7 +2102,7 @@ static void draw(struct tui *t)
 	t->content_w = W - t->content_x;
 	if (side) {
 		int row = 0;
-		for (int v = 0; v < VIEW_COUNT; v++) {
+		for (int v = 0; v < VIEW_COUNT && row < t->content_h; v++) {
 			if (!view_info[v].available)
 				continue;
 			char l[64];
