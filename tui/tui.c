@@ -2267,7 +2267,9 @@ static void start_connect(struct tui *t)
 	char host[64] = "encore";
 	gethostname(host, sizeof(host) - 1);
 	snprintf(t->device_name, sizeof(t->device_name), "%s", host);
-	char *idpath = paths_file(t->cli->paths, PATHS_DATA, "device_id");
+	/* Its own id, not `encore play`'s DATA_DIR/device_id: both may run at once from the
+	 * same data directory, and the hub must see two devices. */
+	char *idpath = paths_file(t->cli->paths, PATHS_DATA, "tui_device_id");
 	char devid[64], err[256];
 	int rc = connect_device_id(idpath, devid);
 	free(idpath);
