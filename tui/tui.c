@@ -1800,7 +1800,8 @@ static void draw_playlists(struct tui *t, int y, int x, int h, int w)
 		return;
 	}
 	struct playlist_info *p = &t->pl;
-	snprintf(line, sizeof(line), "%s · %lld track%s", p->name, p->total, p->total == 1 ? "" : "s");
+	snprintf(line, sizeof(line), "%s · %lld track%s%s", p->name, p->total, p->total == 1 ? "" : "s",
+		 p->total > t->pl_open.items.n && t->pl_open.items.n ? " (the first 100 shown)" : "");
 	put(y, x, line, w, false, theme(t, CONFIG_THEME_ACCENT));
 	snprintf(line, sizeof(line), "by %s%s%s%s", p->owner[0] ? p->owner : "…", p->collaborative ? " · collaborative" : "",
 		 p->collaborators[0] ? " · collaborators: " : "", p->collaborators);
