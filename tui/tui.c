@@ -1,10 +1,14 @@
 /* tui: the full-screen client. One thread draws and reads keys; it sleeps in one poll()
- * over the terminal, the engine's event fd, the fetcher's fd and a signalfd (SIGWINCH,
- * SIGINT, SIGTERM), with a 250 ms timeout only while something moves (playback, a
- * spinner). Playback work is the engine's, API calls the fetcher's: nothing here waits
- * on the network, so a slow server never freezes the screen. */
+ * over the terminal, the engine's event fd, the fetcher's fd, the downloader's and the
+ * playlist watcher's fds and a signalfd (SIGWINCH, SIGINT, SIGTERM), with a 250 ms
+ * timeout only while something moves (playback, a spinner) or a view timer is due.
+ * Playback work is the engine's, API calls the fetcher's, downloads the downloader's:
+ * nothing here waits on the network or the disk, so a slow server never freezes the
+ * screen. This file holds the frame, input, Search, Library, Queue, Now Playing and Help;
+ * the Home, Playlists, Devices and Downloads views are in tui_*.c (tui_int.h). */
 #define NCURSES_WIDECHAR 1
 #include "tui.h"
+#include "tui_int.h"
 #include "b64.h"
 #include "buf.h"
 #include "config.h"
@@ -37,14 +41,6 @@
 #include <unistd.h>
 #include <wchar.h>
 
-/* Views in sidebar order (the number keys 1-8 follow it); a view stays out of the
- * sidebar while `available` is false. */
-enum view {
-	VIEW_SEARCH, VIEW_LIBRARY, VIEW_QUEUE, VIEW_NOW,
-	VIEW_HOME, VIEW_PLAYLISTS, VIEW_DEVICES, VIEW_DOWNLOADS, VIEW_HELP,
-	VIEW_COUNT
-};
-
 static const struct {
 	const char *name;
 	bool available;
@@ -60,150 +56,16 @@ static const struct {
 	[VIEW_DOWNLOADS] = {"Downloads", true},
 };
 
-/* What a fetch result is for; slots supersede unstarted requests of the same kind. */
-enum fetch_kind {
-	F_SUGGEST, F_SEARCH, F_LIB_TRACKS, F_LIB_ARTISTS, F_LIB_ALBUMS, F_META, F_FEATURES,
-	F_CONTEXT_ALBUM, F_CONTEXT_ARTIST, F_SAVE,
-	F_HOME_DISCOVER, F_HOME_MIXES, F_HOME_RADAR, F_HOME_TRENDING,
-	F_PL_LIST, F_PL_OPEN, F_PL_POLL, F_PL_EDIT, F_PL_ADD,
-	F_DEVICES, F_TRANSFER,
-};
-
-#define HOME_PARTS 4
-/* An open playlist follows other clients' edits through WebSocket push (plwatch.c);
- * while the push subscription is not live (socket down, refused) its snapshot is polled
- * this often instead (cheap: an empty `changes?since=` answer). The Devices view re-reads
- * the device list likewise. */
-#define PL_POLL_MS 1500
-#define DEVICES_POLL_MS 3000
-
-#define SEARCH_DEBOUNCE_MS 150
-#define TICK_MS 250
-#define NOTICE_MS 5000
-#define SIDEBAR_W 16
-#define SEEK_STEP_MS 5000
-#define VOLUME_STEP 5
-
-struct listview {
-	struct items items;
-	int sel, top;
-};
-
-struct meta {
-	char uri[64];
-	char *title, *sub;
-	int duration_ms;
-};
-
-struct tui {
-	struct cli_ctx *cli;
-	struct api *api;
-	struct engine *engine;
-	struct fetcher *fetcher;
-	struct keymap *keymap;
-	struct config *config;
-	struct engine_snapshot snap;
-	char cfg_path[512];
-
-	enum view view;
-	bool focus_sidebar;
-	int sidebar_sel;
-	bool quit, dirty, color;
-
-	/* Search */
-	char query[256];
-	bool typing;
-	struct items suggestions, results;
-	struct listview search;
-	uint64_t gen_suggest, gen_search;
-	bool search_loading;
-	char search_error[512];
-
-	/* Library */
-	struct listview library;
-	struct items lib_parts[3];
-	int lib_pending;
-	bool lib_loaded;
-	char lib_note[400];
-
-	/* Queue */
-	struct listview queue;
-	char **queue_uris;
-	int queue_n, queue_cur;
-	struct meta *meta;
-	int nmeta, capmeta;
-	char **meta_pending;
-	int npending;
-
-	/* Now Playing */
-	char features_uri[64];
-	char *features_json;
-	bool features_missing;
-	struct listview help;
-	int now_scroll;
-
-	/* Home: shelves from four routes, listed as shelf rows and trending tracks. */
-	struct listview home;
-	struct shelves home_parts[HOME_PARTS];
-	int home_pending;
-	char home_note[400];
-
-	/* Playlists: the list, or one open playlist. */
-	struct listview pl_list, pl_open;
-	bool pl_is_open, pl_list_loading, pl_open_loading;
-	struct playlist_info pl;
-	char pl_uri[64];           /* the open (or opening) playlist */
-	uint64_t gen_pl_open;
-	long long pl_next_poll;
-	char pl_note[400];
-	struct plwatch *plw;       /* push for the open playlist, or NULL (then polling only) */
-	char add_uri[64], add_title[256];  /* a track waiting for the user to pick a playlist */
-	enum view add_return;
-	bool add_was_open;         /* the playlist open before the pick, reopened after it */
-
-	/* Devices */
-	struct listview devices;
-	long long dev_next_poll;
-	bool dev_loading;
-	char dev_note[400];
-	struct connect_client *connect;
-	char device_name[64], device_id[64];
-	char active_elsewhere[64]; /* the active device's name when it is not this one, else "" */
-
-	/* Downloads */
-	struct listview downloads;
-	struct downloader *dl;
-	struct dl_state dls;
-	uint64_t dl_finished_seen;
-	struct offline *offline;   /* the engine's store (playback of downloads), or NULL */
-
-	/* Command line */
-	bool cmd_active;
-	char cmd[256];
-
-	/* Status line */
-	char status[300];
-	bool status_error;
-	struct timespec status_at;
-	int spinner;
-
-	/* Layout, for mouse hits. */
-	int rows, cols, content_y, content_x, content_h, content_w, bar_y, bar_x, bar_w;
-	bool mouse;
-};
-
 /* ---------------------------------------------------------------- helpers */
 
-static long long now_ms(void)
+long long now_ms(void)
 {
 	struct timespec t;
 	clock_gettime(CLOCK_MONOTONIC, &t);
 	return (long long)t.tv_sec * 1000 + t.tv_nsec / 1000000;
 }
 
-static void status_set(struct tui *t, bool error, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-
-static void status_set(struct tui *t, bool error, const char *fmt, ...)
+void status_set(struct tui *t, bool error, const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
@@ -229,13 +91,13 @@ static void fmt_time(int ms, char *out, size_t n)
 		snprintf(out, n, "%d:%02d", s / 60, s % 60);
 }
 
-static const char *uri_id(const char *uri)
+const char *uri_id(const char *uri)
 {
 	const char *c = strrchr(uri, ':');
 	return c ? c + 1 : uri;
 }
 
-static bool uri_is(const char *uri, const char *type)
+bool uri_is(const char *uri, const char *type)
 {
 	size_t n = strlen(type);
 	return strncmp(uri, "encore:", 7) == 0 && strncmp(uri + 7, type, n) == 0 && uri[7 + n] == ':';
@@ -278,7 +140,7 @@ static void colors_init(struct tui *t)
 	}
 }
 
-static attr_t theme(struct tui *t, enum config_theme e)
+attr_t theme(struct tui *t, enum config_theme e)
 {
 	if (!t->color)
 		return theme_defaults[e].mono;
@@ -290,7 +152,7 @@ static attr_t theme(struct tui *t, enum config_theme e)
 }
 
 /* Draws s fitted to cols columns at (y, x). */
-static void put(int y, int x, const char *s, int cols, bool pad, attr_t a)
+void put(int y, int x, const char *s, int cols, bool pad, attr_t a)
 {
 	if (cols <= 0)
 		return;
@@ -303,7 +165,7 @@ static void put(int y, int x, const char *s, int cols, bool pad, attr_t a)
 
 /* ---------------------------------------------------------------- metadata cache */
 
-static struct meta *meta_find(struct tui *t, const char *uri)
+struct meta *meta_find(struct tui *t, const char *uri)
 {
 	for (int i = 0; i < t->nmeta; i++)
 		if (strcmp(t->meta[i].uri, uri) == 0)
@@ -311,7 +173,7 @@ static struct meta *meta_find(struct tui *t, const char *uri)
 	return NULL;
 }
 
-static void meta_put(struct tui *t, const struct item *it)
+void meta_put(struct tui *t, const struct item *it)
 {
 	if (it->type != ITEM_TRACK || meta_find(t, it->uri))
 		return;
@@ -326,7 +188,7 @@ static void meta_put(struct tui *t, const struct item *it)
 	m->duration_ms = it->duration_ms;
 }
 
-static void meta_put_all(struct tui *t, const struct items *l)
+void meta_put_all(struct tui *t, const struct items *l)
 {
 	for (int i = 0; i < l->n; i++)
 		meta_put(t, &l->v[i]);
@@ -419,14 +281,14 @@ static void list_move(struct listview *lv, int delta)
 	lv->sel = s;
 }
 
-static struct item *list_current(struct listview *lv)
+struct item *list_current(struct listview *lv)
 {
 	if (lv->sel < 0 || lv->sel >= lv->items.n || !items_selectable(&lv->items.v[lv->sel]))
 		return NULL;
 	return &lv->items.v[lv->sel];
 }
 
-static struct listview *current_list(struct tui *t)
+struct listview *current_list(struct tui *t)
 {
 	switch (t->view) {
 	case VIEW_SEARCH: return &t->search;
@@ -568,71 +430,7 @@ static void queue_refresh(struct tui *t)
 	t->dirty = true;
 }
 
-/* ---------------------------------------------------------------- home */
-
-static const char *const home_titles[HOME_PARTS] = {"Discover Weekly", "Daily Mix", "Release Radar", "Trending now"};
-
-static void home_rebuild(struct tui *t)
-{
-	char keep[64] = "";
-	struct item *cur = list_current(&t->home);
-	if (cur)
-		snprintf(keep, sizeof(keep), "%s", cur->uri);
-	items_clear(&t->home.items);
-	bool made = false;
-	for (int p = 0; p < HOME_PARTS - 1; p++) {
-		for (int i = 0; i < t->home_parts[p].n; i++) {
-			struct shelf *sh = &t->home_parts[p].v[i];
-			if (!made)
-				items_add(&t->home.items, ITEM_HEADER, NULL, "Made for you", NULL, 0);
-			made = true;
-			char uri[32], sub[400];
-			snprintf(uri, sizeof(uri), "shelf:%d:%d", p, i);
-			snprintf(sub, sizeof(sub), "%d track%s%s%s", sh->tracks.n, sh->tracks.n == 1 ? "" : "s", sh->sub[0] ? " · " : "",
-				 sh->sub);
-			items_add(&t->home.items, ITEM_SHELF, uri, sh->title, sub, 0);
-		}
-	}
-	struct shelves *tr = &t->home_parts[HOME_PARTS - 1];
-	if (tr->n && tr->v[0].tracks.n) {
-		items_add(&t->home.items, ITEM_HEADER, NULL, home_titles[HOME_PARTS - 1], NULL, 0);
-		for (int i = 0; i < tr->v[0].tracks.n; i++) {
-			struct item *s = &tr->v[0].tracks.v[i];
-			items_add(&t->home.items, s->type, s->uri, s->title, s->sub, s->duration_ms);
-		}
-	} else if (made && t->home_pending == 0) {
-		items_add(&t->home.items, ITEM_HEADER, NULL, home_titles[HOME_PARTS - 1], NULL, 0);
-		items_add(&t->home.items, ITEM_TEXT, NULL, "Nothing played on Encore in the last 30 minutes.", NULL, 0);
-	}
-	if (keep[0])
-		for (int i = 0; i < t->home.items.n; i++)
-			if (strcmp(t->home.items.v[i].uri, keep) == 0)
-				t->home.sel = i;
-	t->dirty = true;
-}
-
-static void home_load(struct tui *t)
-{
-	static const char *const paths[HOME_PARTS] = {"/v1/me/discover-weekly", "/v1/me/daily-mixes", "/v1/me/release-radar",
-						      "/v1/browse/trending?limit=20"};
-	/* Shelves on screen stay until their fresh answer replaces them. */
-	for (int p = 0; p < HOME_PARTS; p++) {
-		fetcher_submit(t->fetcher, F_HOME_DISCOVER + p, F_HOME_DISCOVER + p, "GET", paths[p], NULL, NULL, 0);
-	}
-	t->home_note[0] = 0;
-	t->home_pending = HOME_PARTS;
-}
-
-/* The shelf a "shelf:P:N" row stands for, or NULL. */
-static struct shelf *home_shelf(struct tui *t, const char *uri)
-{
-	int p, i;
-	if (sscanf(uri, "shelf:%d:%d", &p, &i) != 2 || p < 0 || p >= HOME_PARTS || i < 0 || i >= t->home_parts[p].n)
-		return NULL;
-	return &t->home_parts[p].v[i];
-}
-
-static void play_items(struct tui *t, const struct items *l, const char *what)
+void play_items(struct tui *t, const struct items *l, const char *what)
 {
 	const char **uris = xcalloc((size_t)l->n + 1, sizeof(*uris));
 	int n = 0;
@@ -647,275 +445,15 @@ static void play_items(struct tui *t, const struct items *l, const char *what)
 	meta_put_all(t, l);
 }
 
-/* ---------------------------------------------------------------- playlists */
-
-static void pl_list_load(struct tui *t)
-{
-	fetcher_submit(t->fetcher, F_PL_LIST, F_PL_LIST, "GET", "/v1/me/playlists?limit=50", NULL, NULL, 0);
-	t->pl_list_loading = true;
-}
-
-static void pl_open_load(struct tui *t)
-{
-	char *path = xasprintf("/v1/playlists/%s", uri_id(t->pl_uri));
-	t->gen_pl_open = fetcher_submit(t->fetcher, F_PL_OPEN, F_PL_OPEN, "GET", path, NULL, t->pl_uri, 0);
-	free(path);
-	t->pl_open_loading = true;
-	t->pl_next_poll = now_ms() + PL_POLL_MS;
-}
-
-static void pl_open(struct tui *t, const struct item *it)
-{
-	snprintf(t->pl_uri, sizeof(t->pl_uri), "%s", it->uri);
-	if (strcmp(t->pl.uri, it->uri) != 0) {
-		memset(&t->pl, 0, sizeof(t->pl));
-		snprintf(t->pl.name, sizeof(t->pl.name), "%s", it->title);
-		items_clear(&t->pl_open.items);
-		t->pl_open.sel = t->pl_open.top = 0;
-	}
-	t->pl_is_open = true;
-	t->pl_note[0] = 0;
-	if (t->plw)
-		plwatch_watch(t->plw, uri_id(it->uri));
-	pl_open_load(t);
-	t->dirty = true;
-}
-
-static void pl_close(struct tui *t)
-{
-	t->pl_is_open = false;
-	if (t->plw)
-		plwatch_watch(t->plw, NULL);
-}
-
-/* A push arrived: refetch the open playlist if its snapshot moved past the one shown. */
-static void pl_pushed(struct tui *t)
-{
-	char snap[128];
-	plwatch_snapshot(t->plw, snap, sizeof(snap));
-	if (t->view == VIEW_PLAYLISTS && t->pl_is_open && snap[0] && strcmp(snap, t->pl.snapshot_id) != 0)
-		pl_open_load(t);
-}
-
-/* Sends an edit of the open playlist, against the snapshot the user is looking at, so
- * the server rebases it over edits made meanwhile. */
-static void pl_edit(struct tui *t, const char *method, struct jw *w, const char *what)
-{
-	if (t->pl.snapshot_id[0])
-		jw_kstr(w, "snapshot_id", t->pl.snapshot_id);
-	jw_obj_end(w);
-	char *body = jw_finish(w);
-	char *path = xasprintf("/v1/playlists/%s/tracks", uri_id(t->pl_uri));
-	fetcher_submit(t->fetcher, F_PL_EDIT, -1, method, path, body, what, 0);
-	free(path);
-	free(body);
-}
-
-static void pl_action(struct tui *t, enum keymap_action a)
-{
-	int sel = t->pl_open.sel;
-	struct item *it = list_current(&t->pl_open);
-	if (!it)
-		return;
-	struct jw w;
-	jw_init(&w);
-	jw_obj(&w);
-	if (a == ACT_REMOVE) {
-		jw_key(&w, "tracks");
-		jw_arr(&w);
-		jw_obj(&w);
-		jw_kstr(&w, "uri", it->uri);
-		jw_key(&w, "positions");
-		jw_arr(&w);
-		jw_int(&w, sel);
-		jw_arr_end(&w);
-		jw_obj_end(&w);
-		jw_arr_end(&w);
-		pl_edit(t, "DELETE", &w, it->title);
-		status_set(t, false, "Removing %s…", it->title);
-		return;
-	}
-	int to = a == ACT_MOVE_DOWN ? sel + 1 : sel - 1;
-	if (to < 0 || to >= t->pl_open.items.n) {
-		jw_free(&w);
-		return;
-	}
-	jw_kint(&w, "range_start", sel);
-	jw_kint(&w, "insert_before", a == ACT_MOVE_DOWN ? sel + 2 : sel - 1);
-	pl_edit(t, "PUT", &w, it->title);
-	/* Move the row here at once; the refetch after the answer confirms it. */
-	struct item tmp = t->pl_open.items.v[sel];
-	t->pl_open.items.v[sel] = t->pl_open.items.v[to];
-	t->pl_open.items.v[to] = tmp;
-	t->pl_open.sel = to;
-	t->dirty = true;
-}
-
-/* 'P': remember the track and let the user pick a playlist in the Playlists view. */
-static void add_to_playlist_begin(struct tui *t)
-{
-	struct listview *lv = current_list(t);
-	struct item *it = lv ? list_current(lv) : NULL;
-	if (!it || !(uri_is(it->uri, "track") || uri_is(it->uri, "episode"))) {
-		status_set(t, true, "select a track to add to a playlist");
-		return;
-	}
-	snprintf(t->add_uri, sizeof(t->add_uri), "%s", it->uri);
-	snprintf(t->add_title, sizeof(t->add_title), "%s", it->title);
-	t->add_return = t->view;
-	t->add_was_open = t->pl_is_open;
-	t->view = t->sidebar_sel = VIEW_PLAYLISTS;
-	t->pl_is_open = false;
-	pl_list_load(t);
-	status_set(t, false, "Add %s to which playlist? Enter adds, Esc cancels", it->title);
-}
-
-static void add_to_playlist_finish(struct tui *t, const struct item *pl)
-{
-	struct jw w;
-	jw_init(&w);
-	jw_obj(&w);
-	jw_key(&w, "uris");
-	jw_arr(&w);
-	jw_str(&w, t->add_uri);
-	jw_arr_end(&w);
-	jw_obj_end(&w);
-	char *body = jw_finish(&w);
-	char *path = xasprintf("/v1/playlists/%s/tracks", uri_id(pl->uri));
-	char *tag = xasprintf("%s to %s", t->add_title, pl->title);
-	fetcher_submit(t->fetcher, F_PL_ADD, -1, "POST", path, body, tag, 0);
-	free(tag);
-	free(path);
-	free(body);
-	t->add_uri[0] = 0;
-	t->pl_is_open = t->add_was_open;
-	t->view = t->sidebar_sel = t->add_return;
-	t->dirty = true;
-}
-
-/* ---------------------------------------------------------------- devices */
-
-static void devices_load(struct tui *t)
-{
-	fetcher_submit(t->fetcher, F_DEVICES, F_DEVICES, "GET", "/v1/me/player/devices", NULL, NULL, 0);
-	t->dev_loading = true;
-	t->dev_next_poll = now_ms() + DEVICES_POLL_MS;
-}
-
-static void devices_transfer(struct tui *t)
-{
-	struct item *it = list_current(&t->devices);
-	if (!it)
-		return;
-	if (it->marked) {
-		status_set(t, false, "%s is already playing", it->title);
-		return;
-	}
-	struct jw w;
-	jw_init(&w);
-	jw_obj(&w);
-	jw_key(&w, "device_ids");
-	jw_arr(&w);
-	jw_str(&w, it->uri);
-	jw_arr_end(&w);
-	jw_kbool(&w, "play", true);
-	jw_obj_end(&w);
-	char *body = jw_finish(&w);
-	fetcher_submit(t->fetcher, F_TRANSFER, -1, "PUT", "/v1/me/player", body, it->title, 0);
-	free(body);
-	status_set(t, false, "Transferring playback to %s…", it->title);
-}
-
-/* ---------------------------------------------------------------- downloads */
-
-static void fmt_bytes(uint64_t b, char *out, size_t n)
-{
-	if (b >= 1000000)
-		snprintf(out, n, "%.1f MB", (double)b / 1e6);
-	else
-		snprintf(out, n, "%.0f kB", (double)b / 1e3);
-}
-
-static void downloads_rebuild(struct tui *t)
-{
-	dl_state_free(&t->dls);
-	downloader_state(t->dl, &t->dls);
-	items_clear(&t->downloads.items);
-	long long now = (long long)time(NULL);
-	for (int i = 0; i < t->dls.n; i++) {
-		struct dl_entry *e = &t->dls.v[i];
-		struct meta *m = meta_find(t, e->uri);
-		char sub[200], size[32];
-		fmt_bytes(e->bytes, size, sizeof(size));
-		long long days = (e->expires_at - now) / 86400;
-		if (e->expires_at <= now)
-			snprintf(sub, sizeof(sub), "%s · %dk · licence expired", size, e->bitrate);
-		else
-			snprintf(sub, sizeof(sub), "%s · %dk · licence %lld d", size, e->bitrate, days);
-		items_add(&t->downloads.items, ITEM_DOWNLOAD, e->uri, e->name[0] ? e->name : m ? m->title : e->uri, sub, 0);
-		struct item *it = &t->downloads.items.v[t->downloads.items.n - 1];
-		it->done = (int)e->done;
-		it->total = (int)e->total;
-		it->marked = e->complete;
-	}
-	if (t->dls.finished != t->dl_finished_seen) {
-		t->dl_finished_seen = t->dls.finished;
-		if (t->dls.error[0])
-			status_set(t, true, "%s", t->dls.error);
-		else if (t->dls.done_msg[0])
-			status_set(t, false, "%s", t->dls.done_msg);
-	}
-	t->dirty = true;
-}
-
-/* 'd' outside the Queue and an open playlist, and 'D' anywhere: download the selection. */
-static void download_selected(struct tui *t)
-{
-	struct listview *lv = current_list(t);
-	struct item *it = lv ? list_current(lv) : NULL;
-	if (it && it->type == ITEM_SHELF) {
-		struct shelf *sh = home_shelf(t, it->uri);
-		int n = 0;
-		for (int i = 0; sh && i < sh->tracks.n; i++)
-			if (downloader_add(t->dl, sh->tracks.v[i].uri, sh->tracks.v[i].title) == 0)
-				n++;
-		status_set(t, false, "Downloading %s (%d tracks) in the background", it->title, n);
-		return;
-	}
-	if (!it || !(uri_is(it->uri, "track") || uri_is(it->uri, "album") || uri_is(it->uri, "playlist"))) {
-		status_set(t, true, "select a track, album or playlist to download");
-		return;
-	}
-	if (downloader_add(t->dl, it->uri, it->title) < 0) {
-		status_set(t, true, "cannot download %s", it->uri);
-		return;
-	}
-	meta_put(t, it);
-	status_set(t, false, "Downloading %s in the background (8 shows progress)", it->title);
-}
-
-/* The timers of the views that refresh themselves: ms until the next, or -1. */
+/* Runs the timers of the views that refresh themselves; ms until the next, or -1. */
 static int timers_run(struct tui *t)
 {
 	long long now = now_ms(), next = -1;
-	char snap[128];
-	bool pushed = t->plw && plwatch_snapshot(t->plw, snap, sizeof(snap));
-	if (t->view == VIEW_PLAYLISTS && t->pl_is_open && t->pl.snapshot_id[0] && !pushed) {
-		if (now >= t->pl_next_poll && !t->pl_open_loading) {
-			char *path = xasprintf("/v1/playlists/%s/changes?since=%s", uri_id(t->pl_uri), t->pl.snapshot_id);
-			fetcher_submit(t->fetcher, F_PL_POLL, F_PL_POLL, "GET", path, NULL, t->pl_uri, 0);
-			free(path);
-			t->pl_next_poll = now + PL_POLL_MS;
-		}
-		next = t->pl_next_poll - now;
-	}
-	if (t->view == VIEW_DEVICES) {
-		if (now >= t->dev_next_poll && !t->dev_loading)
-			devices_load(t);
-		long long d = t->dev_next_poll - now;
-		if (next < 0 || d < next)
-			next = d;
-	}
+	long long a = playlists_timer(t, now), b = devices_timer(t, now);
+	if (a >= 0)
+		next = a;
+	if (b >= 0 && (next < 0 || b < next))
+		next = b;
 	if (next < 0)
 		return -1;
 	return next < 50 ? 50 : (int)next;
@@ -1000,7 +538,7 @@ static void save_selected(struct tui *t)
 	free(path);
 }
 
-static void switch_view(struct tui *t, enum view v)
+void switch_view(struct tui *t, enum view v)
 {
 	if (!view_info[v].available)
 		return;
@@ -1426,115 +964,14 @@ static void handle_result(struct tui *t, struct fetch_result *r)
 			status_set(t, true, "could not save: %s", why);
 		}
 		return;
-	case F_HOME_DISCOVER: case F_HOME_MIXES: case F_HOME_RADAR: case F_HOME_TRENDING: {
-		int p = r->kind - F_HOME_DISCOVER;
-		shelves_clear(&t->home_parts[p]);
-		/* One missing shelf leaves the others; the note says which failed. */
-		if (!ok || shelves_parse(&t->home_parts[p], r->body, home_titles[p]) < 0)
-			snprintf(t->home_note, sizeof(t->home_note), "%s: %s", home_titles[p], why[0] ? why : "malformed answer");
-		for (int i = 0; i < t->home_parts[p].n; i++)
-			meta_put_all(t, &t->home_parts[p].v[i].tracks);
-		if (t->home_pending > 0)
-			t->home_pending--;
-		home_rebuild(t);
+	case F_HOME_DISCOVER: case F_HOME_MIXES: case F_HOME_RADAR: case F_HOME_TRENDING:
+		home_on_result(t, r, ok, why);
 		return;
-	}
-	case F_PL_LIST: {
-		t->pl_list_loading = false;
-		char keep[64] = "";
-		struct item *cur = list_current(&t->pl_list);
-		if (cur)
-			snprintf(keep, sizeof(keep), "%s", cur->uri);
-		items_clear(&t->pl_list.items);
-		if (!ok || items_parse_playlists(&t->pl_list.items, r->body) < 0)
-			snprintf(t->pl_note, sizeof(t->pl_note), "Playlists: %s", why[0] ? why : "malformed answer");
-		else
-			t->pl_note[0] = 0;
-		for (int i = 0; keep[0] && i < t->pl_list.items.n; i++)
-			if (strcmp(t->pl_list.items.v[i].uri, keep) == 0)
-				t->pl_list.sel = i;
-		t->dirty = true;
+	case F_PL_LIST: case F_PL_OPEN: case F_PL_POLL: case F_PL_EDIT: case F_PL_ADD:
+		playlists_on_result(t, r, ok, why);
 		return;
-	}
-	case F_PL_OPEN: {
-		if (r->gen != t->gen_pl_open || !r->tag || strcmp(r->tag, t->pl_uri) != 0)
-			return;
-		t->pl_open_loading = false;
-		struct playlist_info info;
-		if (!ok || playlist_info_parse(r->body, &info) < 0) {
-			snprintf(t->pl_note, sizeof(t->pl_note), "Cannot open the playlist: %s", why[0] ? why : "malformed answer");
-			t->dirty = true;
-			return;
-		}
-		t->pl = info;
-		t->pl_note[0] = 0;
-		items_clear(&t->pl_open.items);
-		items_parse_playlist_items(&t->pl_open.items, r->body);
-		meta_put_all(t, &t->pl_open.items);
-		t->pl_next_poll = now_ms() + PL_POLL_MS;
-		t->dirty = true;
-		return;
-	}
-	case F_PL_POLL: {
-		if (!r->tag || strcmp(r->tag, t->pl_uri) != 0 || !t->pl_is_open || t->pl_open_loading)
-			return;
-		char snap[128] = "";
-		if (ok) {
-			yajl_val v = json_parse(r->body, NULL, 0);
-			const char *s = json_get_str(v, "snapshot_id");
-			snprintf(snap, sizeof(snap), "%s", s ? s : "");
-			yajl_tree_free(v);
-		}
-		/* A new snapshot (someone edited) or an answer we cannot read: refetch. A
-		 * transport failure just waits for the next poll. */
-		if (r->rc == 0 && strcmp(snap, t->pl.snapshot_id) != 0)
-			pl_open_load(t);
-		return;
-	}
-	case F_PL_EDIT:
-		if (!ok)
-			status_set(t, true, "playlist edit failed: %s", why);
-		else
-			status_set(t, false, "Playlist updated");
-		if (t->pl_is_open && t->pl_uri[0])
-			pl_open_load(t);
-		return;
-	case F_PL_ADD:
-		if (ok)
-			status_set(t, false, "Added %s", r->tag ? r->tag : "");
-		else
-			status_set(t, true, "could not add %s: %s", r->tag ? r->tag : "", why);
-		return;
-	case F_DEVICES:
-		t->dev_loading = false;
-		if (!ok) {
-			snprintf(t->dev_note, sizeof(t->dev_note), "Devices: %s", why);
-		} else {
-			char keep[64] = "";
-			struct item *cur = list_current(&t->devices);
-			if (cur)
-				snprintf(keep, sizeof(keep), "%s", cur->uri);
-			items_clear(&t->devices.items);
-			items_parse_devices(&t->devices.items, r->body);
-			t->dev_note[0] = 0;
-			t->active_elsewhere[0] = 0;
-			for (int i = 0; i < t->devices.items.n; i++) {
-				struct item *d = &t->devices.items.v[i];
-				if (d->marked && strcmp(d->uri, t->device_id) != 0)
-					snprintf(t->active_elsewhere, sizeof(t->active_elsewhere), "%s", d->title);
-			}
-			for (int i = 0; keep[0] && i < t->devices.items.n; i++)
-				if (strcmp(t->devices.items.v[i].uri, keep) == 0)
-					t->devices.sel = i;
-		}
-		t->dirty = true;
-		return;
-	case F_TRANSFER:
-		if (ok)
-			status_set(t, false, "Playback transferred to %s", r->tag ? r->tag : "");
-		else
-			status_set(t, true, "cannot transfer to %s: %s", r->tag ? r->tag : "", why);
-		devices_load(t);
+	case F_DEVICES: case F_TRANSFER:
+		devices_on_result(t, r, ok, why);
 		return;
 	case F_FEATURES:
 		if (!r->tag || strcmp(r->tag, t->features_uri) != 0)
@@ -1603,9 +1040,9 @@ static void engine_changed(struct tui *t)
 
 /* ---------------------------------------------------------------- drawing */
 
-static const char *const spinner_frames[] = {"⠋", "⠙", "⠹", "⠸", "⠼", "⠴", "⠦", "⠧", "⠇", "⠏"};
+const char *const spinner_frames[10] = {"⠋", "⠙", "⠹", "⠸", "⠼", "⠴", "⠦", "⠧", "⠇", "⠏"};
 
-static void bar_string(char *out, size_t n, int width, double frac)
+void bar_string(char *out, size_t n, int width, double frac)
 {
 	int filled = (int)(frac * width + 0.5);
 	size_t o = 0;
@@ -1682,7 +1119,7 @@ static void draw_item(struct tui *t, int y, int x, int w, const struct item *it,
 	}
 }
 
-static void draw_list(struct tui *t, struct listview *lv, int y, int x, int h, int w, bool mark_current)
+void draw_list(struct tui *t, struct listview *lv, int y, int x, int h, int w, bool mark_current)
 {
 	list_clamp(lv, h);
 	for (int r = 0; r < h; r++) {
@@ -1696,7 +1133,7 @@ static void draw_list(struct tui *t, struct listview *lv, int y, int x, int h, i
 	}
 }
 
-static void draw_center_text(struct tui *t, int y, int x, int w, const char *const *lines, int n)
+void draw_center_text(struct tui *t, int y, int x, int w, const char *const *lines, int n)
 {
 	for (int i = 0; i < n; i++)
 		put(y + i, x + 1, lines[i], w - 2, false, i == 0 ? theme(t, CONFIG_THEME_ACCENT) : theme(t, CONFIG_THEME_DIM));
@@ -1752,116 +1189,11 @@ static void draw_library(struct tui *t, int y, int x, int h, int w)
 	draw_list(t, &t->library, y, x, h, w, false);
 }
 
-static void draw_loading(struct tui *t, int y, int x, int w, const char *what)
+void draw_loading(struct tui *t, int y, int x, int w, const char *what)
 {
 	char l[200];
 	snprintf(l, sizeof(l), "%s Loading %s…", spinner_frames[t->spinner % 10], what);
 	put(y, x + 1, l, w - 2, false, theme(t, CONFIG_THEME_DIM));
-}
-
-static void draw_home(struct tui *t, int y, int x, int h, int w)
-{
-	if (t->home.items.n == 0) {
-		if (t->home_pending > 0) {
-			draw_loading(t, y + 1, x, w, "your recommendations");
-			return;
-		}
-		static const char *const empty[] = {
-			"Nothing here yet",
-			"Discover Weekly, Daily Mixes, Release Radar and Trending appear here",
-			"once the server has recommendations and listening history.",
-		};
-		draw_center_text(t, y + 1, x, w, empty, 3);
-		if (t->home_note[0])
-			put(y + 5, x + 1, t->home_note, w - 2, false, theme(t, CONFIG_THEME_ERROR));
-		return;
-	}
-	draw_list(t, &t->home, y, x, h, w, false);
-}
-
-static void draw_playlists(struct tui *t, int y, int x, int h, int w)
-{
-	char line[700];
-	if (!t->pl_is_open) {
-		if (t->add_uri[0])
-			snprintf(line, sizeof(line), "Add \"%s\" to: (Enter adds, Esc cancels)", t->add_title);
-		else
-			snprintf(line, sizeof(line), "Your playlists · %d%s", t->pl_list.items.n,
-				 t->pl_list.items.n ? "  (Enter opens, P on a track adds it)" : "");
-		put(y, x, line, w, false, theme(t, CONFIG_THEME_ACCENT));
-		if (t->pl_note[0])
-			put(y + 1, x + 1, t->pl_note, w - 2, false, theme(t, CONFIG_THEME_ERROR));
-		else if (t->pl_list.items.n == 0 && t->pl_list_loading)
-			draw_loading(t, y + 1, x, w, "your playlists");
-		else if (t->pl_list.items.n == 0)
-			put(y + 1, x + 1, "No playlists yet: `encore playlist create NAME` makes one.", w - 2, false,
-			    theme(t, CONFIG_THEME_DIM));
-		draw_list(t, &t->pl_list, y + 1, x, h - 1, w, false);
-		return;
-	}
-	struct playlist_info *p = &t->pl;
-	snprintf(line, sizeof(line), "%s · %lld track%s%s", p->name, p->total, p->total == 1 ? "" : "s",
-		 p->total > t->pl_open.items.n && t->pl_open.items.n ? " (the first 100 shown)" : "");
-	put(y, x, line, w, false, theme(t, CONFIG_THEME_ACCENT));
-	snprintf(line, sizeof(line), "by %s%s%s%s", p->owner[0] ? p->owner : "…", p->collaborative ? " · collaborative" : "",
-		 p->collaborators[0] ? " · collaborators: " : "", p->collaborators);
-	put(y + 1, x + 1, line, w - 2, false, theme(t, CONFIG_THEME_DIM));
-	if (t->pl_note[0])
-		put(y + 2, x + 1, t->pl_note, w - 2, false, theme(t, CONFIG_THEME_ERROR));
-	else
-		put(y + 2, x + 1, "Enter plays from here · J/K move · d removes · Esc back", w - 2, false,
-		    theme(t, CONFIG_THEME_DIM));
-	if (t->pl_open.items.n == 0) {
-		if (t->pl_open_loading)
-			draw_loading(t, y + 3, x, w, "the playlist");
-		else
-			put(y + 3, x + 1, "This playlist is empty: P on a track in Search or the Queue adds it here.", w - 2, false,
-			    theme(t, CONFIG_THEME_DIM));
-		return;
-	}
-	draw_list(t, &t->pl_open, y + 3, x, h - 3, w, false);
-}
-
-static void draw_devices(struct tui *t, int y, int x, int h, int w)
-{
-	char line[200];
-	snprintf(line, sizeof(line), "Devices · this one is \"%s\" · Enter transfers playback", t->device_name);
-	put(y, x, line, w, false, theme(t, CONFIG_THEME_ACCENT));
-	if (t->dev_note[0])
-		put(y + 1, x + 1, t->dev_note, w - 2, false, theme(t, CONFIG_THEME_ERROR));
-	else if (t->devices.items.n == 0 && t->dev_loading)
-		draw_loading(t, y + 1, x, w, "devices");
-	else if (t->devices.items.n == 0)
-		put(y + 1, x + 1, "No devices online.", w - 2, false, theme(t, CONFIG_THEME_DIM));
-	draw_list(t, &t->devices, y + 1, x, h - 1, w, false);
-}
-
-static void draw_downloads(struct tui *t, int y, int x, int h, int w)
-{
-	struct dl_state *d = &t->dls;
-	char line[600], used[32], quota[64] = "no quota";
-	fmt_bytes(d->bytes, used, sizeof(used));
-	if (d->quota) {
-		char q[32];
-		fmt_bytes(d->quota, q, sizeof(q));
-		snprintf(quota, sizeof(quota), "quota %s", q);
-	}
-	snprintf(line, sizeof(line), "Downloads · %d track%s · %s used · %s", d->n, d->n == 1 ? "" : "s", used, quota);
-	put(y, x, line, w, false, theme(t, CONFIG_THEME_ACCENT));
-	if (d->active[0])
-		snprintf(line, sizeof(line), "%s Downloading %s%s", spinner_frames[t->spinner % 10], d->active,
-			 d->queued > 0 ? " (more queued)" : "");
-	else if (d->error[0])
-		snprintf(line, sizeof(line), "%s", d->error);
-	else
-		snprintf(line, sizeof(line), "d or D on a track, album or playlist downloads it; Enter plays");
-	put(y + 1, x + 1, line, w - 2, false, d->error[0] && !d->active[0] ? theme(t, CONFIG_THEME_ERROR) : theme(t, CONFIG_THEME_DIM));
-	if (t->downloads.items.n == 0) {
-		put(y + 3, x + 1, d->loaded ? "Nothing downloaded yet." : "Reading the offline store…", w - 2, false,
-		    theme(t, CONFIG_THEME_DIM));
-		return;
-	}
-	draw_list(t, &t->downloads, y + 2, x, h - 2, w, false);
 }
 
 static void draw_queue(struct tui *t, int y, int x, int h, int w)
