@@ -126,6 +126,9 @@ struct tui {
 	struct playlist_info pl;
 	char pl_uri[64];           /* the open (or opening) playlist */
 	uint64_t gen_pl_open;
+	bool pl_edit_busy;         /* an edit is sent and its refetched list not yet shown */
+	bool pl_edit_answered;     /* ... and its answer has come (the next list includes it) */
+	int pl_follow;             /* the row the cursor goes to when that list arrives, or -1 */
 	long long pl_next_poll;
 	char pl_note[400];
 	struct plwatch *plw;       /* push for the open playlist, or NULL (then polling only) */

@@ -68,12 +68,21 @@ static void pl_edit(struct tui *t, const char *method, struct jw *w, const char 
 	char *body = jw_finish(w);
 	char *path = xasprintf("/v1/playlists/%s/tracks", uri_id(t->pl_uri));
 	fetcher_submit(t->fetcher, F_PL_EDIT, -1, method, path, body, what, 0);
+	t->pl_edit_busy = true;
+	t->pl_edit_answered = false;
 	free(path);
 	free(body);
 }
 
 void pl_action(struct tui *t, enum keymap_action a)
 {
+	/* Positions name rows of the list on screen at its snapshot: until the last edit's
+	 * answer and the refetched list are in, the screen is not what the server would
+	 * rebase a new position against, so one edit at a time. */
+	if (t->pl_edit_busy) {
+		status_set(t, false, "Saving the last change…");
+		return;
+	}
 	int sel = t->pl_open.sel;
 	struct item *it = list_current(&t->pl_open);
 	if (!it)
@@ -93,6 +102,7 @@ void pl_action(struct tui *t, enum keymap_action a)
 		jw_obj_end(&w);
 		jw_arr_end(&w);
 		pl_edit(t, "DELETE", &w, it->title);
+		t->pl_follow = sel;
 		status_set(t, false, "Removing %s…", it->title);
 		return;
 	}
@@ -104,12 +114,7 @@ void pl_action(struct tui *t, enum keymap_action a)
 	jw_kint(&w, "range_start", sel);
 	jw_kint(&w, "insert_before", a == ACT_MOVE_DOWN ? sel + 2 : sel - 1);
 	pl_edit(t, "PUT", &w, it->title);
-	/* Move the row here at once; the refetch after the answer confirms it. */
-	struct item tmp = t->pl_open.items.v[sel];
-	t->pl_open.items.v[sel] = t->pl_open.items.v[to];
-	t->pl_open.items.v[to] = tmp;
-	t->pl_open.sel = to;
-	t->dirty = true;
+	t->pl_follow = to;  /* the cursor goes with the item once the list is fetched again */
 }
 
 /* 'P': remember the track and let the user pick a playlist in the Playlists view. */
@@ -179,6 +184,13 @@ void playlists_on_result(struct tui *t, const struct fetch_result *r, bool ok, c
 		if (r->gen != t->gen_pl_open || !r->tag || strcmp(r->tag, t->pl_uri) != 0)
 			return;
 		t->pl_open_loading = false;
+		/* The edit in flight (if any) is now on screen, or the fetch failed: either way
+		 * the next edit may go. */
+		bool follow = false;
+		if (t->pl_edit_busy && t->pl_edit_answered) {
+			follow = t->pl_follow >= 0;
+			t->pl_edit_busy = t->pl_edit_answered = false;
+		}
 		struct playlist_info info;
 		if (!ok || playlist_info_parse(r->body, &info) < 0) {
 			snprintf(t->pl_note, sizeof(t->pl_note), "Cannot open the playlist: %s", why[0] ? why : "malformed answer");
@@ -190,6 +202,10 @@ void playlists_on_result(struct tui *t, const struct fetch_result *r, bool ok, c
 		items_clear(&t->pl_open.items);
 		items_parse_playlist_items(&t->pl_open.items, r->body);
 		meta_put_all(t, &t->pl_open.items);
+		if (follow) {
+			t->pl_open.sel = t->pl_follow;
+			t->pl_follow = -1;
+		}
 		t->pl_next_poll = now_ms() + PL_POLL_MS;
 		t->dirty = true;
 		return;
@@ -211,12 +227,17 @@ void playlists_on_result(struct tui *t, const struct fetch_result *r, bool ok, c
 		return;
 	}
 	if (r->kind == F_PL_EDIT) {
-		if (!ok)
+		if (!ok) {
 			status_set(t, true, "playlist edit failed: %s", why);
-		else
+			t->pl_follow = -1;
+		} else
 			status_set(t, false, "Playlist updated");
+		/* The list fetched from here on includes the edit (or shows it failed). */
+		t->pl_edit_answered = true;
 		if (t->pl_is_open && t->pl_uri[0])
 			pl_open_load(t);
+		else
+			t->pl_edit_busy = t->pl_edit_answered = false;
 		return;
 	}
 	if (r->kind == F_PL_ADD) {
