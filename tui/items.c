@@ -196,3 +196,183 @@ int items_parse_tracks(struct items *l, const char *json)
 	yajl_tree_free(root);
 	return added;
 }
+
+int items_parse_playlists(struct items *l, const char *json)
+{
+	yajl_val root = parse(json);
+	yajl_val arr = json_get(root, "items");
+	if (!YAJL_IS_ARRAY(arr)) {
+		yajl_tree_free(root);
+		return -EINVAL;
+	}
+	int added = 0;
+	for (size_t i = 0; i < arr->u.array.len; i++) {
+		yajl_val p = arr->u.array.values[i];
+		const char *uri = json_get_str(p, "uri"), *name = json_get_str(p, "name");
+		if (!uri || !name)
+			continue;
+		struct buf sub = BUF_INIT;
+		yajl_val owner = json_get(p, "owner");
+		const char *who = json_get_str(owner, "display_name");
+		if (!who)
+			who = json_get_str(owner, "id");
+		long long total = 0;
+		bool collab = false;
+		json_get_int(json_get(p, "tracks"), "total", &total);
+		json_get_bool(p, "collaborative", &collab);
+		buf_printf(&sub, "%s · %lld track%s%s", who ? who : "?", total, total == 1 ? "" : "s",
+			   collab ? " · collaborative" : "");
+		items_add(l, ITEM_PLAYLIST, uri, name, sub.data, 0);
+		buf_free(&sub);
+		added++;
+	}
+	yajl_tree_free(root);
+	return added;
+}
+
+int items_parse_playlist_items(struct items *l, const char *json)
+{
+	yajl_val root = parse(json);
+	yajl_val arr = json_get(root, "items");
+	if (!arr)
+		arr = json_get(json_get(root, "tracks"), "items");
+	if (!YAJL_IS_ARRAY(arr)) {
+		yajl_tree_free(root);
+		return -EINVAL;
+	}
+	int added = 0;
+	for (size_t i = 0; i < arr->u.array.len; i++) {
+		if (!add_object(l, json_get(arr->u.array.values[i], "track"), ITEM_TRACK))
+			items_add(l, ITEM_TEXT, NULL, "(unavailable)", NULL, 0);
+		added++;
+	}
+	yajl_tree_free(root);
+	return added;
+}
+
+int items_parse_devices(struct items *l, const char *json)
+{
+	yajl_val root = parse(json);
+	yajl_val arr = json_get(root, "devices");
+	if (!YAJL_IS_ARRAY(arr)) {
+		yajl_tree_free(root);
+		return -EINVAL;
+	}
+	int added = 0;
+	for (size_t i = 0; i < arr->u.array.len; i++) {
+		yajl_val d = arr->u.array.values[i];
+		const char *id = json_get_str(d, "id"), *name = json_get_str(d, "name"), *type = json_get_str(d, "type");
+		if (!id || !name)
+			continue;
+		long long vol = 0;
+		bool active = false;
+		json_get_int(d, "volume_percent", &vol);
+		json_get_bool(d, "is_active", &active);
+		char sub[96];
+		snprintf(sub, sizeof(sub), "%s · vol %lld%%%s", type ? type : "device", vol, active ? " · playing here" : "");
+		items_add(l, ITEM_DEVICE, id, name, sub, 0);
+		l->v[l->n - 1].marked = active;
+		added++;
+	}
+	yajl_tree_free(root);
+	return added;
+}
+
+/* Adds one shelf from a playlist-like object; 1 if it had tracks. */
+static int add_shelf(struct shelves *s, yajl_val o, const char *title)
+{
+	yajl_val arr = json_get(json_get(o, "tracks"), "items");
+	if (!YAJL_IS_ARRAY(arr))
+		return 0;
+	struct items tracks = ITEMS_INIT;
+	for (size_t i = 0; i < arr->u.array.len; i++)
+		add_object(&tracks, json_get(arr->u.array.values[i], "track"), ITEM_TRACK);
+	if (tracks.n == 0) {
+		items_free(&tracks);
+		return 0;
+	}
+	if (s->n == s->cap) {
+		s->cap = s->cap ? s->cap * 2 : 8;
+		s->v = xrealloc(s->v, (size_t)s->cap * sizeof(*s->v));
+	}
+	struct shelf *sh = &s->v[s->n++];
+	const char *name = json_get_str(o, "name"), *desc = json_get_str(o, "description");
+	sh->title = xstrdup(name ? name : title ? title : "");
+	sh->sub = xstrdup(desc ? desc : "");
+	sh->tracks = tracks;
+	return 1;
+}
+
+int shelves_parse(struct shelves *s, const char *json, const char *default_title)
+{
+	yajl_val root = parse(json);
+	if (!YAJL_IS_OBJECT(root)) {
+		yajl_tree_free(root);
+		return -EINVAL;
+	}
+	int added = 0;
+	yajl_val mixes = json_get(root, "mixes");
+	if (YAJL_IS_ARRAY(mixes)) {
+		for (size_t i = 0; i < mixes->u.array.len; i++)
+			added += add_shelf(s, mixes->u.array.values[i], default_title);
+	} else if (YAJL_IS_OBJECT(json_get(root, "tracks"))) {
+		added += add_shelf(s, root, default_title);
+	} else {
+		added = -EINVAL;
+	}
+	yajl_tree_free(root);
+	return added;
+}
+
+void shelves_clear(struct shelves *s)
+{
+	for (int i = 0; i < s->n; i++) {
+		free(s->v[i].title);
+		free(s->v[i].sub);
+		items_free(&s->v[i].tracks);
+	}
+	s->n = 0;
+}
+
+void shelves_free(struct shelves *s)
+{
+	shelves_clear(s);
+	free(s->v);
+	s->v = NULL;
+	s->cap = 0;
+}
+
+int playlist_info_parse(const char *json, struct playlist_info *out)
+{
+	memset(out, 0, sizeof(*out));
+	yajl_val root = parse(json);
+	const char *name = json_get_str(root, "name"), *uri = json_get_str(root, "uri");
+	if (!YAJL_IS_OBJECT(root) || !name || !uri) {
+		yajl_tree_free(root);
+		return -EINVAL;
+	}
+	snprintf(out->uri, sizeof(out->uri), "%s", uri);
+	snprintf(out->name, sizeof(out->name), "%s", name);
+	yajl_val owner = json_get(root, "owner");
+	const char *oid = json_get_str(owner, "id"), *oname = json_get_str(owner, "display_name");
+	snprintf(out->owner_id, sizeof(out->owner_id), "%s", oid ? oid : "");
+	snprintf(out->owner, sizeof(out->owner), "%s", oname ? oname : oid ? oid : "");
+	const char *snap = json_get_str(root, "snapshot_id");
+	snprintf(out->snapshot_id, sizeof(out->snapshot_id), "%s", snap ? snap : "");
+	json_get_bool(root, "collaborative", &out->collaborative);
+	json_get_int(json_get(root, "tracks"), "total", &out->total);
+	/* Collaborators are user ids (an Encore extension); user objects are taken too. */
+	yajl_val c = json_get(root, "collaborators");
+	struct buf b = BUF_INIT;
+	if (YAJL_IS_ARRAY(c))
+		for (size_t i = 0; i < c->u.array.len; i++) {
+			yajl_val v = c->u.array.values[i];
+			const char *id = YAJL_IS_STRING(v) ? v->u.string : json_get_str(v, "id");
+			if (id)
+				buf_printf(&b, "%s%s", b.len ? ", " : "", id);
+		}
+	snprintf(out->collaborators, sizeof(out->collaborators), "%s", b.data ? b.data : "");
+	buf_free(&b);
+	yajl_tree_free(root);
+	return 0;
+}

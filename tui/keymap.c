@@ -47,14 +47,21 @@ static const struct {
 	[ACT_REPEAT] = {"repeat", "cycle repeat off / all / one"},
 	[ACT_ENQUEUE] = {"enqueue", "add the selected track to the queue"},
 	[ACT_PLAY_NEXT] = {"play_next", "play the selected track next"},
-	[ACT_MOVE_DOWN] = {"move_down", "queue: move the selected entry down"},
-	[ACT_MOVE_UP] = {"move_up", "queue: move the selected entry up"},
-	[ACT_REMOVE] = {"remove", "queue: remove the selected entry"},
+	[ACT_MOVE_DOWN] = {"move_down", "queue, playlist: move the selected entry down"},
+	[ACT_MOVE_UP] = {"move_up", "queue, playlist: move the selected entry up"},
+	[ACT_REMOVE] = {"remove", "remove (queue, playlist, download); elsewhere download"},
 	[ACT_SAVE] = {"save", "save the selected track to your library"},
 	[ACT_VIEW_SEARCH] = {"view_search", "Search view"},
 	[ACT_VIEW_LIBRARY] = {"view_library", "Library view"},
 	[ACT_VIEW_QUEUE] = {"view_queue", "Queue view"},
 	[ACT_VIEW_NOW] = {"view_now_playing", "Now Playing view"},
+	[ACT_VIEW_HOME] = {"view_home", "Home view (Discover Weekly, mixes, trending)"},
+	[ACT_VIEW_PLAYLISTS] = {"view_playlists", "Playlists view"},
+	[ACT_VIEW_DEVICES] = {"view_devices", "Devices view (Enter transfers playback)"},
+	[ACT_VIEW_DOWNLOADS] = {"view_downloads", "Downloads view"},
+	[ACT_BACK] = {"back", "back (from an open playlist to the list)"},
+	[ACT_DOWNLOAD] = {"download", "download the selected track, album or playlist"},
+	[ACT_ADD_TO_PLAYLIST] = {"add_to_playlist", "add the selected track to a playlist"},
 };
 
 #define CTRL_KEY(c) ((c) & 0x1f)
@@ -71,6 +78,8 @@ static const struct binding defaults[] = {
 	{'s', ACT_SHUFFLE}, {'r', ACT_REPEAT}, {'a', ACT_ENQUEUE}, {'A', ACT_PLAY_NEXT},
 	{'J', ACT_MOVE_DOWN}, {'K', ACT_MOVE_UP}, {'d', ACT_REMOVE}, {KEY_DC, ACT_REMOVE}, {'L', ACT_SAVE},
 	{'1', ACT_VIEW_SEARCH}, {'2', ACT_VIEW_LIBRARY}, {'3', ACT_VIEW_QUEUE}, {'4', ACT_VIEW_NOW},
+	{'5', ACT_VIEW_HOME}, {'6', ACT_VIEW_PLAYLISTS}, {'7', ACT_VIEW_DEVICES}, {'8', ACT_VIEW_DOWNLOADS},
+	{27, ACT_BACK}, {KEY_BACKSPACE, ACT_BACK}, {'D', ACT_DOWNLOAD}, {'P', ACT_ADD_TO_PLAYLIST},
 };
 
 static const struct {

@@ -1,15 +1,23 @@
 /* tui: the full-screen client. One thread draws and reads keys; it sleeps in one poll()
- * over the terminal, the engine's event fd, the fetcher's fd and a signalfd (SIGWINCH,
- * SIGINT, SIGTERM), with a 250 ms timeout only while something moves (playback, a
- * spinner). Playback work is the engine's, API calls the fetcher's: nothing here waits
- * on the network, so a slow server never freezes the screen. */
+ * over the terminal, the engine's event fd, the fetcher's fd, the downloader's and the
+ * playlist watcher's fds and a signalfd (SIGWINCH, SIGINT, SIGTERM), with a 250 ms
+ * timeout only while something moves (playback, a spinner) or a view timer is due.
+ * Playback work is the engine's, API calls the fetcher's, downloads the downloader's:
+ * nothing here waits on the network or the disk, so a slow server never freezes the
+ * screen. This file holds the frame, input, Search, Library, Queue, Now Playing and Help;
+ * the Home, Playlists, Devices and Downloads views are in tui_*.c (tui_int.h). */
 #define NCURSES_WIDECHAR 1
 #include "tui.h"
+#include "tui_int.h"
 #include "b64.h"
 #include "buf.h"
 #include "config.h"
+#include "connect.h"
+#include "downloader.h"
 #include "engine.h"
 #include "fetcher.h"
+#include "offline.h"
+#include "plwatch.h"
 #include "items.h"
 #include "json.h"
 #include "keymap.h"
@@ -34,14 +42,6 @@
 #include <unistd.h>
 #include <wchar.h>
 
-/* Views in sidebar order. The later ones are planned (issue 7 leaves room for them):
- * they stay out of the sidebar until `available` is true. */
-enum view {
-	VIEW_SEARCH, VIEW_LIBRARY, VIEW_QUEUE, VIEW_NOW, VIEW_HELP,
-	VIEW_HOME, VIEW_PLAYLISTS, VIEW_DEVICES, VIEW_DOWNLOADS,
-	VIEW_COUNT
-};
-
 static const struct {
 	const char *name;
 	bool available;
@@ -51,111 +51,22 @@ static const struct {
 	[VIEW_QUEUE] = {"Queue", true},
 	[VIEW_NOW] = {"Now Playing", true},
 	[VIEW_HELP] = {"Help", true},
-	[VIEW_HOME] = {"Home", false},
-	[VIEW_PLAYLISTS] = {"Playlists", false},
-	[VIEW_DEVICES] = {"Devices", false},
-	[VIEW_DOWNLOADS] = {"Downloads", false},
-};
-
-/* What a fetch result is for; slots supersede unstarted requests of the same kind. */
-enum fetch_kind {
-	F_SUGGEST, F_SEARCH, F_LIB_TRACKS, F_LIB_ARTISTS, F_LIB_ALBUMS, F_META, F_FEATURES,
-	F_CONTEXT_ALBUM, F_CONTEXT_ARTIST, F_SAVE,
-};
-
-#define SEARCH_DEBOUNCE_MS 150
-#define TICK_MS 250
-#define NOTICE_MS 5000
-#define SIDEBAR_W 16
-#define SEEK_STEP_MS 5000
-#define VOLUME_STEP 5
-
-struct listview {
-	struct items items;
-	int sel, top;
-};
-
-struct meta {
-	char uri[64];
-	char *title, *sub;
-	int duration_ms;
-};
-
-struct tui {
-	struct cli_ctx *cli;
-	struct api *api;
-	struct engine *engine;
-	struct mpris *mpris;         /* desktop integration; NULL when off */
-	struct fetcher *fetcher;
-	struct keymap *keymap;
-	struct config *config;
-	struct engine_snapshot snap;
-	char cfg_path[512];
-
-	enum view view;
-	bool focus_sidebar;
-	int sidebar_sel;
-	bool quit, dirty, color;
-
-	/* Search */
-	char query[256];
-	bool typing;
-	struct items suggestions, results;
-	struct listview search;
-	uint64_t gen_suggest, gen_search;
-	bool search_loading;
-	char search_error[512];
-
-	/* Library */
-	struct listview library;
-	struct items lib_parts[3];
-	int lib_pending;
-	bool lib_loaded;
-	char lib_note[400];
-
-	/* Queue */
-	struct listview queue;
-	char **queue_uris;
-	int queue_n, queue_cur;
-	struct meta *meta;
-	int nmeta, capmeta;
-	char **meta_pending;
-	int npending;
-
-	/* Now Playing */
-	char features_uri[64];
-	char *features_json;
-	bool features_missing;
-	struct listview help;
-	int now_scroll;
-
-	/* Command line */
-	bool cmd_active;
-	char cmd[256];
-
-	/* Status line */
-	char status[300];
-	bool status_error;
-	struct timespec status_at;
-	int spinner;
-
-	/* Layout, for mouse hits. */
-	int rows, cols, content_y, content_x, content_h, content_w, bar_y, bar_x, bar_w;
-	bool mouse;
+	[VIEW_HOME] = {"Home", true},
+	[VIEW_PLAYLISTS] = {"Playlists", true},
+	[VIEW_DEVICES] = {"Devices", true},
+	[VIEW_DOWNLOADS] = {"Downloads", true},
 };
 
 /* ---------------------------------------------------------------- helpers */
 
-static long long now_ms(void)
+long long now_ms(void)
 {
 	struct timespec t;
 	clock_gettime(CLOCK_MONOTONIC, &t);
 	return (long long)t.tv_sec * 1000 + t.tv_nsec / 1000000;
 }
 
-static void status_set(struct tui *t, bool error, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-
-static void status_set(struct tui *t, bool error, const char *fmt, ...)
+void status_set(struct tui *t, bool error, const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
@@ -181,13 +92,13 @@ static void fmt_time(int ms, char *out, size_t n)
 		snprintf(out, n, "%d:%02d", s / 60, s % 60);
 }
 
-static const char *uri_id(const char *uri)
+const char *uri_id(const char *uri)
 {
 	const char *c = strrchr(uri, ':');
 	return c ? c + 1 : uri;
 }
 
-static bool uri_is(const char *uri, const char *type)
+bool uri_is(const char *uri, const char *type)
 {
 	size_t n = strlen(type);
 	return strncmp(uri, "encore:", 7) == 0 && strncmp(uri + 7, type, n) == 0 && uri[7 + n] == ':';
@@ -230,7 +141,7 @@ static void colors_init(struct tui *t)
 	}
 }
 
-static attr_t theme(struct tui *t, enum config_theme e)
+attr_t theme(struct tui *t, enum config_theme e)
 {
 	if (!t->color)
 		return theme_defaults[e].mono;
@@ -242,7 +153,7 @@ static attr_t theme(struct tui *t, enum config_theme e)
 }
 
 /* Draws s fitted to cols columns at (y, x). */
-static void put(int y, int x, const char *s, int cols, bool pad, attr_t a)
+void put(int y, int x, const char *s, int cols, bool pad, attr_t a)
 {
 	if (cols <= 0)
 		return;
@@ -255,7 +166,7 @@ static void put(int y, int x, const char *s, int cols, bool pad, attr_t a)
 
 /* ---------------------------------------------------------------- metadata cache */
 
-static struct meta *meta_find(struct tui *t, const char *uri)
+struct meta *meta_find(struct tui *t, const char *uri)
 {
 	for (int i = 0; i < t->nmeta; i++)
 		if (strcmp(t->meta[i].uri, uri) == 0)
@@ -263,7 +174,7 @@ static struct meta *meta_find(struct tui *t, const char *uri)
 	return NULL;
 }
 
-static void meta_put(struct tui *t, const struct item *it)
+void meta_put(struct tui *t, const struct item *it)
 {
 	if (it->type != ITEM_TRACK || meta_find(t, it->uri))
 		return;
@@ -278,7 +189,7 @@ static void meta_put(struct tui *t, const struct item *it)
 	m->duration_ms = it->duration_ms;
 }
 
-static void meta_put_all(struct tui *t, const struct items *l)
+void meta_put_all(struct tui *t, const struct items *l)
 {
 	for (int i = 0; i < l->n; i++)
 		meta_put(t, &l->v[i]);
@@ -371,20 +282,37 @@ static void list_move(struct listview *lv, int delta)
 	lv->sel = s;
 }
 
-static struct item *list_current(struct listview *lv)
+struct item *list_current(struct listview *lv)
 {
 	if (lv->sel < 0 || lv->sel >= lv->items.n || !items_selectable(&lv->items.v[lv->sel]))
 		return NULL;
 	return &lv->items.v[lv->sel];
 }
 
-static struct listview *current_list(struct tui *t)
+struct listview *current_list(struct tui *t)
 {
 	switch (t->view) {
 	case VIEW_SEARCH: return &t->search;
 	case VIEW_LIBRARY: return &t->library;
 	case VIEW_QUEUE: return &t->queue;
+	case VIEW_HOME: return &t->home;
+	case VIEW_PLAYLISTS: return t->pl_is_open ? &t->pl_open : &t->pl_list;
+	case VIEW_DEVICES: return &t->devices;
+	case VIEW_DOWNLOADS: return &t->downloads;
 	default: return NULL;
+	}
+}
+
+/* Rows drawn above a view's list (for mouse hits). */
+static int list_offset(struct tui *t)
+{
+	switch (t->view) {
+	case VIEW_SEARCH: return 2;
+	case VIEW_QUEUE: return 1;
+	case VIEW_PLAYLISTS: return t->pl_is_open ? 3 : 1;
+	case VIEW_DEVICES: return 1;
+	case VIEW_DOWNLOADS: return 2;
+	default: return 0;
 	}
 }
 
@@ -503,6 +431,35 @@ static void queue_refresh(struct tui *t)
 	t->dirty = true;
 }
 
+void play_items(struct tui *t, const struct items *l, const char *what)
+{
+	const char **uris = xcalloc((size_t)l->n + 1, sizeof(*uris));
+	int n = 0;
+	for (int i = 0; i < l->n; i++)
+		if (l->v[i].type == ITEM_TRACK)
+			uris[n++] = l->v[i].uri;
+	if (n == 0 || engine_play(t->engine, uris, n) < 0)
+		status_set(t, true, "cannot play %s", what);
+	else
+		status_set(t, false, "Playing %s", what);
+	free(uris);
+	meta_put_all(t, l);
+}
+
+/* Runs the timers of the views that refresh themselves; ms until the next, or -1. */
+static int timers_run(struct tui *t)
+{
+	long long now = now_ms(), next = -1;
+	long long a = playlists_timer(t, now), b = devices_timer(t, now);
+	if (a >= 0)
+		next = a;
+	if (b >= 0 && (next < 0 || b < next))
+		next = b;
+	if (next < 0)
+		return -1;
+	return next < 50 ? 50 : (int)next;
+}
+
 /* ---------------------------------------------------------------- actions */
 
 static void play_from_list(struct tui *t, struct listview *lv)
@@ -516,13 +473,21 @@ static void play_from_list(struct tui *t, struct listview *lv)
 		search_changed(t);
 		return;
 	}
-	if (it->type == ITEM_TRACK || it->type == ITEM_SUGGESTION) {
+	if (it->type == ITEM_SHELF) {
+		struct shelf *sh = home_shelf(t, it->uri);
+		if (sh)
+			play_items(t, &sh->tracks, it->title);
+		return;
+	}
+	if (it->type == ITEM_PLAYLIST || it->type == ITEM_DEVICE)
+		return;
+	if (it->type == ITEM_TRACK || it->type == ITEM_SUGGESTION || it->type == ITEM_DOWNLOAD) {
 		/* Play the chosen track, then the tracks listed after it, as Spotify plays a list. */
 		const char **uris = xcalloc((size_t)lv->items.n, sizeof(*uris));
 		int n = 0;
 		uris[n++] = it->uri;
-		if (it->type == ITEM_TRACK)
-			for (int i = lv->sel + 1; i < lv->items.n && lv->items.v[i].type == ITEM_TRACK; i++)
+		if (it->type != ITEM_SUGGESTION)
+			for (int i = lv->sel + 1; i < lv->items.n && lv->items.v[i].type == it->type; i++)
 				uris[n++] = lv->items.v[i].uri;
 		int rc = engine_play(t->engine, uris, n);
 		free(uris);
@@ -574,7 +539,7 @@ static void save_selected(struct tui *t)
 	free(path);
 }
 
-static void switch_view(struct tui *t, enum view v)
+void switch_view(struct tui *t, enum view v)
 {
 	if (!view_info[v].available)
 		return;
@@ -584,15 +549,42 @@ static void switch_view(struct tui *t, enum view v)
 		library_load(t);
 	if (v == VIEW_QUEUE)
 		queue_refresh(t);
+	if (v == VIEW_HOME)
+		home_load(t);  /* trending moves by the minute: fresh on every visit */
+	if (v == VIEW_PLAYLISTS) {
+		if (t->pl_is_open)
+			pl_open_load(t);
+		else
+			pl_list_load(t);
+	}
+	if (v == VIEW_DEVICES)
+		devices_load(t);
+	if (v == VIEW_DOWNLOADS)
+		downloader_refresh(t->dl);
 	t->dirty = true;
 }
 
 static void queue_action(struct tui *t, enum keymap_action a)
 {
+	if (t->view == VIEW_PLAYLISTS && t->pl_is_open) {
+		pl_action(t, a);
+		return;
+	}
+	if (a == ACT_REMOVE && t->view == VIEW_DOWNLOADS) {
+		struct item *it = list_current(&t->downloads);
+		if (it && downloader_remove(t->dl, it->uri, it->title) == 0)
+			status_set(t, false, "Removing the download of %s…", it->title);
+		return;
+	}
+	if (a == ACT_REMOVE && t->view != VIEW_QUEUE) {
+		/* Nothing to remove here: 'd' downloads, as the issue's key map has it. */
+		download_selected(t);
+		return;
+	}
 	int sel = t->queue.sel;
 	if (t->view != VIEW_QUEUE || sel < 0 || sel >= t->queue_n) {
 		if (t->view != VIEW_QUEUE)
-			status_set(t, true, "'%s' works in the Queue view (3)", keymap_action_name(a));
+			status_set(t, true, "'%s' works in the Queue view (3) and an open playlist (6)", keymap_action_name(a));
 		return;
 	}
 	if (a == ACT_MOVE_DOWN && sel + 1 < t->queue_n) {
@@ -685,6 +677,14 @@ static void do_action(struct tui *t, enum keymap_action a)
 			t->dirty = true;
 		} else if (t->view == VIEW_QUEUE) {
 			queue_play_selected(t);
+		} else if (t->view == VIEW_PLAYLISTS && !t->pl_is_open) {
+			struct item *it = list_current(&t->pl_list);
+			if (it && t->add_uri[0])
+				add_to_playlist_finish(t, it);
+			else if (it)
+				pl_open(t, it);
+		} else if (t->view == VIEW_DEVICES) {
+			devices_transfer(t);
 		} else if (lv) {
 			play_from_list(t, lv);
 		}
@@ -710,6 +710,28 @@ static void do_action(struct tui *t, enum keymap_action a)
 	case ACT_VIEW_LIBRARY: switch_view(t, VIEW_LIBRARY); return;
 	case ACT_VIEW_QUEUE: switch_view(t, VIEW_QUEUE); return;
 	case ACT_VIEW_NOW: switch_view(t, VIEW_NOW); return;
+	case ACT_VIEW_HOME: switch_view(t, VIEW_HOME); return;
+	case ACT_VIEW_PLAYLISTS:
+		if (t->view == VIEW_PLAYLISTS && t->pl_is_open)
+			pl_close(t);  /* 6 again: back to the list */
+		switch_view(t, VIEW_PLAYLISTS);
+		return;
+	case ACT_VIEW_DEVICES: switch_view(t, VIEW_DEVICES); return;
+	case ACT_VIEW_DOWNLOADS: switch_view(t, VIEW_DOWNLOADS); return;
+	case ACT_BACK:
+		if (t->view == VIEW_PLAYLISTS && t->add_uri[0] && !t->pl_is_open) {
+			t->add_uri[0] = 0;
+			t->pl_is_open = t->add_was_open;
+			status_set(t, false, "Not added");
+			switch_view(t, t->add_return);
+		} else if (t->view == VIEW_PLAYLISTS && t->pl_is_open) {
+			pl_close(t);
+			pl_list_load(t);
+		}
+		t->dirty = true;
+		return;
+	case ACT_DOWNLOAD: download_selected(t); return;
+	case ACT_ADD_TO_PLAYLIST: add_to_playlist_begin(t); return;
 	case ACT_COUNT: return;
 	}
 }
@@ -794,7 +816,7 @@ static void handle_mouse(struct tui *t)
 			return;
 		}
 		struct listview *lv = current_list(t);
-		int off = t->view == VIEW_SEARCH ? 2 : 0;
+		int off = list_offset(t);
 		if (!lv)
 			return;
 		int idx = lv->top + (ev.y - t->content_y - off);
@@ -856,8 +878,9 @@ static void handle_key(struct tui *t, int ret, wint_t ch)
 		return;
 	}
 	int key = (int)ch;
-	if (ret != KEY_CODE_YES && ch == 27)
-		return;
+	/* Terminals send Backspace as DEL or C-h; the keymap names it once. */
+	if (ret != KEY_CODE_YES && (ch == 127 || ch == 8))
+		key = KEY_BACKSPACE;
 	do_action(t, keymap_lookup(t->keymap, key));
 }
 
@@ -942,6 +965,15 @@ static void handle_result(struct tui *t, struct fetch_result *r)
 			status_set(t, true, "could not save: %s", why);
 		}
 		return;
+	case F_HOME_DISCOVER: case F_HOME_MIXES: case F_HOME_RADAR: case F_HOME_TRENDING:
+		home_on_result(t, r, ok, why);
+		return;
+	case F_PL_LIST: case F_PL_OPEN: case F_PL_POLL: case F_PL_EDIT: case F_PL_ADD:
+		playlists_on_result(t, r, ok, why);
+		return;
+	case F_DEVICES: case F_TRANSFER:
+		devices_on_result(t, r, ok, why);
+		return;
 	case F_FEATURES:
 		if (!r->tag || strcmp(r->tag, t->features_uri) != 0)
 			return;
@@ -983,7 +1015,12 @@ static void engine_changed(struct tui *t)
 	snprintf(old_uri, sizeof(old_uri), "%s", t->snap.uri);
 	snprintf(old_err, sizeof(old_err), "%s", t->snap.error);
 	int old_len = t->snap.queue_length, old_pos = t->snap.queue_position;
+	enum engine_state old_state = t->snap.state;
 	engine_snapshot(t->engine, &t->snap);
+	if (t->snap.state == ENGINE_PLAYING)
+		t->active_elsewhere[0] = 0;  /* playing here: this device is the active one */
+	else if (old_state == ENGINE_PLAYING && t->connect)
+		devices_load(t);  /* stopped: perhaps playback moved to another device */
 	if (strcmp(old_uri, t->snap.uri) != 0) {
 		snprintf(t->features_uri, sizeof(t->features_uri), "%s", t->snap.uri);
 		free(t->features_json);
@@ -1004,7 +1041,20 @@ static void engine_changed(struct tui *t)
 
 /* ---------------------------------------------------------------- drawing */
 
-static const char *const spinner_frames[] = {"⠋", "⠙", "⠹", "⠸", "⠼", "⠴", "⠦", "⠧", "⠇", "⠏"};
+const char *const spinner_frames[10] = {"⠋", "⠙", "⠹", "⠸", "⠼", "⠴", "⠦", "⠧", "⠇", "⠏"};
+
+void bar_string(char *out, size_t n, int width, double frac)
+{
+	int filled = (int)(frac * width + 0.5);
+	size_t o = 0;
+	out[0] = 0;
+	for (int i = 0; i < width && o + 4 < n; i++) {
+		const char *c = i < filled ? "█" : "░";
+		memcpy(out + o, c, strlen(c));
+		o += strlen(c);
+	}
+	out[o] = 0;
+}
 
 static void draw_item(struct tui *t, int y, int x, int w, const struct item *it, bool selected, bool playing)
 {
@@ -1022,7 +1072,27 @@ static void draw_item(struct tui *t, int y, int x, int w, const struct item *it,
 		put(y, x + 1, it->title, w - 1, false, base);
 		return;
 	}
-	const char *mark = playing ? "▶ " : "  ";
+	const char *mark = playing ? (it->type == ITEM_DEVICE ? "● " : "▶ ") : "  ";
+	if (it->type == ITEM_DOWNLOAD) {
+		/* title .......... [██████░░░░] 60%  sub */
+		int barw = w >= 70 ? 12 : 8, subw = 28;
+		int titlew = w - 2 - barw - 2 - 5 - subw;
+		if (titlew < 8)
+			titlew = 8;
+		put(y, x, it->marked ? "✓ " : "↓ ", 2, false, base | theme(t, CONFIG_THEME_ACCENT));
+		put(y, x + 2, it->title, titlew - 1, false, base);
+		double frac = it->total > 0 ? (double)it->done / it->total : 0;
+		if (it->marked)
+			frac = 1;
+		char bar[128], pct[16];
+		bar_string(bar, sizeof(bar), barw, frac);
+		snprintf(pct, sizeof(pct), "%3d%%", (int)(frac * 100 + 0.5));
+		int bx = x + 2 + titlew;
+		put(y, bx, bar, barw, false, base | (selected ? 0 : theme(t, CONFIG_THEME_PROGRESS)));
+		put(y, bx + barw + 1, pct, 5, false, base);
+		put(y, bx + barw + 7, it->sub, w - (bx + barw + 7 - x), false, base | (selected ? 0 : theme(t, CONFIG_THEME_DIM)));
+		return;
+	}
 	if (it->type == ITEM_SUGGESTION) {
 		char line[600];
 		snprintf(line, sizeof(line), "  ↳ %s", it->title);
@@ -1050,7 +1120,7 @@ static void draw_item(struct tui *t, int y, int x, int w, const struct item *it,
 	}
 }
 
-static void draw_list(struct tui *t, struct listview *lv, int y, int x, int h, int w, bool mark_current)
+void draw_list(struct tui *t, struct listview *lv, int y, int x, int h, int w, bool mark_current)
 {
 	list_clamp(lv, h);
 	for (int r = 0; r < h; r++) {
@@ -1058,11 +1128,13 @@ static void draw_list(struct tui *t, struct listview *lv, int y, int x, int h, i
 		if (i >= lv->items.n)
 			break;
 		bool playing = mark_current ? i == t->queue_cur : (t->snap.uri[0] && strcmp(lv->items.v[i].uri, t->snap.uri) == 0);
+		if (lv->items.v[i].type == ITEM_DEVICE)
+			playing = lv->items.v[i].marked;
 		draw_item(t, y + r, x, w, &lv->items.v[i], i == lv->sel && !t->typing, playing);
 	}
 }
 
-static void draw_center_text(struct tui *t, int y, int x, int w, const char *const *lines, int n)
+void draw_center_text(struct tui *t, int y, int x, int w, const char *const *lines, int n)
 {
 	for (int i = 0; i < n; i++)
 		put(y + i, x + 1, lines[i], w - 2, false, i == 0 ? theme(t, CONFIG_THEME_ACCENT) : theme(t, CONFIG_THEME_DIM));
@@ -1118,6 +1190,13 @@ static void draw_library(struct tui *t, int y, int x, int h, int w)
 	draw_list(t, &t->library, y, x, h, w, false);
 }
 
+void draw_loading(struct tui *t, int y, int x, int w, const char *what)
+{
+	char l[200];
+	snprintf(l, sizeof(l), "%s Loading %s…", spinner_frames[t->spinner % 10], what);
+	put(y, x + 1, l, w - 2, false, theme(t, CONFIG_THEME_DIM));
+}
+
 static void draw_queue(struct tui *t, int y, int x, int h, int w)
 {
 	if (t->queue.items.n == 0) {
@@ -1134,18 +1213,6 @@ static void draw_queue(struct tui *t, int y, int x, int h, int w)
 	draw_list(t, &t->queue, y + 1, x, h - 1, w, true);
 }
 
-static void bar_string(char *out, size_t n, int width, double frac)
-{
-	int filled = (int)(frac * width + 0.5);
-	size_t o = 0;
-	out[0] = 0;
-	for (int i = 0; i < width && o + 4 < n; i++) {
-		const char *c = i < filled ? "█" : "░";
-		memcpy(out + o, c, strlen(c));
-		o += strlen(c);
-	}
-	out[o] = 0;
-}
 
 static void draw_now(struct tui *t, int y, int x, int h, int w)
 {
@@ -1281,13 +1348,16 @@ static void draw_nowplaying_bar(struct tui *t, int y, int w)
 			   : (s->state == ENGINE_LOADING || s->state == ENGINE_BUFFERING) ? spinner_frames[t->spinner % 10]
 			   : s->state == ENGINE_ERROR ? "!" : "■";
 	const char *rep = s->repeat == ENGINE_REPEAT_ONE ? "one" : s->repeat == ENGINE_REPEAT_ALL ? "all" : "off";
-	char right[200];
-	snprintf(right, sizeof(right), " vol %d%%  shuffle %s  repeat %s  ⌂ this device ", s->volume,
-		 s->shuffle ? "on" : "off", rep);
+	char right[200], dev[80], devname[64];
+	/* Where playback is: here, or the device it was handed to. */
+	textw_fit(t->active_elsewhere, 16, false, devname, sizeof(devname));
+	snprintf(dev, sizeof(dev), t->active_elsewhere[0] ? "⇢ %s" : "⌂ this device", devname);
+	snprintf(right, sizeof(right), " vol %d%%  shuffle %s  repeat %s  %s ", s->volume, s->shuffle ? "on" : "off", rep, dev);
 	int rw = textw_width(right);
 	if (rw > w * 11 / 20) {
 		/* Narrow terminals keep every field, abbreviated, rather than drop some. */
-		snprintf(right, sizeof(right), " vol %d%% shuf %s rep %s this device ", s->volume, s->shuffle ? "on" : "off", rep);
+		snprintf(right, sizeof(right), " vol %d%% shuf %s rep %s %s ", s->volume, s->shuffle ? "on" : "off", rep,
+			 t->active_elsewhere[0] ? dev : "this device");
 		rw = textw_width(right);
 	}
 	if (rw > w * 11 / 20) {
@@ -1348,7 +1418,10 @@ static void draw(struct tui *t)
 	}
 	/* Title line. */
 	char title[300];
-	snprintf(title, sizeof(title), " encore · %s", view_info[t->view].name);
+	if (t->view == VIEW_PLAYLISTS && t->pl_is_open)
+		snprintf(title, sizeof(title), " encore · Playlists › %s", t->pl.name);
+	else
+		snprintf(title, sizeof(title), " encore · %s", view_info[t->view].name);
 	put(0, 0, title, W, true, theme(t, CONFIG_THEME_ACCENT));
 	if (fetcher_busy(t->fetcher) > 0) {
 		char sp[8];
@@ -1363,7 +1436,7 @@ static void draw(struct tui *t)
 	t->content_w = W - t->content_x;
 	if (side) {
 		int row = 0;
-		for (int v = 0; v < VIEW_COUNT; v++) {
+		for (int v = 0; v < VIEW_COUNT && row < t->content_h; v++) {
 			if (!view_info[v].available)
 				continue;
 			char l[64];
@@ -1384,6 +1457,10 @@ static void draw(struct tui *t)
 	case VIEW_QUEUE: draw_queue(t, y, x, h, w); break;
 	case VIEW_NOW: draw_now(t, y, x, h, w); break;
 	case VIEW_HELP: draw_help(t, y, x, h, w); break;
+	case VIEW_HOME: draw_home(t, y, x, h, w); break;
+	case VIEW_PLAYLISTS: draw_playlists(t, y, x, h, w); break;
+	case VIEW_DEVICES: draw_devices(t, y, x, h, w); break;
+	case VIEW_DOWNLOADS: draw_downloads(t, y, x, h, w); break;
 	default: break;
 	}
 	draw_nowplaying_bar(t, H - 3, W);
@@ -1456,6 +1533,9 @@ static struct engine *start_engine(struct tui *t, struct session *ses, const cha
 	if (paths_ensure(t->cli->paths, PATHS_CACHE) == 0)
 		cache = paths_file(t->cli->paths, PATHS_CACHE, "cache.db");
 	ec.cache_path = cache;
+	/* Downloaded tracks play from the offline store, as in `encore play`. */
+	t->offline = cli_open_offline(t->cli, false);
+	ec.offline = t->offline;
 	char err[256] = "", err2[256] = "";
 	struct engine *e = engine_new(&ec, err, sizeof(err));
 	if (!e && strncmp(output, "alsa", 4) == 0) {
@@ -1476,10 +1556,23 @@ static struct engine *start_engine(struct tui *t, struct session *ses, const cha
 static void tui_free(struct tui *t)
 {
 	mpris_free(t->mpris);   /* before the engine it listens to */
+	plwatch_stop(t->plw);
+	downloader_free(t->dl);
 	if (t->fetcher)
 		fetcher_free(t->fetcher);
+	/* Connect drives the engine: it goes first. */
+	connect_client_stop(t->connect);
 	if (t->engine)
 		engine_free(t->engine);
+	offline_free(t->offline);
+	dl_state_free(&t->dls);
+	items_free(&t->home.items);
+	for (int p = 0; p < HOME_PARTS; p++)
+		shelves_free(&t->home_parts[p]);
+	items_free(&t->pl_list.items);
+	items_free(&t->pl_open.items);
+	items_free(&t->devices.items);
+	items_free(&t->downloads.items);
 	items_free(&t->suggestions);
 	items_free(&t->results);
 	items_free(&t->search.items);
@@ -1502,6 +1595,29 @@ static void tui_free(struct tui *t)
 	config_free(t->config);
 }
 
+/* Connect: this UI is a device the user's other clients see and can hand playback to or
+ * from; without the server's socket it still plays. */
+static void start_connect(struct tui *t)
+{
+	char host[64] = "encore";
+	gethostname(host, sizeof(host) - 1);
+	snprintf(t->device_name, sizeof(t->device_name), "%s", host);
+	/* Its own id, not `encore play`'s DATA_DIR/device_id: both may run at once from the
+	 * same data directory, and the hub must see two devices. */
+	char *idpath = paths_file(t->cli->paths, PATHS_DATA, "tui_device_id");
+	char devid[64], err[256];
+	int rc = connect_device_id(idpath, devid);
+	free(idpath);
+	if (rc != 0)
+		return;
+	snprintf(t->device_id, sizeof(t->device_id), "%s", devid);
+	struct connect_client_config cc = {.api = t->api, .engine = t->engine, .device_id = devid, .name = t->device_name,
+					   .type = "computer"};
+	t->connect = connect_client_start(&cc, err, sizeof(err));
+	if (!t->connect)
+		status_set(t, true, "Connect unavailable: %s", err);
+}
+
 /* Reads every waiting key without blocking. */
 static void drain_keys(struct tui *t)
 {
@@ -1518,11 +1634,13 @@ static void drain_keys(struct tui *t)
 
 static void main_loop(struct tui *t, int sfd)
 {
-	struct pollfd pf[4] = {
+	struct pollfd pf[6] = {
 		{.fd = STDIN_FILENO, .events = POLLIN},
 		{.fd = engine_event_fd(t->engine), .events = POLLIN},
 		{.fd = fetcher_fd(t->fetcher), .events = POLLIN},
 		{.fd = sfd, .events = POLLIN},
+		{.fd = downloader_fd(t->dl), .events = POLLIN},
+		{.fd = t->plw ? plwatch_fd(t->plw) : -1, .events = POLLIN},
 	};
 	long long last_tick = now_ms();
 	while (!t->quit) {
@@ -1541,7 +1659,10 @@ static void main_loop(struct tui *t, int sfd)
 			      t->snap.state == ENGINE_BUFFERING || fetcher_busy(t->fetcher) > 0 ||
 			      (t->status[0] && !t->status_error);
 		int timeout = moving ? TICK_MS : -1;
-		int n = poll(pf, 4, timeout);
+		int timer = timers_run(t);
+		if (timer >= 0 && (timeout < 0 || timer < timeout))
+			timeout = timer;
+		int n = poll(pf, 6, timeout);
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
@@ -1567,6 +1688,14 @@ static void main_loop(struct tui *t, int sfd)
 				handle_result(t, p);
 			fetch_result_free(r);
 			t->dirty = true;
+		}
+		if (pf[4].revents & POLLIN) {
+			downloader_ack(t->dl);
+			downloads_rebuild(t);
+		}
+		if (pf[5].revents & POLLIN) {
+			plwatch_ack(t->plw);
+			pl_pushed(t);
 		}
 		if (pf[0].revents & (POLLIN | POLLHUP | POLLERR)) {
 			if (pf[0].revents & (POLLHUP | POLLERR) && !(pf[0].revents & POLLIN))
@@ -1628,12 +1757,22 @@ int tui_run(struct cli_ctx *c)
 	t->engine = start_engine(t, ses, output);
 	t->fetcher = t->engine ? fetcher_new(t->api, 2) : NULL;
 	t->mpris = t->engine ? mpris_new_from_config(t->engine, t->config) : NULL;
-	if (!t->engine || !t->fetcher || sfd < 0) {
-		if (t->engine && !t->fetcher)
-			cli_error(c, "cannot start the fetcher threads");
+	if (t->fetcher && paths_ensure(c->paths, PATHS_DATA) == 0) {
+		char *dir = paths_file(c->paths, PATHS_DATA, "offline");
+		char *key = paths_file(c->paths, PATHS_DATA, "offline-device.key");
+		t->dl = downloader_new(t->api, dir, key);
+		free(dir);
+		free(key);
+	}
+	if (!t->engine || !t->fetcher || !t->dl || sfd < 0) {
+		if (t->engine && (!t->fetcher || !t->dl))
+			cli_error(c, "cannot start the fetcher or download threads");
 		code = EXIT_ERR;
 		goto out;
 	}
+	start_connect(t);
+	char perr[200];
+	t->plw = plwatch_start(t->api, perr, sizeof(perr));  /* without it, open playlists are polled */
 	/* Config problems first: they explain anything odd that follows. */
 	if (t->config->nerrors > 0) {
 		if (t->config->nerrors == 1)

@@ -1,8 +1,11 @@
 """The `encore` TUI in a real terminal (tmux) against a real encored: open, search as you
-type, play, progress, seek, skip, queue edits, resize, config errors, a slow server, and
-a clean exit. Assertions are on the captured screen text; every wait polls capture-pane
-with a generous deadline."""
+type, play, progress, seek, skip, queue edits, resize, config errors, a slow server, a
+clean exit, and the Playlists, Home, Devices and Downloads views. Assertions are on the
+captured screen text and, for what the views do, on the server or the CLI; every wait
+polls with a generous deadline."""
+import json
 import os
+import random
 import shutil
 import sqlite3
 import subprocess
@@ -11,7 +14,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import ENCORE, Server, Tap, expect, wait_for  # noqa: E402
+from harness import ENCORE, Cli, Server, Tap, expect, wait_for  # noqa: E402
 
 # Tracks long enough that a seek and a few seconds of progress fit inside one.
 TRACKS, SECONDS = 6, 20
@@ -77,6 +80,13 @@ class Tui:
 
     def wait_text(self, text, timeout=30):
         return self.wait(lambda s: text in s, "%r on screen" % text, timeout)
+
+    def quit_ok(self):
+        """q, then the exit code must be 0 (under ASan a leak or error makes it non-zero)."""
+        self.keys("Escape", "q")
+        s = self.wait_text("ENCORE-EXITED", timeout=60)
+        code = open(self.exitfile).read().strip()
+        assert code == "0", "exit code %s after q:\n%s" % (code, s)
 
     def close(self):
         self.tmux("kill-server")
@@ -311,6 +321,239 @@ def test_help_answers_at_once_while_the_server_is_slow(srv_unused):
             print("# help answered %.0f ms after '?' with a 2000 ms CDN latency" % (dt * 1000))
             # A UI that waited on the network would need at least the injected 2 s.
             assert dt < 2.0, "help took %.2f s while the CDN was slow" % dt
+            # A download from the slow CDN (2 s a file) runs in the background: the view
+            # shows it part-way, and keys are still answered at once.
+            t.keys("3")
+            t.wait_text("Queue · 1 track")
+            t.keys("g", "D")
+            t.wait_text("in the background")
+            t.keys("8")
+
+            def partial(s):
+                import re
+                for line in s.splitlines():
+                    m = re.search(r"(\d+)%", line)
+                    if tracks[0][1] in line and m and 0 < int(m.group(1)) < 100:
+                        return "Downloading" in s
+                return False
+            s = t.wait(partial, "the download part-way, with its progress bar", timeout=60)
+            print("# part-way: " + [l for l in s.splitlines() if tracks[0][1] in l and "%" in l][0].split("│", 1)[-1].strip())
+            t0 = time.monotonic()
+            t.keys("?")
+            t.wait_text("Keys (rebind")
+            dt = time.monotonic() - t0
+            print("# help answered %.0f ms after '?' during the download" % (dt * 1000))
+            assert dt < 2.0, "help took %.2f s while downloading from a slow CDN" % dt
+            t.quit_ok()
+
+
+def rid():
+    return "".join(random.choice("0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ") for _ in range(22))
+
+
+def play_cmd(t, *uris):
+    t.keys("Escape", ":")
+    t.type("play " + " ".join(uris))
+    t.keys("Enter")
+
+
+def playlist_uris(api, pid):
+    st, body, _ = api.get("/v1/playlists/%s/tracks?limit=100" % pid)
+    assert st == 200, (st, body)
+    return [it["track"]["uri"] for it in body["items"]]
+
+
+def test_playlists_view_lists_opens_plays_edits_and_updates_live(srv):
+    tracks = catalog(srv)
+    alice, bob = srv.login("alice"), srv.login("bob")
+    name = "Road Trip %d" % random.randrange(10 ** 6)
+    st, pl, _ = alice.req("POST", "/v1/me/playlists", {"name": name, "collaborative": True, "public": False})
+    assert st == 201, (st, pl)
+    pid = pl["id"]
+    st, body, _ = alice.req("POST", "/v1/playlists/%s/collaborators" % pid, {"id": "bob"})
+    assert st == 201, (st, body)
+    st, body, _ = alice.req("POST", "/v1/playlists/%s/tracks" % pid, {"uris": [u for u, _ in tracks[:3]]})
+    assert st == 201, (st, body)
+    a, b, c, d, e = tracks[:5]
+    with Tui(srv) as t:
+        t.keys("Escape", "6")
+        t.wait_text(name)
+        t.keys("g")
+        # Playlists come newest first: this one is at the top.
+        t.keys("Enter")
+        s = t.wait(lambda s: all(n in s for n in (a[1], b[1], c[1])) and "collaborators: bob" in s,
+                   "the open playlist with its tracks and collaborators")
+        assert "encore · Playlists › " + name in s, "title does not name the playlist:\n" + s
+        t.keys("Enter")  # plays from the first item
+        t.wait(lambda s: a[1] in now_playing(s), "the playlist playing")
+        # Move the first item down (J), then remove the new first item (d): b goes, a c remain.
+        t.keys("g", "J")
+        wait_for(lambda: playlist_uris(alice, pid) == [b[0], a[0], c[0]], 30, "J moved the item on the server")
+        t.wait(lambda s: queue_rows(s, [a[1], b[1], c[1]]) == [b[1], a[1], c[1]], "the moved order on screen")
+        t.keys("g", "d")
+        wait_for(lambda: playlist_uris(alice, pid) == [a[0], c[0]], 30, "d removed the item on the server")
+        # Add from search: P on a result, Enter on the playlist.
+        t.keys("/")
+        t.keys("C-u")
+        t.type(d[1])
+        t.wait(lambda s: "Tracks" in s and d[1] in s.split("Tracks", 1)[1], "%s in results" % d[1])
+        t.keys("Enter", "P")
+        t.wait_text("to: (Enter adds")
+        t.wait_text(name)
+        t.keys("g", "Enter")
+        wait_for(lambda: playlist_uris(alice, pid) == [a[0], c[0], d[0]], 30, "P added the search result")
+        t.wait_text("Added " + d[1])
+        # And from the queue.
+        t.keys("3")
+        t.wait_text("Queue · ")
+        t.keys("g", "P")
+        t.wait_text("to: (Enter adds")
+        t.wait_text(name)
+        t.keys("g", "Enter")
+        wait_for(lambda: playlist_uris(alice, pid) == [a[0], c[0], d[0], a[0]], 30, "P added the queue's entry")
+        # Another client (the collaborator) edits: the open playlist follows.
+        t.keys("6")
+        t.wait(lambda s: "encore · Playlists › " in s and d[1] in s, "the playlist open again")
+        # The open playlist is subscribed over the WebSocket: the update comes by push, so
+        # no `changes` poll is logged (the UI polls only while the push is not live).
+        polls = lambda: srv.log_text().count("/v1/playlists/%s/changes" % pid)  # noqa: E731
+        polls0 = polls()
+        t0 = time.monotonic()
+        st, body, _ = bob.req("POST", "/v1/playlists/%s/tracks" % pid, {"uris": [e[0]], "position": 0})
+        assert st == 201, (st, body)
+        t.wait(lambda s: e[1] in s.split("collaborators", 1)[-1], "bob's insert on screen", timeout=30)
+        print("# bob's edit reached the open view in %.0f ms" % ((time.monotonic() - t0) * 1000))
+        expect(polls() - polls0, 0, "snapshot polls while the push subscription was live")
+        s = t.screen()
+        expect(queue_rows(s, [e[1], a[1], c[1], d[1]]), [e[1], a[1], c[1], d[1]], "order after bob's insert")
+        t.quit_ok()
+
+
+def test_home_view_shows_shelves_and_enter_plays_one(srv):
+    alice = srv.login("alice")
+    # Trending counts play starts of the last 30 minutes: make one.
+    tr = catalog(srv)[4]
+    st, body, _ = alice.req("POST", "/v1/events", {"events": [
+        {"id": rid(), "type": "play_start", "ts": int(time.time() * 1000), "uri": tr[0], "bitrate": 160}]})
+    assert st == 200, (st, body)
+    shelves = {}
+    for path in ("/v1/me/discover-weekly", "/v1/me/release-radar"):
+        st, body, _ = alice.get(path)
+        assert st == 200, (path, st, body)
+        shelves[body["name"]] = [it["track"] for it in body["tracks"]["items"]]
+    st, body, _ = alice.get("/v1/me/daily-mixes")
+    assert st == 200, (st, body)
+    for m in body["mixes"]:
+        shelves[m["name"]] = [it["track"] for it in m["tracks"]["items"]]
+    dw = shelves["Discover Weekly"]
+    assert dw, "no Discover Weekly tracks, so the test could not fail"
+    with Tui(srv) as t:
+        t.keys("Escape", "5")
+        t.wait(lambda s: all(n in s for n, v in shelves.items() if v) and "Trending now" in s and tr[1] in s,
+               "every shelf and the trending track")
+        t.keys("g", "Enter")  # the first row is Discover Weekly
+        t.wait(lambda s: dw[0]["name"] in now_playing(s), "Discover Weekly playing")
+
+        def server_says():
+            st, p, _ = alice.get("/v1/me/player")
+            return p if st == 200 and p["item"] and p["item"]["uri"] == dw[0]["uri"] else None
+        wait_for(server_says, 30, "the server sees Discover Weekly's first track playing")
+        t.quit_ok()
+
+
+def devices(api):
+    st, body, _ = api.get("/v1/me/player/devices")
+    assert st == 200, (st, body)
+    return body["devices"]
+
+
+def test_devices_view_transfers_playback_to_a_headless_device(srv):
+    tracks = catalog(srv)
+    alice = srv.login("alice")
+    kitchen = Cli(srv.url, "alice")
+    p = kitchen.spawn("play", *[u for u, _ in tracks[2:6]], "--output", "null:realtime", "--device-name", "Kitchen")
+    try:
+        wait_for(lambda: any(d["name"] == "Kitchen" for d in devices(alice)), 60, "Kitchen online")
+        with Tui(srv) as t:
+            play_cmd(t, tracks[0][0])
+            t.wait(lambda s: tracks[0][1] in now_playing(s), "playing in the TUI")
+            # The TUI is a device too, and the one that plays last is the active one.
+            mine = wait_for(lambda: [d for d in devices(alice) if d["name"] != "Kitchen" and d["is_active"]], 60,
+                            "the TUI active")[0]
+            t.keys("7")
+            s = t.wait(lambda s: "Kitchen" in s and "● " + mine["name"] in s, "both devices, the TUI's marked")
+            # Rows as drawn: the header line, then one row per device.
+            rows = [l.split("│", 1)[1] for l in s.splitlines() if "│" in l]
+            head = [i for i, l in enumerate(rows) if "Devices · this one is" in l][0]
+            kitchen_row = [i for i, l in enumerate(rows) if "Kitchen" in l][0] - head - 1
+            t.keys("g", *["j"] * kitchen_row)
+            t.keys("Enter")
+
+            def on_kitchen():
+                st, pl, _ = alice.get("/v1/me/player")
+                return pl if st == 200 and pl["device"]["name"] == "Kitchen" and not pl["transfer_pending"] else None
+            pl = wait_for(on_kitchen, 30, "the server says Kitchen plays")
+            expect(pl["item"]["uri"], tracks[0][0], "the TUI's track continues on Kitchen")
+            wait_for(lambda: (lambda r: r[0] == 0 and json.loads(r[1])["state"] == "playing" and
+                              json.loads(r[1])["uri"] == tracks[0][0])(kitchen.run("remote", "status", "--json")),
+                     30, "Kitchen's own player playing the track")
+            t.wait_text("● Kitchen", timeout=30)
+            t.wait(lambda s: not s.splitlines()[-3].startswith(" ▶") and "⇢ Kitchen" in s.splitlines()[-3],
+                   "the TUI stopped, its bar pointing at Kitchen")
+            t.quit_ok()
+    finally:
+        p.terminate()
+        p.wait(timeout=30)
+
+
+def test_downloads_view_downloads_in_the_background_and_shows_progress(srv):
+    tracks = catalog(srv)
+    uri, name = tracks[1]
+    with Tui(srv) as t:
+        t.keys("/")
+        t.type(name)
+        t.wait(lambda s: "Tracks" in s and name in s.split("Tracks", 1)[1], "%s in results" % name)
+        t.keys("Enter", "d")
+        t.wait_text("in the background")
+        t.keys("8")
+        s = t.wait(lambda s: any(name in l and "100%" in l and "licence" in l for l in s.splitlines())
+                   and "Downloading" not in s, "the track at 100% with its licence, the download finished")
+        p = subprocess.run([ENCORE, "offline", "ls", "--json"], env=t.env, capture_output=True, text=True, timeout=60,
+                           stdin=subprocess.DEVNULL)
+        assert p.returncode == 0, p.stderr
+        got = {e["uri"]: e for e in json.loads(p.stdout)["tracks"]}
+        assert uri in got and got[uri]["complete"], "encore offline ls does not list %s complete: %s" % (uri, p.stdout)
+        days = (got[uri]["expires_at"] - time.time()) / 86400
+        assert any("licence %d d" % n in s for n in (int(days) - 1, int(days), int(days) + 1)), \
+            "licence expiry (%.1f days) not shown:\n%s" % (days, s)
+        used = "%.1f MB used" % (got[uri]["bytes"] / 1e6) if got[uri]["bytes"] >= 1e6 else "%.0f kB used" % (got[uri]["bytes"] / 1e3)
+        assert used in s, "storage usage %r not shown:\n%s" % (used, s)
+        # d in Downloads removes the selected download.
+        t.keys("g", "d")
+        t.wait_text("Nothing downloaded yet.")
+        p = subprocess.run([ENCORE, "offline", "ls", "--json"], env=t.env, capture_output=True, text=True, timeout=60,
+                           stdin=subprocess.DEVNULL)
+        expect(json.loads(p.stdout)["tracks"], [], "downloads after d in the Downloads view")
+        t.quit_ok()
+
+
+def test_new_views_fit_80x24_and_honour_no_color(srv):
+    with Tui(srv, width=80, height=24, extra_env={"NO_COLOR": "1"}) as t:
+        for key, want in (("5", "Trending now"), ("6", "Your playlists"), ("7", "Devices · this one is"),
+                          ("8", "Downloads · ")):
+            t.keys("Escape", key)
+            s = t.wait(lambda s: want in s and "Loading" not in s, "%s at 80x24" % want)
+            lines = s.splitlines()
+            assert max(len(line) for line in lines) <= 80, "a line wider than 80 columns:\n" + s
+            assert "Nothing playing" in lines[-3], "now-playing bar not at the bottom:\n" + s
+            expect(colour_codes(t.screen_with_attributes()), set(), "colour codes with NO_COLOR in view %s" % key)
+        t.keys("?")
+        t.wait_text("Keys (rebind")
+        t.keys("G")  # the new actions are at the end of the list
+        t.wait_text("add_to_playlist")
+        for action in ("view_home", "view_playlists", "view_devices", "view_downloads", "download", "back"):
+            t.wait_text(action)
+        t.quit_ok()
 
 
 def main():
@@ -321,8 +564,15 @@ def main():
                    test_mouse_selects_views_and_seeks_on_the_progress_bar,
                    test_now_playing_view_shows_details_and_audio_features,
                    test_resize_to_80x24_and_back,
-                   test_bad_config_line_is_reported_and_the_rest_loads, test_help_answers_at_once_while_the_server_is_slow):
-            tap.run(fn, srv)
+                   test_bad_config_line_is_reported_and_the_rest_loads, test_help_answers_at_once_while_the_server_is_slow,
+                   test_playlists_view_lists_opens_plays_edits_and_updates_live,
+                   test_home_view_shows_shelves_and_enter_plays_one,
+                   test_devices_view_transfers_playback_to_a_headless_device,
+                   test_downloads_view_downloads_in_the_background_and_shows_progress,
+                   test_new_views_fit_80x24_and_honour_no_color):
+            # TUI_TESTS=substring runs a subset while developing.
+            if os.environ.get("TUI_TESTS", "") in fn.__name__:
+                tap.run(fn, srv)
     tap.done()
 
 

@@ -199,6 +199,107 @@ static void test_suggestions_saved_and_track_lists(void)
 	items_free(&l);
 }
 
+static void test_playlists_rows_name_owner_count_and_collaboration(void)
+{
+	struct items l = ITEMS_INIT;
+	CHECK_INT(items_parse_playlists(&l, "{\"items\":[{\"uri\":\"encore:playlist:P\",\"name\":\"Road\","
+					   "\"owner\":{\"id\":\"alice\",\"display_name\":\"Alice\"},\"tracks\":{\"total\":12},"
+					   "\"collaborative\":true},{\"uri\":\"encore:playlist:Q\",\"name\":\"Solo\","
+					   "\"owner\":{\"id\":\"bob\"},\"tracks\":{\"total\":1}},{\"name\":\"no uri\"}]}"), 2);
+	if (l.n == 2) {
+		CHECK_INT(l.v[0].type, ITEM_PLAYLIST);
+		CHECK_STR(l.v[0].sub, "Alice · 12 tracks · collaborative");
+		CHECK_STR(l.v[1].sub, "bob · 1 track");
+	}
+	CHECK_INT(items_parse_playlists(&l, "[1]"), -EINVAL);
+	items_free(&l);
+}
+
+static void test_playlist_items_keep_positions_when_a_track_left_the_catalog(void)
+{
+	struct items l = ITEMS_INIT;
+	/* Row i must be position i: edits name positions. */
+	CHECK_INT(items_parse_playlist_items(&l, "{\"name\":\"P\",\"uri\":\"encore:playlist:P\",\"tracks\":{\"items\":["
+						 "{\"track\":{\"uri\":\"encore:track:A\",\"name\":\"A\"}},{\"track\":null},"
+						 "{\"track\":{\"uri\":\"encore:track:C\",\"name\":\"C\"}}]}}"), 3);
+	if (l.n == 3) {
+		CHECK_STR(l.v[0].uri, "encore:track:A");
+		CHECK(!items_selectable(&l.v[1]), "the missing track is not selectable");
+		CHECK_STR(l.v[2].uri, "encore:track:C");
+	}
+	items_free(&l);
+}
+
+static void test_playlist_info_lists_collaborators(void)
+{
+	struct playlist_info p;
+	CHECK_INT(playlist_info_parse("{\"uri\":\"encore:playlist:P\",\"name\":\"Road\",\"owner\":{\"id\":\"alice\"},"
+				      "\"snapshot_id\":\"S1\",\"collaborative\":true,\"collaborators\":[\"bob\",\"chen\"],"
+				      "\"tracks\":{\"total\":3,\"items\":[]}}", &p), 0);
+	CHECK_STR(p.owner, "alice");
+	CHECK_STR(p.snapshot_id, "S1");
+	CHECK_STR(p.collaborators, "bob, chen");
+	CHECK(p.collaborative, "collaborative");
+	CHECK_INT((int)p.total, 3);
+	CHECK_INT(playlist_info_parse("{\"name\":\"no uri\"}", &p), -EINVAL);
+	CHECK_INT(playlist_info_parse("not json", &p), -EINVAL);
+}
+
+static void test_devices_mark_the_active_one(void)
+{
+	struct items l = ITEMS_INIT;
+	CHECK_INT(items_parse_devices(&l, "{\"devices\":[{\"id\":\"d1\",\"name\":\"Kitchen\",\"type\":\"speaker\","
+					  "\"volume_percent\":40,\"is_active\":false},{\"id\":\"d2\",\"name\":\"Desk\","
+					  "\"type\":\"computer\",\"volume_percent\":100,\"is_active\":true}]}"), 2);
+	if (l.n == 2) {
+		CHECK(!l.v[0].marked, "Kitchen not active");
+		CHECK(l.v[1].marked, "Desk active");
+		CHECK_STR(l.v[1].uri, "d2");
+		CHECK_STR(l.v[0].sub, "speaker · vol 40%");
+	}
+	CHECK_INT(items_parse_devices(&l, "{}"), -EINVAL);
+	items_free(&l);
+}
+
+static void test_shelves_from_playlist_likes_mixes_and_trending(void)
+{
+	struct shelves s = SHELVES_INIT;
+	CHECK_INT(shelves_parse(&s, "{\"name\":\"Discover Weekly\",\"description\":\"new to you\",\"tracks\":{\"items\":["
+				    "{\"track\":{\"uri\":\"encore:track:A\",\"name\":\"A\"}}]}}", "x"), 1);
+	CHECK_INT(shelves_parse(&s, "{\"mixes\":[{\"name\":\"Daily Mix 1\",\"tracks\":{\"items\":[{\"track\":"
+				    "{\"uri\":\"encore:track:B\",\"name\":\"B\"}}]}},{\"name\":\"Empty\",\"tracks\":{\"items\":[]}}]}",
+				    "x"), 1);
+	CHECK_INT(shelves_parse(&s, "{\"tracks\":{\"items\":[{\"plays\":3,\"track\":{\"uri\":\"encore:track:C\",\"name\":\"C\"}},"
+				    "{\"plays\":1,\"track\":{\"uri\":\"encore:track:D\",\"name\":\"D\"}}]},\"window_ms\":1}", "Trending now"), 1);
+	CHECK_INT(s.n, 3);
+	if (s.n == 3) {
+		CHECK_STR(s.v[0].title, "Discover Weekly");
+		CHECK_STR(s.v[0].sub, "new to you");
+		CHECK_STR(s.v[1].title, "Daily Mix 1");
+		CHECK_STR(s.v[2].title, "Trending now");
+		CHECK_INT(s.v[2].tracks.n, 2);
+	}
+	CHECK_INT(shelves_parse(&s, "{\"nothing\":1}", "x"), -EINVAL);
+	shelves_free(&s);
+}
+
+static void test_view_keys_and_download_keys_are_bound(void)
+{
+	struct keymap *km = keymap_new();
+	CHECK_INT(keymap_lookup(km, '5'), ACT_VIEW_HOME);
+	CHECK_INT(keymap_lookup(km, '6'), ACT_VIEW_PLAYLISTS);
+	CHECK_INT(keymap_lookup(km, '7'), ACT_VIEW_DEVICES);
+	CHECK_INT(keymap_lookup(km, '8'), ACT_VIEW_DOWNLOADS);
+	CHECK_INT(keymap_lookup(km, 'D'), ACT_DOWNLOAD);
+	CHECK_INT(keymap_lookup(km, 'P'), ACT_ADD_TO_PLAYLIST);
+	CHECK_INT(keymap_lookup(km, 27), ACT_BACK);
+	CHECK_INT(keymap_lookup(km, KEY_BACKSPACE), ACT_BACK);
+	char why[128];
+	CHECK_INT(keymap_bind(km, "x", "add_to_playlist", why, sizeof(why)), 0);
+	CHECK_INT(keymap_lookup(km, 'x'), ACT_ADD_TO_PLAYLIST);
+	keymap_free(km);
+}
+
 int main(void)
 {
 	setlocale(LC_ALL, "C.UTF-8");
@@ -213,5 +314,11 @@ int main(void)
 	RUN(test_key_names_round_trip);
 	RUN(test_search_results_are_grouped_under_headers);
 	RUN(test_suggestions_saved_and_track_lists);
+	RUN(test_playlists_rows_name_owner_count_and_collaboration);
+	RUN(test_playlist_items_keep_positions_when_a_track_left_the_catalog);
+	RUN(test_playlist_info_lists_collaborators);
+	RUN(test_devices_mark_the_active_one);
+	RUN(test_shelves_from_playlist_likes_mixes_and_trending);
+	RUN(test_view_keys_and_download_keys_are_bound);
 	return TAP_DONE();
 }
