@@ -50,7 +50,7 @@ struct connect_client {
 	int64_t last_rx_ms;
 	lws_sorted_usec_list_t sul_reconnect, sul_ping;
 	unsigned rng;
-	bool preparing;
+	bool preparing, starting;
 	char prep_uri[64];
 	long long prep_pos;
 	/* the last report */
@@ -147,6 +147,9 @@ static void maybe_report(struct connect_client *c, bool force)
 	engine_snapshot(c->engine, &s);
 	if (s.state == ENGINE_LOADING || s.state == ENGINE_BUFFERING)
 		return;   /* settle first: a load is neither playing nor paused yet */
+	if (c->starting && s.state == ENGINE_PAUSED)
+		return;
+	c->starting = false;
 	bool playing = s.state == ENGINE_PLAYING;
 	int64_t now = mono_ms();
 	long long expect = c->rep_pos + (c->rep_playing ? now - c->rep_ms : 0);
@@ -240,7 +243,7 @@ static int queue_uris(yajl_val q, const char **out, int max)
 	return n;
 }
 
-static void load_at(struct connect_client *c, yajl_val msg, long long pos)
+static void load_at(struct connect_client *c, yajl_val msg, long long pos, bool paused)
 {
 	const char *uris[256];
 	int n = queue_uris(json_get(msg, "queue"), uris, 256);
@@ -256,7 +259,10 @@ static void load_at(struct connect_client *c, yajl_val msg, long long pos)
 		return;
 	if (idx < 0 || idx >= n)
 		idx = 0;
-	engine_play_from(c->engine, uris, n, (int)idx, (int)pos);
+	if (paused)
+		engine_prepare(c->engine, uris, n, (int)idx, (int)pos);
+	else
+		engine_play_from(c->engine, uris, n, (int)idx, (int)pos);
 }
 
 static void run_command(struct connect_client *c, yajl_val msg)
@@ -275,26 +281,32 @@ static void run_command(struct connect_client *c, yajl_val msg)
 		c->preparing = true;
 		snprintf(c->prep_uri, sizeof(c->prep_uri), "%s", uri);
 		c->prep_pos = pos;
-		load_at(c, msg, pos);
-		engine_pause(c->engine);
+		load_at(c, msg, pos, true);
 	} else if (strcmp(cmd, "start") == 0) {
 		bool play = true;
 		json_get_bool(msg, "play", &play);
 		const char *uri = json_get_str(msg, "uri");
 		if (c->preparing && uri && strcmp(uri, c->prep_uri) == 0) {
-			if (llabs(pos - c->prep_pos) > 40)
+			/* The source stopped later than the position prepared at (it played on while
+			 * the stop travelled): move the start there. The engine takes the seek even
+			 * if the manifest has not arrived yet. */
+			if (llabs(pos - c->prep_pos) > CONNECT_START_SLACK_MS)
 				engine_seek(c->engine, (int)pos, false);
+			if (play)
+				engine_resume(c->engine);
 		} else {
-			load_at(c, msg, pos);
+			load_at(c, msg, pos, !play);
 		}
-		c->preparing = false;
-		if (play)
-			engine_resume(c->engine);
-		else
+		if (!play)
 			engine_pause(c->engine);
+		c->preparing = false;
+		/* Until the engine has taken the start, its snapshot still says paused: a report
+		 * of that would tell the hub the new active device is not playing. */
+		c->starting = play;
 		c->reported = false;
 	} else if (strcmp(cmd, "stop") == 0 || strcmp(cmd, "pause") == 0) {
 		c->preparing = false;
+		c->starting = false;
 		engine_pause(c->engine);
 	} else if (strcmp(cmd, "resume") == 0) {
 		engine_resume(c->engine);

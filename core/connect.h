@@ -13,6 +13,7 @@
 #define CONNECT_DEAD_MS 15000         /* no message for this long: reconnect */
 #define CONNECT_BACKOFF_MIN_MS 250
 #define CONNECT_BACKOFF_MAX_MS 8000
+#define CONNECT_START_SLACK_MS 20     /* a prepared start this close to the stop point is not re-seeked */
 
 struct api;
 struct engine;

@@ -52,8 +52,19 @@ static int null_write(struct sink *s, const float *frames, size_t n)
 	struct null_priv *p = s->priv;
 	if (!p->realtime)
 		return 0;
-	if (p->frames == 0)
-		clock_gettime(CLOCK_MONOTONIC, &p->start);
+	struct timespec now;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	/* A write after a pause or an idle spell finds its deadline long past: the silence
+	 * in between was "played", so rebase rather than race through the backlog (which
+	 * would run a resumed track seconds ahead of the wall clock). */
+	int64_t behind_ms = p->frames ? ((int64_t)(now.tv_sec - p->start.tv_sec) * 1000 +
+					 (now.tv_nsec - p->start.tv_nsec) / 1000000) -
+					(int64_t)(p->frames * 1000 / (uint64_t)s->rate)
+				      : 0;
+	if (p->frames == 0 || behind_ms > 100) {
+		p->start = now;
+		p->frames = 0;
+	}
 	p->frames += n;
 	/* Sleep to an absolute deadline so rounding never accumulates into drift. */
 	uint64_t ns = p->frames * 1000000000ULL / (uint64_t)s->rate;

@@ -6,6 +6,7 @@ import json
 import os
 import sqlite3
 import sys
+import time
 
 sys.path.insert(0, os.path.dirname(__file__))
 from harness import Cli, Server, Tap, expect, wait_for  # noqa: E402
@@ -46,7 +47,7 @@ class Rig:
         for p in (self.pa, self.pb):
             if p and p.poll() is None:
                 p.terminate()
-                p.wait(timeout=30)
+                p.wait(timeout=120)
 
 
 def state_is(rig, cli, state, uri=None):
@@ -56,15 +57,15 @@ def state_is(rig, cli, state, uri=None):
 
 def test_devices_register_and_the_one_that_starts_playing_is_active(rig):
     rig.pa = rig.a.spawn("play", *rig.t[:3], "--output", "null:realtime", "--device-name", "Alpha")
-    wait_for(lambda: "Alpha" in rig.devices() and rig.devices()["Alpha"]["is_active"], timeout=60, what="Alpha active")
-    p = wait_for(lambda: (lambda p: p if p and p["is_playing"] and p["item"] else None)(rig.player()), timeout=60,
+    wait_for(lambda: "Alpha" in rig.devices() and rig.devices()["Alpha"]["is_active"], timeout=120, what="Alpha active")
+    p = wait_for(lambda: (lambda p: p if p and p["is_playing"] and p["item"] else None)(rig.player()), timeout=120,
                  what="playing state")
     expect(p["item"]["uri"], rig.t[0], "track reported")
     expect(p["device"]["name"], "Alpha", "active device")
     # A second device that starts playing by itself takes over; the first is told to stop.
     rig.pb = rig.b.spawn("play", rig.t[3], rig.t[4], rig.t[5], "--output", "null:realtime", "--device-name", "Beta")
-    wait_for(lambda: "Beta" in rig.devices() and rig.devices()["Beta"]["is_active"], timeout=60, what="Beta active")
-    wait_for(lambda: state_is(rig, rig.a, "paused"), timeout=30, what="Alpha stopped")
+    wait_for(lambda: "Beta" in rig.devices() and rig.devices()["Beta"]["is_active"], timeout=120, what="Beta active")
+    wait_for(lambda: state_is(rig, rig.a, "paused"), timeout=120, what="Alpha stopped")
     expect(rig.devices()["Alpha"]["is_active"], False, "Alpha no longer active")
 
 
@@ -74,40 +75,41 @@ def test_device_id_is_stable_across_restarts_of_the_client(rig):
     expect(rig.devices()["Alpha"]["id"], stored, "registered id is the stored one")
 
 
+def transfer_and_check(rig, src, dst, src_name, dst_name, uri):
+    """Transfers from src to dst and checks the hand-over position. The bounds hold however
+    slow the machine is: the target starts where the source stopped (never more than
+    100 ms before it) and cannot have played further than the wall time since the
+    request."""
+    dev = rig.devices()[dst_name]["id"]
+    t0 = time.monotonic()
+    st, body, _ = rig.api.req("PUT", "/v1/me/player", {"device_ids": [dev], "play": True})
+    expect(st, 204, "transfer to %s %r" % (dst_name, body))
+    s_src = wait_for(lambda: state_is(rig, src, "paused"), timeout=120, what="%s stopped" % src_name)
+    s_dst = wait_for(lambda: state_is(rig, dst, "playing", uri), timeout=120, what="%s playing %s" % (dst_name, uri))
+    elapsed_ms = (time.monotonic() - t0) * 1000
+    p = wait_for(lambda: (lambda p: p if p and p["device"]["name"] == dst_name and not p["transfer_pending"] else None)(
+        rig.player()), timeout=120, what="server says %s" % dst_name)
+    expect(p["item"]["uri"], uri, "server's track")
+    stop, now = s_src["position_ms"], s_dst["position_ms"]
+    print("# transfer %s -> %s: stopped at %d ms, target at %d ms %.0f ms after the request (server %d ms)"
+          % (src_name, dst_name, stop, now, elapsed_ms, p["progress_ms"]))
+    assert now >= stop - 100, "%s resumed %d ms before %s's stop point" % (dst_name, stop - now, src_name)
+    assert now <= stop + elapsed_ms + 250, "%s is %d ms past the stop point only %.0f ms after the request" % (
+        dst_name, now - stop, elapsed_ms)
+
+
 def test_transfer_mid_track_and_back_keeps_the_position(rig):
-    wait_for(lambda: (rig.status(rig.b) or {}).get("position_ms", 0) >= 1500, timeout=60, what="Beta 1.5 s in")
-    alpha = rig.devices()["Alpha"]["id"]
-    st, body, _ = rig.api.req("PUT", "/v1/me/player", {"device_ids": [alpha], "play": True})
-    expect(st, 204, "transfer %r" % (body,))
-    sb = wait_for(lambda: state_is(rig, rig.b, "paused"), timeout=30, what="Beta stopped")
-    sa = wait_for(lambda: state_is(rig, rig.a, "playing", rig.t[3]), timeout=30, what="Alpha playing Beta's track")
-    p = wait_for(lambda: (lambda p: p if p and p["device"]["name"] == "Alpha" and not p["transfer_pending"] else None)(
-        rig.player()), timeout=30, what="server says Alpha")
-    # The hub's start position is Beta's stop position; Alpha continues from there.
-    start = p["state"]["position_ms"]
-    print("# transfer: Beta stopped at %d ms, Alpha now at %d ms (server %d ms)" % (sb["position_ms"], sa["position_ms"], start))
-    # Goal: < 100 ms of position error. It is not reliable yet: runs have handed over at the
-    # stop point and runs have resumed the target from an older position (see the closing
-    # note of issue 11). The figures are printed; what is asserted is that the same track
-    # continues on the target, inside the track.
-    assert 0 <= sa["position_ms"] < 60000, "Alpha's position %r is outside the track" % sa["position_ms"]
-    assert abs(start - sb["position_ms"]) < 5000, "server position far from the stop point"
-    # And back.
-    beta = rig.devices()["Beta"]["id"]
-    st, _, _ = rig.api.req("PUT", "/v1/me/player", {"device_ids": [beta], "play": True})
-    expect(st, 204, "transfer back")
-    sa2 = wait_for(lambda: state_is(rig, rig.a, "paused"), timeout=30, what="Alpha stopped")
-    sb2 = wait_for(lambda: state_is(rig, rig.b, "playing", rig.t[3]), timeout=30, what="Beta playing again")
-    print("# transfer back: Alpha stopped at %d ms, Beta now at %d ms" % (sa2["position_ms"], sb2["position_ms"]))
-    assert 0 <= sb2["position_ms"] < 60000, "Beta's position %r is outside the track" % sb2["position_ms"]
+    wait_for(lambda: (rig.status(rig.b) or {}).get("position_ms", 0) >= 1500, timeout=120, what="Beta 1.5 s in")
+    transfer_and_check(rig, rig.b, rig.a, "Beta", "Alpha", rig.t[3])
+    transfer_and_check(rig, rig.a, rig.b, "Alpha", "Beta", rig.t[3])
 
 
 def test_remote_pause_seek_next_from_a_third_client_with_versions(rig):
-    wait_for(lambda: (rig.player() or {}).get("device", {}).get("name") == "Beta", timeout=30, what="Beta active")
+    wait_for(lambda: (rig.player() or {}).get("device", {}).get("name") == "Beta", timeout=120, what="Beta active")
     v = rig.player()["version"]
     st, _, _ = rig.api.req("PUT", "/v1/me/player/pause?version=%d" % v)
     expect(st, 204, "pause at the current version")
-    wait_for(lambda: state_is(rig, rig.b, "paused"), timeout=30, what="Beta paused remotely")
+    wait_for(lambda: state_is(rig, rig.b, "paused"), timeout=120, what="Beta paused remotely")
     # A command based on the old version is refused, not applied out of order.
     st, body, _ = rig.api.req("PUT", "/v1/me/player/play?version=%d" % v)
     expect(st, 409, "stale play %r" % (body,))
@@ -115,14 +117,14 @@ def test_remote_pause_seek_next_from_a_third_client_with_versions(rig):
     v2 = rig.player()["version"]
     assert v2 > v, "version did not move: %d -> %d" % (v, v2)
     expect(rig.api.req("PUT", "/v1/me/player/play")[0], 204, "play")
-    wait_for(lambda: state_is(rig, rig.b, "playing"), timeout=30, what="Beta resumed")
+    wait_for(lambda: state_is(rig, rig.b, "playing"), timeout=120, what="Beta resumed")
     expect(rig.api.req("PUT", "/v1/me/player/seek?position_ms=6000")[0], 204, "seek")
-    wait_for(lambda: (rig.status(rig.b) or {}).get("position_ms", 0) >= 6000, timeout=30, what="Beta seeked")
+    wait_for(lambda: (rig.status(rig.b) or {}).get("position_ms", 0) >= 6000, timeout=120, what="Beta seeked")
     expect(rig.api.req("POST", "/v1/me/player/next")[0], 204, "next")
-    wait_for(lambda: state_is(rig, rig.b, "playing", rig.t[4]), timeout=30, what="Beta on next track")
-    wait_for(lambda: (rig.player() or {}).get("item", {}).get("uri") == rig.t[4], timeout=30, what="server saw next")
+    wait_for(lambda: state_is(rig, rig.b, "playing", rig.t[4]), timeout=120, what="Beta on next track")
+    wait_for(lambda: (rig.player() or {}).get("item", {}).get("uri") == rig.t[4], timeout=120, what="server saw next")
     expect(rig.api.req("PUT", "/v1/me/player/volume?volume_percent=40")[0], 204, "volume")
-    wait_for(lambda: (rig.status(rig.b) or {}).get("volume") == 40, timeout=30, what="volume applied")
+    wait_for(lambda: (rig.status(rig.b) or {}).get("volume") == 40, timeout=120, what="volume applied")
 
 
 def test_bad_route_input_and_foreign_devices_are_refused(rig):
@@ -154,17 +156,19 @@ def test_server_restart_keeps_state_and_devices_reregister(rig):
     after = rig.player()
     assert after and after["state"]["version"] >= before["version"], (before, after)
     expect(after["item"]["uri"], before["item"]["uri"], "track kept")
-    wait_for(lambda: set(rig.devices()) == {"Alpha", "Beta"}, timeout=60, what="both devices re-registered")
-    p = wait_for(lambda: (lambda p: p if p["version"] > after["version"] else None)(rig.player()), timeout=30,
+    wait_for(lambda: set(rig.devices()) == {"Alpha", "Beta"}, timeout=120, what="both devices re-registered")
+    # The active device reports again once it is back (before or after `after` was read:
+    # the persisted version is the reference, not the first answer).
+    p = wait_for(lambda: (lambda p: p if p["version"] > before["version"] else None)(rig.player()), timeout=120,
                  what="active device reported again")
     expect(p["device"]["name"], "Beta", "Beta still active")
     assert state_is(rig, rig.a, "paused"), "Alpha started playing after the restart"
     st, body, _ = rig.api.req("PUT", "/v1/me/player/pause")
     expect(st, 204, "commands work after the restart %r %r" % (body, rig.devices()))
-    wait_for(lambda: state_is(rig, rig.b, "paused"), timeout=30, what="Beta paused after restart")
+    wait_for(lambda: state_is(rig, rig.b, "paused"), timeout=120, what="Beta paused after restart")
 
 
-def _recv1(self, pred, timeout=30):
+def _recv1(self, pred, timeout=120):
     return self.recv_until(pred, timeout)[0]
 
 
@@ -207,7 +211,7 @@ def test_websocket_oversized_message_closes_with_1009(rig):
     ws = ws_auth(rig)
     ws.send({"type": "register", "device": {"id": "big", "name": "x" * 20000}})
     try:
-        ws.recv_until(lambda m: False, timeout=30)
+        ws.recv_until(lambda m: False, timeout=120)
         raise AssertionError("not closed")
     except Closed as e:
         expect(e.code, 1009, "close code")
@@ -221,7 +225,7 @@ def test_websocket_flood_is_rate_limited_then_closed_with_4029(rig):
         ws.send({"type": "ping"})
     got429 = False
     while not got429:
-        m = ws.recv(timeout=30)
+        m = ws.recv(timeout=120)
         got429 = m.get("type") == "error" and m.get("status") == 429
     # A flood that goes on is cut off. The close frame says 4029; if the flooder is still
     # writing when the server closes, the kernel may answer with a reset instead, which
@@ -231,7 +235,7 @@ def test_websocket_flood_is_rate_limited_then_closed_with_4029(rig):
         for _ in range(400):
             ws.send({"type": "ping"})
         while True:
-            ws.recv(timeout=30)
+            ws.recv(timeout=120)
     except Closed as e:
         code = e.code
     except OSError:
@@ -240,7 +244,7 @@ def test_websocket_flood_is_rate_limited_then_closed_with_4029(rig):
     # The server keeps serving other connections.
     other = ws_auth(rig)
     other.send({"type": "ping"})
-    expect(other.recv(timeout=30).get("type"), "pong", "a fresh connection still works")
+    expect(other.recv(timeout=120).get("type"), "pong", "a fresh connection still works")
 
 
 def main():
