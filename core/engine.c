@@ -2003,7 +2003,9 @@ struct engine *engine_new(const struct engine_config *cfg, char *err, size_t err
 	if (!e->sink)
 		goto fail;
 	const char *spec = cfg->output ? cfg->output : "alsa";
-	e->realtime_sink = strncmp(spec, "alsa", 4) == 0 || strcmp(spec, "null:realtime") == 0;
+	size_t speclen = strlen(spec);
+	e->realtime_sink = strncmp(spec, "alsa", 4) == 0 || strcmp(spec, "null:realtime") == 0 ||
+			   (strncmp(spec, "wav:", 4) == 0 && speclen > 13 && strcmp(spec + speclen - 9, ":realtime") == 0);
 	if (cfg->cache_path) {
 		char cerr[256];
 		e->cache = cache_open(cfg->cache_path, cerr, sizeof(cerr));
