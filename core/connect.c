@@ -50,7 +50,7 @@ struct connect_client {
 	int64_t last_rx_ms;
 	lws_sorted_usec_list_t sul_reconnect, sul_ping;
 	unsigned rng;
-	bool preparing, starting;
+	bool preparing, starting, standing_down;
 	char prep_uri[64];
 	long long prep_pos;
 	/* the last report */
@@ -150,6 +150,11 @@ static void maybe_report(struct connect_client *c, bool force)
 	if (c->starting && s.state == ENGINE_PAUSED)
 		return;
 	c->starting = false;
+	/* The same after standing down on reconnect: a stale "playing" from a device that is
+	 * not active would look like it started on its own, and take over. */
+	if (c->standing_down && s.state == ENGINE_PLAYING)
+		return;
+	c->standing_down = false;
 	bool playing = s.state == ENGINE_PLAYING;
 	int64_t now = mono_ms();
 	long long expect = c->rep_pos + (c->rep_playing ? now - c->rep_ms : 0);
@@ -344,8 +349,11 @@ static void on_text(struct connect_client *c, const char *text)
 		yajl_val st = json_get(v, "state");
 		const char *act = st ? json_get_str(st, "active_device_id") : NULL;
 		/* Back after being offline while another device took over: stand down. */
-		if (c->ever_registered && !active && act && *act)
+		if (c->ever_registered && !active && act && *act) {
 			engine_pause(c->engine);
+			c->preparing = c->starting = false;
+			c->standing_down = true;
+		}
 		c->registered = c->ever_registered = true;
 		c->attempt = 0;
 		c->reported = false;

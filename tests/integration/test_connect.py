@@ -4,6 +4,7 @@ transfer and back, remote control from a third client over the Web API, stale ve
 a server restart mid-session, and bad input over the WebSocket and the routes."""
 import json
 import os
+import signal
 import sqlite3
 import sys
 import time
@@ -270,6 +271,59 @@ def test_server_restart_keeps_state_and_devices_reregister(rig):
     wait_for(lambda: state_is(rig, rig.b, "paused"), timeout=120, what="Beta paused after restart")
 
 
+def restart_server(rig):
+    port = rig.srv.port
+    rig.srv.stop()
+    rig.srv.args = ["--listen", "127.0.0.1:%d" % port]
+    rig.srv.start()
+    expect(rig.srv.port, port, "same port")
+    rig.api = rig.srv.login("alice")
+
+
+def test_device_cut_off_comes_back_adopts_the_state_and_stands_down(rig):
+    """Beta plays and is cut off (frozen with SIGSTOP while the server restarts, so its
+    socket dies under it); Alpha takes over; Beta thaws, reconnects on its own, learns that
+    Alpha is active and stops, without taking playback back."""
+    expect(rig.api.req("PUT", "/v1/me/player/play")[0], 204, "resume Beta")
+    wait_for(lambda: state_is(rig, rig.b, "playing"), timeout=120, what="Beta playing")
+    wait_for(lambda: (rig.player() or {}).get("is_playing"), timeout=120, what="server says playing")
+    uri = rig.status(rig.b)["uri"]
+    os.kill(rig.pb.pid, signal.SIGSTOP)
+    try:
+        v_cut = rig.player()["version"]
+        restart_server(rig)
+        wait_for(lambda: "Alpha" in rig.devices(), timeout=120, what="Alpha re-registered")
+        assert "Beta" not in rig.devices(), "a frozen Beta is online"
+        p = rig.player()
+        expect((p["device"]["name"], p["is_playing"]), ("Beta", True), "the hub still has the cut-off Beta playing")
+        assert p["version"] >= v_cut, "version went back over the restart: %d -> %d" % (v_cut, p["version"])
+        alpha = rig.devices()["Alpha"]["id"]
+        expect(rig.api.req("PUT", "/v1/me/player", {"device_ids": [alpha], "play": True})[0], 204,
+               "transfer away from the offline Beta")
+        wait_for(lambda: state_is(rig, rig.a, "playing", uri), timeout=120, what="Alpha took over")
+        p = wait_for(lambda: (lambda p: p if p["device"]["name"] == "Alpha" and p["is_playing"] and
+                              not p["transfer_pending"] else None)(rig.player()), timeout=120, what="server says Alpha")
+        v_takeover = p["version"]
+        assert v_takeover > v_cut, "takeover did not move the version: %d -> %d" % (v_cut, v_takeover)
+    finally:
+        os.kill(rig.pb.pid, signal.SIGCONT)
+    # Beta is back: it reconnects (its backoff starts at 250 ms), registers, and stands down.
+    wait_for(lambda: "Beta" in rig.devices(), timeout=120, what="Beta reconnected")
+    wait_for(lambda: state_is(rig, rig.b, "paused"), timeout=120, what="Beta stood down")
+    p = rig.player()
+    expect((p["device"]["name"], p["is_playing"], p["item"]["uri"]), ("Alpha", True, uri),
+           "Alpha still active and playing after Beta's return")
+    assert p["version"] >= v_takeover, "version went back: %d -> %d" % (v_takeover, p["version"])
+    devs = rig.devices()
+    expect((devs["Alpha"]["is_active"], devs["Beta"]["is_active"]), (True, False), "active flags")
+    assert state_is(rig, rig.a, "playing", uri), "Alpha stopped when Beta came back"
+    # And Beta is a normal device again: playback transfers back to it.
+    beta = devs["Beta"]["id"]
+    expect(rig.api.req("PUT", "/v1/me/player", {"device_ids": [beta], "play": True})[0], 204, "transfer to Beta")
+    wait_for(lambda: state_is(rig, rig.b, "playing", uri), timeout=120, what="Beta playing again")
+    wait_for(lambda: state_is(rig, rig.a, "paused"), timeout=120, what="Alpha stopped")
+
+
 def _recv1(self, pred, timeout=120):
     return self.recv_until(pred, timeout)[0]
 
@@ -360,6 +414,7 @@ def main():
                       test_remote_pause_seek_next_from_a_third_client_with_versions,
                       test_bad_route_input_and_foreign_devices_are_refused,
                       test_server_restart_keeps_state_and_devices_reregister,
+                      test_device_cut_off_comes_back_adopts_the_state_and_stands_down,
                       test_websocket_bad_messages_get_errors_and_keep_the_connection,
                       test_websocket_oversized_message_closes_with_1009,
                       test_websocket_flood_is_rate_limited_then_closed_with_4029):
