@@ -48,9 +48,9 @@ struct connect_client {
 	bool registered, ever_registered;
 	int attempt;
 	int64_t last_rx_ms;
-	lws_sorted_usec_list_t sul_reconnect, sul_ping;
+	lws_sorted_usec_list_t sul_reconnect, sul_ping, sul_prep;
 	unsigned rng;
-	bool preparing, starting, standing_down;
+	bool preparing, starting, standing_down, prep_acked;
 	char prep_uri[64];
 	long long prep_pos;
 	/* the last report */
@@ -229,6 +229,7 @@ static void send_hello(struct connect_client *c)
 	jw_str(&w, "volume");
 	jw_str(&w, "queue");
 	jw_str(&w, "transfer");
+	jw_str(&w, "prepare_ack");
 	jw_arr_end(&w);
 	jw_obj_end(&w);
 	jw_obj_end(&w);
@@ -270,6 +271,29 @@ static void load_at(struct connect_client *c, yajl_val msg, long long pos, bool 
 		engine_play_from(c->engine, uris, n, (int)idx, (int)pos);
 }
 
+/* While a prepare is pending: once the engine holds audio of the prepared item, say so,
+ * and the hub stops the source (the engine does not signal buffer changes: poll). */
+static void prep_tick(lws_sorted_usec_list_t *sul)
+{
+	struct connect_client *c = lws_container_of(sul, struct connect_client, sul_prep);
+	if (!c->preparing || c->prep_acked)
+		return;
+	struct engine_snapshot s;
+	engine_snapshot(c->engine, &s);
+	if (c->wsi && c->registered && strcmp(s.uri, c->prep_uri) == 0 && s.buffer_seconds > 0) {
+		struct jw w;
+		jw_init(&w);
+		jw_obj(&w);
+		jw_kstr(&w, "type", "prepared");
+		jw_kstr(&w, "uri", c->prep_uri);
+		jw_obj_end(&w);
+		queue_text(c, jw_finish(&w));
+		c->prep_acked = true;
+		return;
+	}
+	lws_sul_schedule(c->ctx, 0, &c->sul_prep, prep_tick, (lws_usec_t)CONNECT_PREP_POLL_MS * 1000);
+}
+
 static void run_command(struct connect_client *c, yajl_val msg)
 {
 	const char *cmd = json_get_str(msg, "cmd");
@@ -286,7 +310,9 @@ static void run_command(struct connect_client *c, yajl_val msg)
 		c->preparing = true;
 		snprintf(c->prep_uri, sizeof(c->prep_uri), "%s", uri);
 		c->prep_pos = pos;
+		c->prep_acked = false;
 		load_at(c, msg, pos, true);
+		lws_sul_schedule(c->ctx, 0, &c->sul_prep, prep_tick, (lws_usec_t)CONNECT_PREP_POLL_MS * 1000);
 	} else if (strcmp(cmd, "start") == 0) {
 		bool play = true;
 		json_get_bool(msg, "play", &play);

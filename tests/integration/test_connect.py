@@ -351,6 +351,8 @@ def test_websocket_bad_messages_get_errors_and_keep_the_connection(rig):
     expect(ws.recv_until1(lambda m: m.get("type") == "error")["status"], 400, "bad device id")
     ws.send({"type": "state", "state": {"position_ms": 1, "is_playing": True}})
     expect(ws.recv_until1(lambda m: m.get("type") == "error")["status"], 409, "state before register")
+    ws.send({"type": "prepared", "uri": "encore:track:x"})
+    expect(ws.recv_until1(lambda m: m.get("type") == "error")["status"], 409, "prepared before register")
     ws.send({"type": "register", "device": {"id": "probe-1", "name": "Probe", "type": "speaker", "volume": 30}})
     reg = ws.recv_until1(lambda m: m.get("type") == "registered")
     expect((reg["device_id"], reg["active"]), ("probe-1", False), "registered, not active")
@@ -358,8 +360,13 @@ def test_websocket_bad_messages_get_errors_and_keep_the_connection(rig):
     expect(ws.recv_until1(lambda m: m.get("type") in ("error", "command_ok"))["status"], 409, "stale ws command")
     ws.send({"type": "command", "cmd": "transfer", "device_id": "nosuch"})
     expect(ws.recv_until1(lambda m: m.get("type") in ("error", "command_ok"))["status"], 404, "unknown device over ws")
+    # A "prepared" that answers no transfer changes nothing.
+    v = rig.player()["version"]
+    ws.send({"type": "prepared", "uri": "encore:track:x"})
     ws.send({"type": "ping"})
     ws.recv_until1(lambda m: m.get("type") == "pong")
+    p = rig.player()
+    expect((p["version"], p["transfer_pending"]), (v, False), "stray prepared ignored")
     ws.close()
 
 
