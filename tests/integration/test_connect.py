@@ -324,6 +324,60 @@ def test_device_cut_off_comes_back_adopts_the_state_and_stands_down(rig):
     wait_for(lambda: state_is(rig, rig.a, "paused"), timeout=120, what="Alpha stopped")
 
 
+def test_transfer_stops_the_source_only_once_the_target_is_prepared(rig):
+    """A raw WebSocket device with the prepare_ack capability as the target: staying silent
+    after "prepare" keeps the source playing for the prepare timeout (1 s); answering
+    "prepared" lets the hub stop the source at once; as a source, its stop report decides
+    where the next target starts."""
+    wait_for(lambda: state_is(rig, rig.b, "playing"), timeout=120, what="Beta playing")
+    ws = ws_auth(rig)
+    ws.send({"type": "register", "device": {"id": "probe-prep", "name": "Probe", "type": "speaker",
+                                            "capabilities": ["play", "prepare_ack"]}})
+    ws.recv_until1(lambda m: m.get("type") == "registered")
+    is_cmd = lambda name: lambda m: m.get("type") == "command" and m.get("cmd") == name  # noqa: E731
+
+    def to_probe(ack):
+        t_req = time.monotonic()
+        expect(rig.api.req("PUT", "/v1/me/player", {"device_ids": ["probe-prep"], "play": True})[0], 204,
+               "transfer to the probe")
+        prep = ws.recv_until1(is_cmd("prepare"), timeout=120)
+        if ack:
+            ws.send({"type": "prepared", "uri": prep["uri"]})
+        # (Polling the player also drives the hub's timeouts.)
+        wait_for(lambda: (lambda p: p if p["device"]["name"] == "Probe" and not p["transfer_pending"] else None)(
+            rig.player()), timeout=120, what="server says Probe")
+        start = ws.recv_until1(is_cmd("start"), timeout=120)
+        waited = time.monotonic() - t_req
+        expect(start["uri"], prep["uri"], "start what was prepared")
+        assert start["position_ms"] >= prep["position_ms"], "start %d before the prepared %d" % (
+            start["position_ms"], prep["position_ms"])
+        sb = wait_for(lambda: state_is(rig, rig.b, "paused"), timeout=120, what="Beta stopped")
+        # Beta's stop report is its paused position (within one 46 ms output chunk).
+        assert abs(start["position_ms"] - sb["position_ms"]) <= 50, "the probe starts at %d, Beta stopped at %d" % (
+            start["position_ms"], sb["position_ms"])
+        return start, waited
+
+    def back_to_beta(start):
+        beta = rig.devices()["Beta"]["id"]
+        expect(rig.api.req("PUT", "/v1/me/player", {"device_ids": [beta], "play": True})[0], 204, "transfer to Beta")
+        ws.recv_until1(is_cmd("stop"), timeout=120)   # after Beta said "prepared" (or 1 s)
+        stop_at = start["position_ms"] + 700
+        ws.send({"type": "state", "state": {"uri": start["uri"], "position_ms": stop_at, "is_playing": False}})
+        sb = wait_for(lambda: state_is(rig, rig.b, "playing", start["uri"]), timeout=120, what="Beta playing again")
+        assert sb["position_ms"] >= stop_at - 100, "Beta resumed at %d, the probe stopped at %d" % (
+            sb["position_ms"], stop_at)
+        wait_for(lambda: (rig.player() or {}).get("device", {}).get("name") == "Beta", timeout=120, what="Beta active")
+
+    start, waited = to_probe(ack=False)
+    print("# silent target: started %.2f s after the request" % waited)
+    assert waited >= 1.0, "the source was stopped %.2f s after the request, before the target was prepared" % waited
+    back_to_beta(start)
+    start, waited = to_probe(ack=True)
+    print("# prepared target: started %.2f s after the request" % waited)
+    back_to_beta(start)
+    ws.close()
+
+
 def _recv1(self, pred, timeout=120):
     return self.recv_until(pred, timeout)[0]
 
@@ -422,6 +476,7 @@ def main():
                       test_bad_route_input_and_foreign_devices_are_refused,
                       test_server_restart_keeps_state_and_devices_reregister,
                       test_device_cut_off_comes_back_adopts_the_state_and_stands_down,
+                      test_transfer_stops_the_source_only_once_the_target_is_prepared,
                       test_websocket_bad_messages_get_errors_and_keep_the_connection,
                       test_websocket_oversized_message_closes_with_1009,
                       test_websocket_flood_is_rate_limited_then_closed_with_4029):
