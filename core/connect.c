@@ -48,9 +48,9 @@ struct connect_client {
 	bool registered, ever_registered;
 	int attempt;
 	int64_t last_rx_ms;
-	lws_sorted_usec_list_t sul_reconnect, sul_ping;
+	lws_sorted_usec_list_t sul_reconnect, sul_ping, sul_prep;
 	unsigned rng;
-	bool preparing;
+	bool preparing, starting, standing_down, prep_acked;
 	char prep_uri[64];
 	long long prep_pos;
 	/* the last report */
@@ -147,6 +147,14 @@ static void maybe_report(struct connect_client *c, bool force)
 	engine_snapshot(c->engine, &s);
 	if (s.state == ENGINE_LOADING || s.state == ENGINE_BUFFERING)
 		return;   /* settle first: a load is neither playing nor paused yet */
+	if (c->starting && s.state == ENGINE_PAUSED)
+		return;
+	c->starting = false;
+	/* The same after standing down on reconnect: a stale "playing" from a device that is
+	 * not active would look like it started on its own, and take over. */
+	if (c->standing_down && s.state == ENGINE_PLAYING)
+		return;
+	c->standing_down = false;
 	bool playing = s.state == ENGINE_PLAYING;
 	int64_t now = mono_ms();
 	long long expect = c->rep_pos + (c->rep_playing ? now - c->rep_ms : 0);
@@ -221,6 +229,7 @@ static void send_hello(struct connect_client *c)
 	jw_str(&w, "volume");
 	jw_str(&w, "queue");
 	jw_str(&w, "transfer");
+	jw_str(&w, "prepare_ack");
 	jw_arr_end(&w);
 	jw_obj_end(&w);
 	jw_obj_end(&w);
@@ -240,7 +249,7 @@ static int queue_uris(yajl_val q, const char **out, int max)
 	return n;
 }
 
-static void load_at(struct connect_client *c, yajl_val msg, long long pos)
+static void load_at(struct connect_client *c, yajl_val msg, long long pos, bool paused)
 {
 	const char *uris[256];
 	int n = queue_uris(json_get(msg, "queue"), uris, 256);
@@ -256,7 +265,33 @@ static void load_at(struct connect_client *c, yajl_val msg, long long pos)
 		return;
 	if (idx < 0 || idx >= n)
 		idx = 0;
-	engine_play_from(c->engine, uris, n, (int)idx, (int)pos);
+	if (paused)
+		engine_prepare(c->engine, uris, n, (int)idx, (int)pos);
+	else
+		engine_play_from(c->engine, uris, n, (int)idx, (int)pos);
+}
+
+/* While a prepare is pending: once the engine holds audio of the prepared item, say so,
+ * and the hub stops the source (the engine does not signal buffer changes: poll). */
+static void prep_tick(lws_sorted_usec_list_t *sul)
+{
+	struct connect_client *c = lws_container_of(sul, struct connect_client, sul_prep);
+	if (!c->preparing || c->prep_acked)
+		return;
+	struct engine_snapshot s;
+	engine_snapshot(c->engine, &s);
+	if (c->wsi && c->registered && strcmp(s.uri, c->prep_uri) == 0 && s.buffer_seconds > 0) {
+		struct jw w;
+		jw_init(&w);
+		jw_obj(&w);
+		jw_kstr(&w, "type", "prepared");
+		jw_kstr(&w, "uri", c->prep_uri);
+		jw_obj_end(&w);
+		queue_text(c, jw_finish(&w));
+		c->prep_acked = true;
+		return;
+	}
+	lws_sul_schedule(c->ctx, 0, &c->sul_prep, prep_tick, (lws_usec_t)CONNECT_PREP_POLL_MS * 1000);
 }
 
 static void run_command(struct connect_client *c, yajl_val msg)
@@ -275,26 +310,34 @@ static void run_command(struct connect_client *c, yajl_val msg)
 		c->preparing = true;
 		snprintf(c->prep_uri, sizeof(c->prep_uri), "%s", uri);
 		c->prep_pos = pos;
-		load_at(c, msg, pos);
-		engine_pause(c->engine);
+		c->prep_acked = false;
+		load_at(c, msg, pos, true);
+		lws_sul_schedule(c->ctx, 0, &c->sul_prep, prep_tick, (lws_usec_t)CONNECT_PREP_POLL_MS * 1000);
 	} else if (strcmp(cmd, "start") == 0) {
 		bool play = true;
 		json_get_bool(msg, "play", &play);
 		const char *uri = json_get_str(msg, "uri");
 		if (c->preparing && uri && strcmp(uri, c->prep_uri) == 0) {
-			if (llabs(pos - c->prep_pos) > 40)
+			/* The source stopped later than the position prepared at (it played on while
+			 * the stop travelled): move the start there. The engine takes the seek even
+			 * if the manifest has not arrived yet. */
+			if (llabs(pos - c->prep_pos) > CONNECT_START_SLACK_MS)
 				engine_seek(c->engine, (int)pos, false);
+			if (play)
+				engine_resume(c->engine);
 		} else {
-			load_at(c, msg, pos);
+			load_at(c, msg, pos, !play);
 		}
-		c->preparing = false;
-		if (play)
-			engine_resume(c->engine);
-		else
+		if (!play)
 			engine_pause(c->engine);
+		c->preparing = false;
+		/* Until the engine has taken the start, its snapshot still says paused: a report
+		 * of that would tell the hub the new active device is not playing. */
+		c->starting = play;
 		c->reported = false;
 	} else if (strcmp(cmd, "stop") == 0 || strcmp(cmd, "pause") == 0) {
 		c->preparing = false;
+		c->starting = false;
 		engine_pause(c->engine);
 	} else if (strcmp(cmd, "resume") == 0) {
 		engine_resume(c->engine);
@@ -332,8 +375,11 @@ static void on_text(struct connect_client *c, const char *text)
 		yajl_val st = json_get(v, "state");
 		const char *act = st ? json_get_str(st, "active_device_id") : NULL;
 		/* Back after being offline while another device took over: stand down. */
-		if (c->ever_registered && !active && act && *act)
+		if (c->ever_registered && !active && act && *act) {
 			engine_pause(c->engine);
+			c->preparing = c->starting = false;
+			c->standing_down = true;
+		}
 		c->registered = c->ever_registered = true;
 		c->attempt = 0;
 		c->reported = false;

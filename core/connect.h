@@ -1,7 +1,8 @@
 /* connect: the client side of Connect. One thread owns a libwebsockets client context and
  * a persistent "encore-v1" socket to encored: it authenticates with the session's token,
  * registers this device, reports the engine's state when it changes (play/pause, track,
- * seek, volume, shuffle, repeat) and runs the commands the hub sends (prepare, start, stop,
+ * seek, volume, shuffle, repeat) and runs the commands the hub sends (prepare — answered
+ * with "prepared" once audio is buffered — start, stop,
  * pause, resume, seek, next, previous, volume, shuffle, repeat, enqueue) on the engine.
  * It pings every CONNECT_PING_MS and reconnects with exponential backoff and jitter. */
 #ifndef ENCORE_CORE_CONNECT_H
@@ -13,6 +14,8 @@
 #define CONNECT_DEAD_MS 15000         /* no message for this long: reconnect */
 #define CONNECT_BACKOFF_MIN_MS 250
 #define CONNECT_BACKOFF_MAX_MS 8000
+#define CONNECT_START_SLACK_MS 20     /* a prepared start this close to the stop point is not re-seeked */
+#define CONNECT_PREP_POLL_MS 10       /* how often a preparing target looks at its buffer */
 
 struct api;
 struct engine;

@@ -216,6 +216,7 @@ struct engine {
 	struct sink *sink;
 	struct gain *gain;
 	atomic_bool paused;
+	atomic_bool out_writing;   /* the output thread holds a chunk it will write (see set_paused) */
 	atomic_bool quit;
 	atomic_uint_fast64_t playing_seq;     /* item the output is playing, 0 = none */
 	atomic_uint_fast64_t playing_pos;     /* frames into it */
@@ -426,7 +427,21 @@ int engine_play(struct engine *e, const char *const *uris, int n)
 	return engine_play_from(e, uris, n, 0, 0);
 }
 
+static int load_cmd(struct engine *e, const char *const *uris, int n, int index, int start_ms, bool paused);
+
 int engine_play_from(struct engine *e, const char *const *uris, int n, int index, int start_ms)
+{
+	return load_cmd(e, uris, n, index, start_ms, false);
+}
+
+int engine_prepare(struct engine *e, const char *const *uris, int n, int index, int start_ms)
+{
+	return load_cmd(e, uris, n, index, start_ms, true);
+}
+
+/* One command, so "paused" takes effect with the load: a separate pause after it could
+ * let the output start the new item in between. */
+static int load_cmd(struct engine *e, const char *const *uris, int n, int index, int start_ms, bool paused)
 {
 	if (n < 0 || (n > 0 && !uris) || index < 0 || (n > 0 && index >= n) || start_ms < 0)
 		return -EINVAL;
@@ -437,6 +452,7 @@ int engine_play_from(struct engine *e, const char *const *uris, int n, int index
 	c->type = CMD_PLAY;
 	c->a = index;
 	c->b = start_ms;
+	c->flag = paused;
 	c->uris = xcalloc((size_t)(n ? n : 1), sizeof(char *));
 	for (int i = 0; i < n; i++)
 		c->uris[i] = xstrdup(uris[i]);
@@ -630,8 +646,17 @@ static void *output_main(void *arg)
 		size_t want = OUT_CHUNK;
 		if (next_boundary != UINT64_MAX && next_boundary - stream_pos < want)
 			want = (size_t)(next_boundary - stream_pos);
+		/* Announce the write before taking audio, then look at the pause flag again:
+		 * set_paused stores the flag before it looks at this one, so either this
+		 * thread sees the pause or the pause waits for this chunk (seq_cst). */
+		atomic_store(&e->out_writing, true);
+		if (atomic_load(&e->paused)) {
+			atomic_store(&e->out_writing, false);
+			continue;
+		}
 		size_t n = w == 0 ? ring_read(e->ring, buf, want) : 0;
 		if (n == 0) {
+			atomic_store(&e->out_writing, false);
 			/* An empty ring while an item is playing and not finished: an underrun. */
 			if (e->realtime_sink && m && !cur.end && atomic_load(&e->playing_seq) == cur.item_seq && !starving) {
 				starving = true;
@@ -667,6 +692,7 @@ static void *output_main(void *arg)
 			atomic_store(&e->output_idle, false);
 		}
 		stream_pos += n;
+		atomic_store(&e->out_writing, false);
 	}
 	free(buf);
 	return NULL;
@@ -1106,28 +1132,57 @@ static int position_ms(struct engine *e);
 
 static void set_paused(struct engine *e, bool p)
 {
-	if (atomic_load(&e->paused) != p && e->play_item)
-		post_event(e, p ? ENGINE_EV_PAUSED : ENGINE_EV_RESUMED, e->play_item->uri, e->last_kbps, position_ms(e), 0, NULL);
-	atomic_store(&e->paused, p);
+	bool was = atomic_exchange(&e->paused, p);
 	pthread_mutex_lock(&e->lock);
 	pthread_cond_broadcast(&e->cond);
 	pthread_mutex_unlock(&e->lock);
+	if (p && !was) {
+		/* Let the chunk being written finish, so the position published and reported
+		 * for the pause is where the audio really stopped (a Connect transfer resumes
+		 * the target there). Bounded: a stuck device must not stall commands. */
+		for (int i = 0; i < 500 && atomic_load(&e->out_writing); i++) {
+			struct timespec ts = {0, 1000000};
+			nanosleep(&ts, NULL);
+		}
+	}
+	if (was != p && e->play_item)
+		post_event(e, p ? ENGINE_EV_PAUSED : ENGINE_EV_RESUMED, e->play_item->uri, e->last_kbps, position_ms(e), 0, NULL);
+}
+
+/* Where an item that is not on the output yet will start: its start segment (the format
+ * fixes the segment length; a manifest may say otherwise) plus the trim into it. */
+static int start_position_ms(const struct item *it)
+{
+	int seg_ms = (it->m && it->m->segment_seconds > 0 ? it->m->segment_seconds : SEGMENT_SECONDS) * 1000;
+	return (int)((int64_t)it->start_seg * seg_ms + it->start_trim * 1000 / OUT_RATE);
 }
 
 static int position_ms(struct engine *e)
 {
 	if (!e->play_item || atomic_load(&e->playing_seq) != e->play_item->seq)
-		return e->play_item ? (int)(e->play_item->start_seg * 4000) : 0;
+		return e->play_item ? start_position_ms(e->play_item) : 0;
 	return (int)(atomic_load(&e->playing_pos) * 1000 / OUT_RATE);
 }
 
 static void do_seek(struct engine *e, int ms)
 {
 	struct item *it = e->play_item;
-	if (!it || !it->m)
+	if (!it)
 		return;
 	if (ms < 0)
 		ms = 0;
+	if (!it->m) {
+		/* No manifest yet (a seek right after a play, e.g. a Connect "start" after
+		 * "prepare"): the segment length is fixed by the format, so the start point can
+		 * move now; the manifest's inline segment, if it is another one, is just kept. */
+		if (it->duration_ms > 1000 && ms >= it->duration_ms)
+			ms = it->duration_ms - 1000;
+		uint32_t seg = (uint32_t)(ms / (SEGMENT_SECONDS * 1000));
+		flush_audio(e);
+		rewind_item(it, seg, (int64_t)(ms - (int)seg * SEGMENT_SECONDS * 1000) * OUT_RATE / 1000);
+		it->play_cmd_us = now_us();
+		return;
+	}
 	if (ms >= it->m->duration_ms)
 		ms = it->m->duration_ms > 1000 ? it->m->duration_ms - 1000 : 0;
 	uint32_t seg = (uint32_t)(ms / (it->m->segment_seconds * 1000));
@@ -1161,7 +1216,7 @@ static void run_command(struct engine *e, struct cmd *c)
 		for (int i = 0; i < c->nuris; i++)
 			queue_add(e->q, c->uris[i], NULL);
 		e->stopped = false;
-		set_paused(e, false);
+		set_paused(e, c->flag);
 		if (c->nuris > 0 && queue_play_at(e->q, (size_t)c->a) == 0) {
 			start_entry(e, queue_current(e->q), c->issued_us);
 			if (c->b > 0 && e->play_item) {
@@ -2138,7 +2193,7 @@ static void publish(struct engine *e)
 		n.duration_ms = it->m ? it->m->duration_ms : it->duration_ms;
 		n.gain_db = it->m ? it->m->gain_db : 0;
 		n.position_ms = pseq == it->seq ? (int)(atomic_load(&e->playing_pos) * 1000 / OUT_RATE)
-						: (int)(it->start_seg * 4000 + it->start_trim * 1000 / OUT_RATE);
+						: start_position_ms(it);
 		n.bitrate_kbps = it->kbps ? it->kbps : e->last_kbps;
 	}
 	if (e->stopped || (!it && !e->ended))
@@ -2281,7 +2336,9 @@ struct engine *engine_new(const struct engine_config *cfg, char *err, size_t err
 	if (!e->sink)
 		goto fail;
 	const char *spec = cfg->output ? cfg->output : "alsa";
-	e->realtime_sink = strncmp(spec, "alsa", 4) == 0 || strcmp(spec, "null:realtime") == 0;
+	size_t speclen = strlen(spec);
+	e->realtime_sink = strncmp(spec, "alsa", 4) == 0 || strcmp(spec, "null:realtime") == 0 ||
+			   (strncmp(spec, "wav:", 4) == 0 && speclen > 13 && strcmp(spec + speclen - 9, ":realtime") == 0);
 	e->cache_path = cfg->cache_path ? xstrdup(cfg->cache_path) : NULL;
 	e->started_us = now_us();
 	e->cfg.cache_path = NULL;  /* borrowed: the copy above is what the network thread opens */

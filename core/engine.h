@@ -93,6 +93,9 @@ int engine_play(struct engine *e, const char *const *uris, int n);   /* replace 
 /* The same, starting at uris[index], start_ms into it (one round trip: the seek rides
  * on the manifest request rather than following the start). */
 int engine_play_from(struct engine *e, const char *const *uris, int n, int index, int start_ms);
+/* The same, but loaded paused: it fetches and buffers, and engine_resume starts it with
+ * no round trip (a Connect transfer's "prepare"). -EINVAL on bad arguments. */
+int engine_prepare(struct engine *e, const char *const *uris, int n, int index, int start_ms);
 int engine_enqueue(struct engine *e, const char *uri, bool play_next);
 int engine_pause(struct engine *e);
 int engine_resume(struct engine *e);

@@ -63,8 +63,19 @@ static int null_write(struct sink *s, const float *frames, size_t n)
 	if (!p->realtime)
 		return 0;
 	pthread_mutex_lock(&p->mu);
-	if (p->frames == 0)
-		clock_gettime(CLOCK_MONOTONIC, &p->start);
+	struct timespec now;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	/* A write after a pause or an idle spell finds its deadline long past: the silence
+	 * in between was "played", so rebase rather than race through the backlog (which
+	 * would run a resumed track seconds ahead of the wall clock). */
+	int64_t behind_ms = p->frames ? ((int64_t)(now.tv_sec - p->start.tv_sec) * 1000 +
+					 (now.tv_nsec - p->start.tv_nsec) / 1000000) -
+					(int64_t)(p->frames * 1000 / (uint64_t)s->rate)
+				      : 0;
+	if (p->frames == 0 || behind_ms > 100) {
+		p->start = now;
+		p->frames = 0;
+	}
 	p->frames += n;
 	/* Sleep to an absolute deadline so rounding never accumulates into drift. */
 	uint64_t ns = p->frames * 1000000000ULL / (uint64_t)s->rate;
@@ -119,7 +130,38 @@ struct wav_priv {
 	uint64_t data_bytes;
 	int16_t *scratch;
 	size_t scratch_len;
+	bool realtime;
+	struct timespec start;    /* CLOCK_MONOTONIC of sample 0 (realtime only) */
 };
+
+/* "wav:FILE:realtime": an ideal device with no output buffer. Each write plays during the
+ * call (it returns when its last frame would have played) and the time the sink waited
+ * for audio (paused, idle, an underrun) is written as silence, so frame i of the file is
+ * what was heard i/rate seconds after the sink opened. The CLOCK_REALTIME of frame 0 is
+ * written to FILE.t0 (nanoseconds, text), which lines up the files of two clients. */
+static const char wav_realtime_suffix[] = ":realtime";
+
+static int64_t ns_since(const struct timespec *a, const struct timespec *b)
+{
+	return (int64_t)(b->tv_sec - a->tv_sec) * 1000000000LL + (b->tv_nsec - a->tv_nsec);
+}
+
+static int wav_write_t0(const char *path, char *err, size_t errlen)
+{
+	struct timespec rt;
+	clock_gettime(CLOCK_REALTIME, &rt);
+	char *t0 = xasprintf("%s.t0", path);
+	FILE *f = fopen(t0, "w");
+	int rc = 0;
+	if (!f || fprintf(f, "%lld\n", (long long)rt.tv_sec * 1000000000LL + rt.tv_nsec) < 0)
+		rc = -(errno ? errno : EIO);
+	if (f && fclose(f) != 0 && rc == 0)
+		rc = -(errno ? errno : EIO);
+	if (rc < 0)
+		snprintf(err, errlen, "cannot write '%s': %s", t0, strerror(-rc));
+	free(t0);
+	return rc;
+}
 
 static void put_le16(unsigned char *p, unsigned v) { p[0] = (unsigned char)v; p[1] = (unsigned char)(v >> 8); }
 static void put_le32(unsigned char *p, uint32_t v) { put_le16(p, v & 0xffff); put_le16(p + 2, v >> 16); }
@@ -143,29 +185,48 @@ static void wav_header(unsigned char h[44], int rate, int channels, uint32_t dat
 
 static int wav_open(struct sink *s, const char *arg, char *err, size_t errlen)
 {
-	if (!arg || !*arg) {
-		snprintf(err, errlen, "wav sink needs a file name: wav:FILE");
-		return -EINVAL;
+	size_t len = arg ? strlen(arg) : 0, sl = sizeof(wav_realtime_suffix) - 1;
+	bool realtime = len >= sl && strcmp(arg + len - sl, wav_realtime_suffix) == 0;
+	char *path = arg ? xstrndup(arg, realtime ? len - sl : len) : NULL;
+	int rc = 0;
+	FILE *f = NULL;
+	if (!path || !*path) {
+		snprintf(err, errlen, "wav sink needs a file name: wav:FILE or wav:FILE:realtime");
+		rc = -EINVAL;
+		goto fail;
 	}
-	FILE *f = fopen(arg, "wb");
+	f = fopen(path, "wb");
 	if (!f) {
-		int e = errno;
-		snprintf(err, errlen, "cannot create WAV file '%s': %s", arg, strerror(e));
-		return -e;
+		rc = -errno;
+		snprintf(err, errlen, "cannot create WAV file '%s': %s", path, strerror(-rc));
+		goto fail;
 	}
 	unsigned char h[44];
 	wav_header(h, s->rate, s->channels, 0);
 	if (fwrite(h, 1, sizeof(h), f) != sizeof(h)) {
-		int e = errno ? errno : EIO;
-		snprintf(err, errlen, "cannot write WAV file '%s': %s", arg, strerror(e));
-		fclose(f);
-		return -e;
+		rc = -(errno ? errno : EIO);
+		snprintf(err, errlen, "cannot write WAV file '%s': %s", path, strerror(-rc));
+		goto fail;
 	}
 	struct wav_priv *p = xcalloc(1, sizeof(*p));
+	p->realtime = realtime;
+	if (realtime) {
+		/* Sample 0 is now: both clocks are read back to back. */
+		clock_gettime(CLOCK_MONOTONIC, &p->start);
+		if ((rc = wav_write_t0(path, err, errlen)) < 0) {
+			free(p);
+			goto fail;
+		}
+	}
 	p->f = f;
-	p->path = xstrdup(arg);
+	p->path = path;
 	s->priv = p;
 	return 0;
+fail:
+	if (f)
+		fclose(f);
+	free(path);
+	return rc;
 }
 
 static int16_t to_s16(float x)
@@ -192,9 +253,41 @@ static int wav_write(struct sink *s, const float *frames, size_t n)
 		out[2 * i] = (unsigned char)v;
 		out[2 * i + 1] = (unsigned char)(v >> 8);
 	}
+	if (p->realtime) {
+		/* The time nothing was written is heard as silence: pad the file up to now. */
+		struct timespec now;
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		uint64_t due = (uint64_t)(ns_since(&p->start, &now) / 1000) * (uint64_t)s->rate / 1000000u;
+		uint64_t have = p->data_bytes / (2u * (uint64_t)s->channels);
+		static const unsigned char zeros[4096];
+		for (uint64_t pad = due > have ? (due - have) * 2u * (uint64_t)s->channels : 0; pad > 0;) {
+			size_t k = pad < sizeof(zeros) ? (size_t)pad : sizeof(zeros);
+			if (fwrite(zeros, 1, k, p->f) != k)
+				return -(errno ? errno : EIO);
+			p->data_bytes += k;
+			pad -= k;
+		}
+	}
 	if (fwrite(out, 2, samples, p->f) != samples)
 		return -(errno ? errno : EIO);
 	p->data_bytes += samples * 2;
+	if (p->realtime) {
+		/* Readers follow the file while it grows. Then play: return when the last frame
+		 * would have been heard. */
+		if (fflush(p->f) != 0)
+			return -(errno ? errno : EIO);
+		uint64_t frames = p->data_bytes / (2u * (uint64_t)s->channels);
+		uint64_t ns = frames * 1000000000ULL / (uint64_t)s->rate;
+		struct timespec dl = p->start;
+		dl.tv_sec += (time_t)(ns / 1000000000ULL);
+		dl.tv_nsec += (long)(ns % 1000000000ULL);
+		if (dl.tv_nsec >= 1000000000L) {
+			dl.tv_sec++;
+			dl.tv_nsec -= 1000000000L;
+		}
+		while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &dl, NULL) == EINTR)
+			;
+	}
 	return 0;
 }
 

@@ -6,10 +6,13 @@
  *   "wav:FILE"       write exactly what would be played as a 16-bit PCM WAV (float
  *                    samples scaled by 32767, rounded, clipped to [-32768, 32767]); the
  *                    RIFF/data sizes are patched on drain and close so the file is valid
+ *   "wav:FILE:realtime"  the same, paced like a device with no buffer: frame i is what was
+ *                    heard i/rate s after opening (silence while paused or idle); the
+ *                    CLOCK_REALTIME of frame 0 goes to FILE.t0 (ns, text)
  *   "alsa[:DEVICE]"  ALSA playback (DEVICE defaults to "default"), float or s16
  *                    interleaved, underruns recovered with snd_pcm_recover and counted
  * Input is always interleaved float at the rate/channels given to sink_new. Volume
- * and gain are not the sink's job (see gain.h); neither is pacing, except null:realtime. */
+ * and gain are not the sink's job (see gain.h); neither is pacing, except the :realtime variants. */
 #ifndef ENCORE_SINK_H
 #define ENCORE_SINK_H
 #include <stddef.h>

@@ -5,8 +5,10 @@
  * than applied over a change its sender had not seen.
  *
  * Transfer is two-phase: the target gets "prepare" (load and buffer at the current
- * position, stay paused) and the source "stop"; the source's stop report carries the
- * exact position it stopped at, and only then is the target told to "start" there. */
+ * position, stay paused); once it answers "prepared" (or after CONNECT_PREPARE_TIMEOUT_MS,
+ * or at once for a device without the prepare_ack capability) the source gets "stop"; the
+ * source's stop report carries the exact position it stopped at, and only then is the
+ * target told to "start" there. The source plays on while the target buffers. */
 #include "connect.h"
 #include "db.h"
 #include "json.h"
@@ -45,7 +47,8 @@ struct cuser {
 	struct cstate st;
 	char xfer_target[64];     /* pending transfer, "" when none */
 	bool xfer_play;
-	int64_t xfer_at;
+	bool xfer_stopping;       /* the source was told to stop (else: waiting for "prepared") */
+	int64_t xfer_at;          /* when the current phase began */
 };
 
 struct cconn {
@@ -416,11 +419,42 @@ static void finish_transfer(struct connhub *h, struct cuser *u, long long positi
 	broadcast_state(h, u);
 }
 
-/* A transfer whose source never confirmed its stop completes at the extrapolated position. */
+/* The transfer's second phase: the source is told to stop, and its stop report finishes
+ * the transfer; a source that is offline or not playing hands over at once. */
+static void stop_source(struct connhub *h, struct cuser *u, int64_t now)
+{
+	struct cdev *src = find_dev(u, u->active);
+	u->xfer_stopping = true;
+	u->xfer_at = now;
+	if (src && src->conn) {
+		struct jw w;
+		begin_cmd(&w, u, "stop");
+		jw_kstr(&w, "reason", "transfer");
+		end_cmd(h, &w, src);
+	}
+	if (!src || !src->conn || !u->st.playing)
+		finish_transfer(h, u, position_now(&u->st, now), now);
+}
+
+/* A target that never said "prepared" stops the source anyway; a transfer whose source
+ * never confirmed its stop completes at the extrapolated position. */
 static void check_transfer(struct connhub *h, struct cuser *u, int64_t now)
 {
-	if (u->xfer_target[0] && now - u->xfer_at > CONNECT_XFER_TIMEOUT_MS)
+	if (!u->xfer_target[0])
+		return;
+	if (!u->xfer_stopping && now - u->xfer_at > CONNECT_PREPARE_TIMEOUT_MS)
+		stop_source(h, u, now);
+	else if (u->xfer_stopping && now - u->xfer_at > CONNECT_XFER_TIMEOUT_MS)
 		finish_transfer(h, u, position_now(&u->st, now), now);
+}
+
+static bool has_cap(const struct cdev *d, const char *cap)
+{
+	size_t n = strlen(cap);
+	for (const char *p = d->caps; (p = strstr(p, cap)); p += n)
+		if ((p == d->caps || p[-1] == ',') && (p[n] == 0 || p[n] == ','))
+			return true;
+	return false;
 }
 
 static int transfer(struct connhub *h, struct cuser *u, struct cdev *target, bool play, int64_t now, char *err, size_t errlen)
@@ -449,24 +483,17 @@ static int transfer(struct connhub *h, struct cuser *u, struct cdev *target, boo
 	if (play)
 		u->xfer_play = true;
 	u->xfer_at = now;
+	u->xfer_stopping = false;
 	struct jw w;
 	if (u->st.uri[0]) {
 		begin_cmd(&w, u, "prepare");
 		write_queue_args(&w, &u->st, pos);
 		end_cmd(h, &w, target);
+		/* Playing on a device that is online: it keeps playing until the target is ready. */
+		if (src && src->conn && u->st.playing && has_cap(target, "prepare_ack"))
+			return 204;
 	}
-	if (src && src->conn && u->st.playing) {
-		begin_cmd(&w, u, "stop");
-		jw_kstr(&w, "reason", "transfer");
-		end_cmd(h, &w, src);
-	} else {
-		if (src && src->conn) {
-			begin_cmd(&w, u, "stop");
-			jw_kstr(&w, "reason", "transfer");
-			end_cmd(h, &w, src);
-		}
-		finish_transfer(h, u, pos, now);
-	}
+	stop_source(h, u, now);
 	return 204;
 }
 
@@ -762,6 +789,21 @@ static void on_state(struct connhub *h, struct cconn *c, yajl_val msg, int64_t n
 	changed(h, u);
 }
 
+/* The target of a transfer has buffered at the position: now the source may stop. A
+ * "prepared" from any other device, or late, is ignored. */
+static void on_prepared(struct connhub *h, struct cconn *c, int64_t now)
+{
+	if (!c->device[0]) {
+		send_error(h, c->id, 409, "register the device first");
+		return;
+	}
+	struct cuser *u = get_user(h, c->user);
+	if (strcmp(u->xfer_target, c->device) == 0 && !u->xfer_stopping)
+		stop_source(h, u, now);
+	else
+		check_transfer(h, u, now);
+}
+
 static void ws_command(struct connhub *h, struct cconn *c, yajl_val msg)
 {
 	struct connect_cmd cmd = {.version = -1, .position_ms = -1, .volume = -1};
@@ -881,7 +923,8 @@ static void on_message(void *ctx, uint64_t conn, const char *text, size_t len)
 	}
 	yajl_val v = json_parse(text, NULL, 0);
 	const char *type = v && YAJL_IS_OBJECT(v) ? json_get_str(v, "type") : NULL;
-	bool mine = type && (strcmp(type, "register") == 0 || strcmp(type, "state") == 0 || strcmp(type, "command") == 0);
+	bool mine = type && (strcmp(type, "register") == 0 || strcmp(type, "state") == 0 || strcmp(type, "command") == 0 ||
+			     strcmp(type, "prepared") == 0);
 	if (type && strcmp(type, "auth") == 0) {
 		const char *token = json_get_str(v, "token");
 		struct jwt_claims cl;
@@ -895,8 +938,13 @@ static void on_message(void *ctx, uint64_t conn, const char *text, size_t len)
 		on_register(h, c, v, now);
 	} else if (mine && strcmp(type, "state") == 0) {
 		on_state(h, c, v, now);
+	} else if (mine && strcmp(type, "prepared") == 0) {
+		on_prepared(h, c, now);
 	} else if (mine) {
-		ws_command(h, c, v);
+		ws_command(h, c, v);   /* it drops the lock: c may be gone after it */
+	} else if (c->device[0]) {
+		/* The hub has no timer: a device's pings drive its user's transfer timeouts. */
+		check_transfer(h, get_user(h, c->user), now);
 	}
 	pthread_mutex_unlock(&h->lock);
 	yajl_tree_free(v);

@@ -19,6 +19,7 @@
 #define CONNECT_BURST 60.0
 #define CONNECT_MAX_DROPPED 200      /* dropped messages before the connection is closed */
 #define CONNECT_XFER_TIMEOUT_MS 5000 /* a source that never reports its stop is given up on */
+#define CONNECT_PREPARE_TIMEOUT_MS 1000 /* a target that never says "prepared": stop the source anyway */
 
 enum connect_close {
 	CONNECT_CLOSE_RATE = 4029,   /* sustained message flood */

@@ -9,7 +9,9 @@
 #include <time.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 static unsigned rd16(const unsigned char *p) { return p[0] | (unsigned)p[1] << 8; }
@@ -183,6 +185,97 @@ static void test_null_realtime_drop_releases_a_blocked_write(void)
 	CHECK(t0.tv_sec - t1.tv_sec < 60, "expected a short write after the drop to return at once, took %ld s",
 	      (long)(t0.tv_sec - t1.tv_sec));
 	free(w.buf);
+}
+
+static int64_t clock_ns(clockid_t id)
+{
+	struct timespec ts;
+	clock_gettime(id, &ts);
+	return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+static void sleep_ms(int ms)
+{
+	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+		;
+}
+
+/* The pause is the stimulus (a sleep between writes); every check is a bound that a slow
+ * machine only moves further from failing. */
+static void test_realtime_wav_places_frames_on_the_wall_clock_and_pauses_as_silence(void)
+{
+	char path[] = "/tmp/encore-sink-XXXXXX";
+	int fd = mkstemp(path);
+	close(fd);
+	char spec[96], err[256], t0path[64];
+	snprintf(spec, sizeof(spec), "wav:%s:realtime", path);
+	snprintf(t0path, sizeof(t0path), "%s.t0", path);
+	int64_t before = clock_ns(CLOCK_REALTIME), mono0 = clock_ns(CLOCK_MONOTONIC);
+	struct sink *s = sink_new(spec, 8000, 1, err, sizeof(err));
+	int64_t after = clock_ns(CLOCK_REALTIME);
+	CHECK(s != NULL, "open failed: %s", err);
+	if (!s)
+		return;
+	CHECK_STR(sink_name(s), "wav");
+	size_t len;
+	unsigned char *b = slurp(t0path, &len);
+	long long t0 = b ? atoll((char *)b) : 0;
+	free(b);
+	CHECK(t0 >= before && t0 <= after, "t0 %lld not in [%lld, %lld]", t0, (long long)before, (long long)after);
+	float tone[80];
+	for (int i = 0; i < 80; i++)
+		tone[i] = 0.5f;
+	CHECK_INT(sink_write(s, tone, 80), 0);  /* 10 ms */
+	sleep_ms(100);
+	CHECK_INT(sink_write(s, tone, 80), 0);
+	int64_t played_ns = clock_ns(CLOCK_MONOTONIC) - mono0;
+	sink_free(s);
+	b = slurp(path, &len);
+	CHECK(b != NULL, "cannot read back %s", path);
+	if (b) {
+		long data = check_wav_header(b, len, 8000, 1);
+		long frames = data / 2, first = -1, second = -1, ones = 0;
+		for (long i = 0; i < frames; i++) {
+			int16_t v = (int16_t)rd16(b + 44 + 2 * i);
+			if (v == 0)
+				continue;
+			CHECK(v == 16384, "frame %ld is %d", i, v);
+			ones++;
+			if (first < 0)
+				first = i;
+			else if (second < 0 && i > first + 79)
+				second = i;
+		}
+		CHECK_INT(ones, 160);
+		/* Frame 0 is the open: the first write came at once, the second after >= 110 ms. */
+		CHECK(first >= 0 && first < 800, "first frame at %ld", first);
+		CHECK(second >= first + 80 + 800, "second write at frame %ld, first at %ld: the pause is missing", second, first);
+		/* Each write returned only once its frames were heard. */
+		CHECK((int64_t)frames * 125000 <= played_ns, "%ld frames (%lld ns) written in %lld ns", frames,
+		      (long long)frames * 125000, (long long)played_ns);
+	}
+	free(b);
+	unlink(path);
+	unlink(t0path);
+}
+
+static void test_null_realtime_does_not_race_through_a_pause(void)
+{
+	char err[256];
+	struct sink *s = sink_new("null:realtime", 8000, 1, err, sizeof(err));
+	CHECK(s != NULL, "open failed: %s", err);
+	if (!s)
+		return;
+	float buf[80] = {0};
+	CHECK_INT(sink_write(s, buf, 80), 0);
+	sleep_ms(300);
+	/* 250 ms of audio after the pause takes 250 ms, not a burst through the 300 ms gap. */
+	int64_t t = clock_ns(CLOCK_MONOTONIC);
+	for (int i = 0; i < 25; i++)
+		CHECK_INT(sink_write(s, buf, 80), 0);
+	int64_t took = clock_ns(CLOCK_MONOTONIC) - t;
+	CHECK(took >= 240000000LL, "250 ms of audio played in %lld ms", (long long)(took / 1000000));
 	sink_free(s);
 }
 
@@ -192,6 +285,8 @@ static void test_bad_specs_fail_with_a_message(void)
 	CHECK(sink_new("pulse", 48000, 2, err, sizeof(err)) == NULL, "unknown sink accepted");
 	CHECK(strstr(err, "unknown audio output 'pulse'") != NULL, "got '%s'", err);
 	CHECK(sink_new("wav", 48000, 2, err, sizeof(err)) == NULL, "wav without file accepted");
+	CHECK(strstr(err, "wav:FILE") != NULL, "got '%s'", err);
+	CHECK(sink_new("wav::realtime", 48000, 2, err, sizeof(err)) == NULL, "realtime wav without file accepted");
 	CHECK(strstr(err, "wav:FILE") != NULL, "got '%s'", err);
 	CHECK(sink_new("wav:/nonexistent-dir/x.wav", 48000, 2, err, sizeof(err)) == NULL, "unwritable path accepted");
 	CHECK(strstr(err, "/nonexistent-dir/x.wav") != NULL, "got '%s'", err);
@@ -247,6 +342,8 @@ int main(void)
 	RUN(test_wav_with_no_frames_is_still_valid);
 	RUN(test_null_counts_frames);
 	RUN(test_null_realtime_drop_releases_a_blocked_write);
+	RUN(test_realtime_wav_places_frames_on_the_wall_clock_and_pauses_as_silence);
+	RUN(test_null_realtime_does_not_race_through_a_pause);
 	RUN(test_bad_specs_fail_with_a_message);
 	RUN(test_alsa_missing_device_fails_cleanly);
 	return TAP_DONE();
