@@ -2,7 +2,8 @@
  *
  * One setting per line, `NAME VALUE` or `NAME = VALUE`; `#` starts a comment; values may
  * be double-quoted. Settings: server URL | quality auto|24|96|160|320 | normalize on|off
- * | output SINK | volume 0..100 | mouse on|off | theme.ELEMENT FG[,BG][,bold] | bind KEY ACTION.
+ * | output SINK | volume 0..100 | mouse on|off | theme.ELEMENT FG[,BG][,bold] | bind KEY ACTION
+ * | offline_quota BYTES[K|M|G]|none | offline_min_free_mb N.
  * A bad line is recorded as "FILE:LINE: why" and skipped; the rest still loads, so one
  * typo never costs the user their whole configuration. Keys and actions of `bind` lines
  * are kept as text (with their line) for the UI's keymap to validate. */
@@ -41,6 +42,8 @@ struct config {
 	char *output;        /* NULL when unset */
 	int volume;          /* -1 when unset */
 	bool mouse;          /* default true: click to select, click the progress bar to seek */
+	long long offline_quota;        /* bytes; -1 when unset (the store's own setting applies), 0 = none */
+	long long offline_min_free_mb;  /* free disk to keep when downloading; -1 when unset */
 	struct config_color theme[CONFIG_THEME_COUNT];
 	struct config_bind *binds;
 	int nbinds;
