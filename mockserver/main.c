@@ -89,6 +89,8 @@ static const struct {
 		  "  --fault-recs-error         fault injection: the recommendation model fails (fallbacks answer)\n"
 		  "  --recs-check-ms MS         how often to look for a newer model (default 1000)\n"
 		  "  --recs-max-age SECONDS     treat an older model as stale and fall back\n"
+		  "  --clock-offset-s SECONDS   testing only: shift the clock that decides the week of Discover\n"
+		  "                             Weekly/Release Radar and the day of Daily Mixes (may be negative)\n"
 		  "  --login-throttle A:I:BASE:CAP  lock an account after A failed logins and an address after I;\n"
 		  "                             the lock starts at BASE seconds and doubles up to CAP (default 10:50:1:900)\n"},
 	{"seed-demo", "usage: encored seed-demo --data DIR [--tracks N] [--seconds S] [--episodes N]\n"
@@ -229,6 +231,7 @@ static int cmd_serve(int argc, char **argv)
 		{"fault-recs-error", no_argument, 0, 1002},
 		{"recs-check-ms", required_argument, 0, 1003},
 		{"recs-max-age", required_argument, 0, 1004},
+		{"clock-offset-s", required_argument, 0, 1005},
 		{0, 0, 0, 0},
 	};
 	char *host = NULL;
@@ -243,6 +246,7 @@ static int cmd_serve(int argc, char **argv)
 		case 1002: ro.fault = true; break;
 		case 1003: ro.check_interval_ms = atoi(optarg); break;
 		case 1004: ro.max_age_s = atoi(optarg); break;
+		case 1005: ro.clock_offset_s = strtoll(optarg, NULL, 10); break;
 		case 'l': {
 			const char *colon = strrchr(optarg, ':');
 			if (!colon) {
