@@ -710,17 +710,18 @@ int offline_download(struct offline *o, struct api *api, const char *id, int qua
 	}
 	pr.done = pr.resumed;
 	pr.bytes = stored_bytes(o, id);
-	/* Space checks before writing anything, so a full disk never fails mid-track. */
+	/* Space checks before writing anything, so a full disk never fails mid-track (nothing
+	 * to write: nothing to check, so a complete track re-verifies over a lowered quota). */
 	uint64_t quota = effective_quota(o);
 	uint64_t used = stored_bytes(o, NULL);
-	if (quota && used + missing_bytes > quota) {
+	if (missing_bytes > 0 && quota && used + missing_bytes > quota) {
 		snprintf(err, errlen, "%s needs %llu more bytes: over the offline quota of %llu bytes (%llu used; encore offline quota)", id,
 			 (unsigned long long)missing_bytes, (unsigned long long)quota, (unsigned long long)used);
 		rc = -EDQUOT;
 		goto refuse;
 	}
 	uint64_t avail = 0;
-	if (disk_avail(o, &avail) == 0 && avail < missing_bytes + o->min_free) {
+	if (missing_bytes > 0 && disk_avail(o, &avail) == 0 && avail < missing_bytes + o->min_free) {
 		snprintf(err, errlen, "disk nearly full: %llu bytes free, %s needs %llu and %llu MB must stay free (offline_min_free_mb)",
 			 (unsigned long long)avail, id, (unsigned long long)missing_bytes, (unsigned long long)(o->min_free >> 20));
 		rc = -ENOSPC;

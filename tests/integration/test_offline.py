@@ -366,6 +366,9 @@ def test_usage_is_exact_and_quota_refuses_before_writing():
         expect(os.path.exists(os.path.join(store(cli), third)), False, "no folder left for the refused track")
         expect(sorted(e["uri"] for e in ls(cli)), sorted(tracks[:2]), "the refused track is not listed")
         expect(usage(cli)[0]["bytes"], used, "usage unchanged")
+        # Re-running the stored tracks writes nothing, so the quota does not stop their re-verification.
+        rc, so, se = cli.run("download", *tracks[:2])
+        expect(rc, 0, "re-verifying stored tracks under a quota: " + se)
         # The config file's offline_quota overrides the stored one: 'none' lets it through...
         write_config(cli, "offline_quota none\n")
         rc, so, se = cli.run("download", tracks[2])
