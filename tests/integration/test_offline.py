@@ -434,6 +434,13 @@ def test_podcast_episode_downloads_and_plays_offline():
         rc, so, se = cli.run("offline", "sync", "--json")
         expect((rc, json.loads(so)["renewed"], json.loads(so)["revoked"]), (0, 1, 0), "sync keeps the episode: " + se)
         expect([e["uri"] for e in ls(cli)], [uri], "still an episode after sync")
+        # A show downloads all its episodes.
+        show = q(srv, "SELECT show_id FROM episodes WHERE id = ?", ep)[0][0]
+        eps = sorted("encore:episode:" + r[0] for r in q(srv, "SELECT id FROM episodes WHERE show_id = ? AND state = 'ready'", show))
+        other = Cli(srv.url, "chen")
+        rc, so, se = other.run("download", "--json", "encore:show:" + show)
+        expect(rc, 0, "show download: " + se)
+        expect(sorted(e["uri"] for e in lines(so) if e["event"] == "downloaded"), eps, "every episode of the show")
     finally:
         srv.stop()
     out = os.path.join(cli.tmp, "episode.wav")
