@@ -3,6 +3,7 @@
 #include "buf.h"
 #include "xmem.h"
 #include <ctype.h>
+#include <limits.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -27,6 +28,8 @@ struct config *config_new(void)
 	c->mouse = true;
 	c->mpris = true;
 	c->volume = -1;
+	c->offline_quota = -1;
+	c->offline_min_free_mb = -1;
 	for (int i = 0; i < CONFIG_THEME_COUNT; i++)
 		c->theme[i] = (struct config_color){.fg = -1, .bg = -1};
 	c->name = xstrdup(CONFIG_DEFAULT_NAME);
@@ -211,7 +214,8 @@ static void parse_line(struct config *c, int lineno, char *line)
 	bool known = strcmp(name, "server") == 0 || strcmp(name, "quality") == 0 ||
 		     strcmp(name, "normalize") == 0 || strcmp(name, "output") == 0 ||
 		     strcmp(name, "volume") == 0 || strcmp(name, "mouse") == 0 ||
-		     strcmp(name, "mpris") == 0 || strcmp(name, "notify") == 0;
+		     strcmp(name, "mpris") == 0 || strcmp(name, "notify") == 0 ||
+		     strcmp(name, "offline_quota") == 0 || strcmp(name, "offline_min_free_mb") == 0;
 	if (!known) {
 		add_error(c, lineno, "unknown setting '%s'", name);
 		return;
@@ -239,6 +243,29 @@ static void parse_line(struct config *c, int lineno, char *line)
 	} else if (strcmp(name, "mpris") == 0 || strcmp(name, "notify") == 0) {
 		if (!parse_bool(val, name[0] == 'm' ? &c->mpris : &c->notify))
 			add_error(c, lineno, "%s wants on or off, not '%s'", name, val);
+	} else if (strcmp(name, "offline_quota") == 0) {
+		if (strcmp(val, "none") == 0) {
+			c->offline_quota = 0;
+			return;
+		}
+		char *end;
+		errno = 0;
+		long long v = strtoll(val, &end, 10);
+		int shift = *end == 'K' || *end == 'k' ? 10 : *end == 'M' ? 20 : *end == 'G' ? 30 : 0;
+		if (shift)
+			end++;
+		if (end == val || *end || errno || v < 0 || v > (LLONG_MAX >> 30))
+			add_error(c, lineno, "offline_quota wants bytes (with an optional K, M or G) or none, not '%s'", val);
+		else
+			c->offline_quota = v << shift;
+	} else if (strcmp(name, "offline_min_free_mb") == 0) {
+		char *end;
+		errno = 0;
+		long long v = strtoll(val, &end, 10);
+		if (end == val || *end || errno || v < 0 || v > (LLONG_MAX >> 21))
+			add_error(c, lineno, "offline_min_free_mb wants a number of megabytes, not '%s'", val);
+		else
+			c->offline_min_free_mb = v;
 	} else if (strcmp(name, "quality") == 0) {
 		if (strcmp(val, "auto") == 0)
 			c->quality = 0;

@@ -2,7 +2,8 @@
  *
  * One setting per line, `NAME VALUE` or `NAME = VALUE`; `#` starts a comment; values may
  * be double-quoted. Settings: server URL | quality auto|24|96|160|320 | normalize on|off
- * | output SINK | volume 0..100 | mouse on|off | mpris on|off | notify on|off | theme.ELEMENT FG[,BG][,bold] | bind KEY ACTION.
+ * | output SINK | volume 0..100 | mouse on|off | mpris on|off | notify on|off | theme.ELEMENT FG[,BG][,bold] | bind KEY ACTION
+ * | offline_quota BYTES[K|M|G]|none | offline_min_free_mb N.
  * A bad line is recorded as "FILE:LINE: why" and skipped; the rest still loads, so one
  * typo never costs the user their whole configuration. Keys and actions of `bind` lines
  * are kept as text (with their line) for the UI's keymap to validate. */
@@ -43,6 +44,8 @@ struct config {
 	bool mouse;          /* default true: click to select, click the progress bar to seek */
 	bool mpris;          /* default true: an MPRIS player on the session bus, if there is one */
 	bool notify;         /* default false: a desktop notification when a track starts */
+	long long offline_quota;        /* bytes; -1 when unset (the store's own setting applies), 0 = none */
+	long long offline_min_free_mb;  /* free disk to keep when downloading; -1 when unset */
 	struct config_color theme[CONFIG_THEME_COUNT];
 	struct config_bind *binds;
 	int nbinds;

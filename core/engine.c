@@ -1619,11 +1619,11 @@ static void push_item(struct engine *e, struct item *it)
 static void request_manifest(struct engine *e, struct item *it)
 {
 	it->manifest_requested = true;
-	if (e->cfg.offline_only && (!e->cfg.offline || it->episode)) {
+	if (e->cfg.offline_only && !e->cfg.offline) {
 		it->off_err = xasprintf("cannot play %s: not downloaded (offline mode)", it->uri);
 		return;
 	}
-	if (e->cfg.offline && !it->episode) {
+	if (e->cfg.offline) {
 		/* Offline hook: a downloaded track plays from the encrypted store, no network.
 		 * Not downloaded: stream as usual. Downloaded but unusable: refuse, saying why. */
 		struct manifest *m = NULL;

@@ -25,7 +25,7 @@
 #define KEY_MAGIC "encore-offline-device-v1"
 #define CONTEXT "encore-offline-v1"
 #define LICENSE_BATCH 500
-#define DISK_MARGIN ((uint64_t)64 << 20)  /* keep this much free for the rest of the system */
+#define DISK_MARGIN ((uint64_t)64 << 20)  /* default free space kept for the rest of the system */
 
 struct offline {
 	char *dir;
@@ -34,6 +34,8 @@ struct offline {
 	uint8_t pk[crypto_box_PUBLICKEYBYTES];
 	uint8_t sk[crypto_box_SECRETKEYBYTES];
 	bool registered;
+	int64_t quota_override;  /* -1: the stored quota applies */
+	uint64_t min_free;       /* bytes of disk a download must leave free */
 	CURL *curl;   /* one handle for every CDN fetch: keep-alive across segments */
 };
 
@@ -55,7 +57,8 @@ static const char SCHEMA[] =
 	"  name TEXT NOT NULL DEFAULT '',"
 	"  files_total INTEGER NOT NULL DEFAULT 0,"
 	"  complete INTEGER NOT NULL DEFAULT 0,"
-	"  added_at INTEGER NOT NULL);"
+	"  added_at INTEGER NOT NULL,"
+	"  kind TEXT NOT NULL DEFAULT 'track');"  /* 'track' or 'episode' */
 	"CREATE TABLE IF NOT EXISTS files ("  /* the per-file checkpoints; idx -1 = init */
 	"  track_id TEXT NOT NULL,"
 	"  idx INTEGER NOT NULL,"
@@ -254,6 +257,8 @@ struct offline *offline_open(const char *dir, const char *key_path, char *err, s
 	}
 	struct offline *o = xcalloc(1, sizeof(*o));
 	o->dir = xstrdup(dir);
+	o->quota_override = -1;
+	o->min_free = DISK_MARGIN;
 	if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
 		snprintf(err, errlen, "cannot create %s: %s", dir, strerror(errno));
 		goto fail;
@@ -273,6 +278,9 @@ struct offline *offline_open(const char *dir, const char *key_path, char *err, s
 		snprintf(err, errlen, "offline store: %s", sqlite3_errmsg(o->db));
 		goto fail;
 	}
+	/* Stores made before episodes could be downloaded lack the column; the error when it
+	 * already exists is expected. */
+	sqlite3_exec(o->db, "ALTER TABLE tracks ADD COLUMN kind TEXT NOT NULL DEFAULT 'track'", NULL, NULL, NULL);
 	return o;
 fail:
 	offline_free(o);
@@ -342,7 +350,7 @@ static int store_licences(struct offline *o, yajl_val list)
 {
 	if (!list || !YAJL_IS_ARRAY(list))
 		return 0;
-	sqlite3_stmt *st = prep(o, "INSERT INTO tracks (track_id, sealed_key, expires_at, added_at) VALUES (?1, ?2, ?3, ?4) "
+	sqlite3_stmt *st = prep(o, "INSERT INTO tracks (track_id, sealed_key, expires_at, added_at, kind) VALUES (?1, ?2, ?3, ?4, ?5) "
 				   "ON CONFLICT (track_id) DO UPDATE SET sealed_key = excluded.sealed_key, expires_at = excluded.expires_at");
 	int n = 0;
 	sqlite3_exec(o->db, "BEGIN", NULL, NULL, NULL);
@@ -362,6 +370,8 @@ static int store_licences(struct offline *o, yajl_val list)
 		sqlite3_bind_blob(st, 2, blob, (int)blen, SQLITE_TRANSIENT);
 		sqlite3_bind_int64(st, 3, exp);
 		sqlite3_bind_int64(st, 4, now_s());
+		const char *uri = json_get_str(l, "uri");
+		sqlite3_bind_text(st, 5, uri && strncmp(uri, "encore:episode:", 15) == 0 ? "episode" : "track", -1, SQLITE_STATIC);
 		if (sqlite3_step(st) == SQLITE_DONE)
 			n++;
 		free(blob);
@@ -373,6 +383,16 @@ static int store_licences(struct offline *o, yajl_val list)
 
 int offline_license(struct offline *o, struct api *api, const char (*ids)[ID_LEN + 1], size_t n, char *err, size_t errlen)
 {
+	char (*uris)[OFFLINE_URI_MAX] = xcalloc(n ? n : 1, sizeof(*uris));
+	for (size_t i = 0; i < n; i++)
+		snprintf(uris[i], OFFLINE_URI_MAX, "encore:track:%s", ids[i]);
+	int rc = offline_license_uris(o, api, (const char(*)[OFFLINE_URI_MAX])uris, n, err, errlen);
+	free(uris);
+	return rc;
+}
+
+int offline_license_uris(struct offline *o, struct api *api, const char (*uris)[OFFLINE_URI_MAX], size_t n, char *err, size_t errlen)
+{
 	int rc = offline_register(o, api, err, errlen);
 	for (size_t at = 0; rc == 0 && at < n; at += LICENSE_BATCH) {
 		struct jw w;
@@ -381,11 +401,8 @@ int offline_license(struct offline *o, struct api *api, const char (*ids)[ID_LEN
 		jw_kstr(&w, "device_id", o->device_id);
 		jw_key(&w, "uris");
 		jw_arr(&w);
-		for (size_t i = at; i < n && i < at + LICENSE_BATCH; i++) {
-			char uri[64];
-			snprintf(uri, sizeof(uri), "encore:track:%s", ids[i]);
-			jw_str(&w, uri);
-		}
+		for (size_t i = at; i < n && i < at + LICENSE_BATCH; i++)
+			jw_str(&w, uris[i]);
 		jw_arr_end(&w);
 		jw_obj_end(&w);
 		char *body = jw_finish(&w);
@@ -540,6 +557,21 @@ static uint64_t get_setting(struct offline *o, const char *key)
 	return v;
 }
 
+static uint64_t effective_quota(struct offline *o)
+{
+	return o->quota_override >= 0 ? (uint64_t)o->quota_override : get_setting(o, "quota_bytes");
+}
+
+/* Bytes available to this user on the store's filesystem (statvfs). 0 or -errno. */
+static int disk_avail(struct offline *o, uint64_t *avail)
+{
+	struct statvfs vfs;
+	if (statvfs(o->dir, &vfs) != 0)
+		return -errno;
+	*avail = (uint64_t)vfs.f_bavail * vfs.f_frsize;
+	return 0;
+}
+
 static bool checkpointed(struct offline *o, const char *id, int idx)
 {
 	sqlite3_stmt *st = prep(o, "SELECT 1 FROM files WHERE track_id = ? AND idx = ?");
@@ -577,10 +609,20 @@ static bool verify_file(struct offline *o, const uint8_t key[32], const char *id
 	return ok;
 }
 
+/* True when the stored item is a podcast episode (its URI and metadata route differ). */
+static bool is_episode(struct offline *o, const char *id)
+{
+	sqlite3_stmt *st = prep(o, "SELECT kind FROM tracks WHERE track_id = ?");
+	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+	bool ep = sqlite3_step(st) == SQLITE_ROW && sqlite3_column_text(st, 0) && strcmp((const char *)sqlite3_column_text(st, 0), "episode") == 0;
+	sqlite3_finalize(st);
+	return ep;
+}
+
 static void fetch_meta(struct offline *o, struct api *api, const char *id)
 {
 	char path[64];
-	snprintf(path, sizeof(path), "/v1/tracks/%s", id);
+	snprintf(path, sizeof(path), "/v1/%s/%s", is_episode(o, id) ? "episodes" : "tracks", id);
 	struct api_response r;
 	if (api_get(api, path, &r) == 0 && r.status == 200 && r.body.data) {
 		yajl_val v = json_parse(r.body.data, NULL, 0);
@@ -648,7 +690,7 @@ int offline_download(struct offline *o, struct api *api, const char *id, int qua
 		fetch_meta(o, api, id);
 	}
 	const struct manifest_rendition *mr = &m->renditions[0];
-	struct offline_progress pr = {.track_id = id, .total = m->segment_count + 1, .bitrate = stored_bitrate};
+	struct offline_progress pr = {.track_id = id, .total = m->segment_count + 1, .bitrate = stored_bitrate, .episode = is_episode(o, id)};
 	/* Pass 1: re-authenticate what is checkpointed; count what is missing. */
 	uint64_t missing_bytes = 0;
 	bool *have = xcalloc(m->segment_count + 1, sizeof(bool));
@@ -668,23 +710,22 @@ int offline_download(struct offline *o, struct api *api, const char *id, int qua
 	}
 	pr.done = pr.resumed;
 	pr.bytes = stored_bytes(o, id);
-	/* Space checks before writing anything, so a full disk never fails mid-track. */
-	uint64_t quota = get_setting(o, "quota_bytes");
-	if (quota && stored_bytes(o, NULL) + missing_bytes > quota) {
-		snprintf(err, errlen, "%s needs %llu more bytes: over the offline quota of %llu bytes (encore offline usage)", id,
-			 (unsigned long long)missing_bytes, (unsigned long long)quota);
+	/* Space checks before writing anything, so a full disk never fails mid-track (nothing
+	 * to write: nothing to check, so a complete track re-verifies over a lowered quota). */
+	uint64_t quota = effective_quota(o);
+	uint64_t used = stored_bytes(o, NULL);
+	if (missing_bytes > 0 && quota && used + missing_bytes > quota) {
+		snprintf(err, errlen, "%s needs %llu more bytes: over the offline quota of %llu bytes (%llu used; encore offline quota)", id,
+			 (unsigned long long)missing_bytes, (unsigned long long)quota, (unsigned long long)used);
 		rc = -EDQUOT;
-		goto out_have;
+		goto refuse;
 	}
-	struct statvfs vfs;
-	if (statvfs(o->dir, &vfs) == 0) {
-		uint64_t avail = (uint64_t)vfs.f_bavail * vfs.f_frsize;
-		if (avail < missing_bytes + DISK_MARGIN) {
-			snprintf(err, errlen, "disk nearly full: %llu bytes free, %s needs %llu (keeping %llu MB spare)", (unsigned long long)avail, id,
-				 (unsigned long long)missing_bytes, (unsigned long long)(DISK_MARGIN >> 20));
-			rc = -ENOSPC;
-			goto out_have;
-		}
+	uint64_t avail = 0;
+	if (missing_bytes > 0 && disk_avail(o, &avail) == 0 && avail < missing_bytes + o->min_free) {
+		snprintf(err, errlen, "disk nearly full: %llu bytes free, %s needs %llu and %llu MB must stay free (offline_min_free_mb)",
+			 (unsigned long long)avail, id, (unsigned long long)missing_bytes, (unsigned long long)(o->min_free >> 20));
+		rc = -ENOSPC;
+		goto refuse;
 	}
 	if (progress)
 		progress(ctx, &pr);
@@ -749,6 +790,17 @@ int offline_download(struct offline *o, struct api *api, const char *id, int qua
 	if (progress)
 		progress(ctx, &pr);
 	rc = 0;
+	goto out_have;
+refuse:
+	/* Refused before writing: a track with nothing stored leaves nothing behind (a
+	 * partly stored one keeps its verified files so a later run resumes). */
+	if (pr.resumed == 0) {
+		free(have);
+		manifest_free(m);
+		m = NULL;
+		offline_remove(o, id);
+		goto out;
+	}
 out_have:
 	free(have);
 out:
@@ -850,7 +902,7 @@ int offline_sync(struct offline *o, struct api *api, struct offline_sync_result 
 
 int offline_list(struct offline *o, void (*fn)(void *ctx, const struct offline_entry *e), void *ctx)
 {
-	sqlite3_stmt *st = prep(o, "SELECT t.track_id, t.name, t.bitrate, t.complete, t.files_total, t.expires_at, "
+	sqlite3_stmt *st = prep(o, "SELECT t.track_id, t.name, t.bitrate, t.complete, t.files_total, t.expires_at, t.kind, "
 				   "(SELECT count(*) FROM files f WHERE f.track_id = t.track_id), "
 				   "(SELECT coalesce(sum(bytes),0) FROM files f WHERE f.track_id = t.track_id) "
 				   "FROM tracks t ORDER BY t.name, t.track_id");
@@ -863,8 +915,9 @@ int offline_list(struct offline *o, void (*fn)(void *ctx, const struct offline_e
 		e.complete = sqlite3_column_int(st, 3) != 0;
 		e.files_total = (uint32_t)sqlite3_column_int(st, 4);
 		e.expires_at = sqlite3_column_int64(st, 5);
-		e.files_done = (uint32_t)sqlite3_column_int(st, 6);
-		e.bytes = (uint64_t)sqlite3_column_int64(st, 7);
+		e.episode = sqlite3_column_text(st, 6) && strcmp((const char *)sqlite3_column_text(st, 6), "episode") == 0;
+		e.files_done = (uint32_t)sqlite3_column_int(st, 7);
+		e.bytes = (uint64_t)sqlite3_column_int64(st, 8);
 		if (fn)
 			fn(ctx, &e);
 		n++;
@@ -879,8 +932,21 @@ int offline_usage(struct offline *o, uint64_t *bytes, int *tracks, uint64_t *quo
 	sqlite3_stmt *st = prep(o, "SELECT count(*) FROM tracks");
 	*tracks = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int(st, 0) : 0;
 	sqlite3_finalize(st);
-	*quota = get_setting(o, "quota_bytes");
+	*quota = effective_quota(o);
 	return 0;
+}
+
+void offline_set_space_policy(struct offline *o, int64_t quota, int64_t min_free)
+{
+	o->quota_override = quota < 0 ? -1 : quota;
+	o->min_free = min_free < 0 ? DISK_MARGIN : (uint64_t)min_free;
+}
+
+int offline_disk(struct offline *o, uint64_t *free_bytes, uint64_t *min_free, uint64_t *quota)
+{
+	*min_free = o->min_free;
+	*quota = effective_quota(o);
+	return disk_avail(o, free_bytes);
 }
 
 int offline_set_quota(struct offline *o, uint64_t bytes)
@@ -901,19 +967,20 @@ int offline_track_open(struct offline *o, const char *id, int64_t now, struct of
 	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
 	char *json = sqlite3_step(st) == SQLITE_ROW && sqlite3_column_text(st, 0) ? xstrdup((const char *)sqlite3_column_text(st, 0)) : NULL;
 	sqlite3_finalize(st);
+	const char *kind = is_episode(o, id) ? "episode" : "track";
 	if (!json) {
-		snprintf(err, errlen, "encore:track:%s is not downloaded", id);
+		snprintf(err, errlen, "encore:%s:%s is not downloaded", kind, id);
 		return -ENOENT;
 	}
 	uint8_t key[32];
 	int64_t exp = 0;
 	int rc = track_key(o, id, now, key, &exp);
 	if (rc == -EKEYEXPIRED)
-		snprintf(err, errlen, "the offline licence of encore:track:%s expired; go online and run encore offline sync", id);
+		snprintf(err, errlen, "the offline licence of encore:%s:%s expired; go online and run encore offline sync", kind, id);
 	else if (rc == -EKEYREJECTED)
-		snprintf(err, errlen, "encore:track:%s was downloaded for another device; its licence cannot be opened here", id);
+		snprintf(err, errlen, "encore:%s:%s was downloaded for another device; its licence cannot be opened here", kind, id);
 	else if (rc != 0)
-		snprintf(err, errlen, "encore:track:%s has no offline licence", id);
+		snprintf(err, errlen, "encore:%s:%s has no offline licence", kind, id);
 	if (rc != 0) {
 		free(json);
 		return rc;

@@ -35,6 +35,9 @@ int offline_register(struct offline *o, struct api *api, char *err, size_t errle
 /* Obtains licences for n track ids (one request per 500) and stores them.
  * 0 or -EACCES/-ENOENT/-EIO with err naming the limit or the track. */
 int offline_license(struct offline *o, struct api *api, const char (*ids)[ID_LEN + 1], size_t n, char *err, size_t errlen);
+#define OFFLINE_URI_MAX 48
+/* The same for URIs of tracks and podcast episodes (encore:track:ID, encore:episode:ID). */
+int offline_license_uris(struct offline *o, struct api *api, const char (*uris)[OFFLINE_URI_MAX], size_t n, char *err, size_t errlen);
 
 struct offline_progress {
 	const char *track_id;
@@ -44,15 +47,17 @@ struct offline_progress {
 	uint64_t bytes;               /* ciphertext bytes of this track on disk */
 	int bitrate;
 	bool finished;
+	bool episode;                 /* a podcast episode (URI encore:episode:ID) */
 };
 typedef void (*offline_progress_fn)(void *ctx, const struct offline_progress *p);
 
-/* Downloads one licensed track: the manifest (quality 0 = the best rendition the account
+/* Downloads one licensed track or episode: the manifest (quality 0 = the best rendition the account
  * may use, else the best at or below it), then each missing file, verified against the
  * manifest hash, encrypted, and checkpointed before the next, so an interrupted download
  * resumes. Files already present are re-authenticated; bad ones are fetched again.
  * progress (may be NULL) is called after every file. 0, or -EKEYREJECTED (no licence),
- * -EDQUOT (quota), -ENOSPC (disk nearly full; checked before writing), -EIO with err. */
+ * -EDQUOT (quota), -ENOSPC (disk nearly full; checked before writing), -EIO with err.
+ * Refused for space, a track with nothing stored yet is removed from the store entirely. */
 int offline_download(struct offline *o, struct api *api, const char *track_id, int quality,
 		     offline_progress_fn progress, void *ctx, char *err, size_t errlen);
 
@@ -76,13 +81,21 @@ struct offline_entry {
 	uint32_t files_done, files_total;
 	uint64_t bytes;
 	int64_t expires_at;
+	bool episode;
 };
 /* Calls fn for each track in the store, by name. Returns how many, or -EIO. */
 int offline_list(struct offline *o, void (*fn)(void *ctx, const struct offline_entry *e), void *ctx);
 /* Total ciphertext bytes and tracks stored; quota 0 = none. 0 or -EIO. */
 int offline_usage(struct offline *o, uint64_t *bytes, int *tracks, uint64_t *quota);
-/* Sets the storage quota in bytes (0 removes it). 0 or -EIO. */
+/* Sets the stored storage quota in bytes (0 removes it). 0 or -EIO. */
 int offline_set_quota(struct offline *o, uint64_t bytes);
+/* For this handle only (the config file's settings): quota >= 0 overrides the stored quota
+ * (0 = none), -1 keeps it; min_free is the disk space (bytes) a download must leave free,
+ * -1 = the default 64 MB. A download that would cross either is refused before writing. */
+void offline_set_space_policy(struct offline *o, int64_t quota, int64_t min_free);
+/* Free bytes on the store's filesystem now (statvfs), the free space to keep and the quota
+ * in force (0 = none). 0, or -errno when statvfs fails (the other two are still set). */
+int offline_disk(struct offline *o, uint64_t *free_bytes, uint64_t *min_free, uint64_t *quota);
 
 /* Playback side. Opens a complete download for playing at time now: checks the licence,
  * opens its key, returns the stored manifest (caller frees with manifest_free; it lists

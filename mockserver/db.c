@@ -270,6 +270,19 @@ static const char *const MIGRATIONS[] = {
 	"  volume INTEGER NOT NULL,"
 	"  version INTEGER NOT NULL,"
 	"  updated_at INTEGER NOT NULL) WITHOUT ROWID;",
+
+	/* 9: recommendations: the caller's Discover Weekly and Release Radar for the ISO week
+	 * and Daily Mixes for the day (recs_routes.c); one row per user and product, replaced
+	 * when the period changes. body is the JSON of the ordered track ids (mixes for Daily Mix). */
+	"CREATE TABLE IF NOT EXISTS reco_cache ("
+	"  user_id TEXT NOT NULL,"
+	"  product TEXT NOT NULL,"
+	"  period TEXT NOT NULL,"              /* 2026-W48 or 2026-11-29 (UTC, recsvc clock) */
+	"  source TEXT NOT NULL,"
+	"  version INTEGER NOT NULL,"          /* the model version that produced it */
+	"  generated_at INTEGER NOT NULL,"
+	"  body TEXT NOT NULL,"
+	"  PRIMARY KEY (user_id, product)) WITHOUT ROWID;",
 };
 
 #define N_MIGRATIONS ((int)(sizeof(MIGRATIONS) / sizeof(MIGRATIONS[0])))

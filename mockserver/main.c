@@ -91,6 +91,8 @@ static const struct {
 		  "                             search,recs,playlists,metadata (degraded answers follow)\n"
 		  "  --recs-check-ms MS         how often to look for a newer model (default 1000)\n"
 		  "  --recs-max-age SECONDS     treat an older model as stale and fall back\n"
+		  "  --clock-offset-s SECONDS   testing only: shift the clock that decides the week of Discover\n"
+		  "                             Weekly/Release Radar and the day of Daily Mixes (may be negative)\n"
 		  "  --login-throttle A:I:BASE:CAP  lock an account after A failed logins and an address after I;\n"
 		  "                             the lock starts at BASE seconds and doubles up to CAP (default 10:50:1:900)\n"},
 	{"seed-demo", "usage: encored seed-demo --data DIR [--tracks N] [--seconds S] [--episodes N]\n"
@@ -232,6 +234,7 @@ static int cmd_serve(int argc, char **argv)
 		{"recs-check-ms", required_argument, 0, 1003},
 		{"recs-max-age", required_argument, 0, 1004},
 		{"fault-service", required_argument, 0, 1005},
+		{"clock-offset-s", required_argument, 0, 1006},
 		{0, 0, 0, 0},
 	};
 	char *host = NULL;
@@ -256,6 +259,7 @@ static int cmd_serve(int argc, char **argv)
 			fault_services |= bits;
 			break;
 		}
+		case 1006: ro.clock_offset_s = strtoll(optarg, NULL, 10); break;
 		case 'l': {
 			const char *colon = strrchr(optarg, ':');
 			if (!colon) {

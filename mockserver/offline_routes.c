@@ -153,8 +153,9 @@ static void route_delete_device(struct call *c)
 	call_json(c, 200, jw_finish(&w));
 }
 
-/* Writes one licence object: the key sealed to the device, so only it can open it. */
-static void write_license(struct jw *w, const char *track, const unsigned char *key, const unsigned char *pk, int64_t expires)
+/* Writes one licence object: the key sealed to the device, so only it can open it.
+ * Podcast episodes are licensed like tracks (their ids never collide); only the URI differs. */
+static void write_license(struct jw *w, const char *track, bool episode, const unsigned char *key, const unsigned char *pk, int64_t expires)
 {
 	unsigned char sealed[32 + crypto_box_SEALBYTES];
 	crypto_box_seal(sealed, key, 32, pk);
@@ -165,7 +166,7 @@ static void write_license(struct jw *w, const char *track, const unsigned char *
 	jw_str(w, track);
 	jw_key(w, "uri");
 	char uri[64];
-	snprintf(uri, sizeof(uri), "encore:track:%s", track);
+	snprintf(uri, sizeof(uri), "encore:%s:%s", episode ? "episode" : "track", track);
 	jw_str(w, uri);
 	jw_key(w, "sealed_key");
 	jw_str(w, b64);
@@ -174,13 +175,15 @@ static void write_license(struct jw *w, const char *track, const unsigned char *
 	jw_obj_end(w);
 }
 
-/* Parses "encore:track:ID" or a bare id into id. */
+/* Parses "encore:track:ID", "encore:episode:ID" or a bare id into id. */
 static bool track_id_of(const char *s, char id[ID_LEN + 1])
 {
 	if (!s)
 		return false;
 	if (strncmp(s, "encore:track:", 13) == 0)
 		s += 13;
+	else if (strncmp(s, "encore:episode:", 15) == 0)
+		s += 15;
 	if (!id_valid(s))
 		return false;
 	memcpy(id, s, ID_LEN + 1);
@@ -205,7 +208,7 @@ static void route_licenses(struct call *c)
 		goto out;
 	}
 	if (!uris || !YAJL_IS_ARRAY(uris) || uris->u.array.len == 0) {
-		call_error(c, 400, "uris must be a non-empty array of track URIs");
+		call_error(c, 400, "uris must be a non-empty array of track or episode URIs");
 		goto out;
 	}
 	if (uris->u.array.len > OFFLINE_MAX_TRACKS) {
@@ -217,7 +220,7 @@ static void route_licenses(struct call *c)
 	for (size_t i = 0; i < n; i++) {
 		yajl_val u = uris->u.array.values[i];
 		if (!YAJL_IS_STRING(u) || !track_id_of(YAJL_GET_STRING(u), ids[i])) {
-			call_error(c, 400, "uris[%zu] is not a track URI (encore:track:ID)", i);
+			call_error(c, 400, "uris[%zu] is not a track or episode URI (encore:track:ID, encore:episode:ID)", i);
 			free(ids);
 			goto out;
 		}
@@ -238,7 +241,7 @@ static void route_licenses(struct call *c)
 	sqlite3_bind_text(cnt, 2, dev, -1, SQLITE_STATIC);
 	int have = sqlite3_step(cnt) == SQLITE_ROW ? sqlite3_column_int(cnt, 0) : 0;
 	sqlite3_finalize(cnt);
-	sqlite3_stmt *exists = db_prepare(c->db, "SELECT 1 FROM tracks WHERE id = ?");
+	sqlite3_stmt *exists = db_prepare(c->db, "SELECT 0 FROM tracks WHERE id = ?1 UNION ALL SELECT 1 FROM episodes WHERE id = ?1");
 	sqlite3_stmt *old = db_prepare(c->db, "SELECT license_key FROM offline_licenses WHERE user_id = ? AND device_id = ? AND track_id = ?");
 	sqlite3_stmt *put = db_prepare(c->db, "INSERT INTO offline_licenses (user_id, device_id, track_id, license_key, issued_at, expires_at) "
 					      "VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (user_id, device_id, track_id) "
@@ -259,9 +262,10 @@ static void route_licenses(struct call *c)
 		sqlite3_bind_text(exists, 1, ids[i], -1, SQLITE_STATIC);
 		if (sqlite3_step(exists) != SQLITE_ROW) {
 			status = 404;
-			snprintf(msg, sizeof(msg), "no track %s", ids[i]);
+			snprintf(msg, sizeof(msg), "no track or episode %s", ids[i]);
 			break;
 		}
+		bool episode = sqlite3_column_int(exists, 0) == 1;
 		unsigned char key[32];
 		sqlite3_reset(old);
 		sqlite3_bind_text(old, 1, c->user.sub, -1, SQLITE_STATIC);
@@ -290,7 +294,7 @@ static void route_licenses(struct call *c)
 			snprintf(msg, sizeof(msg), "cannot store the licence");
 			break;
 		}
-		write_license(&w, ids[i], key, pk, expires);
+		write_license(&w, ids[i], episode, key, pk, expires);
 		sodium_memzero(key, sizeof(key));
 	}
 	sqlite3_finalize(exists);
@@ -350,13 +354,14 @@ static void route_sync(struct call *c)
 	jw_bool(&w, premium);
 	jw_key(&w, "licenses");
 	jw_arr(&w);
-	sqlite3_stmt *st = db_prepare(c->db, "SELECT track_id, license_key FROM offline_licenses WHERE user_id = ? AND device_id = ? ORDER BY track_id");
+	sqlite3_stmt *st = db_prepare(c->db, "SELECT l.track_id, l.license_key, EXISTS (SELECT 1 FROM episodes e WHERE e.id = l.track_id)"
+					     " FROM offline_licenses l WHERE l.user_id = ? AND l.device_id = ? ORDER BY l.track_id");
 	sqlite3_bind_text(st, 1, c->user.sub, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 2, dev, -1, SQLITE_STATIC);
 	if (premium && active)
 		while (sqlite3_step(st) == SQLITE_ROW)
 			if (sqlite3_column_bytes(st, 1) == 32)
-				write_license(&w, (const char *)sqlite3_column_text(st, 0), sqlite3_column_blob(st, 1), pk, expires);
+				write_license(&w, (const char *)sqlite3_column_text(st, 0), sqlite3_column_int(st, 2) != 0, sqlite3_column_blob(st, 1), pk, expires);
 	jw_arr_end(&w);
 	jw_key(&w, "revoked");
 	jw_arr(&w);
@@ -365,7 +370,7 @@ static void route_sync(struct call *c)
 		sqlite3_reset(st);
 		while (sqlite3_step(st) == SQLITE_ROW) {
 			char uri[64];
-			snprintf(uri, sizeof(uri), "encore:track:%s", (const char *)sqlite3_column_text(st, 0));
+			snprintf(uri, sizeof(uri), "encore:%s:%s", sqlite3_column_int(st, 2) ? "episode" : "track", (const char *)sqlite3_column_text(st, 0));
 			jw_str(&w, uri);
 		}
 	}

@@ -714,3 +714,202 @@ int recmodel_diversify(const int *artist, int n, int max_run, int *order)
 	free(used);
 	return out;
 }
+
+const float *recmodel_item_vector(const struct recmodel *m, int i)
+{
+	return i >= 0 && i < m->items ? m->H + (size_t)i * m->hd : NULL;
+}
+
+int recmodel_dim(const struct recmodel *m)
+{
+	return m->hd;
+}
+
+static float dist2(const float *a, const float *b, int d)
+{
+	float s = 0;
+	for (int k = 0; k < d; k++) {
+		float t = a[k] - b[k];
+		s += t * t;
+	}
+	return s;
+}
+
+/* splitmix64: a tiny deterministic generator, so the same user gets the same clusters. */
+static uint64_t mix64(uint64_t *st)
+{
+	uint64_t z = (*st += 0x9e3779b97f4a7c15ULL);
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+	return z ^ (z >> 31);
+}
+
+int recmodel_nearest(const float *v, const float *centroids, int k, int d, float *d2)
+{
+	int best = -1;
+	float bd = 0;
+	for (int j = 0; j < k; j++) {
+		float t = dist2(v, centroids + (size_t)j * d, d);
+		if (best < 0 || t < bd) {
+			best = j;
+			bd = t;
+		}
+	}
+	if (d2)
+		*d2 = bd;
+	return best;
+}
+
+int recmodel_kmeans(const float *x, int n, int d, int k, uint64_t seed, int *assign, float *centroids)
+{
+	if (n <= 0 || k <= 0)
+		return 0;
+	if (k > n)
+		k = n;
+	uint64_t rng = seed;
+	float *near = xmalloc((size_t)n * sizeof(float));
+	/* k-means++: each next centre drawn with probability proportional to the squared
+	 * distance from the nearest chosen one, so distinct tastes get their own seed. */
+	int first = (int)(mix64(&rng) % (uint64_t)n);
+	memcpy(centroids, x + (size_t)first * d, (size_t)d * sizeof(float));
+	for (int i = 0; i < n; i++)
+		near[i] = dist2(x + (size_t)i * d, centroids, d);
+	int have = 1;
+	for (; have < k; have++) {
+		double total = 0;
+		for (int i = 0; i < n; i++)
+			total += near[i];
+		if (total <= 0)
+			break;  /* every point sits on a centre: fewer distinct points than k */
+		double r = (double)(mix64(&rng) >> 11) / (double)(1ULL << 53) * total;
+		int pick = n - 1;
+		for (int i = 0; i < n; i++) {
+			r -= near[i];
+			if (r < 0) {
+				pick = i;
+				break;
+			}
+		}
+		float *c = centroids + (size_t)have * d;
+		memcpy(c, x + (size_t)pick * d, (size_t)d * sizeof(float));
+		for (int i = 0; i < n; i++) {
+			float t = dist2(x + (size_t)i * d, c, d);
+			if (t < near[i])
+				near[i] = t;
+		}
+	}
+	k = have;
+	for (int i = 0; i < n; i++)
+		assign[i] = -1;
+	int *count = xcalloc((size_t)k, sizeof(int));
+	for (int it = 0; it < 100; it++) {
+		bool moved = false;
+		for (int i = 0; i < n; i++) {
+			int j = recmodel_nearest(x + (size_t)i * d, centroids, k, d, NULL);
+			if (j != assign[i]) {
+				assign[i] = j;
+				moved = true;
+			}
+		}
+		if (!moved)
+			break;
+		memset(count, 0, (size_t)k * sizeof(int));
+		for (int i = 0; i < n; i++)
+			count[assign[i]]++;
+		for (int j = 0; j < k; j++)
+			if (count[j])
+				memset(centroids + (size_t)j * d, 0, (size_t)d * sizeof(float));
+		for (int i = 0; i < n; i++) {
+			float *c = centroids + (size_t)assign[i] * d;
+			for (int t = 0; t < d; t++)
+				c[t] += x[(size_t)i * d + t];
+		}
+		for (int j = 0; j < k; j++)
+			for (int t = 0; count[j] && t < d; t++)
+				centroids[(size_t)j * d + t] /= (float)count[j];
+	}
+	/* Drop empty clusters, renumbering the rest in order. */
+	memset(count, 0, (size_t)k * sizeof(int));
+	for (int i = 0; i < n; i++)
+		count[assign[i]]++;
+	int *renum = xmalloc((size_t)k * sizeof(int));
+	int out = 0;
+	for (int j = 0; j < k; j++) {
+		renum[j] = count[j] ? out : -1;
+		if (count[j]) {
+			if (out != j)
+				memmove(centroids + (size_t)out * d, centroids + (size_t)j * d, (size_t)d * sizeof(float));
+			out++;
+		}
+	}
+	for (int i = 0; i < n; i++)
+		assign[i] = renum[assign[i]];
+	free(renum);
+	free(count);
+	free(near);
+	return out;
+}
+
+double recmodel_silhouette(const float *x, int n, int d, const int *assign, int k)
+{
+	if (k < 2 || n < 2)
+		return 0;
+	double *sum = xmalloc((size_t)k * sizeof(double));
+	int *size = xcalloc((size_t)k, sizeof(int));
+	for (int i = 0; i < n; i++)
+		size[assign[i]]++;
+	double total = 0;
+	for (int i = 0; i < n; i++) {
+		if (size[assign[i]] < 2)
+			continue;  /* a singleton scores 0 */
+		memset(sum, 0, (size_t)k * sizeof(double));
+		for (int j = 0; j < n; j++)
+			if (j != i)
+				sum[assign[j]] += sqrt((double)dist2(x + (size_t)i * d, x + (size_t)j * d, d));
+		double a = sum[assign[i]] / (size[assign[i]] - 1), b = -1;
+		for (int c = 0; c < k; c++)
+			if (c != assign[i] && size[c] && (b < 0 || sum[c] / size[c] < b))
+				b = sum[c] / size[c];
+		double mx = a > b ? a : b;
+		if (b >= 0 && mx > 0)
+			total += (b - a) / mx;
+	}
+	free(sum);
+	free(size);
+	return total / n;
+}
+
+int recmodel_taste_clusters(const float *x, int n, int d, int kmax, double min_silhouette, uint64_t seed,
+			    int *assign, float *centroids)
+{
+	if (n <= 0)
+		return 0;
+	if (kmax > n / 2)
+		kmax = n / 2;
+	int best = 0;
+	double best_s = min_silhouette;
+	int *a = xmalloc((size_t)n * sizeof(int));
+	float *c = xmalloc((size_t)(kmax > 1 ? kmax : 1) * d * sizeof(float));
+	for (int k = 2; k <= kmax; k++) {
+		int got = recmodel_kmeans(x, n, d, k, seed + (uint64_t)k, a, c);
+		double s = recmodel_silhouette(x, n, d, a, got);
+		if (got >= 2 && s > best_s) {
+			best_s = s;
+			best = got;
+			memcpy(assign, a, (size_t)n * sizeof(int));
+			memcpy(centroids, c, (size_t)got * d * sizeof(float));
+		}
+	}
+	free(a);
+	free(c);
+	if (best)
+		return best;
+	/* One taste: the mean of everything. */
+	memset(centroids, 0, (size_t)d * sizeof(float));
+	for (int i = 0; i < n; i++) {
+		assign[i] = 0;
+		for (int t = 0; t < d; t++)
+			centroids[t] += x[(size_t)i * d + t] / (float)n;
+	}
+	return 1;
+}

@@ -73,6 +73,28 @@ int recmodel_for_user(const struct recmodel *m, int u, int k, const uint8_t *exc
 int recmodel_similar(const struct recmodel *m, const int *items, const float *weights, int n, int k,
 		     const uint8_t *exclude, int *idx, float *score);
 
+/* The item's hybrid vector (recmodel_dim floats: normalised CF factors | content; the CF
+ * half is 0 for items nobody played), borrowed for the model's lifetime; NULL out of range. */
+const float *recmodel_item_vector(const struct recmodel *m, int i);
+int recmodel_dim(const struct recmodel *m);
+
+/* Pure: k-means of n points (row-major x, dimension d) into at most k clusters, k-means++
+ * seeding from a generator seeded by seed, then Lloyd iterations until no point moves (at
+ * most 100). Writes assign[n] (0..returned-1) and centroids[k*d]; clusters left empty are
+ * dropped and the rest renumbered. Returns the number of clusters (0 when n == 0). */
+int recmodel_kmeans(const float *x, int n, int d, int k, uint64_t seed, int *assign, float *centroids);
+/* Pure: the mean silhouette of a clustering (Euclidean distances; a point alone in its
+ * cluster scores 0), in -1..1; 0 when k < 2. */
+double recmodel_silhouette(const float *x, int n, int d, const int *assign, int k);
+/* Pure: a user's taste clusters: k-means for every k in 2..kmax (at most n/2), keeping the
+ * k with the best mean silhouette; 1 cluster when none reaches min_silhouette. Same outputs
+ * as recmodel_kmeans; centroids needs kmax*d floats. */
+int recmodel_taste_clusters(const float *x, int n, int d, int kmax, double min_silhouette, uint64_t seed,
+			    int *assign, float *centroids);
+/* Pure: the index of the centroid nearest to v (squared Euclidean), its squared distance in
+ * *dist2 (may be NULL); -1 when k == 0. */
+int recmodel_nearest(const float *v, const float *centroids, int k, int d, float *dist2);
+
 /* Diversity re-ranking: writes to order[] a permutation prefix of 0..n-1 that keeps the
  * input's relative order as far as possible while never letting more than max_run
  * consecutive entries share artist[]. Entries that cannot be placed are dropped. Returns

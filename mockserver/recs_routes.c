@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define POOL 300
 #define MAX_SEEDS 5
@@ -303,13 +304,179 @@ static void write_track_list(struct call *c, struct jw *w, const struct pool *p,
 	jw_arr_end(w);
 }
 
-/* The playlist-like object of Discover Weekly and Release Radar. */
-static void write_playlist(struct call *c, const char *id, const char *name, const char *desc, struct pool *p, int limit,
-			   enum recsvc_source src, int64_t version)
+/* ---- the weekly and daily products: computed once per user and period ----
+ *
+ * Discover Weekly and Release Radar are cached per user for the ISO week (UTC), Daily
+ * Mixes for the UTC day, in reco_cache (so they survive a restart). The first list
+ * computed in a period is the one served for the rest of it, even when a newer model
+ * version is published meanwhile: the new version shows at the next period. Only
+ * personal answers are cached: a fallback (no model yet, the model faulted or stale) is a
+ * degraded answer that should not be pinned for a week, so it is recomputed until a
+ * personal list can be made. A cached personal list is served even while the model is
+ * faulted: it needs no model. PUT /v1/me/taste drops the caller's cached lists. The period
+ * follows recsvc_now, which --clock-offset-s shifts for tests. */
+
+enum period_kind { PERIOD_WEEK, PERIOD_DAY };
+
+/* "2026-W48" (ISO 8601 week-numbering year and week) or "2026-11-29", both UTC. */
+static void period_name(int64_t now, enum period_kind k, char *out, size_t n)
+{
+	time_t t = (time_t)now;
+	struct tm tm;
+	gmtime_r(&t, &tm);
+	if (strftime(out, n, k == PERIOD_WEEK ? "%G-W%V" : "%Y-%m-%d", &tm) == 0)
+		snprintf(out, n, "?");
+}
+
+struct product {
+	char period[16];
+	char source[16];
+	int64_t version, generated_at;
+	bool cached;      /* computed by an earlier request of this period */
+	yajl_val body;    /* {"tracks":[ids]} or {"mixes":[...]} */
+};
+
+static bool cache_get(struct call *c, const char *product, struct product *out)
+{
+	sqlite3_stmt *s = db_prepare(c->db, "SELECT source, version, generated_at, body FROM reco_cache"
+					    " WHERE user_id = ? AND product = ? AND period = ?");
+	sqlite3_bind_text(s, 1, c->user.sub, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 2, product, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 3, out->period, -1, SQLITE_STATIC);
+	bool ok = false;
+	if (sqlite3_step(s) == SQLITE_ROW) {
+		yajl_val v = json_parse((const char *)sqlite3_column_text(s, 3), NULL, 0);
+		if (v && YAJL_IS_OBJECT(v)) {
+			snprintf(out->source, sizeof(out->source), "%s", (const char *)sqlite3_column_text(s, 0));
+			out->version = sqlite3_column_int64(s, 1);
+			out->generated_at = sqlite3_column_int64(s, 2);
+			yajl_tree_free(out->body);
+			out->body = v;
+			ok = true;
+		} else {
+			yajl_tree_free(v);  /* unreadable: recompute and overwrite */
+		}
+	}
+	sqlite3_finalize(s);
+	return ok;
+}
+
+/* Stores a computed list unless one is already stored for this period (racing requests:
+ * the first stored list of a period is the one everybody sees). */
+static void cache_put(struct call *c, const char *product, const struct product *p, const char *body)
+{
+	sqlite3_stmt *s = db_prepare(c->db, "INSERT INTO reco_cache (user_id, product, period, source, version, generated_at, body)"
+					    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (user_id, product) DO UPDATE SET"
+					    " period = excluded.period, source = excluded.source, version = excluded.version,"
+					    " generated_at = excluded.generated_at, body = excluded.body"
+					    " WHERE reco_cache.period <> excluded.period");
+	sqlite3_bind_text(s, 1, c->user.sub, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 2, product, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 3, p->period, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 4, p->source, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 5, p->version);
+	sqlite3_bind_int64(s, 6, p->generated_at);
+	sqlite3_bind_text(s, 7, body, -1, SQLITE_STATIC);
+	if (sqlite3_step(s) != SQLITE_DONE)
+		fprintf(stderr, "recs: cannot cache %s: %s\n", product, sqlite3_errmsg(c->db));
+	sqlite3_finalize(s);
+}
+
+/* Computes a product's body (JSON text, caller frees) and the model version behind it. */
+typedef enum recsvc_source (*product_fn)(struct call *c, char **body, int64_t *version);
+
+/* The caller's list for the current period: cached, or computed (and cached when personal). */
+static void product_get(struct call *c, const char *name, enum period_kind k, product_fn fn, struct product *out)
+{
+	memset(out, 0, sizeof(*out));
+	int64_t now = recsvc_now(c->srv->recs);
+	period_name(now, k, out->period, sizeof(out->period));
+	if (cache_get(c, name, out)) {
+		out->cached = true;
+		return;
+	}
+	char *body = NULL;
+	enum recsvc_source src = fn(c, &body, &out->version);
+	snprintf(out->source, sizeof(out->source), "%s", recsvc_source_name(src));
+	out->generated_at = now;
+	if (src == RECSVC_PERSONAL) {
+		cache_put(c, name, out, body);
+		char mine[16];
+		memcpy(mine, out->source, sizeof(mine));
+		int64_t at = out->generated_at;
+		if (cache_get(c, name, out)) {
+			out->cached = out->generated_at != at || strcmp(out->source, mine) != 0;
+			free(body);
+			return;
+		}
+	}
+	out->body = json_parse(body, NULL, 0);
+	free(body);
+}
+
+static enum recsvc_source source_of(const char *name)
+{
+	for (int i = 0; i < RECSVC_NSOURCES; i++)
+		if (strcmp(recsvc_source_name((enum recsvc_source)i), name) == 0)
+			return (enum recsvc_source)i;
+	return RECSVC_POPULAR;
+}
+
+static void write_period(struct jw *w, const struct product *p)
+{
+	jw_kstr(w, "period", p->period);
+	jw_kbool(w, "cached", p->cached);
+	jw_kint(w, "generated_at", p->generated_at);
+	jw_kint(w, "model_version", p->version);
+}
+
+/* Track objects for a JSON array of ids, in order (wrapped as playlist items when asked). */
+static int write_id_list(struct call *c, struct jw *w, yajl_val ids, bool wrapped)
+{
+	int n = 0;
+	jw_arr(w);
+	for (size_t i = 0; ids && YAJL_IS_ARRAY(ids) && i < ids->u.array.len; i++) {
+		yajl_val v = ids->u.array.values[i];
+		if (!YAJL_IS_STRING(v))
+			continue;
+		if (wrapped) {
+			jw_obj(w);
+			jw_key(w, "added_at");
+			jw_null(w);
+			jw_key(w, "track");
+		}
+		if (!catalog_write_track(c, w, v->u.string))
+			jw_null(w);
+		if (wrapped)
+			jw_obj_end(w);
+		n++;
+	}
+	jw_arr_end(w);
+	return n;
+}
+
+/* The diversified first limit ids of a pool as the body {"tracks":[ids]}. */
+static char *pool_body(struct pool *p, int limit)
 {
 	int *order = xmalloc((size_t)(p->n ? p->n : 1) * sizeof(int));
 	int n = pool_diversify(p, limit, order);
-	recsvc_count(c->srv->recs, src);
+	struct jw w;
+	jw_init(&w);
+	jw_obj(&w);
+	jw_key(&w, "tracks");
+	jw_arr(&w);
+	for (int i = 0; i < n; i++)
+		jw_str(&w, p->v[order[i]].id);
+	jw_arr_end(&w);
+	jw_obj_end(&w);
+	free(order);
+	return jw_finish(&w);
+}
+
+/* The playlist-like object of Discover Weekly and Release Radar. */
+static void write_playlist(struct call *c, const char *id, const char *name, const char *desc, const struct product *pr, int limit)
+{
+	recsvc_count(c->srv->recs, source_of(pr->source));
 	struct jw w;
 	jw_init(&w);
 	jw_obj(&w);
@@ -324,14 +491,15 @@ static void write_playlist(struct call *c, const char *id, const char *name, con
 	jw_kstr(&w, "type", "user");
 	jw_obj_end(&w);
 	jw_kbool(&w, "public", false);
-	char snap[64];
-	snprintf(snap, sizeof(snap), "%s-v%lld", recsvc_source_name(src), (long long)version);
+	char snap[80];
+	snprintf(snap, sizeof(snap), "%s-v%lld-%s", pr->source, (long long)pr->version, pr->period);
 	jw_kstr(&w, "snapshot_id", snap);
-	jw_kstr(&w, "source", recsvc_source_name(src));
+	jw_kstr(&w, "source", pr->source);
+	write_period(&w, pr);
 	jw_key(&w, "tracks");
 	jw_obj(&w);
 	jw_key(&w, "items");
-	write_track_list(c, &w, p, order, n, true);
+	int n = write_id_list(c, &w, json_get(pr->body, "tracks"), true);
 	jw_kint(&w, "limit", limit);
 	jw_key(&w, "next");
 	jw_null(&w);
@@ -342,7 +510,6 @@ static void write_playlist(struct call *c, const char *id, const char *name, con
 	jw_obj_end(&w);
 	jw_kstr(&w, "type", "playlist");
 	jw_obj_end(&w);
-	free(order);
 	call_json(c, 200, jw_finish(&w));
 }
 
@@ -457,17 +624,25 @@ static enum recsvc_source pool_for_user(struct call *c, struct pool *p, const st
 	return RECSVC_POPULAR;
 }
 
-static void route_discover_weekly(struct call *c)
+static enum recsvc_source discover_weekly(struct call *c, char **body, int64_t *version)
 {
 	struct idset played = {0};
 	load_played(c, &played);
 	struct pool p = {0};
-	int64_t version;
-	enum recsvc_source src = pool_for_user(c, &p, &played, &version);
-	write_playlist(c, "discover-weekly", "Discover Weekly",
-		       "Your weekly mixtape of fresh music: tracks you have not played yet.", &p, 30, src, version);
+	enum recsvc_source src = pool_for_user(c, &p, &played, version);
+	*body = pool_body(&p, 30);
 	free(p.v);
 	free(played.v);
+	return src;
+}
+
+static void route_discover_weekly(struct call *c)
+{
+	struct product pr;
+	product_get(c, "discover-weekly", PERIOD_WEEK, discover_weekly, &pr);
+	write_playlist(c, "discover-weekly", "Discover Weekly",
+		       "Your weekly mixtape of fresh music: tracks you have not played yet.", &pr, 30);
+	yajl_tree_free(pr.body);
 }
 
 /* ---- ids and lists in query arguments ---- */
@@ -869,97 +1044,309 @@ out:
 
 /* ---- daily mixes ---- */
 
-static void route_daily_mixes(struct call *c)
+#define MIX_MAX 6          /* mixes per user */
+#define MIX_TRACKS 50
+#define MIX_HISTORY 300    /* most-weighted listened tracks clustered */
+#define MIX_MIN_ITEMS 4    /* fewer listened tracks in the model: genre mixes */
+#define MIX_MIN_SILHOUETTE 0.15
+
+/* Interleaves one familiar favourite for every two new tracks, drops what the caller may
+ * not play, applies the diversity rule; returns the mix in out (order as rendered). */
+static void mix_build(struct call *c, struct pool *familiar, struct pool *fresh, struct pool *out)
+{
+	struct pool mix = {0};
+	for (int i = 0, f = 0, n = 0; f < familiar->n || n < fresh->n; i++) {
+		if (f < familiar->n && (i % 3 == 0 || n >= fresh->n))
+			pool_add(&mix, &familiar->v[f++]);
+		else if (n < fresh->n)
+			pool_add(&mix, &fresh->v[n++]);
+	}
+	pool_filter(c, &mix, NULL, NULL);
+	int *order = xmalloc((size_t)(mix.n ? mix.n : 1) * sizeof(int));
+	int n = pool_diversify(&mix, MIX_TRACKS, order);
+	for (int i = 0; i < n; i++)
+		pool_add(out, &mix.v[order[i]]);
+	free(order);
+	free(mix.v);
+}
+
+static void mix_write(struct jw *w, int number, const char *genre, const char *desc, const struct pool *tracks)
+{
+	char idbuf[32], name[32];
+	snprintf(idbuf, sizeof(idbuf), "daily-mix-%d", number);
+	snprintf(name, sizeof(name), "Daily Mix %d", number);
+	jw_kstr(w, "id", idbuf);
+	jw_kstr(w, "name", name);
+	jw_kstr(w, "genre", genre);
+	jw_kstr(w, "description", desc);
+	jw_key(w, "tracks");
+	jw_arr(w);
+	for (int i = 0; i < tracks->n; i++)
+		jw_str(w, tracks->v[i].id);
+	jw_arr_end(w);
+}
+
+static uint64_t hash_str(const char *s)
+{
+	uint64_t h = 1469598103934665603ULL;
+	for (; *s; s++)
+		h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+	return h;
+}
+
+/* One mix per taste cluster: the caller's most-weighted listened tracks clustered by their
+ * model vectors (k-means, k chosen by silhouette, at most MIX_MAX). A mix holds its
+ * cluster's favourites and new tracks near its centroid: new tracks nearer another of the
+ * caller's centroids belong to that mix instead. Writes the mixes' objects into w and
+ * returns how many, or -1 when the caller has too few listened tracks in the model. */
+static int mixes_by_cluster(struct call *c, const struct recmodel *m, const struct idset *played, struct jw *w)
+{
+	sqlite3_stmt *s = db_prepare(c->db, "SELECT track_id, weight FROM reco_interactions WHERE user_id = ? AND weight > 0"
+					    " ORDER BY weight DESC, track_id LIMIT ?");
+	sqlite3_bind_text(s, 1, c->user.sub, -1, SQLITE_STATIC);
+	sqlite3_bind_int(s, 2, MIX_HISTORY);
+	int items[MIX_HISTORY];
+	float weight[MIX_HISTORY];
+	int n = 0;
+	while (sqlite3_step(s) == SQLITE_ROW && n < MIX_HISTORY) {
+		int k = recmodel_item_index(m, (const char *)sqlite3_column_text(s, 0));
+		if (k >= 0) {
+			items[n] = k;
+			weight[n++] = (float)sqlite3_column_double(s, 1);
+		}
+	}
+	sqlite3_finalize(s);
+	if (n < MIX_MIN_ITEMS)
+		return -1;
+	int d = recmodel_dim(m);
+	float *x = xmalloc((size_t)n * d * sizeof(float)), *cent = xmalloc((size_t)MIX_MAX * d * sizeof(float));
+	for (int i = 0; i < n; i++)
+		memcpy(x + (size_t)i * d, recmodel_item_vector(m, items[i]), (size_t)d * sizeof(float));
+	int assign[MIX_HISTORY];
+	int k = recmodel_taste_clusters(x, n, d, MIX_MAX, MIX_MIN_SILHOUETTE, hash_str(c->user.sub), assign, cent);
+	/* Strongest taste first. */
+	double mass[MIX_MAX] = {0};
+	int rank[MIX_MAX];
+	for (int i = 0; i < n; i++)
+		mass[assign[i]] += weight[i];
+	for (int j = 0; j < k; j++)
+		rank[j] = j;
+	for (int a = 1; a < k; a++)
+		for (int b = a; b > 0 && mass[rank[b]] > mass[rank[b - 1]]; b--) {
+			int t = rank[b];
+			rank[b] = rank[b - 1];
+			rank[b - 1] = t;
+		}
+	uint8_t *mask = model_mask(m, played, NULL);
+	for (int i = 0; i < n; i++)
+		mask[items[i]] = 1;
+	int written = 0;
+	for (int r = 0; r < k; r++) {
+		int j = rank[r];
+		struct pool familiar = {0}, fresh = {0}, mix = {0};
+		int members[MIX_HISTORY];
+		float ones[MIX_HISTORY];
+		int nm = 0;
+		struct cand cd;
+		for (int i = 0; i < n; i++)   /* already by weight */
+			if (assign[i] == j) {
+				members[nm] = items[i];
+				ones[nm++] = 1.0f;
+				cand_from_model(&cd, m, items[i], weight[i]);
+				pool_add(&familiar, &cd);
+			}
+		int idx[POOL];
+		float sc[POOL];
+		int got = recmodel_similar(m, members, ones, nm, POOL, mask, idx, sc);
+		for (int i = 0; i < got; i++)
+			if (recmodel_nearest(recmodel_item_vector(m, idx[i]), cent, k, d, NULL) == j) {
+				cand_from_model(&cd, m, idx[i], sc[i]);
+				pool_add(&fresh, &cd);
+			}
+		mix_build(c, &familiar, &fresh, &mix);
+		/* Its label: the genre most of its favourites share. */
+		const char *genre = familiar.v[0].genre;
+		int best = 0;
+		for (int a = 0; a < familiar.n; a++) {
+			int cnt = 0;
+			for (int b = 0; b < familiar.n; b++)
+				cnt += strcmp(familiar.v[a].genre, familiar.v[b].genre) == 0;
+			if (cnt > best) {
+				best = cnt;
+				genre = familiar.v[a].genre;
+			}
+		}
+		if (mix.n > 0) {
+			/* How tight the mix is: mean distance of its tracks to its centroid and to the
+			 * nearest other centroid (reported; the test checks own < other). */
+			double own = 0, other = 0;
+			for (int i = 0; i < mix.n; i++) {
+				const float *v = recmodel_item_vector(m, recmodel_item_index(m, mix.v[i].id));
+				float best2 = -1;
+				for (int o = 0; o < k; o++) {
+					float d2 = 0;
+					recmodel_nearest(v, cent + (size_t)o * d, 1, d, &d2);
+					if (o == j)
+						own += sqrt(d2);
+					else if (best2 < 0 || d2 < best2)
+						best2 = d2;
+				}
+				if (best2 >= 0)
+					other += sqrt(best2);
+			}
+			jw_obj(w);
+			char *desc = xasprintf("%s and more: %d favourites and new finds", genre, familiar.n);
+			mix_write(w, written + 1, genre, desc, &mix);
+			free(desc);
+			jw_key(w, "cluster");
+			jw_obj(w);
+			jw_kint(w, "listened", nm);
+			jw_kint(w, "clusters", k);
+			jw_kdouble(w, "mean_distance_own", own / mix.n);
+			jw_key(w, "mean_distance_nearest_other");
+			if (k > 1)
+				jw_double(w, other / mix.n);
+			else
+				jw_null(w);
+			jw_obj_end(w);
+			jw_obj_end(w);
+			written++;
+		}
+		free(familiar.v);
+		free(fresh.v);
+		free(mix.v);
+	}
+	free(mask);
+	free(x);
+	free(cent);
+	return written;
+}
+
+/* Without a model or enough history: one mix per genre of the caller's picks and history. */
+static int mixes_by_genre(struct call *c, const struct pool *personal, const struct idset *played, struct jw *w, bool *any_genre)
 {
 	struct strlist genres = {0};
 	user_genres(c, &genres);
+	int nmix = genres.n < MIX_MAX ? genres.n : MIX_MAX;
+	*any_genre = nmix > 0;
+	int written = 0;
+	for (int k = 0; k < (nmix ? nmix : 1); k++) {
+		const char *genre = nmix ? genres.v[k] : NULL;
+		struct pool fresh = {0}, familiar = {0}, mix = {0}, tmp = {0};
+		/* New tracks of the genre in personal order when there is one, else by popularity. */
+		for (int i = 0; personal && i < personal->n; i++)
+			if (genre && strcmp(personal->v[i].genre, genre) == 0)
+				pool_add(&tmp, &personal->v[i]);
+		pool_popular(c, &tmp, genre, 100);
+		for (int i = 0; i < tmp.n; i++)
+			pool_add(idset_has(played, tmp.v[i].id) ? &familiar : &fresh, &tmp.v[i]);
+		free(tmp.v);
+		mix_build(c, &familiar, &fresh, &mix);
+		if (mix.n > 0) {
+			jw_obj(w);
+			char *desc = genre ? xasprintf("%s favourites and new finds", genre) : xstrdup("Popular right now");
+			mix_write(w, written + 1, genre ? genre : "", desc, &mix);
+			free(desc);
+			jw_obj_end(w);
+			written++;
+		}
+		free(fresh.v);
+		free(familiar.v);
+		free(mix.v);
+	}
+	return written;
+}
+
+static enum recsvc_source daily_mixes(struct call *c, char **body, int64_t *version)
+{
 	struct idset played = {0};
 	load_played(c, &played);
-	/* One "taste cluster" per genre of the caller's history and picks, strongest first. */
-	int nmix = genres.n < 6 ? genres.n : 6;
-	const struct recmodel *m = recsvc_acquire(c->srv->recs);
-	struct pool personal = {0};
-	enum recsvc_source src = RECSVC_GENRE;
-	if (m) {
-		if (pool_personal(c, m, &personal, NULL))
-			src = RECSVC_PERSONAL;
-		recsvc_release(c->srv->recs, m);
-	}
 	struct jw w;
 	jw_init(&w);
 	jw_obj(&w);
 	jw_key(&w, "mixes");
 	jw_arr(&w);
-	int written = 0;
-	for (int k = 0; k < (nmix ? nmix : 1); k++) {
-		const char *genre = nmix ? genres.v[k] : NULL;
-		struct pool fresh = {0}, familiar = {0}, mix = {0};
-		/* New tracks of the cluster in personal order when the model has them, else by popularity. */
-		for (int i = 0; i < personal.n; i++)
-			if (genre && strcmp(personal.v[i].genre, genre) == 0)
-				pool_add(&fresh, &personal.v[i]);
-		pool_popular(c, &fresh, genre, 100);
-		struct pool tmp = fresh;
-		fresh = (struct pool){0};
-		for (int i = 0; i < tmp.n; i++)
-			if (idset_has(&played, tmp.v[i].id))
-				pool_add(&familiar, &tmp.v[i]);
-			else
-				pool_add(&fresh, &tmp.v[i]);
-		free(tmp.v);
-		/* One familiar favourite for every two new tracks. */
-		for (int i = 0, f = 0, n = 0; f < familiar.n || n < fresh.n;) {
-			if (f < familiar.n && (i % 3 == 0 || n >= fresh.n))
-				pool_add(&mix, &familiar.v[f++]);
-			else if (n < fresh.n)
-				pool_add(&mix, &fresh.v[n++]);
-			i++;
-		}
-		pool_filter(c, &mix, NULL, NULL);
-		free(fresh.v);
-		free(familiar.v);
-		if (mix.n == 0) {
-			free(mix.v);
-			continue;
-		}
-		int *order = xmalloc((size_t)mix.n * sizeof(int));
-		int n = pool_diversify(&mix, 50, order);
+	enum recsvc_source src = RECSVC_GENRE;
+	const struct recmodel *m = recsvc_acquire(c->srv->recs);
+	*version = m ? recmodel_version(m) : 0;
+	int done = m ? mixes_by_cluster(c, m, &played, &w) : -1;
+	if (done > 0) {
+		src = RECSVC_PERSONAL;
+	} else {
+		struct pool personal = {0};
+		if (m && pool_personal(c, m, &personal, NULL))
+			src = RECSVC_PERSONAL;
+		bool any_genre;
+		mixes_by_genre(c, &personal, &played, &w, &any_genre);
+		if (!any_genre)
+			src = RECSVC_POPULAR;
+		free(personal.v);
+	}
+	if (m)
+		recsvc_release(c->srv->recs, m);
+	jw_arr_end(&w);
+	jw_obj_end(&w);
+	*body = jw_finish(&w);
+	free(played.v);
+	return src;
+}
+
+static void route_daily_mixes(struct call *c)
+{
+	struct product pr;
+	product_get(c, "daily-mixes", PERIOD_DAY, daily_mixes, &pr);
+	recsvc_count(c->srv->recs, source_of(pr.source));
+	struct jw w;
+	jw_init(&w);
+	jw_obj(&w);
+	jw_key(&w, "mixes");
+	jw_arr(&w);
+	yajl_val mixes = json_get(pr.body, "mixes");
+	for (size_t i = 0; mixes && YAJL_IS_ARRAY(mixes) && i < mixes->u.array.len; i++) {
+		yajl_val mx = mixes->u.array.values[i];
+		const char *fields[] = {"id", "name", "genre", "description"};
 		jw_obj(&w);
-		char idbuf[32], name[32];
-		snprintf(idbuf, sizeof(idbuf), "daily-mix-%d", written + 1);
-		snprintf(name, sizeof(name), "Daily Mix %d", written + 1);
-		jw_kstr(&w, "id", idbuf);
-		jw_kstr(&w, "name", name);
-		jw_kstr(&w, "genre", genre ? genre : "");
-		char *desc = genre ? xasprintf("%s favourites and new finds", genre) : xstrdup("Popular right now");
-		jw_kstr(&w, "description", desc);
-		free(desc);
+		for (int f = 0; f < 4; f++)
+			jw_kstr(&w, fields[f], json_get_str(mx, fields[f]) ? json_get_str(mx, fields[f]) : "");
 		jw_kstr(&w, "type", "playlist");
+		yajl_val cl = json_get(mx, "cluster");
+		if (cl && YAJL_IS_OBJECT(cl)) {
+			long long listened = 0, k = 0;
+			double own = 0, other = 0;
+			json_get_int(cl, "listened", &listened);
+			json_get_int(cl, "clusters", &k);
+			json_get_double(cl, "mean_distance_own", &own);
+			jw_key(&w, "cluster");
+			jw_obj(&w);
+			jw_kint(&w, "listened", listened);
+			jw_kint(&w, "clusters", k);
+			jw_kdouble(&w, "mean_distance_own", own);
+			jw_key(&w, "mean_distance_nearest_other");
+			if (json_get_double(cl, "mean_distance_nearest_other", &other))
+				jw_double(&w, other);
+			else
+				jw_null(&w);
+			jw_obj_end(&w);
+		}
 		jw_key(&w, "tracks");
 		jw_obj(&w);
 		jw_key(&w, "items");
-		write_track_list(c, &w, &mix, order, n, true);
+		int n = write_id_list(c, &w, json_get(mx, "tracks"), true);
 		jw_kint(&w, "total", n);
 		jw_obj_end(&w);
 		jw_obj_end(&w);
-		free(order);
-		free(mix.v);
-		written++;
 	}
 	jw_arr_end(&w);
-	if (!nmix)
-		src = RECSVC_POPULAR;
-	jw_kstr(&w, "source", recsvc_source_name(src));
+	jw_kstr(&w, "source", pr.source);
+	write_period(&w, &pr);
 	jw_obj_end(&w);
-	recsvc_count(c->srv->recs, src);
 	call_json(c, 200, jw_finish(&w));
-	free(personal.v);
-	free(played.v);
+	yajl_tree_free(pr.body);
 }
 
 /* ---- release radar ---- */
 
-static void route_release_radar(struct call *c)
+static enum recsvc_source release_radar(struct call *c, char **body, int64_t *out_version)
 {
 	struct idset artists = {0};
 	user_artists(c, &artists);
@@ -1026,10 +1413,19 @@ static void route_release_radar(struct call *c)
 		qsort(p.v, (size_t)p.n, sizeof(*p.v), cmp_score);
 	}
 	pool_filter(c, &p, NULL, NULL);
-	write_playlist(c, "release-radar", "Release Radar", "New releases from artists you follow and artists like them.",
-		       &p, 30, src, version);
+	*body = pool_body(&p, 30);
+	*out_version = version;
 	free(p.v);
 	free(artists.v);
+	return src;
+}
+
+static void route_release_radar(struct call *c)
+{
+	struct product pr;
+	product_get(c, "release-radar", PERIOD_WEEK, release_radar, &pr);
+	write_playlist(c, "release-radar", "Release Radar", "New releases from artists you follow and artists like them.", &pr, 30);
+	yajl_tree_free(pr.body);
 }
 
 /* ---- taste (cold start) ---- */
@@ -1133,6 +1529,11 @@ static void route_put_taste(struct call *c)
 	}
 	sqlite3_finalize(del);
 	sqlite3_finalize(ins);
+	/* New picks should show at once, not next week: drop the caller's cached lists. */
+	sqlite3_stmt *inv = db_prepare(c->db, "DELETE FROM reco_cache WHERE user_id = ?");
+	sqlite3_bind_text(inv, 1, c->user.sub, -1, SQLITE_STATIC);
+	ok = ok && sqlite3_step(inv) == SQLITE_DONE;
+	sqlite3_finalize(inv);
 	if (!ok || db_commit(c->db) != 0) {
 		db_rollback(c->db);
 		call_error(c, 503, "could not store the taste");

@@ -216,6 +216,11 @@ void recsvc_set_fault(struct recsvc *s, bool on)
 	atomic_store(&s->fault, on);
 }
 
+int64_t recsvc_now(struct recsvc *s)
+{
+	return (int64_t)time(NULL) + (s ? s->o.clock_offset_s : 0);
+}
+
 void recsvc_count(struct recsvc *s, enum recsvc_source src)
 {
 	if (s && src < RECSVC_NSOURCES)

@@ -15,6 +15,8 @@ struct recsvc_options {
 	int train_interval_s;      /* 0 = no scheduled training */
 	int max_age_s;             /* a model older than this is stale (not served); 0 = never */
 	bool fault;                /* start with the fault on */
+	int64_t clock_offset_s;    /* added to the wall clock for the cache periods of the
+				    * weekly/daily products (--clock-offset-s; tests only) */
 	struct recmodel_train_opts train;
 };
 
@@ -40,6 +42,8 @@ void recsvc_release(struct recsvc *s, const struct recmodel *m);
 void recsvc_set_fault(struct recsvc *s, bool on);
 /* Checks for a newer version now; 1 if one was loaded, 0 if not, -errno on a load failure. */
 int recsvc_reload(struct recsvc *s);
+/* The clock of the recommendation products: now plus the configured offset (unix seconds). */
+int64_t recsvc_now(struct recsvc *s);
 /* Counts one response by the source that produced it. */
 void recsvc_count(struct recsvc *s, enum recsvc_source src);
 void recsvc_status(struct recsvc *s, struct recsvc_status *out);

@@ -132,8 +132,9 @@ static const struct {
 		   "  --json             status as a JSON object\n"},
 	{"download", "usage: encore download [--quality Q] [--json] URI...\n"
 		     "\n"
-		     "Downloads tracks, albums or playlists for offline playback (premium accounts), encrypted\n"
-		     "for this device under a licence; resumes where it stopped.\n"
+		     "Downloads tracks, albums, playlists, podcast episodes or shows for offline playback\n"
+		     "(premium accounts), encrypted for this device under a licence; resumes where it stopped.\n"
+		     "Refused before writing when over offline_quota or offline_min_free_mb (encore.conf(5)).\n"
 		     "\n"
 		     "  --quality Q        24, 96, 160 or 320 (default: the best the account may use)\n"
 		     "  --json             one JSON object per line for progress and results\n"},

@@ -1,6 +1,7 @@
 /* cmd_offline: `encore download URI...` and `encore offline ls|rm|usage|sync|quota`.
  * Downloads are resumable: running the same command again continues where it stopped. */
 #include "cli.h"
+#include "config.h"
 #include "id.h"
 #include "json.h"
 #include "offline.h"
@@ -30,36 +31,50 @@ struct offline *cli_open_offline(struct cli_ctx *c, bool create)
 		if (!o)
 			cli_error(c, "%s", err);
 	}
+	if (o) {
+		/* The config file's offline_quota and offline_min_free_mb apply to this run; its
+		 * other lines (and their errors) are the player's business. */
+		struct config *cfg = config_new();
+		char *path = paths_file(c->paths, PATHS_CONFIG, "config");
+		config_load(cfg, path);
+		free(path);
+		offline_set_space_policy(o, cfg->offline_quota,
+					 cfg->offline_min_free_mb < 0 ? -1 : (int64_t)(cfg->offline_min_free_mb << 20));
+		config_free(cfg);
+	}
 	free(dir);
 	free(key);
 	return o;
 }
 
+/* URIs of the tracks and episodes to download, canonical and without duplicates. */
 struct ids {
-	char (*v)[ID_LEN + 1];
+	char (*v)[OFFLINE_URI_MAX];
 	size_t n, cap;
 };
 
 static void ids_add(struct ids *l, const char *uri)
 {
 	char type[16], id[ID_LEN + 1];
-	if (!uri || !uri_parse(uri, type, sizeof(type), id) || strcmp(type, "track") != 0)
+	if (!uri || !uri_parse(uri, type, sizeof(type), id) || (strcmp(type, "track") != 0 && strcmp(type, "episode") != 0))
 		return;
+	char canon[OFFLINE_URI_MAX];
+	snprintf(canon, sizeof(canon), "encore:%s:%s", type, id);
 	for (size_t i = 0; i < l->n; i++)
-		if (strcmp(l->v[i], id) == 0)
+		if (strcmp(l->v[i], canon) == 0)
 			return;
 	if (l->n == l->cap) {
 		l->cap = l->cap ? l->cap * 2 : 16;
 		l->v = xrealloc(l->v, l->cap * sizeof(*l->v));
 	}
-	memcpy(l->v[l->n++], id, ID_LEN + 1);
+	memcpy(l->v[l->n++], canon, OFFLINE_URI_MAX);
 }
 
-/* Adds every track of an album or playlist, page by page. */
+/* Adds every track of an album or playlist, or every episode of a show, page by page. */
 static int add_collection(struct cli_ctx *c, struct api *api, const char *type, const char *id, const char *arg, struct ids *out)
 {
 	for (int offset = 0;; offset += 50) {
-		char *path = xasprintf("/v1/%ss/%s/tracks?limit=50&offset=%d", type, id, offset);
+		char *path = xasprintf("/v1/%ss/%s/%s?limit=50&offset=%d", type, id, strcmp(type, "show") == 0 ? "episodes" : "tracks", offset);
 		struct api_response r;
 		int rc = api_get(api, path, &r);
 		free(path);
@@ -101,7 +116,7 @@ static void on_progress(void *ctx, const struct offline_progress *p)
 		jw_obj(&w);
 		jw_kstr(&w, "event", p->finished ? "downloaded" : "progress");
 		char uri[64];
-		snprintf(uri, sizeof(uri), "encore:track:%s", p->track_id);
+		snprintf(uri, sizeof(uri), "encore:%s:%s", p->episode ? "episode" : "track", p->track_id);
 		jw_kstr(&w, "uri", uri);
 		jw_kint(&w, "done", p->done);
 		jw_kint(&w, "total", p->total);
@@ -126,7 +141,7 @@ static void on_progress(void *ctx, const struct offline_progress *p)
 		if (p->finished)
 			fputc('\n', stderr);
 	} else if (p->finished) {
-		printf("downloaded encore:track:%s  %u files  %llu bytes  %d kbps%s\n", p->track_id, p->total,
+		printf("downloaded encore:%s:%s  %u files  %llu bytes  %d kbps%s\n", p->episode ? "episode" : "track", p->track_id, p->total,
 		       (unsigned long long)p->bytes, p->bitrate, p->resumed ? "  (resumed)" : "");
 	}
 }
@@ -134,7 +149,7 @@ static void on_progress(void *ctx, const struct offline_progress *p)
 static void download_usage(void)
 {
 	fprintf(stderr, "usage: encore download [--quality 24|96|160|320] [--json] URI...\n"
-			"       URIs of tracks, albums or playlists; run it again to resume\n");
+			"       URIs of tracks, albums, playlists, podcast episodes or shows; run it again to resume\n");
 }
 
 int cmd_download(struct cli_ctx *c, int argc, char **argv)
@@ -184,12 +199,12 @@ int cmd_download(struct cli_ctx *c, int argc, char **argv)
 		if (!uri_parse(argv[i], type, sizeof(type), id)) {
 			cli_error(c, "download: '%s' is not a valid encore URI", argv[i]);
 			code = EXIT_USAGE;
-		} else if (strcmp(type, "track") == 0) {
+		} else if (strcmp(type, "track") == 0 || strcmp(type, "episode") == 0) {
 			ids_add(&ids, argv[i]);
-		} else if (strcmp(type, "album") == 0 || strcmp(type, "playlist") == 0) {
+		} else if (strcmp(type, "album") == 0 || strcmp(type, "playlist") == 0 || strcmp(type, "show") == 0) {
 			code = add_collection(c, api, type, id, argv[i], &ids);
 		} else {
-			cli_error(c, "download: cannot download a %s (tracks, albums and playlists only)", type);
+			cli_error(c, "download: cannot download a %s (tracks, albums, playlists, episodes and shows only)", type);
 			code = EXIT_USAGE;
 		}
 	}
@@ -205,14 +220,16 @@ int cmd_download(struct cli_ctx *c, int argc, char **argv)
 	struct offline_sync_result sr;
 	if (offline_list(o, NULL, NULL) > 0 && offline_sync(o, api, &sr, err, sizeof(err)) == 0 && sr.revoked > 0)
 		fprintf(stderr, "encore: %d downloaded tracks were revoked by the server and deleted\n", sr.revoked);
-	int rc = offline_license(o, api, (const char(*)[ID_LEN + 1])ids.v, ids.n, err, sizeof(err));
+	int rc = offline_license_uris(o, api, (const char(*)[OFFLINE_URI_MAX])ids.v, ids.n, err, sizeof(err));
 	if (rc != 0) {
 		cli_error(c, "download: %s", err);
 		code = rc == -EACCES ? EXIT_AUTH : rc == -ENOENT ? EXIT_NOTFOUND : EXIT_ERR;
 		goto out;
 	}
 	for (size_t i = 0; i < ids.n; i++) {
-		rc = offline_download(o, api, ids.v[i], quality, on_progress, &ui, err, sizeof(err));
+		char type[16], id[ID_LEN + 1];
+		uri_parse(ids.v[i], type, sizeof(type), id);  /* canonical: ids_add parsed it */
+		rc = offline_download(o, api, id, quality, on_progress, &ui, err, sizeof(err));
 		if (rc != 0) {
 			if (ui.tty && !ui.json)
 				fputc('\n', stderr);
@@ -239,7 +256,7 @@ static void on_entry(void *ctx, const struct offline_entry *e)
 {
 	struct ls_ctx *l = ctx;
 	char uri[64];
-	snprintf(uri, sizeof(uri), "encore:track:%s", e->track_id);
+	snprintf(uri, sizeof(uri), "encore:%s:%s", e->episode ? "episode" : "track", e->track_id);
 	if (l->json) {
 		jw_obj(l->w);
 		jw_kstr(l->w, "uri", uri);
@@ -324,8 +341,8 @@ int cmd_offline(struct cli_ctx *c, int argc, char **argv)
 		}
 		for (int i = 0; i < npos; i++) {
 			char type[16], id[ID_LEN + 1];
-			if (!uri_parse(pos[i], type, sizeof(type), id) || strcmp(type, "track") != 0) {
-				cli_error(c, "offline rm: '%s' is not a track URI", pos[i]);
+			if (!uri_parse(pos[i], type, sizeof(type), id) || (strcmp(type, "track") != 0 && strcmp(type, "episode") != 0)) {
+				cli_error(c, "offline rm: '%s' is not a track or episode URI", pos[i]);
 				code = EXIT_USAGE;
 			} else if (offline_remove(o, id) != 0) {
 				cli_error(c, "offline rm: %s is not downloaded", pos[i]);
@@ -343,13 +360,40 @@ int cmd_offline(struct cli_ctx *c, int argc, char **argv)
 			}
 			offline_set_quota(o, q);
 		}
-		uint64_t bytes, quota;
+		uint64_t bytes, quota, disk_free = 0, min_free = 0;
 		int tracks;
 		offline_usage(o, &bytes, &tracks, &quota);
-		if (json)
-			printf("{\"tracks\":%d,\"bytes\":%llu,\"quota_bytes\":%llu}\n", tracks, (unsigned long long)bytes, (unsigned long long)quota);
-		else
+		bool have_disk = offline_disk(o, &disk_free, &min_free, &quota) == 0;
+		bool low = have_disk && disk_free < min_free;
+		if (json) {
+			struct jw w;
+			jw_init(&w);
+			struct ls_ctx l = {.json = true, .w = &w, .now = (int64_t)time(NULL)};
+			jw_obj(&w);
+			jw_kint(&w, "tracks", tracks);
+			jw_kint(&w, "bytes", (long long)bytes);
+			jw_kint(&w, "quota_bytes", (long long)quota);
+			jw_key(&w, "disk_free_bytes");
+			if (have_disk)
+				jw_int(&w, (long long)disk_free);
+			else
+				jw_null(&w);
+			jw_kint(&w, "min_free_bytes", (long long)min_free);
+			jw_kbool(&w, "low_disk", low);
+			jw_key(&w, "items");  /* bytes per track: the same objects as offline ls */
+			jw_arr(&w);
+			offline_list(o, on_entry, &l);
+			jw_arr_end(&w);
+			jw_obj_end(&w);
+			char *out = jw_finish(&w);
+			printf("%s\n", out);
+			free(out);
+		} else {
 			printf("%d tracks, %.1f MB%s%.1f MB quota\n", tracks, (double)bytes / 1e6, quota ? " of a " : ", no quota", quota ? (double)quota / 1e6 : 0.0);
+		}
+		if (low)
+			fprintf(stderr, "encore: warning: disk nearly full: %.1f MB free, downloads keep %.1f MB free (offline_min_free_mb)\n",
+				(double)disk_free / 1e6, (double)min_free / 1e6);
 	} else {
 		struct offline_sync_result r;
 		char err[256];

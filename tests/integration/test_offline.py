@@ -317,13 +317,149 @@ def test_limits_three_devices_and_3333_tracks():
     shutil.rmtree(srv.data, ignore_errors=True)
 
 
+def track_dir_bytes(cli):
+    """{uri-less id: bytes of its .enc files on disk}"""
+    out = {}
+    for f in enc_files(cli):
+        tid = os.path.basename(os.path.dirname(f))
+        out[tid] = out.get(tid, 0) + os.path.getsize(f)
+    return out
+
+
+def usage(cli):
+    rc, so, se = cli.run("offline", "usage", "--json")
+    expect(rc, 0, "offline usage: " + se)
+    return json.loads(so), se
+
+
+def write_config(cli, text):
+    os.makedirs(os.path.join(cli.tmp, "config"), exist_ok=True)
+    with open(os.path.join(cli.tmp, "config", "config"), "w") as f:
+        f.write(text)
+
+
+def test_usage_is_exact_and_quota_refuses_before_writing():
+    with Server() as srv:
+        cli = Cli(srv.url, "alice")
+        tracks = [t[0] for t in plain_tracks(srv, 3)]
+        rc, so, se = cli.run("download", *tracks[:2])
+        expect(rc, 0, "download: " + se)
+        # Bytes per track and in all are exactly what is on disk.
+        u, _ = usage(cli)
+        disk = track_dir_bytes(cli)
+        per = {e["uri"].split(":")[2]: e["bytes"] for e in u["items"]}
+        expect(per, disk, "usage bytes per track = sizes of its files")
+        expect(u["bytes"], sum(disk.values()), "usage total = sum of file sizes")
+        expect((u["tracks"], u["quota_bytes"]), (2, 0), "two tracks, no quota")
+        print("# usage: %d bytes in %d tracks; disk free %s" % (u["bytes"], u["tracks"], u["disk_free_bytes"]))
+        used = u["bytes"]
+        # A quota smaller than the next download: refused before writing, named, nothing left.
+        quota = used + 1000
+        rc, so, se = cli.run("offline", "quota", str(quota), "--json")
+        expect((rc, json.loads(so)["quota_bytes"]), (0, quota), "quota set: " + se)
+        before = enc_files(cli)
+        rc, so, se = cli.run("download", tracks[2])
+        assert rc != 0, "download over the quota succeeded: %r" % so
+        assert "quota" in se and str(quota) in se, "message names the quota: %r" % se
+        third = tracks[2].split(":")[2]
+        expect(enc_files(cli), before, "no file written for the refused track")
+        expect(os.path.exists(os.path.join(store(cli), third)), False, "no folder left for the refused track")
+        expect(sorted(e["uri"] for e in ls(cli)), sorted(tracks[:2]), "the refused track is not listed")
+        expect(usage(cli)[0]["bytes"], used, "usage unchanged")
+        # Re-running the stored tracks writes nothing, so the quota does not stop their re-verification.
+        rc, so, se = cli.run("download", *tracks[:2])
+        expect(rc, 0, "re-verifying stored tracks under a quota: " + se)
+        # The config file's offline_quota overrides the stored one: 'none' lets it through...
+        write_config(cli, "offline_quota none\n")
+        rc, so, se = cli.run("download", tracks[2])
+        expect(rc, 0, "download with the config's quota none: " + se)
+        u, _ = usage(cli)
+        expect(u["bytes"], sum(track_dir_bytes(cli).values()), "usage total after a third track")
+        # ...and a config quota (with a unit) refuses the same way.
+        rc, _, _ = cli.run("offline", "rm", tracks[2])
+        expect(rc, 0, "rm")
+        write_config(cli, "offline_quota 1K\n")
+        rc, so, se = cli.run("download", tracks[2])
+        assert rc != 0 and "quota of 1024 bytes" in se, (rc, se)
+        expect(os.path.exists(os.path.join(store(cli), third)), False, "nothing left after the config quota")
+
+
+def test_low_disk_is_refused_cleanly_before_writing():
+    with Server() as srv:
+        cli = Cli(srv.url, "alice")
+        uri = plain_tracks(srv, 1)[0][0]
+        # The real statvfs figure of the data folder's filesystem; ask to keep more than it.
+        os.makedirs(os.path.join(cli.tmp, "data"), exist_ok=True)
+        st = os.statvfs(os.path.join(cli.tmp, "data"))
+        free_mb = st.f_bavail * st.f_frsize >> 20
+        write_config(cli, "offline_min_free_mb %d\n" % (free_mb + 1024 * 1024))
+        rc, so, se = cli.run("download", "--json", uri)
+        assert rc != 0, "download went ahead with the disk 'nearly full': %r" % so
+        assert "disk nearly full" in se and "offline_min_free_mb" in se, se
+        expect([l for l in lines(so) if l["event"] == "progress"], [], "not a single file started")
+        expect(enc_files(cli), [], "nothing written")
+        expect(ls(cli), [], "nothing listed")
+        u, se = usage(cli)
+        expect(u["low_disk"], True, "usage reports the low disk")
+        assert "warning: disk nearly full" in se, se
+        # With room to spare the same download goes through.
+        write_config(cli, "offline_min_free_mb 1\n")
+        rc, so, se = cli.run("download", uri)
+        expect(rc, 0, "download with room: " + se)
+        u, se = usage(cli)
+        expect((u["low_disk"], u["min_free_bytes"]), (False, 1 << 20), "no warning with room")
+        expect(u["bytes"], sum(track_dir_bytes(cli).values()), "usage = files")
+        # A bad value is reported, not silently taken.
+        write_config(cli, "offline_min_free_mb lots\n")
+        rc, so, se = cli.run("offline", "usage", "--json")
+        expect(json.loads(so)["min_free_bytes"], 64 << 20, "a bad value keeps the 64 MB default")
+
+
+def test_podcast_episode_downloads_and_plays_offline():
+    srv = Server().start()
+    try:
+        cli = Cli(srv.url, "alice")
+        ep, dur = q(srv, "SELECT id, duration_ms FROM episodes WHERE state = 'ready' ORDER BY id LIMIT 1")[0]
+        uri = "encore:episode:" + ep
+        rc, so, se = cli.run("download", "--json", uri)
+        expect(rc, 0, "episode download: " + se)
+        fin = [e for e in lines(so) if e["event"] == "downloaded"]
+        expect([e["uri"] for e in fin], [uri], "downloaded event names the episode")
+        entries = ls(cli)
+        expect([(e["uri"], e["complete"]) for e in entries], [(uri, True)], "ls lists the episode")
+        expect(entries[0]["bytes"], sum(track_dir_bytes(cli).values()), "episode bytes")
+        for f in enc_files(cli):
+            assert b"OggS" not in open(f, "rb").read(), f
+        # The licence is an episode licence on the server too (sync keeps it as one).
+        rc, so, se = cli.run("offline", "sync", "--json")
+        expect((rc, json.loads(so)["renewed"], json.loads(so)["revoked"]), (0, 1, 0), "sync keeps the episode: " + se)
+        expect([e["uri"] for e in ls(cli)], [uri], "still an episode after sync")
+        # A show downloads all its episodes.
+        show = q(srv, "SELECT show_id FROM episodes WHERE id = ?", ep)[0][0]
+        eps = sorted("encore:episode:" + r[0] for r in q(srv, "SELECT id FROM episodes WHERE show_id = ? AND state = 'ready'", show))
+        other = Cli(srv.url, "chen")
+        rc, so, se = other.run("download", "--json", "encore:show:" + show)
+        expect(rc, 0, "show download: " + se)
+        expect(sorted(e["uri"] for e in lines(so) if e["event"] == "downloaded"), eps, "every episode of the show")
+    finally:
+        srv.stop()
+    out = os.path.join(cli.tmp, "episode.wav")
+    rc, so, se = cli.run("play", "--offline", uri, "--output", "wav:" + out, "--json")
+    shutil.rmtree(srv.data, ignore_errors=True)
+    expect(rc, 0, "offline episode play: " + se)
+    rate, ch, data = read_wav(out)
+    expect((rate, len(data) // ch), (RATE, round(dur * RATE / 1000)), "exact samples of the episode, no server")
+    assert max(abs(x) for x in data) > 1000, "speech, not silence"
+
+
 def main():
     tap = Tap()
     for t in (test_download_killed_midway_resumes_and_verifies, test_nothing_plaintext_on_disk_and_key_file_is_private,
               test_plays_offline_with_the_server_stopped, test_downgrade_to_free_revokes_and_deletes_on_sync,
               test_removed_device_is_revoked_and_expired_licence_refused, test_tampered_ciphertext_is_refused_then_refetched,
               test_another_devices_files_are_refused, test_free_users_refused_and_bad_input_is_400,
-              test_limits_three_devices_and_3333_tracks):
+              test_limits_three_devices_and_3333_tracks, test_usage_is_exact_and_quota_refuses_before_writing,
+              test_low_disk_is_refused_cleanly_before_writing, test_podcast_episode_downloads_and_plays_offline):
         tap.run(t)
     tap.done()
 

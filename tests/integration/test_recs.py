@@ -211,12 +211,19 @@ def test_discover_weekly_is_personal_unplayed_and_finds_held_out_tracks(srv, sta
 def test_fault_switches_to_fallbacks_and_back(srv, state):
     admin = srv.login("admin")
     alice = srv.login("alice")
+    # alice's weekly and daily lists were computed before the fault: they are cached for the
+    # period and need no model, so the fault does not change them.
+    before = {p: alice.get(p)[1] for p in ("/v1/me/discover-weekly", "/v1/me/daily-mixes", "/v1/me/release-radar")}
+    # A new jazz listener has asked for nothing yet: nothing cached, so the chain answers.
+    fan = new_user(srv, "jazzfan")
+    play(fan, by_genre(state["cat"])["jazz"][:2])
+    caught_up(srv)
     st, body, _ = admin.req("POST", "/v1/admin/recs/fault", {"error": True})
     expect(st, 200, "fault on")
     expect(body["fault"], True, "fault flag")
     try:
-        st, body, _ = alice.get("/v1/me/discover-weekly")
-        expect((st, body["source"]), (200, "genre"), "alice under the fault")
+        st, body, _ = fan.get("/v1/me/discover-weekly")
+        expect((st, body["source"], body["cached"]), (200, "genre", False), "jazzfan under the fault")
         expect({state["cat"][t][1] for t in track_ids(plist_tracks(body))[:2]} <= {"jazz", "ambient"}, True,
                "genre fallback follows her history")
         fresh = new_user(srv, "fresh")
@@ -224,12 +231,17 @@ def test_fault_switches_to_fallbacks_and_back(srv, state):
         expect((st, body["source"]), (200, "popular"), "a user with nothing under the fault")
         for path in ("/v1/me/daily-mixes", "/v1/me/release-radar", "/v1/radio?seed=encore:track:" + state["any"],
                      "/v1/recommendations?seed_tracks=" + state["any"]):
-            st, body, _ = alice.get(path)
+            st, body, _ = fan.get(path)
             expect(st, 200, path + " under the fault")
             assert body["source"] != "personal", (path, body["source"])
+        for path, b in before.items():
+            st, body, _ = alice.get(path)
+            expect((st, body["source"], body["cached"]), (200, b["source"], True), path + ": alice's cached list under the fault")
+            expect(ident(body), ident(b), path + ": the same list as before the fault")
     finally:
         admin.req("POST", "/v1/admin/recs/fault", {"error": False})
-    st, body, _ = alice.get("/v1/me/discover-weekly")
+    # The fallback was not pinned for the week: the model's list comes back at once.
+    st, body, _ = fan.get("/v1/me/discover-weekly")
     expect(body["source"], "personal", "after the fault clears")
     st, body, _ = admin.get("/v1/admin/recs")
     assert body["served"]["genre"] >= 1 and body["served"]["popular"] >= 1, body
@@ -324,6 +336,110 @@ def test_cli_recs(srv, state):
     assert rc != 0 and "no track" in err, (rc, err)
 
 
+def ident(body):
+    """What a cached product must keep: where it came from, its period and model, its tracks."""
+    lists = [track_ids(plist_tracks(m)) for m in body["mixes"]] if "mixes" in body else track_ids(plist_tracks(body))
+    return (body["source"], body["period"], body["model_version"], body["generated_at"], lists)
+
+
+def test_daily_mixes_are_one_per_taste_cluster_and_coherent(srv, state):
+    """A listener of two distinct tastes (jazz and techno, which the population never mixes):
+    the mixes come from k-means over the model's item vectors, each mix's favourites are of
+    one taste, and each mix's tracks are nearer its own centroid than any other on average."""
+    g = by_genre(state["cat"])
+    two = new_user(srv, "twotaste")
+    jazz, techno = g["jazz"][:4], g["techno"][:4]
+    play(two, jazz + techno)
+    caught_up(srv)
+    v = q(srv, "SELECT max(version) FROM reco_models")[0][0]
+    train(srv)
+    wait_version(srv, v + 1)
+    st, body, _ = two.get("/v1/me/daily-mixes")
+    expect((st, body["source"]), (200, "personal"), "daily mixes")
+    mixes = body["mixes"]
+    assert 2 <= len(mixes) <= 6, [m["name"] for m in mixes]
+    taste = {t: "jazz" for t in jazz}
+    taste.update({t: "techno" for t in techno})
+    seen = set()
+    for m in mixes:
+        ids = track_ids(plist_tracks(m))
+        mine = {taste[t] for t in ids if t in taste}
+        assert len(mine) == 1, "%s mixes the two tastes: %r" % (m["name"], mine)
+        seen |= mine
+        c = m["cluster"]
+        print("# %s (%s): %d tracks, %d listened, distance to own centroid %.3f, to the nearest other %.3f"
+              % (m["name"], m["genre"], len(ids), c["listened"], c["mean_distance_own"], c["mean_distance_nearest_other"]))
+        expect(c["clusters"], len(mixes), "one mix per cluster")
+        assert c["mean_distance_own"] < c["mean_distance_nearest_other"], (m["name"], c)
+        assert_diverse(plist_tracks(m), m["name"])
+    expect(seen, {"jazz", "techno"}, "both tastes have a mix")
+
+
+def test_weekly_and_daily_lists_are_cached_per_period_and_survive_restart(srv, state):
+    """Discover Weekly and Release Radar per ISO week, Daily Mixes per UTC day: the same list
+    within the period even after new plays and a new model version, after an encored restart
+    too; the next period (--clock-offset-s) regenerates them with the newest model."""
+    import datetime
+    paths = {"dw": "/v1/me/discover-weekly", "dm": "/v1/me/daily-mixes", "rr": "/v1/me/release-radar"}
+    alice = srv.login("alice")
+    first = {k: alice.get(p)[1] for k, p in paths.items()}
+    for k in paths:
+        expect(first[k]["source"], "personal", k + " source")
+        st, again, _ = alice.get(paths[k])
+        expect(ident(again), ident(first[k]), k + " twice in the period")
+    week, day = first["dw"]["period"], first["dm"]["period"]
+    now = datetime.datetime.fromtimestamp(first["dm"]["generated_at"], datetime.timezone.utc)
+    expect(week, "%d-W%02d" % now.isocalendar()[:2], "week period is the ISO week")
+    expect(day, now.strftime("%Y-%m-%d"), "day period is the UTC date")
+    # New plays (three of the list) and a new model version: the period's lists stay.
+    dw_ids = track_ids(plist_tracks(first["dw"]))
+    play(alice, dw_ids[:3])
+    caught_up(srv)
+    newest = q(srv, "SELECT max(version) FROM reco_models")[0][0] + 1
+    train(srv)
+    wait_version(srv, newest)
+    for k, p in paths.items():
+        st, body, _ = alice.get(p)
+        expect(ident(body), ident(first[k]), k + " after new plays and a new model")
+    # A restart keeps them (SQLite).
+    srv.stop()
+    srv.start()
+    alice = srv.login("alice")
+    for k, p in paths.items():
+        st, body, _ = alice.get(p)
+        expect((st, body["cached"]), (200, True), k + " after a restart")
+        expect(ident(body), ident(first[k]), k + " is the same list after a restart")
+    # Another day of the same ISO week: the next one, or the day before on a Sunday.
+    step = 86400 if now.isoweekday() < 7 else -86400
+    srv.stop()
+    srv.args = ["--clock-offset-s", str(step)]
+    srv.start()
+    alice = srv.login("alice")
+    st, dm, _ = alice.get(paths["dm"])
+    expect((dm["cached"], dm["period"] != day), (False, True), "daily mixes regenerated for another day")
+    expect(dm["model_version"], newest, "the new day's mixes use the newest model")
+    st, dw, _ = alice.get(paths["dw"])
+    expect(ident(dw), ident(first["dw"]), "discover weekly unchanged on another day of the week")
+    # The next week: regenerated, with the newest model, without the tracks played meanwhile.
+    srv.stop()
+    srv.args = ["--clock-offset-s", str(7 * 86400)]
+    srv.start()
+    alice = srv.login("alice")
+    st, dw, _ = alice.get(paths["dw"])
+    expect((dw["source"], dw["cached"], dw["model_version"]), ("personal", False, newest), "next week's discover weekly")
+    assert dw["period"] != week, (dw["period"], week)
+    new_ids = track_ids(plist_tracks(dw))
+    assert not set(new_ids) & set(dw_ids[:3]), "played tracks still in next week's list"
+    assert new_ids != dw_ids, "the same list in a new week"
+    st, rr, _ = alice.get(paths["rr"])
+    expect((rr["cached"], rr["period"], rr["model_version"]), (False, dw["period"], newest), "next week's release radar")
+    st, again, _ = alice.get(paths["dw"])
+    expect((again["cached"], ident(again)), (True, ident(dw)), "next week's list is then cached too")
+    srv.stop()
+    srv.args = []
+    srv.start()
+
+
 def test_fault_flag_and_scheduled_training():
     with Server(["--fault-recs-error", "--train-interval", "1", "--recs-check-ms", "200"], tracks=TRACKS,
                 seconds=3) as srv:
@@ -352,7 +468,8 @@ def main():
                   test_discover_weekly_is_personal_unplayed_and_finds_held_out_tracks,
                   test_fault_switches_to_fallbacks_and_back, test_every_product_keeps_the_diversity_rule,
                   test_target_energy_reorders, test_radio_moves_away_from_skipped_artists, test_radio_from_a_playlist,
-                  test_cli_recs):
+                  test_cli_recs, test_daily_mixes_are_one_per_taste_cluster_and_coherent,
+                  test_weekly_and_daily_lists_are_cached_per_period_and_survive_restart):
             tap.run(t, srv, state)
     tap.run(test_fault_flag_and_scheduled_training)
     tap.done()

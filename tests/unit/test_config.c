@@ -26,6 +26,22 @@ static void test_settings_parse_with_and_without_equals_and_comments(void)
 	config_free(c);
 }
 
+static void test_offline_space_settings_parse_units_and_refuse_bad_values(void)
+{
+	struct config *c = config_new();
+	CHECK(c->offline_quota == -1 && c->offline_min_free_mb == -1, "unset: quota %lld min_free %lld", c->offline_quota, c->offline_min_free_mb);
+	int bad = config_parse(c, "config", "offline_quota 2M\noffline_min_free_mb 500\n");
+	CHECK_INT(bad, 0);
+	CHECK(c->offline_quota == 2097152, "2M = %lld", c->offline_quota);
+	CHECK(c->offline_min_free_mb == 500, "min free %lld", c->offline_min_free_mb);
+	bad = config_parse(c, "config", "offline_quota none\noffline_quota 12X\noffline_min_free_mb -1\noffline_min_free_mb lots\n");
+	CHECK_INT(bad, 3);
+	CHECK(c->offline_quota == 0, "none = 0, the bad line keeps it: %lld", c->offline_quota);
+	CHECK(c->offline_min_free_mb == 500, "bad values keep 500: %lld", c->offline_min_free_mb);
+	CHECK_STR(c->errors[0], "config:2: offline_quota wants bytes (with an optional K, M or G) or none, not '12X'");
+	config_free(c);
+}
+
 static void test_defaults_without_a_file(void)
 {
 	struct config *c = config_new();
@@ -139,6 +155,7 @@ int main(void)
 {
 	RUN(test_settings_parse_with_and_without_equals_and_comments);
 	RUN(test_defaults_without_a_file);
+	RUN(test_offline_space_settings_parse_units_and_refuse_bad_values);
 	RUN(test_bad_line_is_named_by_file_and_line_and_the_rest_loads);
 	RUN(test_bad_values_are_reported_and_keep_the_previous_value);
 	RUN(test_theme_colours_and_binds);
