@@ -72,7 +72,8 @@ static const struct {
 		  "\n"
 		  "  --data DIR                 data directory (encore.db, objects/, jwt.keys, cdn.keys)\n"
 		  "  --listen HOST:PORT         address to listen on (default 127.0.0.1:8080; port 0 picks one)\n"
-		  "  --workers N                HTTP worker threads (default: one per core)\n"
+		  "  --workers N                HTTP worker threads (default: two per core)\n"
+		  "  --io-threads N             HTTP I/O threads, sharing the port (default: one per core)\n"
 		  "  --token-ttl SECONDS        access token lifetime (default 3600)\n"
 		  "  --rate-limit-user RATE[:BURST]  requests per second per user (default 100:200)\n"
 		  "  --rate-limit-ip RATE[:BURST]    requests per second per client address (default 200:400)\n"
@@ -229,10 +230,11 @@ static int cmd_serve(int argc, char **argv)
 		{"fault-recs-error", no_argument, 0, 1002},
 		{"recs-check-ms", required_argument, 0, 1003},
 		{"recs-max-age", required_argument, 0, 1004},
+		{"io-threads", required_argument, 0, 1005},
 		{0, 0, 0, 0},
 	};
 	char *host = NULL;
-	int c;
+	int c, io_threads = 0;
 	struct recsvc_options ro;
 	recsvc_options_defaults(&ro);
 	optind = 1;
@@ -256,6 +258,7 @@ static int cmd_serve(int argc, char **argv)
 			break;
 		}
 		case 'w': o.workers = atoi(optarg); break;
+		case 1005: io_threads = atoi(optarg); break;
 		case 't': o.token_ttl_s = atoi(optarg); break;
 		case 'u':
 			if (parse_rate(optarg, &o.user_rate, &o.user_burst) != 0) {
@@ -381,6 +384,7 @@ static int cmd_serve(int argc, char **argv)
 		.host = o.host,
 		.port = o.port,
 		.workers = o.workers,
+		.io_threads = io_threads,
 		.max_body = o.max_body,
 		.body_limit = server_body_limit,
 		.app = server_http_app(&s),
