@@ -400,7 +400,9 @@ static int begin_request(struct svc *v, struct lws *wsi, struct pss *pss)
 	if (s->cfg.app.fast && strcmp(m, "GET") == 0 && s->cfg.app.fast(s->cfg.app.ctx, req, &pss->job->resp)) {
 		pss->dispatched = true;
 		v->inflight++;
-		respond(wsi, pss);
+		pss->headers_built = false;
+		pss->hdr_len = pss->hdr_off = 0;
+		pss->sent = 0;
 		/* Write now rather than on the next POLLOUT: the socket of a keep-alive
 		 * connection whose last response went out is writable, and this saves a trip
 		 * through poll() per edge hit. What does not fit waits for POLLOUT as usual. */
