@@ -1,16 +1,33 @@
-/* http: the service thread never blocks: it parses, queues, and writes.
+/* http: the service threads never block: they parse, queue, and write.
+ *
+ * There are N libwebsockets contexts ("svc"), one per I/O thread (Debian's libwebsockets
+ * is built with LWS_MAX_SMP 1, so one context cannot have several service threads). Each
+ * svc has its own listening socket on the same port with SO_REUSEPORT, so the kernel
+ * spreads connections over them; lws 4.1 cannot share a port itself, so we open the
+ * sockets, watch each as a raw descriptor in its context, and hand every accepted
+ * connection to lws_adopt_socket_vhost() as if lws had accepted it. A connection lives on one svc for its whole life; everything about it (its
+ * pss, its job while written, its WebSocket outbox) is touched only by that svc's thread.
+ * The worker pool is shared; a job remembers its svc and comes back on that svc's done
+ * list, and that svc alone is woken with lws_cancel_service.
  *
  * Ownership of a request: the connection's per-session data (pss) points to its job while
  * the job is being read or written. Once dispatched, the job belongs to the worker pool
  * until it appears on the done list. If the connection closes meanwhile, the pss drops
- * its pointer and marks the job orphaned; the service thread frees orphaned jobs when
- * they come back. Both the close and the drain run on the service thread, so that flag
- * needs no lock; only the two queues do. */
+ * its pointer and marks the job orphaned; the svc thread frees orphaned jobs when they
+ * come back. Both the close and the drain run on the same svc thread, so that flag needs
+ * no lock; only the queues do.
+ *
+ * Responses are written straight to the socket with sendmsg(): the header block lws
+ * formats and the body (an edge-cache buffer or the handler's buf) go out as one iovec,
+ * so an edge hit costs no copy in user space and usually one system call. libwebsockets
+ * never holds buffered output for an HTTP connection, which keeps its state simple. */
 #include "http.h"
 #include "json.h"
 #include "xmem.h"
 #include <errno.h>
 #include <libwebsockets.h>
+#include <netdb.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
 #include <sodium.h>
@@ -18,20 +35,27 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
 /* How long a stopping server waits for in-flight requests. */
 #define HTTP_DRAIN_SECONDS 10
-/* Bytes per response write, and the protocol's tx_packet_size: left at 0, lws caps every
- * send() at its 4 KiB service buffer and queues the rest, which cost about 20 send()
- * calls per segment and 2.5-4x in segment throughput (measured with bench/cdn.sh). */
-#define HTTP_WRITE_CHUNK 65536
+/* Header block of one response (common headers, request id, up to HTTP_MAX_RESP_HEADERS). */
+#define HTTP_HEADER_MAX 4096
 #define JWT_TOKEN_ARG_MAX 4200   /* a ?token= JWT and its name */
+/* WebSocket connection ids carry their svc in the low bits, so a message queued from any
+ * thread reaches the context that owns the connection. */
+#define HTTP_SVC_BITS 8
+#define HTTP_MAX_IO_THREADS 64
+
+struct svc;
 
 struct job {
 	struct job *next;
-	struct lws *wsi;        /* meaningless once orphaned; service thread only */
+	struct svc *svc;        /* the context that owns the connection */
+	struct lws *wsi;        /* meaningless once orphaned; svc thread only */
 	bool orphaned;
 	bool in_pool;           /* queued, running or on the done list */
 	struct http_req req;
@@ -42,10 +66,11 @@ struct pss {
 	struct job *job;
 	size_t body_limit;
 	bool dispatched;
-	bool headers_sent;
-	size_t sent;
-	int64_t next_send_us;    /* bandwidth shaping: earliest time for the next slice */
-	bool flushing;           /* all written; waiting for libwebsockets to send its buffer */
+	bool headers_built;
+	size_t hdr_len, hdr_off;  /* header block, and how much of it is on the socket */
+	size_t sent;              /* body bytes on the socket */
+	int64_t next_send_us;     /* bandwidth shaping: earliest time for the next slice */
+	unsigned char hdr[HTTP_HEADER_MAX];
 };
 
 /* An outgoing WebSocket message (or close, when close_code is set). */
@@ -57,7 +82,7 @@ struct ws_msg {
 	unsigned char data[];   /* LWS_PRE bytes of headroom, then the payload */
 };
 
-/* Per WebSocket connection; service thread only. */
+/* Per WebSocket connection; its svc thread only. */
 struct wss {
 	uint64_t id;
 	struct lws *wsi;
@@ -65,28 +90,49 @@ struct wss {
 	struct ws_msg *out_head, *out_tail;
 };
 
+/* One libwebsockets context and the thread that services it. */
+struct svc {
+	struct http_server *s;
+	int index;
+	struct lws_context *lws;
+	struct lws_vhost *vh;
+	int listen_fd;           /* -1 when none */
+	bool listen_fd_adopted;  /* then lws closes it with the context */
+	pthread_t thread;
+	bool thread_started;
+	int inflight;            /* this svc thread only */
+	uint64_t rid_state;      /* request-id generator; this svc thread only */
+
+	/* Filled by workers and by http_ws_send from any thread; drained by the svc thread. */
+	pthread_mutex_t lock;
+	struct job *done_head, *done_tail;
+	struct ws_msg *wsq_head, *wsq_tail;
+
+	/* This svc thread only. */
+	struct wss **ws_conns;
+	size_t nws, wscap;
+	uint64_t next_ws_seq;
+};
+
 struct http_server {
 	struct http_config cfg;
-	struct lws_context *lws;
+	struct svc *svcs;
+	int nsvc;
 	int port;
 	atomic_int stopping;
-	int inflight;            /* service thread only */
 
-	pthread_mutex_t lock;
+	pthread_mutex_t lock;    /* the work queue */
 	pthread_cond_t work_cv;
 	struct job *work_head, *work_tail;
-	struct job *done_head, *done_tail;
 	bool workers_quit;
 	pthread_t *threads;
 	int nthreads;
 	atomic_int next_worker_index;
 
-	/* WebSocket: the outgoing queue is filled by any thread under lock; the connection
-	 * table belongs to the service thread. */
-	struct ws_msg *wsq_head, *wsq_tail;
-	struct wss **ws_conns;
-	size_t nws, wscap;
-	uint64_t next_ws_id;
+	/* The WebSocket application (connect and playlist hubs) was written for one service
+	 * thread; its callbacks are serialised across svcs so that stays true. They are short
+	 * (a JWT check, a point lookup), so the lock costs nothing on the HTTP path. */
+	pthread_mutex_t ws_cb_lock;
 };
 
 int64_t http_now_us(void)
@@ -200,21 +246,20 @@ static void read_args(struct lws *wsi, struct http_req *req)
 	}
 }
 
-static void *worker_main(void *arg);
-
-static void respond(struct http_server *s, struct lws *wsi, struct pss *pss)
+static void respond(struct lws *wsi, struct pss *pss)
 {
-	(void)s;
-	pss->headers_sent = false;
+	pss->headers_built = false;
+	pss->hdr_len = pss->hdr_off = 0;
 	pss->sent = 0;
 	lws_callback_on_writable(wsi);
 }
 
-static void dispatch(struct http_server *s, struct lws *wsi, struct pss *pss)
+static void dispatch(struct svc *v, struct lws *wsi, struct pss *pss)
 {
+	struct http_server *s = v->s;
 	pss->dispatched = true;
 	pss->job->in_pool = true;
-	s->inflight++;
+	v->inflight++;
 	/* The handler may take a while (a transcode, a big query): don't let lws time us out. */
 	lws_set_timeout(wsi, NO_PENDING_TIMEOUT, 0);
 	pthread_mutex_lock(&s->lock);
@@ -229,58 +274,67 @@ static void dispatch(struct http_server *s, struct lws *wsi, struct pss *pss)
 	pthread_mutex_unlock(&s->lock);
 }
 
-/* Answers on the service thread without a worker (413, early errors). */
-static void respond_now(struct http_server *s, struct lws *wsi, struct pss *pss, int status, const char *msg, bool close)
+/* Answers on the svc thread without a worker (413, early errors). */
+static void respond_now(struct svc *v, struct lws *wsi, struct pss *pss, int status, const char *msg, bool close)
 {
 	http_resp_error(&pss->job->resp, status, msg);
 	pss->job->resp.close = close;
 	pss->dispatched = true;
-	s->inflight++;
-	respond(s, wsi, pss);
+	v->inflight++;
+	respond(wsi, pss);
 }
 
-static void drain_done(struct http_server *s)
+static void drain_done(struct svc *v)
 {
-	pthread_mutex_lock(&s->lock);
-	struct job *j = s->done_head;
-	s->done_head = s->done_tail = NULL;
-	pthread_mutex_unlock(&s->lock);
+	pthread_mutex_lock(&v->lock);
+	struct job *j = v->done_head;
+	v->done_head = v->done_tail = NULL;
+	pthread_mutex_unlock(&v->lock);
 	while (j) {
 		struct job *next = j->next;
 		j->next = NULL;
 		j->in_pool = false;
 		if (j->orphaned) {
-			s->inflight--;
+			v->inflight--;
 			job_free(j);
 		} else {
-			struct pss *pss = lws_wsi_user(j->wsi);
-			respond(s, j->wsi, pss);
+			respond(j->wsi, lws_wsi_user(j->wsi));
 		}
 		j = next;
 	}
 }
 
-static void finish_job(struct http_server *s, struct pss *pss)
+static void finish_job(struct svc *v, struct pss *pss)
 {
+	struct http_server *s = v->s;
 	struct job *j = pss->job;
 	if (s->cfg.app.log)
 		s->cfg.app.log(s->cfg.app.ctx, &j->req, &j->resp, http_now_us() - j->req.start_us);
 	job_free(j);
 	pss->job = NULL;
 	pss->dispatched = false;
-	s->inflight--;
+	v->inflight--;
 }
 
-static struct job *job_new(struct lws *wsi)
+/* splitmix64: request ids only need to be distinct in a log, not secret, and a system call
+ * for randomness on every request showed up in the CDN profile. Seeded randomly per svc. */
+static uint64_t next_rid(struct svc *v)
+{
+	uint64_t z = (v->rid_state += 0x9e3779b97f4a7c15ull);
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+	return z ^ (z >> 31);
+}
+
+static struct job *job_new(struct svc *v, struct lws *wsi)
 {
 	struct job *j = xcalloc(1, sizeof(*j));
+	j->svc = v;
 	j->wsi = wsi;
 	j->resp.status = 200;
 	j->resp.content_type = "application/json";
 	j->req.start_us = http_now_us();
-	unsigned char rnd[8];
-	randombytes_buf(rnd, sizeof(rnd));
-	sodium_bin2hex(j->req.request_id, sizeof(j->req.request_id), rnd, sizeof(rnd));
+	snprintf(j->req.request_id, sizeof(j->req.request_id), "%016llx", (unsigned long long)next_rid(v));
 	return j;
 }
 
@@ -298,11 +352,15 @@ static const char *method_name(int m)
 	}
 }
 
-/* Starts a request: returns true when a body is expected before dispatching. */
-static int begin_request(struct http_server *s, struct lws *wsi, struct pss *pss)
+static int write_response(struct svc *v, struct lws *wsi, struct pss *pss);
+
+/* Starts a request. Returns 1 when a body is expected before dispatching, 0 when the
+ * request is queued or answered, -1 to close the connection. */
+static int begin_request(struct svc *v, struct lws *wsi, struct pss *pss)
 {
+	struct http_server *s = v->s;
 	job_free(pss->job);
-	pss->job = job_new(wsi);
+	pss->job = job_new(v, wsi);
 	pss->dispatched = false;
 	struct http_req *req = &pss->job->req;
 
@@ -313,7 +371,7 @@ static int begin_request(struct http_server *s, struct lws *wsi, struct pss *pss
 	lws_get_peer_simple(wsi, req->client_ip, sizeof(req->client_ip));
 	if (!m) {
 		snprintf(req->method, sizeof(req->method), "?");
-		respond_now(s, wsi, pss, 405, "method not allowed", true);
+		respond_now(v, wsi, pss, 405, "method not allowed", true);
 		return 0;
 	}
 	snprintf(req->method, sizeof(req->method), "%s", m);
@@ -324,7 +382,7 @@ static int begin_request(struct http_server *s, struct lws *wsi, struct pss *pss
 	req->range = copy_header(wsi, WSI_TOKEN_HTTP_RANGE);
 
 	if (atomic_load(&s->stopping)) {
-		respond_now(s, wsi, pss, 503, "server is shutting down", true);
+		respond_now(v, wsi, pss, 503, "server is shutting down", true);
 		return 0;
 	}
 	char *cl = copy_header(wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH);
@@ -334,18 +392,23 @@ static int begin_request(struct http_server *s, struct lws *wsi, struct pss *pss
 	if (len < 0 || (size_t)len > pss->body_limit) {
 		char msg[96];
 		snprintf(msg, sizeof(msg), "request body too large (limit %zu bytes)", pss->body_limit);
-		respond_now(s, wsi, pss, 413, msg, true);
+		respond_now(v, wsi, pss, 413, msg, true);
 		return 0;
 	}
 	if (len > 0 && strcmp(m, "GET") != 0 && strcmp(m, "HEAD") != 0)
 		return 1;
 	if (s->cfg.app.fast && strcmp(m, "GET") == 0 && s->cfg.app.fast(s->cfg.app.ctx, req, &pss->job->resp)) {
 		pss->dispatched = true;
-		s->inflight++;
-		respond(s, wsi, pss);
-		return 0;
+		v->inflight++;
+		pss->headers_built = false;
+		pss->hdr_len = pss->hdr_off = 0;
+		pss->sent = 0;
+		/* Write now rather than on the next POLLOUT: the socket of a keep-alive
+		 * connection whose last response went out is writable, and this saves a trip
+		 * through poll() per edge hit. What does not fit waits for POLLOUT as usual. */
+		return write_response(v, wsi, pss);
 	}
-	dispatch(s, wsi, pss);
+	dispatch(v, wsi, pss);
 	return 0;
 }
 
@@ -368,7 +431,33 @@ static size_t shaped_allowance(struct lws *wsi, struct pss *pss, const struct ht
 	return want < slice ? want : slice;
 }
 
-static int write_response(struct http_server *s, struct lws *wsi, struct pss *pss)
+/* Formats the status line and headers into pss->hdr. 0 or -1 (they do not fit). */
+static int build_headers(struct lws *wsi, struct pss *pss, const struct job *j, size_t body_len)
+{
+	const struct http_resp *r = &j->resp;
+	unsigned char *p = pss->hdr, *end = pss->hdr + sizeof(pss->hdr) - 1;
+	if (lws_add_http_common_headers(wsi, (unsigned)r->status, r->content_type, (lws_filepos_t)body_len, &p, end))
+		return -1;
+	if (lws_add_http_header_by_name(wsi, (const unsigned char *)"x-request-id:",
+					(const unsigned char *)j->req.request_id, (int)strlen(j->req.request_id), &p, end))
+		return -1;
+	for (int i = 0; i < r->nheaders; i++)
+		if (lws_add_http_header_by_name(wsi, (const unsigned char *)r->headers[i].name,
+						(const unsigned char *)r->headers[i].value,
+						(int)strlen(r->headers[i].value), &p, end))
+			return -1;
+	if (r->close && lws_add_http_header_by_token(wsi, WSI_TOKEN_CONNECTION, (const unsigned char *)"close", 5, &p, end))
+		return -1;
+	if (lws_finalize_http_header(wsi, &p, end))
+		return -1;
+	pss->hdr_len = (size_t)(p - pss->hdr);
+	pss->hdr_off = 0;
+	return 0;
+}
+
+/* Writes as much of the response as the socket takes now. 0 to keep the connection, -1 to
+ * close it (error, injected drop, or Connection: close). */
+static int write_response(struct svc *v, struct lws *wsi, struct pss *pss)
 {
 	struct job *j = pss->job;
 	if (!j || !pss->dispatched)
@@ -376,16 +465,7 @@ static int write_response(struct http_server *s, struct lws *wsi, struct pss *ps
 	struct http_resp *r = &j->resp;
 	const uint8_t *body = r->ext_data ? r->ext_data : (const uint8_t *)r->body.data;
 	size_t body_len = r->ext_data ? r->ext_len : r->body.len;
-	if (pss->flushing) {
-		/* The body is written but libwebsockets still holds part of it: the response is not
-		 * finished (and a draining server must not exit) until the socket took it all. */
-		if (lws_partial_buffered(wsi)) {
-			lws_callback_on_writable(wsi);
-			return 0;
-		}
-		goto done;
-	}
-	if (!pss->headers_sent) {
+	if (!pss->headers_built) {
 		if (r->delay_us > 0) {
 			int64_t due = j->req.start_us + r->delay_us, now = http_now_us();
 			if (now < due) {
@@ -393,62 +473,56 @@ static int write_response(struct http_server *s, struct lws *wsi, struct pss *ps
 				return 0;
 			}
 		}
-		unsigned char hbuf[LWS_PRE + 4096];
-		unsigned char *start = hbuf + LWS_PRE, *p = start, *end = hbuf + sizeof(hbuf) - 1;
-		if (lws_add_http_common_headers(wsi, (unsigned)r->status, r->content_type, (lws_filepos_t)body_len, &p, end))
+		if (build_headers(wsi, pss, j, body_len))
 			return -1;
-		if (lws_add_http_header_by_name(wsi, (const unsigned char *)"x-request-id:",
-						(const unsigned char *)j->req.request_id, (int)strlen(j->req.request_id), &p, end))
-			return -1;
-		for (int i = 0; i < r->nheaders; i++)
-			if (lws_add_http_header_by_name(wsi, (const unsigned char *)r->headers[i].name,
-							(const unsigned char *)r->headers[i].value,
-							(int)strlen(r->headers[i].value), &p, end))
-				return -1;
-		if (r->close && lws_add_http_header_by_token(wsi, WSI_TOKEN_CONNECTION, (const unsigned char *)"close", 5, &p, end))
-			return -1;
-		if (lws_finalize_write_http_header(wsi, start, &p, end))
-			return -1;
-		pss->headers_sent = true;
+		pss->headers_built = true;
+		pss->sent = 0;
 		pss->next_send_us = 0;
-		if (body_len > 0) {
-			lws_callback_on_writable(wsi);
-			return 0;
-		}
-	} else {
-		unsigned char chunk[LWS_PRE + HTTP_WRITE_CHUNK];
+	}
+	int fd = lws_get_socket_fd(wsi);
+	for (;;) {
+		size_t hleft = pss->hdr_len - pss->hdr_off;
 		size_t n = body_len - pss->sent;
-		if (n > HTTP_WRITE_CHUNK)
-			n = HTTP_WRITE_CHUNK;
-		if (r->drop_mid_body && pss->sent >= body_len / 2)
-			return -1;  /* injected fault: reset mid-body */
-		if (r->drop_mid_body && pss->sent + n > body_len / 2)
-			n = body_len / 2 - pss->sent;
-		n = shaped_allowance(wsi, pss, r, n);
-		if (n == 0)
-			return 0;
-		memcpy(chunk + LWS_PRE, body + pss->sent, n);
-		bool final = pss->sent + n == body_len;
-		if (lws_write(wsi, chunk + LWS_PRE, n, final ? LWS_WRITE_HTTP_FINAL : LWS_WRITE_HTTP) != (int)n)
-			return -1;
-		pss->sent += n;
-		if (!final) {
-			if (r->bandwidth_kbps > 0)
-				lws_set_timer_usecs(wsi, pss->next_send_us > http_now_us() ? pss->next_send_us - http_now_us() : 1);
-			else
-				lws_callback_on_writable(wsi);
-			return 0;
+		if (r->drop_mid_body) {
+			size_t half = body_len / 2;
+			if (!hleft && pss->sent >= half)
+				return -1;  /* injected fault: reset mid-body */
+			if (pss->sent + n > half)
+				n = half - pss->sent;
 		}
-		if (lws_partial_buffered(wsi)) {
-			pss->flushing = true;
+		if (n > 0)
+			n = shaped_allowance(wsi, pss, r, n);
+		if (!hleft && !n) {
+			if (pss->sent == body_len)
+				break;
+			return 0;  /* shaped: the timer set by shaped_allowance resumes us */
+		}
+		struct iovec iov[2];
+		int cnt = 0;
+		if (hleft)
+			iov[cnt++] = (struct iovec){.iov_base = pss->hdr + pss->hdr_off, .iov_len = hleft};
+		if (n)
+			iov[cnt++] = (struct iovec){.iov_base = (void *)(body + pss->sent), .iov_len = n};
+		struct msghdr msg = {.msg_iov = iov, .msg_iovlen = (size_t)cnt};
+		ssize_t w = sendmsg(fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (w < 0) {
+			if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
+				lws_callback_on_writable(wsi);
+				return 0;
+			}
+			return -1;
+		}
+		size_t took = (size_t)w, h = took < hleft ? took : hleft;
+		pss->hdr_off += h;
+		pss->sent += took - h;
+		if (took < hleft + n) {
+			/* The socket buffer is full: wait for POLLOUT. */
 			lws_callback_on_writable(wsi);
 			return 0;
 		}
 	}
-done:
-	pss->flushing = false;
 	bool close = r->close;
-	finish_job(s, pss);
+	finish_job(v, pss);
 	if (close)
 		return -1;
 	if (lws_http_transaction_completed(wsi))
@@ -460,28 +534,28 @@ static int callback_http(struct lws *wsi, enum lws_callback_reasons reason, void
 {
 	struct pss *pss = user;
 	struct lws_context *ctx = lws_get_context(wsi);
-	struct http_server *s = ctx ? lws_context_user(ctx) : NULL;
+	struct svc *v = ctx ? lws_context_user(ctx) : NULL;
 
 	switch (reason) {
 	case LWS_CALLBACK_HTTP:
-		return begin_request(s, wsi, pss) < 0 ? -1 : 0;
+		return begin_request(v, wsi, pss) < 0 ? -1 : 0;
 	case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
 		return 1;  /* a WebSocket upgrade that did not ask for HTTP_WS_PROTOCOL */
 	case LWS_CALLBACK_HTTP_BODY:
 		if (!pss->job || pss->dispatched)
 			return 0;
 		if (pss->job->req.body.len + len > pss->body_limit) {
-			respond_now(s, wsi, pss, 413, "request body too large", true);
+			respond_now(v, wsi, pss, 413, "request body too large", true);
 			return 0;
 		}
 		buf_append(&pss->job->req.body, in, len);
 		return 0;
 	case LWS_CALLBACK_HTTP_BODY_COMPLETION:
 		if (pss->job && !pss->dispatched)
-			dispatch(s, wsi, pss);
+			dispatch(v, wsi, pss);
 		return 0;
 	case LWS_CALLBACK_HTTP_WRITEABLE:
-		return write_response(s, wsi, pss);
+		return write_response(v, wsi, pss);
 	case LWS_CALLBACK_TIMER:
 		lws_callback_on_writable(wsi);
 		return 0;
@@ -492,15 +566,15 @@ static int callback_http(struct lws *wsi, enum lws_callback_reasons reason, void
 				pss->job->orphaned = true;
 			} else {
 				if (pss->dispatched)
-					s->inflight--;
+					v->inflight--;
 				job_free(pss->job);
 			}
 			pss->job = NULL;
 		}
 		return 0;
 	case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
-		if (s)
-			drain_done(s);
+		if (v)
+			drain_done(v);
 		return 0;
 	default:
 		break;
@@ -510,6 +584,10 @@ static int callback_http(struct lws *wsi, enum lws_callback_reasons reason, void
 
 static void ws_enqueue(struct http_server *s, uint64_t conn, int close_code, const char *text, size_t len)
 {
+	uint64_t idx = conn & ((1u << HTTP_SVC_BITS) - 1);
+	if (idx >= (uint64_t)s->nsvc)
+		return;  /* not an id we handed out */
+	struct svc *v = &s->svcs[idx];
 	struct ws_msg *m = xmalloc(sizeof(*m) + LWS_PRE + len + 1);
 	m->next = NULL;
 	m->conn = conn;
@@ -517,14 +595,14 @@ static void ws_enqueue(struct http_server *s, uint64_t conn, int close_code, con
 	m->len = len;
 	memcpy(m->data + LWS_PRE, text, len);
 	m->data[LWS_PRE + len] = 0;
-	pthread_mutex_lock(&s->lock);
-	if (s->wsq_tail)
-		s->wsq_tail->next = m;
+	pthread_mutex_lock(&v->lock);
+	if (v->wsq_tail)
+		v->wsq_tail->next = m;
 	else
-		s->wsq_head = m;
-	s->wsq_tail = m;
-	pthread_mutex_unlock(&s->lock);
-	lws_cancel_service(s->lws);
+		v->wsq_head = m;
+	v->wsq_tail = m;
+	pthread_mutex_unlock(&v->lock);
+	lws_cancel_service(v->lws);
 }
 
 void http_ws_send(struct http_server *s, uint64_t conn, const char *text, size_t len)
@@ -538,11 +616,11 @@ void http_ws_close(struct http_server *s, uint64_t conn, int code, const char *r
 	ws_enqueue(s, conn, code, reason, n > 120 ? 120 : n);
 }
 
-static struct wss *ws_find(struct http_server *s, uint64_t id)
+static struct wss *ws_find(struct svc *v, uint64_t id)
 {
-	for (size_t i = 0; i < s->nws; i++)
-		if (s->ws_conns[i]->id == id)
-			return s->ws_conns[i];
+	for (size_t i = 0; i < v->nws; i++)
+		if (v->ws_conns[i]->id == id)
+			return v->ws_conns[i];
 	return NULL;
 }
 
@@ -555,17 +633,17 @@ static void ws_msgs_free(struct ws_msg *m)
 	}
 }
 
-/* Moves queued messages onto their connections' outboxes (service thread). */
-static void ws_drain(struct http_server *s)
+/* Moves queued messages onto their connections' outboxes (svc thread). */
+static void ws_drain(struct svc *v)
 {
-	pthread_mutex_lock(&s->lock);
-	struct ws_msg *m = s->wsq_head;
-	s->wsq_head = s->wsq_tail = NULL;
-	pthread_mutex_unlock(&s->lock);
+	pthread_mutex_lock(&v->lock);
+	struct ws_msg *m = v->wsq_head;
+	v->wsq_head = v->wsq_tail = NULL;
+	pthread_mutex_unlock(&v->lock);
 	while (m) {
 		struct ws_msg *next = m->next;
 		m->next = NULL;
-		struct wss *w = ws_find(s, m->conn);
+		struct wss *w = ws_find(v, m->conn);
 		if (!w) {
 			free(m);
 		} else {
@@ -602,7 +680,7 @@ static int ws_write_one(struct wss *w)
 	return 0;
 }
 
-/* Closes from the service thread with a code the client can read. */
+/* Closes from the svc thread with a code the client can read. */
 static int ws_refuse(struct lws *wsi, enum lws_close_status code, const char *reason)
 {
 	lws_close_reason(wsi, code, (unsigned char *)reason, strlen(reason));
@@ -613,24 +691,28 @@ static int callback_ws(struct lws *wsi, enum lws_callback_reasons reason, void *
 {
 	struct wss *w = user;
 	struct lws_context *ctx = lws_get_context(wsi);
-	struct http_server *s = ctx ? lws_context_user(ctx) : NULL;
+	struct svc *v = ctx ? lws_context_user(ctx) : NULL;
+	struct http_server *s = v ? v->s : NULL;
 
 	switch (reason) {
 	case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
 		return s && s->cfg.ws.message && !atomic_load(&s->stopping) ? 0 : 1;
 	case LWS_CALLBACK_ESTABLISHED: {
 		memset(w, 0, sizeof(*w));
-		w->id = ++s->next_ws_id;
+		w->id = (++v->next_ws_seq << HTTP_SVC_BITS) | (uint64_t)v->index;
 		w->wsi = wsi;
-		if (s->nws == s->wscap) {
-			s->wscap = s->wscap ? s->wscap * 2 : 64;
-			s->ws_conns = xrealloc(s->ws_conns, s->wscap * sizeof(*s->ws_conns));
+		if (v->nws == v->wscap) {
+			v->wscap = v->wscap ? v->wscap * 2 : 64;
+			v->ws_conns = xrealloc(v->ws_conns, v->wscap * sizeof(*v->ws_conns));
 		}
-		s->ws_conns[s->nws++] = w;
+		v->ws_conns[v->nws++] = w;
 		char tok[JWT_TOKEN_ARG_MAX];
 		const char *t = lws_get_urlarg_by_name(wsi, "token=", tok, (int)sizeof(tok));
-		if (s->cfg.ws.open)
+		if (s->cfg.ws.open) {
+			pthread_mutex_lock(&s->ws_cb_lock);
 			s->cfg.ws.open(s->cfg.ws.ctx, w->id, t);
+			pthread_mutex_unlock(&s->ws_cb_lock);
+		}
 		return 0;
 	}
 	case LWS_CALLBACK_RECEIVE:
@@ -646,36 +728,71 @@ static int callback_ws(struct lws *wsi, enum lws_callback_reasons reason, void *
 				free(text);
 				return ws_refuse(wsi, LWS_CLOSE_STATUS_INVALID_PAYLOAD, "NUL in message");
 			}
+			pthread_mutex_lock(&s->ws_cb_lock);
 			s->cfg.ws.message(s->cfg.ws.ctx, w->id, text, n);
+			pthread_mutex_unlock(&s->ws_cb_lock);
 			free(text);
 		}
 		return 0;
 	case LWS_CALLBACK_SERVER_WRITEABLE:
 		return ws_write_one(w);
 	case LWS_CALLBACK_CLOSED:
-		for (size_t i = 0; i < s->nws; i++)
-			if (s->ws_conns[i] == w) {
-				s->ws_conns[i] = s->ws_conns[--s->nws];
+		for (size_t i = 0; i < v->nws; i++)
+			if (v->ws_conns[i] == w) {
+				v->ws_conns[i] = v->ws_conns[--v->nws];
 				break;
 			}
-		if (s->cfg.ws.close)
+		if (s->cfg.ws.close) {
+			pthread_mutex_lock(&s->ws_cb_lock);
 			s->cfg.ws.close(s->cfg.ws.ctx, w->id);
+			pthread_mutex_unlock(&s->ws_cb_lock);
+		}
 		buf_free(&w->in);
 		ws_msgs_free(w->out_head);
 		w->out_head = w->out_tail = NULL;
 		return 0;
 	case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
-		if (s)
-			ws_drain(s);
+		if (v)
+			ws_drain(v);
 		return 0;
 	default:
 		return 0;
 	}
 }
 
+/* The listening socket, watched as a raw descriptor: accepts and hands over to lws. */
+static int callback_listen(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, size_t len)
+{
+	(void)user;
+	(void)in;
+	(void)len;
+	struct lws_context *ctx = lws_get_context(wsi);
+	struct svc *v = ctx ? lws_context_user(ctx) : NULL;
+	switch (reason) {
+	case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
+		return 1;  /* not a WebSocket subprotocol */
+	case LWS_CALLBACK_RAW_RX_FILE:
+		/* A few per wake-up: other svcs' sockets have their own queues, and this loop
+		 * still has requests to serve. */
+		for (int i = 0; i < 16; i++) {
+			int fd = accept4(v->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+			if (fd < 0)
+				break;  /* EAGAIN, or a transient error (EMFILE, ECONNABORTED): poll again */
+			lws_adopt_socket_vhost(v->vh, fd);  /* closes fd itself on failure */
+		}
+		return 0;
+	default:
+		return 0;
+	}
+}
+
+#define HTTP_LISTEN_PROTOCOL "encore-listen"
+
 static const struct lws_protocols protocols[] = {
-	{"http", callback_http, sizeof(struct pss), 0, 0, NULL, HTTP_WRITE_CHUNK},
+	/* First: lws binds adopted HTTP connections to protocols[0]. */
+	{"http", callback_http, sizeof(struct pss), 0, 0, NULL, 0},
 	{HTTP_WS_PROTOCOL, callback_ws, sizeof(struct wss), 4096, 0, NULL, 0},
+	{HTTP_LISTEN_PROTOCOL, callback_listen, 0, 0, 0, NULL, 0},
 	{NULL, NULL, 0, 0, 0, NULL, 0},
 };
 
@@ -700,15 +817,17 @@ static void *worker_main(void *arg)
 
 		s->cfg.app.handle(s->cfg.app.ctx, local, &j->req, &j->resp);
 
-		pthread_mutex_lock(&s->lock);
+		/* Back to the context that owns the connection, and wake only that one. */
+		struct svc *v = j->svc;
+		pthread_mutex_lock(&v->lock);
 		j->next = NULL;
-		if (s->done_tail)
-			s->done_tail->next = j;
+		if (v->done_tail)
+			v->done_tail->next = j;
 		else
-			s->done_head = j;
-		s->done_tail = j;
-		pthread_mutex_unlock(&s->lock);
-		lws_cancel_service(s->lws);
+			v->done_head = j;
+		v->done_tail = j;
+		pthread_mutex_unlock(&v->lock);
+		lws_cancel_service(v->lws);
 	}
 	if (s->cfg.app.worker_fini)
 		s->cfg.app.worker_fini(s->cfg.app.ctx, local);
@@ -717,38 +836,122 @@ static void *worker_main(void *arg)
 
 static void lws_log_to_stderr(int level, const char *line)
 {
+	(void)level;
 	fprintf(stderr, "lws: %s", line);
+}
+
+static int cpu_count(void)
+{
+	long n = sysconf(_SC_NPROCESSORS_ONLN);
+	return n > 0 ? (int)n : 1;
+}
+
+/* Binds host:port for one svc; SO_REUSEPORT lets every svc bind the same port. Returns
+ * the non-blocking listening fd, or -errno. */
+static int open_listener(const char *host, int port, bool reuseport)
+{
+	struct addrinfo hints = {.ai_family = AF_INET, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
+	struct addrinfo *ai = NULL;
+	char ps[16];
+	snprintf(ps, sizeof(ps), "%d", port);
+	if (getaddrinfo(host, ps, &hints, &ai) != 0 || !ai)
+		return -EADDRNOTAVAIL;
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0), one = 1, rc = 0;
+	if (fd < 0) {
+		rc = -errno;
+		goto out;
+	}
+	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
+	    (reuseport && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0) ||
+	    bind(fd, ai->ai_addr, ai->ai_addrlen) != 0 || listen(fd, SOMAXCONN) != 0) {
+		rc = -errno;
+		close(fd);
+		goto out;
+	}
+	rc = fd;
+out:
+	freeaddrinfo(ai);
+	return rc;
+}
+
+static int bound_port(int fd)
+{
+	struct sockaddr_in sa;
+	socklen_t sl = sizeof(sa);
+	if (getsockname(fd, (struct sockaddr *)&sa, &sl) != 0)
+		return -1;
+	return ntohs(sa.sin_port);
 }
 
 struct http_server *http_server_new(const struct http_config *cfg, char *err, size_t errlen)
 {
 	struct http_server *s = xcalloc(1, sizeof(*s));
 	s->cfg = *cfg;
-	if (s->cfg.workers <= 0) {
-		long n = sysconf(_SC_NPROCESSORS_ONLN);
-		s->cfg.workers = n > 0 ? (int)n * 2 : 4;
-	}
+	if (s->cfg.workers <= 0)
+		s->cfg.workers = cpu_count() * 2;
+	int nsvc = cfg->io_threads > 0 ? cfg->io_threads : cpu_count();
+	if (nsvc > HTTP_MAX_IO_THREADS)
+		nsvc = HTTP_MAX_IO_THREADS;
 	pthread_mutex_init(&s->lock, NULL);
 	pthread_cond_init(&s->work_cv, NULL);
+	pthread_mutex_init(&s->ws_cb_lock, NULL);
+	s->svcs = xcalloc((size_t)nsvc, sizeof(*s->svcs));
+	s->nsvc = nsvc;
+	uint64_t seed;
+	randombytes_buf(&seed, sizeof(seed));
+	for (int i = 0; i < nsvc; i++) {
+		struct svc *v = &s->svcs[i];
+		v->s = s;
+		v->index = i;
+		v->rid_state = seed + (uint64_t)i * 0x632be59bd9b4e019ull;
+		v->listen_fd = -1;
+		pthread_mutex_init(&v->lock, NULL);
+	}
 
 	lws_set_log_level(LLL_ERR, lws_log_to_stderr);
-	struct lws_context_creation_info info;
-	memset(&info, 0, sizeof(info));
-	info.port = cfg->port;
-	info.iface = cfg->host;
-	info.protocols = protocols;
-	info.user = s;
-	info.options = LWS_SERVER_OPTION_DISABLE_IPV6 | LWS_SERVER_OPTION_VALIDATE_UTF8;
-	info.max_http_header_data = 16384;
-	info.keepalive_timeout = 30;
-	info.timeout_secs = 30;
-	s->lws = lws_create_context(&info);
-	if (!s->lws) {
-		snprintf(err, errlen, "cannot listen on %s:%d", cfg->host, cfg->port);
-		goto fail;
+	if (cfg->port != 0 && nsvc > 1) {
+		/* SO_REUSEPORT would also let us join another server already on this port and
+		 * steal half its connections: make sure the port is free first. */
+		int probe = open_listener(cfg->host, cfg->port, false);
+		if (probe < 0) {
+			snprintf(err, errlen, "cannot listen on %s:%d: %s", cfg->host, cfg->port, strerror(-probe));
+			goto fail;
+		}
+		close(probe);
 	}
-	struct lws_vhost *vh = lws_get_vhost_by_name(s->lws, "default");
-	s->port = vh ? lws_get_vhost_listen_port(vh) : cfg->port;
+	for (int i = 0; i < nsvc; i++) {
+		struct svc *v = &s->svcs[i];
+		/* The first socket picks the port (maybe 0 = any); the others share it. */
+		int port = i == 0 ? cfg->port : s->port;
+		v->listen_fd = open_listener(cfg->host, port, nsvc > 1);
+		if (v->listen_fd < 0) {
+			snprintf(err, errlen, "cannot listen on %s:%d: %s", cfg->host, port, strerror(-v->listen_fd));
+			goto fail;
+		}
+		if (i == 0)
+			s->port = bound_port(v->listen_fd);
+		struct lws_context_creation_info info;
+		memset(&info, 0, sizeof(info));
+		info.port = CONTEXT_PORT_NO_LISTEN_SERVER;
+		info.protocols = protocols;
+		info.user = v;
+		info.options = LWS_SERVER_OPTION_DISABLE_IPV6 | LWS_SERVER_OPTION_VALIDATE_UTF8;
+		info.max_http_header_data = 16384;
+		info.keepalive_timeout = 30;
+		info.timeout_secs = 30;
+		v->lws = lws_create_context(&info);
+		v->vh = v->lws ? lws_get_vhost_by_name(v->lws, "default") : NULL;
+		if (!v->vh) {
+			snprintf(err, errlen, "cannot create the libwebsockets context");
+			goto fail;
+		}
+		lws_sock_file_fd_type d = {.filefd = v->listen_fd};
+		if (!lws_adopt_descriptor_vhost(v->vh, LWS_ADOPT_RAW_FILE_DESC, d, HTTP_LISTEN_PROTOCOL, NULL)) {
+			snprintf(err, errlen, "cannot watch the listening socket");
+			goto fail;
+		}
+		v->listen_fd_adopted = true;
+	}
 
 	s->threads = xcalloc((size_t)s->cfg.workers, sizeof(pthread_t));
 	for (int i = 0; i < s->cfg.workers; i++) {
@@ -769,24 +972,58 @@ int http_server_port(const struct http_server *s)
 	return s->port;
 }
 
+int http_server_io_threads(const struct http_server *s)
+{
+	return s->nsvc;
+}
+
+/* One svc's loop: serve until stopped, then until its accepted requests are answered. */
+static void *svc_main(void *arg)
+{
+	struct svc *v = arg;
+	struct http_server *s = v->s;
+	while (!atomic_load(&s->stopping))
+		if (lws_service(v->lws, 0) < 0)
+			break;
+	int64_t deadline = http_now_us() + (int64_t)HTTP_DRAIN_SECONDS * 1000000;
+	while (v->inflight > 0 && http_now_us() < deadline)
+		if (lws_service(v->lws, 0) < 0)
+			break;
+	return NULL;
+}
+
 int http_server_run(struct http_server *s)
 {
-	while (!atomic_load(&s->stopping))
-		if (lws_service(s->lws, 0) < 0)
-			break;
-	/* Drain: keep serving until every accepted request has been answered. */
-	int64_t deadline = http_now_us() + (int64_t)HTTP_DRAIN_SECONDS * 1000000;
-	while (s->inflight > 0 && http_now_us() < deadline)
-		if (lws_service(s->lws, 0) < 0)
-			break;
-	return 0;
+	/* Signals (SIGINT/SIGTERM) should land on the calling thread, which runs svc 0. */
+	sigset_t all, old;
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
+	int rc = 0;
+	for (int i = 1; i < s->nsvc; i++) {
+		s->svcs[i].thread_started = pthread_create(&s->svcs[i].thread, NULL, svc_main, &s->svcs[i]) == 0;
+		if (!s->svcs[i].thread_started) {
+			/* Its listener would take connections nobody serves: stop instead. */
+			fprintf(stderr, "http: cannot start I/O thread %d\n", i);
+			http_server_stop(s);
+			rc = -1;
+		}
+	}
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	svc_main(&s->svcs[0]);
+	for (int i = 1; i < s->nsvc; i++)
+		if (s->svcs[i].thread_started) {
+			pthread_join(s->svcs[i].thread, NULL);
+			s->svcs[i].thread_started = false;
+		}
+	return rc;
 }
 
 void http_server_stop(struct http_server *s)
 {
 	atomic_store(&s->stopping, 1);
-	if (s->lws)
-		lws_cancel_service(s->lws);
+	for (int i = 0; i < s->nsvc; i++)
+		if (s->svcs[i].lws)
+			lws_cancel_service(s->svcs[i].lws);
 }
 
 void http_server_free(struct http_server *s)
@@ -799,15 +1036,25 @@ void http_server_free(struct http_server *s)
 	pthread_mutex_unlock(&s->lock);
 	for (int i = 0; i < s->nthreads; i++)
 		pthread_join(s->threads[i], NULL);
-	if (s->lws)
-		lws_context_destroy(s->lws);
+	for (int i = 0; i < s->nsvc; i++) {
+		if (s->svcs[i].lws)
+			lws_context_destroy(s->svcs[i].lws);
+		if (s->svcs[i].listen_fd >= 0 && !s->svcs[i].listen_fd_adopted)
+			close(s->svcs[i].listen_fd);
+	}
 	/* Anything still queued belonged to connections lws has now closed. */
 	for (struct job *j = s->work_head, *n; j; j = n) { n = j->next; job_free(j); }
-	for (struct job *j = s->done_head, *n; j; j = n) { n = j->next; job_free(j); }
-	ws_msgs_free(s->wsq_head);
-	free(s->ws_conns);
+	for (int i = 0; i < s->nsvc; i++) {
+		struct svc *v = &s->svcs[i];
+		for (struct job *j = v->done_head, *n; j; j = n) { n = j->next; job_free(j); }
+		ws_msgs_free(v->wsq_head);
+		free(v->ws_conns);
+		pthread_mutex_destroy(&v->lock);
+	}
+	free(s->svcs);
 	free(s->threads);
 	pthread_mutex_destroy(&s->lock);
 	pthread_cond_destroy(&s->work_cv);
+	pthread_mutex_destroy(&s->ws_cb_lock);
 	free(s);
 }

@@ -1,6 +1,7 @@
-/* http: encored's HTTP front end on libwebsockets. One service thread owns every socket;
- * requests are parsed there and handed to a pool of worker threads, which run the
- * application's handler (which may block on SQLite) and hand the response back. */
+/* http: encored's HTTP front end on libwebsockets. A few I/O threads (one libwebsockets
+ * context each, sharing the listening port) own the sockets; requests are parsed there and
+ * handed to a pool of worker threads, which run the application's handler (which may block
+ * on SQLite) and hand the response back to the I/O thread that owns the connection. */
 #ifndef ENCORE_HTTP_H
 #define ENCORE_HTTP_H
 #include "buf.h"
@@ -68,15 +69,18 @@ struct http_app {
 	void *(*worker_init)(void *ctx, int worker_index);
 	void (*worker_fini)(void *ctx, void *worker);
 	void (*handle)(void *ctx, void *worker, struct http_req *req, struct http_resp *resp);
-	/* Optional, called on the service thread before dispatch: answers from memory without a
-	 * worker hop (edge-cache hits). Returns true when resp is complete. Must not block. */
+	/* Optional, called on an I/O thread before dispatch: answers from memory without a
+	 * worker hop (edge-cache hits). Returns true when resp is complete. Must not block, and
+	 * runs on several I/O threads at once. */
 	bool (*fast)(void *ctx, struct http_req *req, struct http_resp *resp);
-	/* Called on the service thread once per finished request, for access logs and metrics. */
+	/* Called on the connection's I/O thread once per finished request (several I/O threads
+	 * at once), for access logs and metrics. */
 	void (*log)(void *ctx, const struct http_req *req, const struct http_resp *resp, int64_t latency_us);
 };
 
 /* The WebSocket side: connections that ask for subprotocol HTTP_WS_PROTOCOL on the same
- * port. Callbacks run on the service thread, one connection id each (never reused). */
+ * port. Callbacks run on the connection's I/O thread but never two at once (the server
+ * serialises them), one connection id each (never reused, never 0). */
 #define HTTP_WS_PROTOCOL "encore-v1"
 #define HTTP_WS_MAX_MESSAGE 8192   /* a bigger incoming message closes with 1009 */
 
@@ -92,7 +96,8 @@ struct http_ws_app {
 struct http_config {
 	const char *host;      /* address to bind, e.g. "127.0.0.1" */
 	int port;              /* 0 picks a free port */
-	int workers;           /* worker threads; 0 means one per core */
+	int workers;           /* worker threads; 0 means two per core */
+	int io_threads;        /* I/O threads (libwebsockets contexts); 0 means one per core */
 	size_t max_body;       /* bigger bodies get 413 */
 	/* Optional: a larger limit for some paths (uploads). Returns the limit for this request. */
 	size_t (*body_limit)(void *ctx, const char *method, const char *path, size_t max_body);
@@ -104,8 +109,11 @@ struct http_config {
 struct http_server *http_server_new(const struct http_config *cfg, char *err, size_t errlen);
 /* The port actually bound (useful with port 0). */
 int http_server_port(const struct http_server *s);
-/* Serves until http_server_stop(); then lets in-flight requests finish (up to a deadline).
- * Returns 0. */
+/* The number of I/O threads serving. */
+int http_server_io_threads(const struct http_server *s);
+/* Serves on the calling thread (I/O thread 0) and starts the others; returns once
+ * http_server_stop() was called and in-flight requests finished (up to a deadline).
+ * Returns 0, or -1 when an I/O thread could not start (the server then stops). */
 int http_server_run(struct http_server *s);
 /* Asks the service loop to stop. Safe from a signal handler and from any thread. */
 void http_server_stop(struct http_server *s);

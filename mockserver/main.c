@@ -72,7 +72,8 @@ static const struct {
 		  "\n"
 		  "  --data DIR                 data directory (encore.db, objects/, jwt.keys, cdn.keys)\n"
 		  "  --listen HOST:PORT         address to listen on (default 127.0.0.1:8080; port 0 picks one)\n"
-		  "  --workers N                HTTP worker threads (default: one per core)\n"
+		  "  --workers N                HTTP worker threads (default: two per core)\n"
+		  "  --io-threads N             HTTP I/O threads, sharing the port (default: one per core)\n"
 		  "  --token-ttl SECONDS        access token lifetime (default 3600)\n"
 		  "  --rate-limit-user RATE[:BURST]  requests per second per user (default 100:200)\n"
 		  "  --rate-limit-ip RATE[:BURST]    requests per second per client address (default 200:400)\n"
@@ -235,10 +236,11 @@ static int cmd_serve(int argc, char **argv)
 		{"recs-max-age", required_argument, 0, 1004},
 		{"fault-service", required_argument, 0, 1005},
 		{"clock-offset-s", required_argument, 0, 1006},
+		{"io-threads", required_argument, 0, 1007},
 		{0, 0, 0, 0},
 	};
 	char *host = NULL;
-	int c;
+	int c, io_threads = 0;
 	unsigned fault_services = 0;
 	struct recsvc_options ro;
 	recsvc_options_defaults(&ro);
@@ -273,6 +275,7 @@ static int cmd_serve(int argc, char **argv)
 			break;
 		}
 		case 'w': o.workers = atoi(optarg); break;
+		case 1007: io_threads = atoi(optarg); break;
 		case 't': o.token_ttl_s = atoi(optarg); break;
 		case 'u':
 			if (parse_rate(optarg, &o.user_rate, &o.user_burst) != 0) {
@@ -402,6 +405,7 @@ static int cmd_serve(int argc, char **argv)
 		.host = o.host,
 		.port = o.port,
 		.workers = o.workers,
+		.io_threads = io_threads,
 		.max_body = o.max_body,
 		.body_limit = server_body_limit,
 		.app = server_http_app(&s),
