@@ -228,12 +228,9 @@ static int mark_ready(sqlite3 *db, const char *content_id, bool episode, const s
 	return step == SQLITE_DONE ? 0 : -EIO;
 }
 
-/* Publishes one rendition, if we still own the job. The first one published also makes
- * the item playable (state ready, loudness and gain known): listeners need not wait for
- * the whole ladder, the client uses the rungs that exist and the manifest says it is
- * not complete yet. */
-static int commit_rendition(struct ingest *ig, sqlite3 *db, int64_t id, const char *content_id, bool episode,
-			    const struct rendition_result *r, bool first, const struct loudness *ld, uint64_t frames, int rate)
+/* Publishes one whole rendition (a rung above the streamed one), if we still own the job:
+ * the client adds the rung at its next manifest renewal. */
+static int commit_rendition(struct ingest *ig, sqlite3 *db, int64_t id, const struct rendition_result *r, const char *content_id)
 {
 	if (db_begin(db) != 0)
 		return -EIO;
@@ -275,8 +272,6 @@ static int commit_rendition(struct ingest *ig, sqlite3 *db, int64_t id, const ch
 		}
 	}
 	sqlite3_finalize(st);
-	if (first && mark_ready(db, content_id, episode, ld, frames, rate) != 0)
-		goto fail;
 	return db_commit(db) == 0 ? 0 : -EIO;
 fail:
 	fprintf(stderr, "ingest: cannot record a rendition of job %lld: %s\n", (long long)id, sqlite3_errmsg(db));
@@ -639,7 +634,7 @@ static void run_job(struct ingest *ig, sqlite3 *db, int64_t id, const char *cont
 		transcode_output_free(o);
 		if (rc != 0)
 			goto failed;
-		rc = commit_rendition(ig, db, id, content_id, episode, &rs[done_r], false, &ld, pcm->frames, pcm->rate);
+		rc = commit_rendition(ig, db, id, &rs[done_r], content_id);
 		done_r++;
 		if (rc == -EALREADY)
 			goto taken;
