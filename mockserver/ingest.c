@@ -35,6 +35,9 @@
 /* Jobs at or above this priority have a listener waiting (ingest_expedite). One worker is
  * reserved for them, so an on-demand request never waits behind the background queue. */
 #define INGEST_URGENT 1000000
+/* Requests held at once waiting for a first segment: each holds an HTTP worker thread, and
+ * the reserved worker serves one listener at a time anyway. Others get 503 at once. */
+#define INGEST_MAX_HOLDS 1
 
 static const int TRACK_LADDER[] = {24, 96, 160, 320};
 /* Speech needs far less: a podcast listener on 96 kbps mono hears no difference from more. */
@@ -52,6 +55,7 @@ struct ingest {
 	unsigned finished;        /* bumped when a worker finishes a job, for the same reason */
 	unsigned published;       /* bumped when a job publishes anything (a segment, a rendition) */
 	pthread_cond_t publish;   /* signalled with it: waiting listeners re-check their item */
+	int holding;              /* requests held in ingest_wait_playable (at most INGEST_MAX_HOLDS) */
 	int busy;                 /* jobs being processed by this process */
 	pthread_t *threads;
 	int nthreads;
@@ -987,10 +991,28 @@ void ingest_expedite(struct ingest *ig, sqlite3 *db, const char *content_id)
 	ingest_kick(ig);
 }
 
+static int hold(struct ingest *ig, sqlite3 *db, const char *content_id, int timeout_ms);
+
 int ingest_wait_playable(struct ingest *ig, sqlite3 *db, const char *content_id, int timeout_ms)
 {
 	if (ig->nthreads == 0)
 		return -EAGAIN;  /* nothing in this process would transcode it */
+	pthread_mutex_lock(&ig->lock);
+	bool full = ig->holding >= INGEST_MAX_HOLDS;
+	if (!full)
+		ig->holding++;
+	pthread_mutex_unlock(&ig->lock);
+	if (full)
+		return -EBUSY;
+	int rc = hold(ig, db, content_id, timeout_ms);
+	pthread_mutex_lock(&ig->lock);
+	ig->holding--;
+	pthread_mutex_unlock(&ig->lock);
+	return rc;
+}
+
+static int hold(struct ingest *ig, sqlite3 *db, const char *content_id, int timeout_ms)
+{
 	struct timespec deadline;
 	clock_gettime(CLOCK_REALTIME, &deadline);
 	deadline.tv_sec += timeout_ms / 1000;

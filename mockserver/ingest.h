@@ -59,7 +59,8 @@ int ingest_wait_some(struct ingest *ig, int enough, void (*progress)(void *ctx, 
 void ingest_expedite(struct ingest *ig, sqlite3 *db, const char *content_id);
 /* Holds a listener's request until content_id is playable (its first segment published),
  * at most timeout_ms. Returns 0 when playable, -ETIMEDOUT, -ENOENT (failed or unknown),
- * or -EAGAIN at once when this process runs no workers. db is the caller's connection. */
+ * or at once -EAGAIN when this process runs no workers and -EBUSY when another request is
+ * already held (each holds an HTTP worker thread). db is the caller's connection. */
 int ingest_wait_playable(struct ingest *ig, sqlite3 *db, const char *content_id, int timeout_ms);
 /* Told about every catalog item the pipeline commits: once when ingest_submit has committed
  * its catalog row (state "pending"), and again when its job completes. Called after the

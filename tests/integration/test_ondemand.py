@@ -102,7 +102,7 @@ def test_first_segment_is_served_before_the_last_segment_of_its_rendition_exists
           % (ms, timing, len(pending), nseg))
     # Recorded by the transaction that made the track playable, counting the rows it could see.
     expect(playable_segments, 1, "24 kbps segments recorded when the track became playable")
-    expect(nseg, 6, "segments of a 24 s track")
+    expect(nseg, 4, "segments of a 16 s track")
     stored = q(s.data, "SELECT hash FROM segments WHERE content_id = ? AND bitrate = 24 AND idx = 0", tid)[0][0]
     expect(hashlib.blake2b(served, digest_size=32).hexdigest(), stored, "the served segment 0 is the stored one")
     expect(q(s.data, "SELECT count(*) FROM segments WHERE content_id = ? AND bitrate = 24", tid)[0][0], nseg,
@@ -161,7 +161,7 @@ def test_default_demo_has_60_tracks_12_artists_6_genres_and_a_podcast_and_plays_
 if __name__ == "__main__":
     tap = Tap()
     data = tempfile.mkdtemp(prefix="ondemand-")
-    seed_lazy(data, "--tracks", "6", "--seconds", "24", "--episodes", "0")
+    seed_lazy(data, "--tracks", "6", "--seconds", "16", "--episodes", "0")
     with Server(["--ingest-workers", "1"], seed=False, data=data) as srv:
         for t in (test_encore_play_of_a_never_transcoded_track_plays_every_sample,
                   test_first_segment_is_served_before_the_last_segment_of_its_rendition_exists,
