@@ -286,15 +286,22 @@ fail:
 /* Where the time of a job goes until its item is playable (milliseconds, monotonic). */
 struct job_timing {
 	double t0, read, loudness, setup, encode0, store0;
+	double cpu0;           /* this thread's CPU time at t0: wall time on a loaded machine
+	                        * says little, CPU time says what the work costs */
 	double playable_ms;
 	char text[160];
 };
 
-static double mono_ms(void)
+static double clock_ms(clockid_t id)
 {
 	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
+	clock_gettime(id, &ts);
 	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+static double mono_ms(void)
+{
+	return clock_ms(CLOCK_MONOTONIC);
 }
 
 /* Publishes one segment of the rendition being streamed, if we still own the job. The
@@ -478,9 +485,9 @@ static int stream_first_rung(struct ingest *ig, sqlite3 *db, int64_t id, const c
 		if (k == 0) {
 			tm->store0 = mono_ms();
 			tm->playable_ms = tm->store0 - tm->t0;
-			snprintf(tm->text, sizeof(tm->text), "read %.1f loudness %.1f setup %.1f encode0 %.1f store0 %.1f ms",
+			snprintf(tm->text, sizeof(tm->text), "read %.1f loudness %.1f setup %.1f encode0 %.1f store0 %.1f ms; cpu %.1f ms",
 				 tm->read - tm->t0, tm->loudness - tm->read, tm->setup - tm->loudness, tm->encode0 - tm->setup,
-				 tm->store0 - tm->encode0);
+				 tm->store0 - tm->encode0, clock_ms(CLOCK_THREAD_CPUTIME_ID) - tm->cpu0);
 		}
 		rc = commit_stream_segment(ig, db, id, content_id, episode, kbps, &in, init_hash, k, hash, len, bytes, ld,
 					   pcm->frames, pcm->rate, tm);
@@ -591,7 +598,7 @@ static void run_job(struct ingest *ig, sqlite3 *db, int64_t id, const char *cont
 	int done_r = 0;
 	struct loudness ld;
 	struct features f;
-	struct job_timing tm = {.t0 = mono_ms()};
+	struct job_timing tm = {.t0 = mono_ms(), .cpu0 = clock_ms(CLOCK_THREAD_CPUTIME_ID)};
 	memset(&f, 0, sizeof(f));
 
 	int rc = objstore_get(ig->store, source_hash, &src, &srclen);

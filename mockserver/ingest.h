@@ -1,6 +1,8 @@
 /* ingest: the pipeline every song and episode goes through: validate the source, keep it
  * in the object store, queue a job in SQLite, and let a pool of workers measure loudness,
- * compute audio features and transcode the bitrate ladder into segmented renditions.
+ * compute audio features and transcode the bitrate ladder into segmented renditions. The
+ * lowest rung is encoded as a stream and each segment recorded as soon as it exists, so an
+ * item is playable (and a held listener answered) once its segment 0 is in.
  * Jobs survive restarts: a job left running by a dead process is queued again, and a
  * job completes in one transaction that only its current owner can commit. */
 #ifndef ENCORE_INGEST_H
