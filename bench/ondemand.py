@@ -43,9 +43,9 @@ def main():
     B.say_load("ondemand start")
     data = tempfile.mkdtemp(prefix="bench-ondemand-")
     t = time.monotonic()
-    subprocess.run([B.ENCORED, "seed-demo", "--data", data, "--tracks", str(N + 4), "--seconds", str(SECONDS),
+    subprocess.run([B.ENCORED, "seed-demo", "--data", data, "--tracks", str(2 * N + 6), "--seconds", str(SECONDS),
                     "--episodes", "0", "--lazy"], check=True, stdout=subprocess.DEVNULL)
-    B.say("seeded %d lazy %d s tracks in %.1f s", N + 4, SECONDS, time.monotonic() - t)
+    B.say("seeded %d lazy %d s tracks in %.1f s", 2 * N + 6, SECONDS, time.monotonic() - t)
     ours, peer, server_ms, our_cpu, peer_cpu = [], [], [], [], []
     with B.harness.Server(["--ingest-workers", "1"], seed=False, data=data) as s:
         c = s.login("alice")
@@ -54,7 +54,7 @@ def main():
                                                " AND priority >= 1000000")[0][0] == 0,
                                timeout=600, what="the reserved worker")
             rows = q(data, "SELECT t.id, t.source_hash FROM tracks t JOIN ingest_jobs j ON j.content_id = t.id"
-                           " WHERE j.state = 'queued' ORDER BY t.popularity, t.id LIMIT 1")
+                           " WHERE j.state = 'queued' AND t.markets = '' AND t.explicit = 0 ORDER BY t.popularity, t.id LIMIT 1")
             if not rows:
                 break
             tid, src = rows[0]
