@@ -61,8 +61,12 @@ void manifest_write(const struct manifest *m, struct jw *w)
 		jw_arr(w);
 		for (uint32_t k = 0; k < m->segment_count; k++) {
 			jw_obj(w);
-			jw_kint(w, "size", r->segments[k].size);
-			jw_kstr(w, "hash", r->segments[k].hash);
+			if (r->segments[k].size == 0) {
+				jw_kbool(w, "ready", false);  /* still being transcoded */
+			} else {
+				jw_kint(w, "size", r->segments[k].size);
+				jw_kstr(w, "hash", r->segments[k].hash);
+			}
 			jw_obj_end(w);
 		}
 		jw_arr_end(w);
@@ -185,6 +189,12 @@ int manifest_parse(const char *json, struct manifest **out, char *err, size_t er
 		mr->segments = xcalloc(m->segment_count, sizeof(*mr->segments));
 		for (uint32_t k = 0; k < m->segment_count; k++) {
 			yajl_val sg = segs->u.array.values[k];
+			bool ready = true;
+			if (json_get_bool(sg, "ready", &ready) && !ready) {
+				/* Pending (size 0, no hash): only while the item is still being transcoded. */
+				NEED(!m->complete, "segment (pending in a complete manifest)");
+				continue;
+			}
 			NEED(get_uint(sg, "size", 1, 1 << 24, &v), "segment size");
 			mr->segments[k].size = (uint32_t)v;
 			NEED(copy_hash(sg, "hash", mr->segments[k].hash), "segment hash");

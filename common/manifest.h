@@ -16,7 +16,7 @@
 #define MANIFEST_MAX_SEGMENTS 100000
 
 struct manifest_segment {
-	uint32_t size;
+	uint32_t size;                 /* 0: pending, still being transcoded (only when !complete) */
 	char hash[MANIFEST_HASH_HEX];  /* BLAKE2b-256 of the segment bytes, hex */
 };
 

@@ -59,6 +59,8 @@
 #define MAX_INFLIGHT 1
 #define RETRY_BASE_MS 250
 #define RETRY_MAX_MS 2000
+/* A partial manifest's pending segments are usually published within a few hundred ms. */
+#define PENDING_RECHECK_MS 200
 #define META_TTL_S (24 * 3600)
 #define ENGINE_MAX_LISTENERS 8
 
@@ -1462,6 +1464,18 @@ static void fetch_segments(struct engine *e, struct item *it, double target_s)
 		}
 		int kbps = sl->tries >= 3 ? it->m->renditions[0].bitrate : choose_kbps(e, it);
 		int r = rindex_of(it, kbps);
+		/* A partial manifest (on-demand transcoding still running): take the best rung
+		 * that has this segment; if none has it yet, ask for a fresh manifest shortly. */
+		while (r > 0 && !it->m->renditions[r].segments[k].size)
+			r--;
+		if (!it->m->renditions[r].segments[k].size) {
+			if (!it->renew_manifest) {
+				it->renew_manifest = true;
+				it->manifest_retry_at_us = now + PENDING_RECHECK_MS * 1000;
+			}
+			return;
+		}
+		kbps = it->m->renditions[r].bitrate;
 		if (!it->init[r] && !it->init_fetching[r]) {
 			it->init_fetching[r] = true;
 			const struct manifest_rendition *mr = &it->m->renditions[r];
@@ -1658,7 +1672,7 @@ static void request_manifest(struct engine *e, struct item *it)
 		}
 		free(cached);
 	}
-	char *url = xasprintf("%s/v1/playback/%s?start_segment=%u%s%s", api_base_url(e->api), it->id, it->start_seg,
+	char *url = xasprintf("%s/v1/playback/%s?partial=1&start_segment=%u%s%s", api_base_url(e->api), it->id, it->start_seg,
 			      e->cfg.quality ? "&quality=" : "", e->cfg.quality ? (e->cfg.quality == 24 ? "24" : e->cfg.quality == 96 ? "96" : e->cfg.quality == 160 ? "160" : "320") : "");
 	start_xfer(e, X_MANIFEST, it, url, 0, 0, true);
 	free(url);
@@ -1776,8 +1790,8 @@ static void schedule(struct engine *e)
 			schedule(e);  /* the queue moved on: start over with the new items */
 			return;
 		}
-		if (it->m && it->renew_manifest && !inflight_manifest(e, it->seq)) {
-			char *url = xasprintf("%s/v1/playback/%s?inline=0", api_base_url(e->api), it->id);
+		if (it->m && it->renew_manifest && !inflight_manifest(e, it->seq) && now_us() >= it->manifest_retry_at_us) {
+			char *url = xasprintf("%s/v1/playback/%s?inline=0&partial=1", api_base_url(e->api), it->id);
 			start_xfer(e, X_MANIFEST, it, url, 0, 0, true);
 			free(url);
 		}
@@ -1915,8 +1929,13 @@ static void on_manifest(struct engine *e, struct item *it, struct xfer *x, long 
 			return;
 		}
 		if (it->m) {
-			/* A renewal: same audio, fresh signed URLs. */
-			if (m->segment_count == it->m->segment_count && m->nrenditions == it->m->nrenditions) {
+			/* A renewal: same audio, fresh signed URLs, and while on-demand transcoding runs,
+			 * more segments and rungs. Rungs are published lowest first, so the ones we
+			 * hold keep their index and fetched parts stay valid. */
+			bool same = m->segment_count == it->m->segment_count && m->nrenditions >= it->m->nrenditions;
+			for (int r = 0; same && r < it->m->nrenditions; r++)
+				same = m->renditions[r].bitrate == it->m->renditions[r].bitrate;
+			if (same) {
 				manifest_free(it->m);
 				it->m = m;
 			} else {

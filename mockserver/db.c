@@ -283,6 +283,13 @@ static const char *const MIGRATIONS[] = {
 	"  generated_at INTEGER NOT NULL,"
 	"  body TEXT NOT NULL,"
 	"  PRIMARY KEY (user_id, product)) WITHOUT ROWID;",
+	/* 10: on-demand transcoding: how a job became playable. playable_segments is the
+	 * number of first-rung segments recorded when the item turned ready (1 when streamed
+	 * segment by segment); playable_ms the time from claiming the job to that commit;
+	 * timing the phases up to it, for bench/ondemand.sh. */
+	"ALTER TABLE ingest_jobs ADD COLUMN playable_segments INTEGER;"
+	"ALTER TABLE ingest_jobs ADD COLUMN playable_ms REAL;"
+	"ALTER TABLE ingest_jobs ADD COLUMN timing TEXT;",
 };
 
 #define N_MIGRATIONS ((int)(sizeof(MIGRATIONS) / sizeof(MIGRATIONS[0])))

@@ -31,6 +31,10 @@
 #define EPISODE_ADMIT_STARTS 3
 #define FREE_TIER_CAP_KBPS 160
 #define DEFAULT_START_KBPS 96
+/* How long a manifest request for a never-transcoded item waits for its first segment
+ * before answering 503 `transcoding`: well above the ~0.1-0.3 s that takes, well below
+ * a client's patience. */
+#define ONDEMAND_HOLD_MS 2000
 
 struct cdn_target {
 	char id[ID_LEN + 1];
@@ -286,6 +290,9 @@ static int fetch_origin(struct call *c, const struct cdn_target *t, bool admit, 
 	return 0;
 }
 
+static bool job_open(sqlite3 *db, const char *id);
+static void refuse(struct call *c, int status, const char *reason, const char *msg);
+
 static void route_segment(struct call *c)
 {
 	struct cdn_target t;
@@ -308,6 +315,13 @@ static void route_segment(struct call *c)
 	size_t len = 0;
 	char etag[72];
 	int rc = fetch_origin(c, &t, !t.origin, &data, &len, etag);
+	if (rc == -ENOENT && job_open(c->db, t.id)) {
+		/* Listed as pending in a partial manifest: it will exist in moments. */
+		ingest_expedite(c->srv->ingest, c->db, t.id);
+		http_resp_header(c->resp, "Retry-After", "1");
+		refuse(c, 503, "transcoding", "this segment is being transcoded; retry shortly");
+		return;
+	}
 	if (rc == -ENOENT) {
 		call_error(c, 404, "no such segment");
 		return;
@@ -360,6 +374,25 @@ static int load_item(sqlite3 *db, const char *id, struct item *it)
 	}
 	sqlite3_finalize(st);
 	return rc == SQLITE_ROW ? 0 : -ENOENT;
+}
+
+static uint32_t segments_recorded(sqlite3 *db, const char *id, int kbps)
+{
+	sqlite3_stmt *st = db_prepare(db, "SELECT count(*) FROM segments WHERE content_id = ? AND bitrate = ?");
+	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+	sqlite3_bind_int(st, 2, kbps);
+	uint32_t n = sqlite3_step(st) == SQLITE_ROW ? (uint32_t)sqlite3_column_int(st, 0) : 0;
+	sqlite3_finalize(st);
+	return n;
+}
+
+static bool job_open(sqlite3 *db, const char *id)
+{
+	sqlite3_stmt *st = db_prepare(db, "SELECT 1 FROM ingest_jobs WHERE content_id = ? AND state IN ('queued', 'running')");
+	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+	bool yes = sqlite3_step(st) == SQLITE_ROW;
+	sqlite3_finalize(st);
+	return yes;
 }
 
 static void refuse(struct call *c, int status, const char *reason, const char *msg)
@@ -426,16 +459,26 @@ static void route_playback(struct call *c)
 		refuse(c, 403, "explicit_content_filtered", "explicit content is filtered on this account");
 		return;
 	}
-	if (strcmp(it.state, "ready") != 0) {
-		if (strcmp(it.state, "failed") == 0) {
-			refuse(c, 410, "transcoding_failed", "this item could not be transcoded");
-			return;
-		}
-		ingest_expedite(c->srv->ingest, c->db, id);
-		http_resp_header(c->resp, "Retry-After", "1");
-		refuse(c, 503, "transcoding", "this item is being transcoded; retry shortly");
+	if (strcmp(it.state, "failed") == 0) {
+		refuse(c, 410, "transcoding_failed", "this item could not be transcoded");
 		return;
 	}
+	if (strcmp(it.state, "ready") != 0) {
+		/* Never transcoded: the listener's request moves the job to the reserved worker
+		 * and is held until segment 0 of the lowest rung is published (a few hundred ms),
+		 * so the first audio still comes inline with this answer. */
+		ingest_expedite(c->srv->ingest, c->db, id);
+		if (ingest_wait_playable(c->srv->ingest, c->db, id, ONDEMAND_HOLD_MS) != 0 || load_item(c->db, id, &it) != 0 ||
+		    strcmp(it.state, "ready") != 0) {
+			http_resp_header(c->resp, "Retry-After", "1");
+			refuse(c, 503, "transcoding", "this item is being transcoded; retry shortly");
+			return;
+		}
+	}
+	/* Clients that understand pending segments say so; to others a rendition still being
+	 * encoded does not exist yet. */
+	const char *pa = http_arg(c->req, "partial");
+	bool partial_ok = pa && strcmp(pa, "1") == 0;
 
 	m = xcalloc(1, sizeof(*m));
 	memcpy(m->id, id, ID_LEN + 1);  /* id_valid() checked the length */
@@ -466,10 +509,12 @@ static void route_playback(struct call *c)
 		snprintf(r->init_hash, sizeof(r->init_hash), "%s", (const char *)sqlite3_column_text(st, 3));
 		r->init_size = (uint32_t)sqlite3_column_int(st, 4);
 		uint32_t nseg = (uint32_t)sqlite3_column_int(st, 5);
-		if (m->nrenditions == 0)
-			m->segment_count = nseg;
-		else if (nseg != m->segment_count)
+		if (m->nrenditions > 0 && nseg != m->segment_count)
 			continue;  /* renditions always share boundaries; skip a corrupt row rather than mislead */
+		uint32_t ready = segments_recorded(c->db, id, r->bitrate);
+		if (ready < nseg && (!partial_ok || m->complete || ready == 0))
+			continue;  /* still being encoded */
+		m->segment_count = nseg;
 		struct urlsign_claims cl = {.content_id = id, .bitrate = r->bitrate, .range = "all", .user = c->user.sub,
 					    .expires = m->expires_at, .ip = c->req->client_ip};
 		pthread_rwlock_rdlock(&c->srv->cdn_keys_lock);
@@ -483,6 +528,11 @@ static void route_playback(struct call *c)
 		m->nrenditions++;
 	}
 	sqlite3_finalize(st);
+	if ((m->nrenditions == 0 || m->segment_count == 0) && !m->complete) {
+		http_resp_header(c->resp, "Retry-After", "1");
+		refuse(c, 503, "transcoding", "this item is being transcoded; retry shortly");
+		goto out;
+	}
 	if (m->nrenditions == 0 || m->segment_count == 0) {
 		call_error(c, 500, "no renditions recorded for a ready item");
 		goto out;
@@ -513,11 +563,11 @@ static void route_playback(struct call *c)
 		int start_kbps = sb ? atoi(sb) : (want ? want : DEFAULT_START_KBPS);
 		long seg = ss ? strtol(ss, NULL, 10) : 0;
 		const struct manifest_rendition *r = manifest_rendition(m, start_kbps);
-		if (!r)
-			r = &m->renditions[0];
 		if (seg < 0 || seg >= (long)m->segment_count)
 			seg = 0;
-		if (read_object(c, r->init_hash, &m->inline_init, &m->inline_init_len) == 0 &&
+		if (!r || !r->segments[seg].size)
+			r = &m->renditions[0];  /* not at that rung (yet): the lowest, which is streamed first */
+		if (r->segments[seg].size && read_object(c, r->init_hash, &m->inline_init, &m->inline_init_len) == 0 &&
 		    read_object(c, r->segments[seg].hash, &m->inline_segment, &m->inline_segment_len) == 0) {
 			m->inline_bitrate = r->bitrate;
 			m->inline_index = (uint32_t)seg;

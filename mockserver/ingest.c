@@ -35,6 +35,9 @@
 /* Jobs at or above this priority have a listener waiting (ingest_expedite). One worker is
  * reserved for them, so an on-demand request never waits behind the background queue. */
 #define INGEST_URGENT 1000000
+/* Requests held at once waiting for a first segment: each holds an HTTP worker thread, and
+ * the reserved worker serves one listener at a time anyway. Others get 503 at once. */
+#define INGEST_MAX_HOLDS 1
 
 static const int TRACK_LADDER[] = {24, 96, 160, 320};
 /* Speech needs far less: a podcast listener on 96 kbps mono hears no difference from more. */
@@ -50,6 +53,9 @@ struct ingest {
 	bool quit;
 	unsigned kicks;           /* bumped by every kick, so a worker cannot miss one */
 	unsigned finished;        /* bumped when a worker finishes a job, for the same reason */
+	unsigned published;       /* bumped when a job publishes anything (a segment, a rendition) */
+	pthread_cond_t publish;   /* signalled with it: waiting listeners re-check their item */
+	int holding;              /* requests held in ingest_wait_playable (at most INGEST_MAX_HOLDS) */
 	int busy;                 /* jobs being processed by this process */
 	pthread_t *threads;
 	int nthreads;
@@ -73,6 +79,15 @@ static void call_hook(struct ingest *ig, sqlite3 *db, enum ingest_kind kind, con
 	pthread_mutex_unlock(&ig->lock);
 	if (fn)
 		fn(ctx, db, kind, content_id);
+}
+
+/* Wakes manifest requests held in ingest_wait_playable. */
+static void note_published(struct ingest *ig)
+{
+	pthread_mutex_lock(&ig->lock);
+	ig->published++;
+	pthread_cond_broadcast(&ig->publish);
+	pthread_mutex_unlock(&ig->lock);
 }
 
 int ingest_ladder(enum ingest_kind kind, const int **rungs)
@@ -198,12 +213,28 @@ static bool still_owner(struct ingest *ig, sqlite3 *db, int64_t id)
 	return yes;
 }
 
-/* Publishes one rendition, if we still own the job. The first one published also makes
- * the item playable (state ready, loudness and gain known): listeners need not wait for
- * the whole ladder, the client uses the rungs that exist and the manifest says it is
- * not complete yet. */
-static int commit_rendition(struct ingest *ig, sqlite3 *db, int64_t id, const char *content_id, bool episode,
-			    const struct rendition_result *r, bool first, const struct loudness *ld, uint64_t frames, int rate)
+/* Makes the item playable: state ready, its loudness and gain, its exact duration. Inside
+ * the caller's transaction. 0 or -EIO. */
+static int mark_ready(sqlite3 *db, const char *content_id, bool episode, const struct loudness *ld, uint64_t frames, int rate)
+{
+	int duration_ms = (int)llround((double)frames * 1000.0 / rate);
+	double lufs = isfinite(ld->integrated_lufs) ? ld->integrated_lufs : -70.0;
+	double tp = isfinite(ld->true_peak_dbtp) ? ld->true_peak_dbtp : -70.0;
+	sqlite3_stmt *st = db_prepare(db, episode ? "UPDATE episodes SET state = 'ready', loudness_lufs = ?, true_peak_db = ?, gain_db = ?, duration_ms = ? WHERE id = ?"
+						  : "UPDATE tracks SET state = 'ready', loudness_lufs = ?, true_peak_db = ?, gain_db = ?, duration_ms = ? WHERE id = ?");
+	sqlite3_bind_double(st, 1, lufs);
+	sqlite3_bind_double(st, 2, tp);
+	sqlite3_bind_double(st, 3, ld->gain_db);
+	sqlite3_bind_int(st, 4, duration_ms);
+	sqlite3_bind_text(st, 5, content_id, -1, SQLITE_STATIC);
+	int step = sqlite3_step(st);
+	sqlite3_finalize(st);
+	return step == SQLITE_DONE ? 0 : -EIO;
+}
+
+/* Publishes one whole rendition (a rung above the streamed one), if we still own the job:
+ * the client adds the rung at its next manifest renewal. */
+static int commit_rendition(struct ingest *ig, sqlite3 *db, int64_t id, const struct rendition_result *r, const char *content_id)
 {
 	if (db_begin(db) != 0)
 		return -EIO;
@@ -245,17 +276,107 @@ static int commit_rendition(struct ingest *ig, sqlite3 *db, int64_t id, const ch
 		}
 	}
 	sqlite3_finalize(st);
-	if (first) {
-		int duration_ms = (int)llround((double)frames * 1000.0 / rate);
-		double lufs = isfinite(ld->integrated_lufs) ? ld->integrated_lufs : -70.0;
-		double tp = isfinite(ld->true_peak_dbtp) ? ld->true_peak_dbtp : -70.0;
-		st = db_prepare(db, episode ? "UPDATE episodes SET state = 'ready', loudness_lufs = ?, true_peak_db = ?, gain_db = ?, duration_ms = ? WHERE id = ?"
-					    : "UPDATE tracks SET state = 'ready', loudness_lufs = ?, true_peak_db = ?, gain_db = ?, duration_ms = ? WHERE id = ?");
-		sqlite3_bind_double(st, 1, lufs);
-		sqlite3_bind_double(st, 2, tp);
-		sqlite3_bind_double(st, 3, ld->gain_db);
-		sqlite3_bind_int(st, 4, duration_ms);
-		sqlite3_bind_text(st, 5, content_id, -1, SQLITE_STATIC);
+	return db_commit(db) == 0 ? 0 : -EIO;
+fail:
+	fprintf(stderr, "ingest: cannot record a rendition of job %lld: %s\n", (long long)id, sqlite3_errmsg(db));
+	db_rollback(db);
+	return -EIO;
+}
+
+/* Where the time of a job goes until its item is playable (milliseconds, monotonic). */
+struct job_timing {
+	double t0, read, loudness, setup, encode0, store0;
+	double cpu0;           /* this thread's CPU time at t0: wall time on a loaded machine
+	                        * says little, CPU time says what the work costs */
+	double playable_ms;
+	char text[160];
+};
+
+static double clock_ms(clockid_t id)
+{
+	struct timespec ts;
+	clock_gettime(id, &ts);
+	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+static double mono_ms(void)
+{
+	return clock_ms(CLOCK_MONOTONIC);
+}
+
+/* Publishes one segment of the rendition being streamed, if we still own the job. The
+ * first call (index 0) also records the rendition (its init part and segment count are
+ * known before any audio is encoded) and makes the item playable; the manifest lists
+ * the segments not yet recorded as pending. bytes is the rendition's size so far. */
+static int commit_stream_segment(struct ingest *ig, sqlite3 *db, int64_t id, const char *content_id, bool episode, int kbps,
+				 const struct transcode_stream_info *in, const char *init_hash, uint32_t index,
+				 const char *hash, size_t size, size_t bytes, const struct loudness *ld, uint64_t frames, int rate,
+				 const struct job_timing *tm)
+{
+	if (db_begin(db) != 0)
+		return -EIO;
+	if (!still_owner(ig, db, id)) {
+		db_rollback(db);
+		return -EALREADY;
+	}
+	sqlite3_stmt *st;
+	int step;
+	if (index == 0) {
+		/* A job re-run after a crash finds its own earlier rows: same content, same
+		 * names (content addressing), so replacing them changes nothing a reader sees. */
+		st = db_prepare(db, "INSERT OR REPLACE INTO renditions(content_id, bitrate, rate, channels, init_hash, init_size,"
+				    " segment_count, total_samples, bytes) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)");
+		sqlite3_bind_text(st, 1, content_id, -1, SQLITE_STATIC);
+		sqlite3_bind_int(st, 2, kbps);
+		sqlite3_bind_int(st, 3, in->rate);
+		sqlite3_bind_int(st, 4, in->channels);
+		sqlite3_bind_text(st, 5, init_hash, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 6, (sqlite3_int64)in->init_len);
+		sqlite3_bind_int(st, 7, (int)in->nsegments);
+		sqlite3_bind_int64(st, 8, (sqlite3_int64)in->total_samples);
+		sqlite3_bind_int64(st, 9, (sqlite3_int64)bytes);
+		step = sqlite3_step(st);
+		sqlite3_finalize(st);
+		if (step != SQLITE_DONE)
+			goto fail;
+		if (mark_ready(db, content_id, episode, ld, frames, rate) != 0)
+			goto fail;
+	} else {
+		st = db_prepare(db, "UPDATE renditions SET bytes = ? WHERE content_id = ? AND bitrate = ?");
+		sqlite3_bind_int64(st, 1, (sqlite3_int64)bytes);
+		sqlite3_bind_text(st, 2, content_id, -1, SQLITE_STATIC);
+		sqlite3_bind_int(st, 3, kbps);
+		step = sqlite3_step(st);
+		sqlite3_finalize(st);
+		if (step != SQLITE_DONE)
+			goto fail;
+	}
+	st = db_prepare(db, "INSERT OR REPLACE INTO segments(content_id, bitrate, idx, hash, size) VALUES (?, ?, ?, ?, ?)");
+	sqlite3_bind_text(st, 1, content_id, -1, SQLITE_STATIC);
+	sqlite3_bind_int(st, 2, kbps);
+	sqlite3_bind_int(st, 3, (int)index);
+	sqlite3_bind_text(st, 4, hash, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 5, (sqlite3_int64)size);
+	step = sqlite3_step(st);
+	sqlite3_finalize(st);
+	if (step != SQLITE_DONE)
+		goto fail;
+	st = db_prepare(db, "UPDATE ingest_jobs SET progress = ? WHERE id = ?");
+	sqlite3_bind_double(st, 1, 0.2 * (double)(index + 1) / in->nsegments);
+	sqlite3_bind_int64(st, 2, id);
+	step = sqlite3_step(st);
+	sqlite3_finalize(st);
+	if (step != SQLITE_DONE)
+		goto fail;
+	if (index == 0) {
+		/* Counted, not assumed: what a listener could see when the item turned ready. */
+		st = db_prepare(db, "UPDATE ingest_jobs SET playable_segments = (SELECT count(*) FROM segments"
+				    " WHERE content_id = ?1 AND bitrate = ?2), playable_ms = ?3, timing = ?4 WHERE id = ?5");
+		sqlite3_bind_text(st, 1, content_id, -1, SQLITE_STATIC);
+		sqlite3_bind_int(st, 2, kbps);
+		sqlite3_bind_double(st, 3, tm->playable_ms);
+		sqlite3_bind_text(st, 4, tm->text, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 5, id);
 		step = sqlite3_step(st);
 		sqlite3_finalize(st);
 		if (step != SQLITE_DONE)
@@ -263,7 +384,7 @@ static int commit_rendition(struct ingest *ig, sqlite3 *db, int64_t id, const ch
 	}
 	return db_commit(db) == 0 ? 0 : -EIO;
 fail:
-	fprintf(stderr, "ingest: cannot record a rendition of job %lld: %s\n", (long long)id, sqlite3_errmsg(db));
+	fprintf(stderr, "ingest: cannot record segment %u of job %lld: %s\n", index, (long long)id, sqlite3_errmsg(db));
 	db_rollback(db);
 	return -EIO;
 }
@@ -312,7 +433,159 @@ static int commit_job(struct ingest *ig, sqlite3 *db, int64_t id, const char *co
 	return db_commit(db) == 0 ? 0 : -EIO;
 }
 
-static void run_job(struct ingest *ig, sqlite3 *db, int64_t id, const char *content_id, const char *kind, const char *source_hash)
+/* Loudness measured at submission (ingest_submit), so an on-demand job need not measure it
+ * before its first segment. False for items queued before that was done. */
+static bool stored_loudness(sqlite3 *db, const char *content_id, bool episode, struct loudness *ld)
+{
+	sqlite3_stmt *st = db_prepare(db, episode ? "SELECT loudness_lufs, true_peak_db, gain_db FROM episodes WHERE id = ? AND loudness_lufs IS NOT NULL"
+						  : "SELECT loudness_lufs, true_peak_db, gain_db FROM tracks WHERE id = ? AND loudness_lufs IS NOT NULL");
+	sqlite3_bind_text(st, 1, content_id, -1, SQLITE_STATIC);
+	bool got = sqlite3_step(st) == SQLITE_ROW;
+	if (got) {
+		ld->integrated_lufs = sqlite3_column_double(st, 0);
+		ld->true_peak_dbtp = sqlite3_column_double(st, 1);
+		ld->gain_db = sqlite3_column_double(st, 2);
+	}
+	sqlite3_finalize(st);
+	return got;
+}
+
+/* Encodes the lowest rung segment by segment, writing each part to the object store and
+ * recording it as soon as it is complete: the item is playable once segment 0 is in.
+ * Returns 0, -EALREADY (the job was taken over) or another -errno with err. */
+static int stream_first_rung(struct ingest *ig, sqlite3 *db, int64_t id, const char *content_id, bool episode, int kbps,
+			     const struct pcm *pcm, const struct loudness *ld, struct job_timing *tm, char *err, size_t errlen)
+{
+	struct transcode_stream *ts = transcode_stream_new(pcm, kbps, err, errlen);
+	if (!ts)
+		return -EIO;
+	struct transcode_stream_info in;
+	transcode_stream_info(ts, &in);
+	char init_hash[OBJSTORE_HASH_HEX], hash[OBJSTORE_HASH_HEX];
+	int rc = objstore_put(ig->store, in.init, in.init_len, init_hash);
+	if (rc != 0) {
+		snprintf(err, errlen, "cannot write to the object store: %s", strerror(-rc));
+		goto out;
+	}
+	tm->setup = mono_ms();
+	size_t bytes = in.init_len;
+	uint8_t *seg;
+	size_t len;
+	uint32_t k;
+	while ((rc = transcode_stream_next(ts, &seg, &len, &k, err, errlen)) == 1) {
+		if (k == 0)
+			tm->encode0 = mono_ms();
+		rc = objstore_put(ig->store, seg, len, hash);
+		free(seg);
+		if (rc != 0) {
+			snprintf(err, errlen, "cannot write to the object store: %s", strerror(-rc));
+			goto out;
+		}
+		bytes += len;
+		if (k == 0) {
+			tm->store0 = mono_ms();
+			tm->playable_ms = tm->store0 - tm->t0;
+			snprintf(tm->text, sizeof(tm->text), "read %.1f loudness %.1f setup %.1f encode0 %.1f store0 %.1f ms; cpu %.1f ms",
+				 tm->read - tm->t0, tm->loudness - tm->read, tm->setup - tm->loudness, tm->encode0 - tm->setup,
+				 tm->store0 - tm->encode0, clock_ms(CLOCK_THREAD_CPUTIME_ID) - tm->cpu0);
+		}
+		rc = commit_stream_segment(ig, db, id, content_id, episode, kbps, &in, init_hash, k, hash, len, bytes, ld,
+					   pcm->frames, pcm->rate, tm);
+		if (rc == -EALREADY)
+			goto out;
+		if (rc != 0) {
+			snprintf(err, errlen, "database error while recording a segment");
+			goto out;
+		}
+		note_published(ig);
+	}
+out:
+	transcode_stream_free(ts);
+	return rc;
+}
+
+/* True when every segment of this rung is recorded (by an earlier attempt of the job:
+ * a crash, or a hand-back to the queue by yield_job). */
+static bool rung_stored(sqlite3 *db, const char *content_id, int kbps)
+{
+	sqlite3_stmt *st = db_prepare(db, "SELECT 1 FROM renditions r WHERE r.content_id = ?1 AND r.bitrate = ?2 AND r.segment_count ="
+					  " (SELECT count(*) FROM segments s WHERE s.content_id = ?1 AND s.bitrate = ?2)");
+	sqlite3_bind_text(st, 1, content_id, -1, SQLITE_STATIC);
+	sqlite3_bind_int(st, 2, kbps);
+	bool yes = sqlite3_step(st) == SQLITE_ROW;
+	sqlite3_finalize(st);
+	return yes;
+}
+
+/* Another listener's job waits for the reserved worker. */
+static bool urgent_waiting(sqlite3 *db)
+{
+	sqlite3_stmt *st = db_prepare(db, "SELECT 1 FROM ingest_jobs WHERE state = 'queued' AND priority >= ? LIMIT 1");
+	sqlite3_bind_int(st, 1, INGEST_URGENT);
+	bool yes = sqlite3_step(st) == SQLITE_ROW;
+	sqlite3_finalize(st);
+	return yes;
+}
+
+/* Hands a job whose item is already playable back to the queue, first in line for the
+ * background workers but below the reserved worker's threshold, so the reserved worker is
+ * free for the listener now waiting. Its stored rungs are kept (rung_stored). */
+static int yield_job(struct ingest *ig, sqlite3 *db, int64_t id)
+{
+	sqlite3_stmt *st = db_prepare(db, "UPDATE ingest_jobs SET state = 'queued', owner = NULL, priority = ?"
+					  " WHERE id = ? AND owner = ? AND state = 'running'");
+	sqlite3_bind_int(st, 1, INGEST_URGENT - 1);
+	sqlite3_bind_int64(st, 2, id);
+	sqlite3_bind_text(st, 3, ig->owner, -1, SQLITE_STATIC);
+	int step = sqlite3_step(st);
+	sqlite3_finalize(st);
+	return step == SQLITE_DONE && sqlite3_changes(db) == 1 ? 0 : -EALREADY;
+}
+
+/* Encodes one whole rung (segments kept in memory until it is complete). On the reserved
+ * worker, gives up between segments when another listener's job is waiting: returns 1. */
+static int encode_rung(sqlite3 *db, const struct pcm *pcm, int kbps, bool urgent_worker, struct transcode_output **out,
+		       char *err, size_t errlen)
+{
+	*out = NULL;
+	struct transcode_stream *ts = transcode_stream_new(pcm, kbps, err, errlen);
+	if (!ts)
+		return -EIO;
+	struct transcode_stream_info in;
+	transcode_stream_info(ts, &in);
+	struct transcode_output *o = xcalloc(1, sizeof(*o));
+	o->rate = in.rate;
+	o->channels = in.channels;
+	o->bitrate = in.bitrate;
+	o->init = xmalloc(in.init_len);
+	memcpy(o->init, in.init, in.init_len);
+	o->init_len = in.init_len;
+	o->nsegments = in.nsegments;
+	o->segments = xcalloc(in.nsegments ? in.nsegments : 1, sizeof(*o->segments));
+	o->segment_lens = xcalloc(in.nsegments ? in.nsegments : 1, sizeof(*o->segment_lens));
+	int rc;
+	uint8_t *seg;
+	size_t len;
+	uint32_t k;
+	while ((rc = transcode_stream_next(ts, &seg, &len, &k, err, errlen)) == 1) {
+		o->segments[k] = seg;
+		o->segment_lens[k] = len;
+		if (urgent_worker && urgent_waiting(db)) {
+			rc = 1;
+			break;
+		}
+	}
+	transcode_stream_free(ts);
+	if (rc != 0) {
+		transcode_output_free(o);
+		return rc;
+	}
+	*out = o;
+	return 0;
+}
+
+static void run_job(struct ingest *ig, sqlite3 *db, int64_t id, const char *content_id, const char *kind, const char *source_hash,
+		    bool urgent_worker)
 {
 	char err[256] = "";
 	uint8_t *src = NULL;
@@ -325,6 +598,7 @@ static void run_job(struct ingest *ig, sqlite3 *db, int64_t id, const char *cont
 	int done_r = 0;
 	struct loudness ld;
 	struct features f;
+	struct job_timing tm = {.t0 = mono_ms(), .cpu0 = clock_ms(CLOCK_THREAD_CPUTIME_ID)};
 	memset(&f, 0, sizeof(f));
 
 	int rc = objstore_get(ig->store, source_hash, &src, &srclen);
@@ -336,20 +610,42 @@ static void run_job(struct ingest *ig, sqlite3 *db, int64_t id, const char *cont
 		goto failed;
 	free(src);
 	src = NULL;
-	if (loudness_measure(pcm, &ld) != 0) {
+	tm.read = mono_ms();
+	if (!stored_loudness(db, content_id, episode, &ld) && loudness_measure(pcm, &ld) != 0) {
 		snprintf(err, sizeof(err), "loudness measurement failed");
 		goto failed;
 	}
-	/* Lowest rung first: it is the fastest to encode and makes the item playable. */
-	for (int i = 0; i < nr; i++) {
+	tm.loudness = mono_ms();
+	/* Lowest rung first, streamed: it is the fastest to encode, and its segment 0 makes
+	 * the item playable while the rest of the track is still being encoded. */
+	if (!rung_stored(db, content_id, ladder[0])) {
+		rc = stream_first_rung(ig, db, id, content_id, episode, ladder[0], pcm, &ld, &tm, err, sizeof(err));
+		if (rc == -EALREADY)
+			goto taken;
+		if (rc != 0)
+			goto failed;
+		set_progress(db, id, 0.95 / nr);
+	}
+	/* The other rungs whole: nobody waits for them (the listener has the low rung), and
+	 * one commit per rendition costs less than one per segment. */
+	for (int i = 1; i < nr; i++) {
+		if (rung_stored(db, content_id, ladder[i]))
+			continue;
 		struct transcode_output *o = NULL;
-		if (transcode_rendition(pcm, ladder[i], &o, err, sizeof(err)) != 0)
+		rc = encode_rung(db, pcm, ladder[i], urgent_worker, &o, err, sizeof(err));
+		if (rc == 1) {
+			if (yield_job(ig, db, id) != 0)
+				goto taken;
+			fprintf(stderr, "ingest: job %lld playable, back to the queue: another listener is waiting\n", (long long)id);
+			goto out;
+		}
+		if (rc != 0)
 			goto failed;
 		rc = store_rendition(ig, o, ladder[i], &rs[done_r], err, sizeof(err));
 		transcode_output_free(o);
 		if (rc != 0)
 			goto failed;
-		rc = commit_rendition(ig, db, id, content_id, episode, &rs[done_r], i == 0, &ld, pcm->frames, pcm->rate);
+		rc = commit_rendition(ig, db, id, &rs[done_r], content_id);
 		done_r++;
 		if (rc == -EALREADY)
 			goto taken;
@@ -357,6 +653,7 @@ static void run_job(struct ingest *ig, sqlite3 *db, int64_t id, const char *cont
 			snprintf(err, sizeof(err), "database error while recording a rendition");
 			goto failed;
 		}
+		note_published(ig);
 		set_progress(db, id, 0.95 * (double)(i + 1) / nr);
 	}
 	if (!episode && features_compute(pcm, &f) != 0) {
@@ -379,6 +676,7 @@ taken:
 failed:
 	fail_job(ig, db, id, content_id, kind, err[0] ? err : "unknown error");
 out:
+	note_published(ig);
 	for (int i = 0; i < done_r; i++)
 		rendition_result_free(&rs[i]);
 	free(src);
@@ -437,7 +735,7 @@ static void *worker_main(void *arg)
 		char content_id[ID_LEN + 1], kind[8], hash[OBJSTORE_HASH_HEX];
 		bool got = claim(ig, db, wa.min_priority, &id, content_id, kind, hash);
 		if (got)
-			run_job(ig, db, id, content_id, kind, hash);
+			run_job(ig, db, id, content_id, kind, hash, wa.min_priority >= INGEST_URGENT);
 
 		pthread_mutex_lock(&ig->lock);
 		ig->busy--;
@@ -464,6 +762,7 @@ struct ingest *ingest_new(const char *data_dir, int workers, char *err, size_t e
 	pthread_mutex_init(&ig->lock, NULL);
 	pthread_cond_init(&ig->wake, NULL);
 	pthread_cond_init(&ig->idle, NULL);
+	pthread_cond_init(&ig->publish, NULL);
 	ig->store = objstore_open(data_dir, err, errlen);
 	if (!ig->store)
 		goto fail;
@@ -513,6 +812,7 @@ void ingest_free(struct ingest *ig)
 	pthread_mutex_destroy(&ig->lock);
 	pthread_cond_destroy(&ig->wake);
 	pthread_cond_destroy(&ig->idle);
+	pthread_cond_destroy(&ig->publish);
 	free(ig->data_dir);
 	free(ig);
 }
@@ -534,6 +834,11 @@ int ingest_submit(struct ingest *ig, sqlite3 *db, const void *audio, size_t len,
 		return -EINVAL;
 	int duration_ms = (int)llround((double)pcm->frames * 1000.0 / pcm->rate);
 	bool long_enough = pcm->frames >= (size_t)pcm->rate * 2;
+	/* Loudness is measured here, once, from the source already decoded for validation:
+	 * a few numbers to store, and an on-demand job then need not measure the whole track
+	 * before its first segment can carry the right gain. */
+	struct loudness ld;
+	bool measured = long_enough && loudness_measure(pcm, &ld) == 0;
 	pcm_free(pcm);
 	if (!long_enough) {
 		snprintf(err, errlen, "audio is shorter than 2 seconds");
@@ -584,6 +889,16 @@ int ingest_submit(struct ingest *ig, sqlite3 *db, const void *audio, size_t len,
 	sqlite3_bind_text(st, 2, content_id, -1, SQLITE_STATIC);
 	sqlite3_step(st);
 	sqlite3_finalize(st);
+	if (measured) {
+		st = db_prepare(db, m->kind == INGEST_TRACK ? "UPDATE tracks SET loudness_lufs = ?, true_peak_db = ?, gain_db = ? WHERE id = ?"
+							    : "UPDATE episodes SET loudness_lufs = ?, true_peak_db = ?, gain_db = ? WHERE id = ?");
+		sqlite3_bind_double(st, 1, isfinite(ld.integrated_lufs) ? ld.integrated_lufs : -70.0);
+		sqlite3_bind_double(st, 2, isfinite(ld.true_peak_dbtp) ? ld.true_peak_dbtp : -70.0);
+		sqlite3_bind_double(st, 3, ld.gain_db);
+		sqlite3_bind_text(st, 4, content_id, -1, SQLITE_STATIC);
+		sqlite3_step(st);
+		sqlite3_finalize(st);
+	}
 	st = db_prepare(db, "INSERT INTO ingest_jobs(content_id, kind, source_hash, priority, created_at) VALUES (?, ?, ?, ?, ?)");
 	sqlite3_bind_text(st, 1, content_id, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 2, m->kind == INGEST_TRACK ? "track" : "episode", -1, SQLITE_STATIC);
@@ -681,4 +996,58 @@ void ingest_expedite(struct ingest *ig, sqlite3 *db, const char *content_id)
 	sqlite3_step(st);
 	sqlite3_finalize(st);
 	ingest_kick(ig);
+}
+
+static int hold(struct ingest *ig, sqlite3 *db, const char *content_id, int timeout_ms);
+
+int ingest_wait_playable(struct ingest *ig, sqlite3 *db, const char *content_id, int timeout_ms)
+{
+	if (ig->nthreads == 0)
+		return -EAGAIN;  /* nothing in this process would transcode it */
+	pthread_mutex_lock(&ig->lock);
+	bool full = ig->holding >= INGEST_MAX_HOLDS;
+	if (!full)
+		ig->holding++;
+	pthread_mutex_unlock(&ig->lock);
+	if (full)
+		return -EBUSY;
+	int rc = hold(ig, db, content_id, timeout_ms);
+	pthread_mutex_lock(&ig->lock);
+	ig->holding--;
+	pthread_mutex_unlock(&ig->lock);
+	return rc;
+}
+
+static int hold(struct ingest *ig, sqlite3 *db, const char *content_id, int timeout_ms)
+{
+	struct timespec deadline;
+	clock_gettime(CLOCK_REALTIME, &deadline);
+	deadline.tv_sec += timeout_ms / 1000;
+	deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+	if (deadline.tv_nsec >= 1000000000L) {
+		deadline.tv_sec++;
+		deadline.tv_nsec -= 1000000000L;
+	}
+	for (;;) {
+		pthread_mutex_lock(&ig->lock);
+		unsigned seen = ig->published;
+		pthread_mutex_unlock(&ig->lock);
+		sqlite3_stmt *st = db_prepare(db, "SELECT state FROM tracks WHERE id = ?1 UNION ALL SELECT state FROM episodes WHERE id = ?1");
+		sqlite3_bind_text(st, 1, content_id, -1, SQLITE_STATIC);
+		char state[16] = "";
+		if (sqlite3_step(st) == SQLITE_ROW)
+			snprintf(state, sizeof(state), "%s", (const char *)sqlite3_column_text(st, 0));
+		sqlite3_finalize(st);
+		if (strcmp(state, "ready") == 0)
+			return 0;
+		if (strcmp(state, "pending") != 0)
+			return -ENOENT;  /* failed or gone */
+		pthread_mutex_lock(&ig->lock);
+		int w = 0;
+		while (ig->published == seen && w == 0)
+			w = pthread_cond_timedwait(&ig->publish, &ig->lock, &deadline);
+		pthread_mutex_unlock(&ig->lock);
+		if (w == ETIMEDOUT)
+			return -ETIMEDOUT;
+	}
 }

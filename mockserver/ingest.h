@@ -1,6 +1,8 @@
 /* ingest: the pipeline every song and episode goes through: validate the source, keep it
  * in the object store, queue a job in SQLite, and let a pool of workers measure loudness,
- * compute audio features and transcode the bitrate ladder into segmented renditions.
+ * compute audio features and transcode the bitrate ladder into segmented renditions. The
+ * lowest rung is encoded as a stream and each segment recorded as soon as it exists, so an
+ * item is playable (and a held listener answered) once its segment 0 is in.
  * Jobs survive restarts: a job left running by a dead process is queued again, and a
  * job completes in one transaction that only its current owner can commit. */
 #ifndef ENCORE_INGEST_H
@@ -57,6 +59,11 @@ int ingest_wait_idle(struct ingest *ig, void (*progress)(void *ctx, int done, in
 int ingest_wait_some(struct ingest *ig, int enough, void (*progress)(void *ctx, int done, int total), void *ctx);
 /* Moves the queued job of content_id to the front of the queue (a listener is waiting). */
 void ingest_expedite(struct ingest *ig, sqlite3 *db, const char *content_id);
+/* Holds a listener's request until content_id is playable (its first segment published),
+ * at most timeout_ms. Returns 0 when playable, -ETIMEDOUT, -ENOENT (failed or unknown),
+ * or at once -EAGAIN when this process runs no workers and -EBUSY when another request is
+ * already held (each holds an HTTP worker thread). db is the caller's connection. */
+int ingest_wait_playable(struct ingest *ig, sqlite3 *db, const char *content_id, int timeout_ms);
 /* Told about every catalog item the pipeline commits: once when ingest_submit has committed
  * its catalog row (state "pending"), and again when its job completes. Called after the
  * commit, on the submitting thread or an ingest worker, with that thread's connection. The

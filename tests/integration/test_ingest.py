@@ -211,8 +211,11 @@ def test_lazy_catalog_becomes_playable_on_demand_lowest_rung_first():
     with Server(["--ingest-workers", "1"], seed=False, data=data) as s:
         c = s.login("alice")
         t0 = time.monotonic()
+        # The first request is held until the lowest rung's segment 0 exists (test_ondemand);
+        # a client that did not ask for partial manifests gets whole rungs only, so it may be
+        # told 503 `transcoding` until the first rung is complete.
         st, e, _ = c.get("/v1/playback/" + tid)
-        expect((st, e["error"]["reason"]), (503, "transcoding"), "first request")
+        assert st == 200 or (st, e["error"]["reason"]) == (503, "transcoding"), (st, e)
         m = wait_for(lambda: (lambda r: r[1] if r[0] == 200 else None)(c.get("/v1/playback/" + tid)),
                      timeout=120, what="first rung on demand")
         took = time.monotonic() - t0
