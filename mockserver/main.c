@@ -239,7 +239,7 @@ static int cmd_serve(int argc, char **argv)
 		{"io-threads", required_argument, 0, 1007},
 		{0, 0, 0, 0},
 	};
-	char *host = NULL;
+	char host[256] = "";   /* on the stack: the usage errors below return early */
 	int c, io_threads = 0;
 	unsigned fault_services = 0;
 	struct recsvc_options ro;
@@ -268,8 +268,7 @@ static int cmd_serve(int argc, char **argv)
 				fprintf(stderr, "encored: --listen wants HOST:PORT\n");
 				return EXIT_USAGE;
 			}
-			free(host);
-			host = xstrndup(optarg, (size_t)(colon - optarg));
+			snprintf(host, sizeof(host), "%.*s", (int)(colon - optarg), optarg);
 			o.host = host;
 			o.port = atoi(colon + 1);
 			break;
@@ -455,7 +454,6 @@ out:
 	connhub_free(s.connect);
 	plhub_free(s.plhub);
 	playlists_free(s.playlists);
-	free(host);
 	return rc;
 }
 

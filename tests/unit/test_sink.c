@@ -185,6 +185,7 @@ static void test_null_realtime_drop_releases_a_blocked_write(void)
 	CHECK(t0.tv_sec - t1.tv_sec < 60, "expected a short write after the drop to return at once, took %ld s",
 	      (long)(t0.tv_sec - t1.tv_sec));
 	free(w.buf);
+	sink_free(s);
 }
 
 static int64_t clock_ns(clockid_t id)
