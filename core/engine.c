@@ -1171,7 +1171,9 @@ static void set_paused(struct engine *e, bool p)
 static int start_position_ms(const struct item *it)
 {
 	int seg_ms = (it->m && it->m->segment_seconds > 0 ? it->m->segment_seconds : SEGMENT_SECONDS) * 1000;
-	return (int)((int64_t)it->start_seg * seg_ms + it->start_trim * 1000 / OUT_RATE);
+	/* Rounded: the trim is the seek's milliseconds in frames, rounded down, so truncating
+	 * back would report a seek to X ms as X - 1. */
+	return (int)((int64_t)it->start_seg * seg_ms + (it->start_trim * 1000 + OUT_RATE / 2) / OUT_RATE);
 }
 
 static int position_ms(struct engine *e)
