@@ -556,6 +556,22 @@ static void post_started(struct engine *e, const struct marker *m, int64_t first
 	post_event_ev(e, &ev);
 }
 
+/* Output thread, after a write of generation gen: records what is now playing, unless a
+ * flush (seek, skip, stop) came while the write slept. A realtime sink's write returns
+ * early on that flush (sink_drop), so without the check the audio from before a seek would
+ * overwrite flush_audio's reset and the engine would report (and seek relative to) the old
+ * position until new audio played: a paused seek looked like it did nothing. */
+static void publish_played(struct engine *e, unsigned gen, uint64_t item_seq, uint64_t item_pos)
+{
+	pthread_mutex_lock(&e->lock);
+	if (ring_generation(e->ring) == gen) {
+		atomic_store(&e->playing_seq, item_seq);
+		atomic_store(&e->playing_pos, item_pos);
+		atomic_store(&e->output_idle, false);
+	}
+	pthread_mutex_unlock(&e->lock);
+}
+
 static void *output_main(void *arg)
 {
 	struct engine *e = arg;
@@ -610,9 +626,7 @@ static void *output_main(void *arg)
 			sink_write(e->sink, prime, pn);
 			last_write_end = now_us();
 			free(prime);
-			atomic_store(&e->playing_seq, pm.item_seq);
-			atomic_store(&e->playing_pos, pm.item_pos + pn);
-			atomic_store(&e->output_idle, false);
+			publish_played(e, gen, pm.item_seq, pm.item_pos + pn);
 			continue;
 		}
 		int w = ring_wait_readable(e->ring, 1, 100);
@@ -689,9 +703,7 @@ static void *output_main(void *arg)
 			gain_process(e->gain, buf, n);
 			sink_write(e->sink, buf, n);
 			last_write_end = now_us();
-			atomic_store(&e->playing_seq, cur.item_seq);
-			atomic_store(&e->playing_pos, cur.item_pos + (stream_pos - cur.stream_pos) + n);
-			atomic_store(&e->output_idle, false);
+			publish_played(e, gen, cur.item_seq, cur.item_pos + (stream_pos - cur.stream_pos) + n);
 		}
 		stream_pos += n;
 		atomic_store(&e->out_writing, false);
@@ -1077,9 +1089,14 @@ static void flush_audio(struct engine *e)
 	ring_flush(e->ring);
 	/* A realtime output may be sleeping through the old audio's last chunk: cut it short. */
 	sink_drop(e->sink);
+	/* Under the lock, after the generation moved on: an output thread just released from
+	 * its write publishes its old position only if it gets there first (publish_played),
+	 * so this reset is never overwritten by audio from before the flush. */
+	pthread_mutex_lock(&e->lock);
 	atomic_store(&e->playing_seq, 0);
 	atomic_store(&e->playing_pos, 0);
 	atomic_store(&e->output_idle, true);
+	pthread_mutex_unlock(&e->lock);
 }
 
 static void rewind_item(struct item *it, uint32_t seg, int64_t trim)
@@ -1156,7 +1173,9 @@ static void set_paused(struct engine *e, bool p)
 static int start_position_ms(const struct item *it)
 {
 	int seg_ms = (it->m && it->m->segment_seconds > 0 ? it->m->segment_seconds : SEGMENT_SECONDS) * 1000;
-	return (int)((int64_t)it->start_seg * seg_ms + it->start_trim * 1000 / OUT_RATE);
+	/* Rounded: the trim is the seek's milliseconds in frames, rounded down, so truncating
+	 * back would report a seek to X ms as X - 1. */
+	return (int)((int64_t)it->start_seg * seg_ms + (it->start_trim * 1000 + OUT_RATE / 2) / OUT_RATE);
 }
 
 static int position_ms(struct engine *e)

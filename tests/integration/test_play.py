@@ -194,6 +194,114 @@ def test_remote_control_over_the_socket(srv):
     assert rc == 1 and "no encore is running" in se, se
 
 
+def ctl(cli, line):
+    """One control-socket command, straight on the socket: an `encore remote` process per
+    command would be too slow to pause a player in its first tenth of a second."""
+    s = socket.socket(socket.AF_UNIX)
+    s.settimeout(60)
+    try:
+        s.connect(os.path.join(cli.env["ENCORE_RUNTIME_DIR"], "socket"))
+        s.sendall((line + "\n").encode())
+        return s.makefile().readline().strip()
+    finally:
+        s.close()
+
+
+def ctl_status(cli):
+    try:
+        return json.loads(ctl(cli, "status --json"))
+    except (OSError, ValueError):
+        return {}
+
+
+def nonzero_frames(data, ch):
+    """The frames of interleaved samples that are not all zero, as tuples. A realtime WAV
+    holds silence wherever the sink waited (the pause, a late chunk); the audio is the rest."""
+    return [tuple(data[i:i + ch]) for i in range(0, len(data) - ch + 1, ch) if any(data[i:i + ch])]
+
+
+def test_a_seek_paused_in_the_first_tenth_of_a_second_lands_and_plays_exactly_from_there(srv):
+    # The regression: paused just after the first (inline) audio, a seek inside segment 0,
+    # whose audio was already handed to the decoder, was reported (and seeked relative to)
+    # as the old position: the output thread's write from before the seek's flush
+    # published its position over the flush's reset.
+    cli = Cli(srv.url, "alice")
+    uri, dur, _ = plain_tracks(srv, 1)[0]
+    full = os.path.join(cli.tmp, "full.wav")
+    rc, so, se = cli.run("play", uri, "--quality", "24", "--output", "wav:" + full)
+    expect(rc, 0, se)
+    _, ch, ref = read_wav(full)
+    expect(len(ref) // ch, round(dur * RATE / 1000), "reference frames")
+    out = os.path.join(cli.tmp, "paused-seek.wav")
+    p = cli.spawn("play", uri, "--quality", "24", "--output", "wav:" + out + ":realtime", "--json")
+    try:
+        wait_for(lambda: ctl_status(cli).get("state") == "playing", timeout=60, what="playing")
+        expect(ctl(cli, "pause"), "ok", "pause")
+        s = wait_for(lambda: (lambda st: st if st.get("state") == "paused" else None)(ctl_status(cli)), timeout=30,
+                     what="paused")
+        paused_at = s["position_ms"]
+        assert paused_at < 1000, "paused at %d ms, not early" % paused_at
+        # Within segment 0, relative; into segment 1; back into segment 0 (fetched again).
+        for cmd, want in (("seek +3", paused_at + 3000), ("seek 4", 4000), ("seek 3", 3000)):
+            expect(ctl(cli, cmd), "ok", cmd)
+            seen = []
+
+            def landed():
+                st = ctl_status(cli)
+                seen.append((st.get("state"), st.get("position_ms")))
+                return seen[-1] == ("paused", want)
+            try:
+                wait_for(landed, timeout=30, what="position %d after a paused '%s'" % (want, cmd))
+            except AssertionError:
+                raise AssertionError("paused '%s': expected position %d, saw %r" % (cmd, want, sorted(set(seen))))
+        expect(ctl(cli, "toggle"), "ok", "resume")
+        so, se = p.communicate(timeout=120)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.communicate()
+    expect(p.returncode, 0, se)
+    starts = [e["position_ms"] for e in events(so) if e["event"] == "started"]
+    expect(starts[-1], 3000, "after the resume the output starts at the seek point")
+    # The file is the start of the track, silence while paused, then exactly the track
+    # from 3 s to its end: every frame, none twice, none missing.
+    _, ch2, got = read_wav(out)
+    expect(ch2, ch, "channels")
+    got_nz = nonzero_frames(got, ch)
+    tail_nz = nonzero_frames(ref[3 * RATE * ch:], ch)
+    head = len(got_nz) - len(tail_nz)
+    assert 0 < head < RATE, "%d audible frames before the pause (expected under 1 s), %d after" % (head, len(tail_nz))
+    assert got_nz[head:] == tail_nz, "the audio after the seek is not the track from 3 s to the end"
+    assert got_nz[:head] == nonzero_frames(ref[:RATE * ch], ch)[:head], "the audio before the pause is not the track's start"
+
+
+def test_a_relative_seek_right_after_a_seek_counts_from_the_new_position(srv):
+    # While playing, the output is inside a write when a seek flushes it; the position that
+    # write would publish belongs to before the seek. "seek 0" then "seek +1" must land at 1 s,
+    # not 1 s past wherever the track was.
+    cli = Cli(srv.url, "alice")
+    uri, dur, _ = plain_tracks(srv, 1)[0]
+    p = cli.spawn("play", uri, "--output", "null:realtime")
+    try:
+        wait_for(lambda: ctl_status(cli).get("position_ms", 0) >= 3000, timeout=60, what="playing past 3 s")
+        expect(ctl(cli, "seek 0"), "ok", "seek 0")
+        expect(ctl(cli, "seek +1"), "ok", "seek +1")
+        # Until the new audio plays the position is the target; after, it grows from there.
+        # (The socket answers once a command is queued, so wait for both to have run.)
+        seen = []
+
+        def from_one_second():
+            seen.append(ctl_status(cli).get("position_ms", -1))
+            return 1000 <= seen[-1] < 3000
+        try:
+            wait_for(from_one_second, timeout=30, what="a position from 1 s after 'seek 0' and 'seek +1'")
+        except AssertionError:
+            raise AssertionError("no position from 1 s after 'seek 0' and 'seek +1'; seen %r" % sorted(set(seen)))
+    finally:
+        p.kill()
+        p.communicate()
+
+
 def test_playback_survives_the_server_dying_mid_track():
     data = tempfile.mkdtemp(prefix="die-")
     srv = Server(["--fault-bandwidth-kbps", "400"], data=data).start()
@@ -273,6 +381,8 @@ if __name__ == "__main__":
         for t in (test_queue_plays_gaplessly_with_exact_sample_counts,
                   test_decoded_output_matches_the_source_above_20_db,
                   test_seek_starts_inside_the_track,
+                  test_a_seek_paused_in_the_first_tenth_of_a_second_lands_and_plays_exactly_from_there,
+                  test_a_relative_seek_right_after_a_seek_counts_from_the_new_position,
                   test_refusals_are_one_clear_line_and_the_queue_moves_on,
                   test_remote_control_over_the_socket):
             tap.run(t, shared)
