@@ -156,6 +156,7 @@ def measure_handover(ref, src, dst, t_req):
             (t_lo - first) * 1000 / RATE)
         first = t_lo
     assert ps is not None, "the source's last audio is not in the track"
+    assert t_lo is not None, "no run of %d sounding frames in the target's first 100 ms" % W
     if pt is None:
         # Not bit-identical: locate it by least squares near the source's stop point.
         pt, snr = nearest_match(ref, db[t_lo * FRAME:(t_lo + W) * FRAME], ps + W + (t_lo - first), RATE)
