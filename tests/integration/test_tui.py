@@ -556,6 +556,128 @@ def test_new_views_fit_80x24_and_honour_no_color(srv):
         t.quit_ok()
 
 
+def access_log(srv, path):
+    """The access-log entries for one route path, in order."""
+    out = []
+    for line in srv.log_text().splitlines():
+        if line.startswith("{"):
+            try:
+                e = json.loads(line)
+            except ValueError:
+                continue
+            if e.get("path") == path:
+                out.append(e)
+    return out
+
+
+def test_search_suggests_above_grouped_results_and_debounces_typing(srv):
+    con = sqlite3.connect(os.path.join(srv.data, "encore.db"))
+    artist = con.execute("SELECT a.name FROM artists a JOIN tracks t ON t.artist_id = a.id "
+                         "GROUP BY a.id ORDER BY count(*) DESC, a.name LIMIT 1").fetchone()[0]
+    con.close()
+    with Tui(srv) as t:
+        before = len(access_log(srv, "/v1/search"))
+        t.keys("/")
+        # One keystroke per tmux call, as a typist's arrive (tens of ms apart, under the debounce).
+        for ch in artist:
+            t.type(ch)
+
+        def grouped(s):
+            rows = s.splitlines()
+            at = {h: next((i for i, l in enumerate(rows) if l.strip().endswith(h) or ("│" + h) in l.replace(" ", ""))
+                          , None) for h in ("Suggestions", "Tracks", "Artists", "Albums")}
+            return all(v is not None for v in at.values()) and at["Suggestions"] < min(at["Tracks"], at["Artists"],
+                                                                                         at["Albums"])
+        s = t.wait(grouped, "suggestions above the results grouped under Tracks, Artists and Albums")
+        assert artist in s.split("Artists", 1)[1].split("Albums")[0], "the artist is not under Artists:\n" + s
+        # Debounced: the keystrokes become a few searches, not one each (without the debounce
+        # this run sent one per keystroke).
+        wait_for(lambda: len(access_log(srv, "/v1/search")) > before, timeout=30, what="the search request")
+        n = len(access_log(srv, "/v1/search")) - before
+        print("# %d keystrokes, %d search requests" % (len(artist), n))
+        assert n <= len(artist) // 3, "%d search requests for %d keystrokes" % (n, len(artist))
+        t.quit_ok()
+
+
+def test_library_view_empty_then_saved_followed_and_albums(srv):
+    tracks = catalog(srv)
+    api = srv.login("alice")
+    for kind in ("tracks", "albums"):
+        st, page, _ = api.get("/v1/me/%s?limit=50" % kind)
+        ids = [it[kind[:-1]]["id"] for it in page["items"]]
+        if ids:
+            api.req("DELETE", "/v1/me/%s?ids=%s" % (kind, ",".join(ids)))
+    st, f, _ = api.get("/v1/me/following?type=artist&limit=50")
+    ids = [a["id"] for a in f["artists"]["items"]]
+    if ids:
+        api.req("DELETE", "/v1/me/following?type=artist&ids=" + ",".join(ids))
+    uri, name = tracks[1]
+    st, tr, _ = api.get("/v1/tracks/" + uri.rsplit(":", 1)[1])
+    artist, album = tr["artists"][0], tr["album"]
+    with Tui(srv) as t:
+        t.keys("Escape", "2")
+        t.wait_text("Your library is empty")
+        t.wait_text("press L on a track")
+        t.keys("/")
+        t.type(name)
+        t.wait(lambda s: "Tracks" in s and name in s.split("Tracks", 1)[1], "%s in results" % name)
+        t.keys("Enter", "L")
+        t.wait_text("Saved to your library")
+        wait_for(lambda: api.get("/v1/me/tracks/contains?ids=" + tr["id"])[1] == [True], timeout=30,
+                 what="the save reaching the server")
+        expect(api.req("PUT", "/v1/me/following?type=artist&ids=" + artist["id"])[0], 200, "follow")
+        expect(api.req("PUT", "/v1/me/albums?ids=" + album["id"])[0], 200, "save album")
+        t.keys("Escape", "2")
+
+        def library(s):
+            if "Saved tracks" not in s or "Followed artists" not in s or "Albums" not in s:
+                return False
+            tracks_part, rest = s.split("Saved tracks", 1)[1].split("Followed artists", 1)
+            artists_part, albums_part = rest.split("Albums", 1)
+            return name in tracks_part and artist["name"] in artists_part and album["name"] in albums_part
+        t.wait(library, "the saved track, the followed artist and the saved album under their headings")
+        t.quit_ok()
+
+
+def bar(screen):
+    """The now-playing bar's two lines (the state line and the progress line)."""
+    rows = screen.splitlines()
+    for i, line in enumerate(rows):
+        if line.startswith(" ▶ ") or line.startswith(" ⏸ "):
+            return "\n".join(rows[i:i + 2])
+    return ""
+
+
+def test_now_playing_bar_shows_bitrate_buffer_shuffle_repeat_and_play_next(srv):
+    tracks = catalog(srv)
+    a, b, c = tracks[0], tracks[3], tracks[4]
+    with Tui(srv) as t:
+        play_cmd(t, a[0])
+        t.wait(lambda s: a[1] in now_playing(s), "playing")
+        s = t.wait(lambda s: " kbps" in bar(s) and "buf " in bar(s) and "this device" in bar(s),
+                   "bitrate, buffer and device in the bar")
+        assert "shuffle off" in bar(s) and "repeat off" in bar(s), bar(s)
+        t.keys("s")
+        t.wait(lambda s: "shuffle on" in bar(s), "shuffle on")
+        t.keys("s", "r")
+        t.wait(lambda s: "shuffle off" in bar(s) and "repeat all" in bar(s), "repeat all")
+        t.keys("r")
+        t.wait(lambda s: "repeat one" in bar(s), "repeat one")
+        t.keys("r")
+        t.wait(lambda s: "repeat off" in bar(s), "repeat off again")
+        # 'a' appends, 'A' puts the track right after the current one.
+        for tr, key in ((c, "a"), (b, "A")):
+            t.keys("/")
+            t.keys("C-u")
+            t.type(tr[1])
+            t.wait(lambda s: "Tracks" in s and tr[1] in s.split("Tracks", 1)[1], "%s in results" % tr[1])
+            t.keys("Enter", key)
+            t.wait_text(tr[1])
+        t.keys("Escape", "3")
+        t.wait(lambda s: queue_rows(s, [a[1], b[1], c[1]]) == [a[1], b[1], c[1]], "queue a, then b (A), then c (a)")
+        t.quit_ok()
+
+
 def main():
     tap = Tap()
     with Server(tracks=TRACKS, seconds=SECONDS) as srv:
@@ -569,7 +691,10 @@ def main():
                    test_home_view_shows_shelves_and_enter_plays_one,
                    test_devices_view_transfers_playback_to_a_headless_device,
                    test_downloads_view_downloads_in_the_background_and_shows_progress,
-                   test_new_views_fit_80x24_and_honour_no_color):
+                   test_new_views_fit_80x24_and_honour_no_color,
+                   test_search_suggests_above_grouped_results_and_debounces_typing,
+                   test_library_view_empty_then_saved_followed_and_albums,
+                   test_now_playing_bar_shows_bitrate_buffer_shuffle_repeat_and_play_next):
             # TUI_TESTS=substring runs a subset while developing.
             if os.environ.get("TUI_TESTS", "") in fn.__name__:
                 tap.run(fn, srv)
