@@ -22,6 +22,7 @@
 #include "json.h"
 #include "keymap.h"
 #include "mpris.h"
+#include "ctlsock.h"
 #include "remote.h"
 #include "textw.h"
 #include "urlenc.h"
@@ -1556,6 +1557,8 @@ static struct engine *start_engine(struct tui *t, struct session *ses, const cha
 static void tui_free(struct tui *t)
 {
 	mpris_free(t->mpris);   /* before the engine it listens to */
+	if (t->ctl)
+		ctlsock_stop(t->ctl);
 	plwatch_stop(t->plw);
 	downloader_free(t->dl);
 	if (t->fetcher)
@@ -1757,6 +1760,15 @@ int tui_run(struct cli_ctx *c)
 	t->engine = start_engine(t, ses, output);
 	t->fetcher = t->engine ? fetcher_new(t->api, 2) : NULL;
 	t->mpris = t->engine ? mpris_new_from_config(t->engine, t->config) : NULL;
+	/* Like cmus and cmus-remote: the TUI is what `encore remote` and scripts drive. */
+	if (t->engine && paths_ensure(c->paths, PATHS_RUNTIME) == 0) {
+		char *sock = paths_file(c->paths, PATHS_RUNTIME, "socket");
+		char cerr[200];
+		t->ctl = ctlsock_start(t->engine, sock, cerr, sizeof(cerr));
+		if (!t->ctl)
+			status_set(t, true, "remote control unavailable: %s", cerr);
+		free(sock);
+	}
 	if (t->fetcher && paths_ensure(c->paths, PATHS_DATA) == 0) {
 		char *dir = paths_file(c->paths, PATHS_DATA, "offline");
 		char *key = paths_file(c->paths, PATHS_DATA, "offline-device.key");

@@ -72,6 +72,7 @@ struct tui {
 	struct api *api;
 	struct engine *engine;
 	struct mpris *mpris;         /* desktop integration; NULL when off */
+	struct ctlsock *ctl;         /* `encore remote` and scripts; NULL if another client holds it */
 	struct fetcher *fetcher;
 	struct keymap *keymap;
 	struct config *config;

@@ -678,6 +678,50 @@ def test_now_playing_bar_shows_bitrate_buffer_shuffle_repeat_and_play_next(srv):
         t.quit_ok()
 
 
+def tui_pid(t):
+    """The encore process of this Tui (found by its private data directory)."""
+    want = ("ENCORE_DATA_DIR=" + t.env["ENCORE_DATA_DIR"]).encode()
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open("/proc/%s/cmdline" % pid, "rb") as f:
+                argv0 = f.read().split(b"\0")[0]
+            with open("/proc/%s/environ" % pid, "rb") as f:
+                env = f.read().split(b"\0")
+        except OSError:
+            continue
+        if argv0.endswith(b"encore") and want in env:
+            return int(pid)
+    return None
+
+
+def ui_wakeups(pid):
+    """Context switches of the UI thread (the main thread: its tid is the pid)."""
+    with open("/proc/%d/task/%d/status" % (pid, pid)) as f:
+        return sum(int(l.split()[1]) for l in f if l.startswith(("voluntary_ctxt_switches", "nonvoluntary_ctxt")))
+
+
+def test_idle_ui_sleeps_until_a_key_or_an_engine_event(srv):
+    tracks = catalog(srv)
+    with Tui(srv) as t:
+        t.keys("Escape", "3")
+        t.wait_text("The queue is empty")
+        pid = wait_for(lambda: tui_pid(t), timeout=30, what="the encore process")
+        # Idle: nothing plays, nothing loads. A polling UI wakes every tick; this one sleeps.
+        w0, t0 = ui_wakeups(pid), time.monotonic()
+        wait_for(lambda: time.monotonic() - t0 >= 2.0, timeout=30, what="a 2 s idle window")
+        idle = ui_wakeups(pid) - w0
+        print("# UI thread woke %d times in 2 s of idle" % idle)
+        assert idle <= 4, "the idle UI thread woke %d times in 2 s" % idle
+        # An engine event (a remote command through the control socket) wakes it at once.
+        p = subprocess.run([ENCORE, "remote", "play", tracks[0][0]], env=t.env, capture_output=True, text=True,
+                           timeout=60, stdin=subprocess.DEVNULL)
+        assert p.returncode == 0, p.stderr
+        t.wait(lambda s: tracks[0][1] in now_playing(s), "the remote play on screen")
+        t.quit_ok()
+
+
 def main():
     tap = Tap()
     with Server(tracks=TRACKS, seconds=SECONDS) as srv:
@@ -694,7 +738,8 @@ def main():
                    test_new_views_fit_80x24_and_honour_no_color,
                    test_search_suggests_above_grouped_results_and_debounces_typing,
                    test_library_view_empty_then_saved_followed_and_albums,
-                   test_now_playing_bar_shows_bitrate_buffer_shuffle_repeat_and_play_next):
+                   test_now_playing_bar_shows_bitrate_buffer_shuffle_repeat_and_play_next,
+                   test_idle_ui_sleeps_until_a_key_or_an_engine_event):
             # TUI_TESTS=substring runs a subset while developing.
             if os.environ.get("TUI_TESTS", "") in fn.__name__:
                 tap.run(fn, srv)
