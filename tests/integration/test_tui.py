@@ -722,6 +722,22 @@ def test_idle_ui_sleeps_until_a_key_or_an_engine_event(srv):
         t.quit_ok()
 
 
+def test_h_l_and_tab_move_between_the_sidebar_and_the_content(srv):
+    with Tui(srv) as t:
+        t.keys("Escape", "3")
+        t.wait_text("encore · Queue")
+        t.keys("h", "j")  # the sidebar has focus: down selects the next view
+        t.wait_text("encore · Now Playing")
+        t.keys("Tab", "j")  # the content has focus: down scrolls it, the view stays
+        t.keys("Tab", "k")  # the sidebar again: up goes back to the Queue
+        t.wait_text("encore · Queue")
+        # The content again: these ups stay in the Queue (in the sidebar they would have
+        # gone to Library and Search, and the next h, j to Library rather than Now Playing).
+        t.keys("l", "k", "k", "h", "j")
+        t.wait_text("encore · Now Playing")
+        t.quit_ok()
+
+
 def main():
     tap = Tap()
     with Server(tracks=TRACKS, seconds=SECONDS) as srv:
@@ -739,7 +755,8 @@ def main():
                    test_search_suggests_above_grouped_results_and_debounces_typing,
                    test_library_view_empty_then_saved_followed_and_albums,
                    test_now_playing_bar_shows_bitrate_buffer_shuffle_repeat_and_play_next,
-                   test_idle_ui_sleeps_until_a_key_or_an_engine_event):
+                   test_idle_ui_sleeps_until_a_key_or_an_engine_event,
+                   test_h_l_and_tab_move_between_the_sidebar_and_the_content):
             # TUI_TESTS=substring runs a subset while developing.
             if os.environ.get("TUI_TESTS", "") in fn.__name__:
                 tap.run(fn, srv)
