@@ -3,6 +3,7 @@
  * search and suggest latency (p50/p99) and top-10 recall on the same query set.
  * Usage: bench_search [TRACKS] [QUERIES]     (e.g. bench_search 20000 500 for a smoke run) */
 #include "search.h"
+#include "namegen.h"
 #include "textfold.h"
 #include "id.h"
 #include "xmem.h"
@@ -13,14 +14,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-
-static uint64_t rng(uint64_t *s)
-{
-	*s ^= *s << 13;
-	*s ^= *s >> 7;
-	*s ^= *s << 17;
-	return *s;
-}
 
 static double now(void)
 {
@@ -43,91 +36,6 @@ static long rss_kb(void)
 	return kb;
 }
 
-static const char *const syl[] = {
-	"ka", "lo", "mi", "ran", "te", "vo", "sel", "na", "dor", "pi", "quen", "stra", "bel", "fu",
-	"gri", "mon", "zal", "che", "ver", "tis", "ho", "lan", "bri", "sa", "mor", "den", "ju", "pex",
-	"wil", "ro", "ta", "cy", "mar", "ne", "vis", "ol", "gan", "ester", "ul", "tra", "shi", "ko",
-	"an", "el", "dra", "mu", "sti", "ga", "rel", "po", "nik", "ze", "ba", "lu", "fen", "tor",
-};
-static const char *const common[] = {
-	"love", "night", "heart", "baby", "time", "dream", "fire", "home", "light", "dance", "blue",
-	"summer", "world", "girl", "life", "rain", "sky", "gold", "wild", "song", "river", "moon",
-	"happy", "forever", "tonight", "money", "remix", "live", "version", "feat", "stars", "road",
-	"city", "black", "sweet", "lonely", "angel", "shadow", "fever", "paradise", "ocean", "run",
-	"broken", "together", "little", "young", "crazy", "midnight", "morning", "highway", "symphony",
-	"billboard", "memories", "electric", "brother", "thunder", "whiskey", "freedom", "goodbye",
-};
-static const char *const cyr[] = {"Кино", "Звезда", "Ночь", "Любовь", "Город", "Песня", "Лето"};
-static const char *const cjk[] = {"東京", "夜空", "さくら", "ありがとう", "사랑", "우리", "青春", "未来"};
-static const char *const genres[] = {"pop", "rock", "jazz", "hip hop", "electronic", "classical", "folk", "metal"};
-
-#define VOCAB 60000
-
-struct gen {
-	uint64_t r;
-	char **vocab;
-};
-
-/* Zipf-ish pick in [0, n): small indexes are much more frequent. */
-static size_t zipf(struct gen *g, size_t n)
-{
-	double u = (double)(rng(&g->r) % 1000000) / 1e6;
-	size_t k = (size_t)(n * u * u * u);
-	return k < n ? k : n - 1;
-}
-
-static void make_vocab(struct gen *g)
-{
-	g->vocab = xcalloc(VOCAB, sizeof *g->vocab);
-	for (size_t i = 0; i < VOCAB; i++) {
-		char w[64] = "";
-		int n = 1 + (int)(rng(&g->r) % 4);
-		for (int k = 0; k < n; k++)
-			strcat(w, syl[rng(&g->r) % (sizeof syl / sizeof syl[0])]);
-		if (rng(&g->r) % 20 == 0) {   /* some accented words */
-			char *e = strchr(w, 'e'), *o = strchr(w, 'o');
-			char tmp[80];
-			if (e) {
-				*e = 0;
-				snprintf(tmp, sizeof tmp, "%s\xc3\xa9%s", w, e + 1);
-				strcpy(w, tmp);
-			} else if (o) {
-				*o = 0;
-				snprintf(tmp, sizeof tmp, "%s\xc3\xb6%s", w, o + 1);
-				strcpy(w, tmp);
-			}
-		}
-		g->vocab[i] = xstrdup(w);
-	}
-}
-
-static void make_name(struct gen *g, char *out, size_t cap, int minw, int maxw)
-{
-	int n = minw + (int)(rng(&g->r) % (unsigned)(maxw - minw + 1));
-	uint64_t x = rng(&g->r) % 1000;
-	out[0] = 0;
-	if (x < 10) {
-		snprintf(out, cap, "%s %s", cyr[rng(&g->r) % 7], cyr[rng(&g->r) % 7]);
-		return;
-	}
-	if (x < 15) {
-		snprintf(out, cap, "%s%s", cjk[rng(&g->r) % 8], cjk[rng(&g->r) % 8]);
-		return;
-	}
-	for (int i = 0; i < n; i++) {
-		const char *w = rng(&g->r) % 100 < 35
-		                    ? common[zipf(g, sizeof common / sizeof common[0])]
-		                    : g->vocab[zipf(g, VOCAB)];
-		char cw[64];
-		snprintf(cw, sizeof cw, "%s", w);
-		if ((unsigned char)cw[0] < 0x80)
-			cw[0] = (char)(cw[0] - 32);
-		if (i)
-			strncat(out, " ", cap - strlen(out) - 1);
-		strncat(out, cw, cap - strlen(out) - 1);
-	}
-}
-
 struct item {
 	enum search_type type;
 	char id[ID_LEN + 1];
@@ -144,14 +52,14 @@ struct qcase {
 	int target;       /* item index that should be in the top 10 */
 };
 
-static void edit_once(struct gen *g, char *w)
+static void edit_once(struct namegen *g, char *w)
 {
 	size_t n = strlen(w);
-	size_t p = 1 + rng(&g->r) % (n - 1);   /* users rarely miss the first letter */
-	switch (rng(&g->r) % 4) {
-	case 0: w[p] = (char)('a' + rng(&g->r) % 26); break;
+	size_t p = 1 + namegen_rand(g) % (n - 1);   /* users rarely miss the first letter */
+	switch (namegen_rand(g) % 4) {
+	case 0: w[p] = (char)('a' + namegen_rand(g) % 26); break;
 	case 1: memmove(w + p, w + p + 1, n - p); break;
-	case 2: memmove(w + p + 1, w + p, n - p + 1); w[p] = (char)('a' + rng(&g->r) % 26); break;
+	case 2: memmove(w + p + 1, w + p, n - p + 1); w[p] = (char)('a' + namegen_rand(g) % 26); break;
 	default:
 		if (p + 1 < n) {
 			char t = w[p];
@@ -162,7 +70,7 @@ static void edit_once(struct gen *g, char *w)
 }
 
 /* Builds a query from an item's name: exact, one typo in a long word, or a typed prefix. */
-static char *make_query(struct gen *g, const char *name, int kind, int suggest)
+static char *make_query(struct namegen *g, const char *name, int kind, int suggest)
 {
 	char *f = fold_string(name);
 	char *words[8];
@@ -181,7 +89,7 @@ static char *make_query(struct gen *g, const char *name, int kind, int suggest)
 		if (kind == 1 && ascii && strlen(w) >= 5 && i == upto - 1)
 			edit_once(g, w);
 		if ((kind == 2 || suggest) && i == upto - 1 && ascii) {
-			size_t keep = 2 + rng(&g->r) % 5;
+			size_t keep = 2 + namegen_rand(g) % 5;
 			if (keep < strlen(w))
 				w[keep] = 0;
 		}
@@ -234,8 +142,7 @@ int main(int argc, char **argv)
 	size_t nq = argc > 2 ? strtoul(argv[2], NULL, 10) : 2000;
 	if (ntracks < 1000)
 		ntracks = 1000;
-	struct gen g = {.r = 0x9E3779B97F4A7C15ull};
-	make_vocab(&g);
+	struct namegen *g = namegen_new(0);
 	size_t nart = ntracks / 10, nalb = ntracks / 8, nitems = nart + nalb + ntracks;
 	struct item *items = xcalloc(nitems, sizeof *items);
 	char name[256];
@@ -245,22 +152,22 @@ int main(int argc, char **argv)
 		char seed[32];
 		snprintf(seed, sizeof seed, "b%zu", i);
 		id_from_seed(seed, it->id);
-		it->pop = (int)(100 - zipf(&g, 101));
-		it->markets = rng(&g.r) % 10 == 0 ? msets[rng(&g.r) % 4] : NULL;
-		it->genre = genres[rng(&g.r) % 8];
+		it->pop = (int)(100 - namegen_zipf(g, 101));
+		it->markets = namegen_rand(g) % 10 == 0 ? msets[namegen_rand(g) % 4] : NULL;
+		it->genre = namegen_genre(g);
 		if (i < nart) {
 			it->type = SEARCH_ARTIST;
-			make_name(&g, name, sizeof name, 1, 2);
+			namegen_name(g, name, sizeof name, 1, 2);
 			it->artist = -1;
 		} else if (i < nart + nalb) {
 			it->type = SEARCH_ALBUM;
-			make_name(&g, name, sizeof name, 1, 3);
-			it->artist = (int)(rng(&g.r) % nart);
+			namegen_name(g, name, sizeof name, 1, 3);
+			it->artist = (int)(namegen_rand(g) % nart);
 		} else {
 			it->type = SEARCH_TRACK;
-			make_name(&g, name, sizeof name, 1, 4);
-			it->artist = (int)(rng(&g.r) % nart);
-			it->album = (int)(nart + rng(&g.r) % nalb);
+			namegen_name(g, name, sizeof name, 1, 4);
+			it->artist = (int)(namegen_rand(g) % nart);
+			it->album = (int)(nart + namegen_rand(g) % nalb);
 		}
 		it->name = xstrdup(name);
 	}
@@ -343,13 +250,13 @@ int main(int argc, char **argv)
 		/* targets biased to popular items, as real traffic is */
 		size_t target;
 		do
-			target = rng(&g.r) % nitems;
-		while (items[target].pop < 30 && rng(&g.r) % 3);
+			target = namegen_rand(g) % nitems;
+		while (items[target].pop < 30 && namegen_rand(g) % 3);
 		int kind = (int)(i % 3);
 		kinds[kind]++;
-		qs[i].q = make_query(&g, items[target].name, kind, 0);
+		qs[i].q = make_query(g, items[target].name, kind, 0);
 		qs[i].target = (int)target;
-		ss[i].q = make_query(&g, items[target].name, i % 4 == 0 ? 1 : 0, 1);
+		ss[i].q = make_query(g, items[target].name, i % 4 == 0 ? 1 : 0, 1);
 		ss[i].target = (int)target;
 	}
 
@@ -440,7 +347,7 @@ int main(int argc, char **argv)
 	{
 		size_t nu = nq < 1000 ? nq : 1000;
 		for (size_t i = 0; i < nu; i++) {
-			struct item *it = &items[nart + nalb + rng(&g.r) % ntracks];
+			struct item *it = &items[nart + nalb + namegen_rand(g) % ntracks];
 			const char *arts[1] = {items[it->artist].name};
 			struct search_doc d = {.type = it->type, .id = it->id, .name = qs[i].q,
 			                       .artists = arts, .nartists = 1, .popularity = it->pop};
@@ -464,8 +371,6 @@ int main(int argc, char **argv)
 	for (size_t i = 0; i < nitems; i++)
 		free(items[i].name);
 	free(items);
-	for (size_t i = 0; i < VOCAB; i++)
-		free(g.vocab[i]);
-	free(g.vocab);
+	namegen_free(g);
 	return 0;
 }

@@ -6,6 +6,7 @@
 #include "db.h"
 #include "demo.h"
 #include "id.h"
+#include "namegen.h"
 #include "xmem.h"
 #include <errno.h>
 #include <stdio.h>
@@ -13,98 +14,7 @@
 #include <string.h>
 #include <time.h>
 
-static uint64_t rng(uint64_t *s)
-{
-	*s ^= *s << 13;
-	*s ^= *s >> 7;
-	*s ^= *s << 17;
-	return *s;
-}
-
-static const char *const SYL[] = {
-	"ka", "lo", "mi", "ran", "te", "vo", "sel", "na", "dor", "pi", "quen", "stra", "bel", "fu",
-	"gri", "mon", "zal", "che", "ver", "tis", "ho", "lan", "bri", "sa", "mor", "den", "ju", "pex",
-	"wil", "ro", "ta", "cy", "mar", "ne", "vis", "ol", "gan", "ester", "ul", "tra", "shi", "ko",
-	"an", "el", "dra", "mu", "sti", "ga", "rel", "po", "nik", "ze", "ba", "lu", "fen", "tor",
-};
-static const char *const COMMON[] = {
-	"love", "night", "heart", "baby", "time", "dream", "fire", "home", "light", "dance", "blue",
-	"summer", "world", "girl", "life", "rain", "sky", "gold", "wild", "song", "river", "moon",
-	"happy", "forever", "tonight", "money", "remix", "live", "version", "feat", "stars", "road",
-	"city", "black", "sweet", "lonely", "angel", "shadow", "fever", "paradise", "ocean", "run",
-	"broken", "together", "little", "young", "crazy", "midnight", "morning", "highway", "symphony",
-	"billboard", "memories", "electric", "brother", "thunder", "whiskey", "freedom", "goodbye",
-};
-static const char *const CYR[] = {"Кино", "Звезда", "Ночь", "Любовь", "Город", "Песня", "Лето"};
-static const char *const CJK[] = {"東京", "夜空", "さくら", "ありがとう", "사랑", "우리", "青春", "未来"};
-static const char *const GENRES[] = {"pop", "rock", "jazz", "hip hop", "electronic", "classical", "folk", "metal"};
 static const char *const MSETS[] = {"US,GB", "SE,DE,FR", "JP", "GB,IN"};
-
-#define NSYL (sizeof(SYL) / sizeof(SYL[0]))
-#define NCOMMON (sizeof(COMMON) / sizeof(COMMON[0]))
-#define VOCAB 60000
-
-struct gen {
-	uint64_t r;
-	char **vocab;
-};
-
-/* Zipf-ish pick in [0, n): small indexes are much more frequent. */
-static size_t zipf(struct gen *g, size_t n)
-{
-	double u = (double)(rng(&g->r) % 1000000) / 1e6;
-	size_t k = (size_t)((double)n * u * u * u);
-	return k < n ? k : n - 1;
-}
-
-static void make_vocab(struct gen *g)
-{
-	g->vocab = xcalloc(VOCAB, sizeof(*g->vocab));
-	for (size_t i = 0; i < VOCAB; i++) {
-		char w[96] = "";   /* at most 4 syllables of 5 bytes, plus 1 for an accent */
-		int n = 1 + (int)(rng(&g->r) % 4);
-		for (int k = 0; k < n; k++)
-			strcat(w, SYL[rng(&g->r) % NSYL]);
-		if (rng(&g->r) % 20 == 0) {   /* some accented words */
-			char *e = strchr(w, 'e'), *o = strchr(w, 'o');
-			char tmp[64];
-			if (e) {
-				*e = 0;
-				snprintf(tmp, sizeof(tmp), "%s\xc3\xa9%s", w, e + 1);
-				snprintf(w, sizeof(w), "%s", tmp);
-			} else if (o) {
-				*o = 0;
-				snprintf(tmp, sizeof(tmp), "%s\xc3\xb6%s", w, o + 1);
-				snprintf(w, sizeof(w), "%s", tmp);
-			}
-		}
-		g->vocab[i] = xstrdup(w);
-	}
-}
-
-static void make_name(struct gen *g, char *out, size_t cap, int minw, int maxw)
-{
-	int n = minw + (int)(rng(&g->r) % (unsigned)(maxw - minw + 1));
-	uint64_t x = rng(&g->r) % 1000;
-	out[0] = 0;
-	if (x < 10) {
-		snprintf(out, cap, "%s %s", CYR[rng(&g->r) % 7], CYR[rng(&g->r) % 7]);
-		return;
-	}
-	if (x < 15) {
-		snprintf(out, cap, "%s%s", CJK[rng(&g->r) % 8], CJK[rng(&g->r) % 8]);
-		return;
-	}
-	size_t len = 0;
-	for (int i = 0; i < n; i++) {
-		const char *w = rng(&g->r) % 100 < 35 ? COMMON[zipf(g, NCOMMON)] : g->vocab[zipf(g, VOCAB)];
-		int wrote = snprintf(out + len, cap - len, "%s%c%s", i ? " " : "",
-				     (unsigned char)w[0] < 0x80 ? (char)(w[0] - 32) : w[0], w + 1);
-		if (wrote < 0 || (size_t)wrote >= cap - len)
-			break;
-		len += (size_t)wrote;
-	}
-}
 
 struct writer {
 	sqlite3 *db;
@@ -177,34 +87,36 @@ struct named {
 
 static int seed_synthetic(struct writer *w, size_t n, uint64_t seed)
 {
-	struct gen g = {.r = seed ? seed : 0x9E3779B97F4A7C15ull};
-	make_vocab(&g);
+	struct namegen *g = namegen_new(seed);
 	size_t nart = n / 10 ? n / 10 : 1, nalb = n / 8 ? n / 8 : 1;
 	struct named *art = xcalloc(nart, sizeof(*art)), *alb = xcalloc(nalb, sizeof(*alb));
 	char name[256], date[16];
 	int rc = 0;
 	for (size_t i = 0; i < nart && rc == 0; i++) {
-		make_name(&g, name, sizeof(name), 1, 2);
+		namegen_name(g, name, sizeof(name), 1, 2);
 		art[i].name = xstrdup(name);
-		rc = put_artist(w, name, GENRES[rng(&g.r) % 8], (int)(100 - zipf(&g, 101)), art[i].id);
+		const char *genre = namegen_genre(g);
+		rc = put_artist(w, name, genre, (int)(100 - namegen_zipf(g, 101)), art[i].id);
 	}
 	for (size_t i = 0; i < nalb && rc == 0; i++) {
-		make_name(&g, name, sizeof(name), 1, 3);
+		namegen_name(g, name, sizeof(name), 1, 3);
 		alb[i].name = xstrdup(name);
-		alb[i].artist = (int)(rng(&g.r) % nart);
-		snprintf(date, sizeof(date), "%04d-%02d-%02d", 1960 + (int)(rng(&g.r) % 66), 1 + (int)(rng(&g.r) % 12),
-			 1 + (int)(rng(&g.r) % 28));
+		alb[i].artist = (int)(namegen_rand(g) % nart);
+		int y = 1960 + (int)(namegen_rand(g) % 66), mo = 1 + (int)(namegen_rand(g) % 12);
+		snprintf(date, sizeof(date), "%04d-%02d-%02d", y, mo, 1 + (int)(namegen_rand(g) % 28));
 		rc = put_album(w, art[alb[i].artist].name, art[alb[i].artist].id, name, date,
-			       (int)(100 - zipf(&g, 101)), alb[i].id);
+			       (int)(100 - namegen_zipf(g, 101)), alb[i].id);
 	}
 	for (size_t i = 0; i < n && rc == 0; i++) {
-		make_name(&g, name, sizeof(name), 1, 4);
-		const struct named *al = &alb[rng(&g.r) % nalb];
+		namegen_name(g, name, sizeof(name), 1, 4);
+		const struct named *al = &alb[namegen_rand(g) % nalb];
 		const struct named *ar = &art[al->artist];
-		const char *markets = rng(&g.r) % 10 == 0 ? MSETS[rng(&g.r) % 4] : "";
-		rc = put_track(w, ar->name, ar->id, al->name, al->id, name, 1 + (int)(i % 12),
-			       120000 + (int)(rng(&g.r) % 180000), rng(&g.r) % 20 == 0, (int)(100 - zipf(&g, 101)),
-			       markets, GENRES[rng(&g.r) % 8]);
+		const char *markets = namegen_rand(g) % 10 == 0 ? MSETS[namegen_rand(g) % 4] : "";
+		int ms = 120000 + (int)(namegen_rand(g) % 180000);
+		bool explicit_ = namegen_rand(g) % 20 == 0;
+		int pop = (int)(100 - namegen_zipf(g, 101));
+		rc = put_track(w, ar->name, ar->id, al->name, al->id, name, 1 + (int)(i % 12), ms, explicit_, pop,
+			       markets, namegen_genre(g));
 	}
 	for (size_t i = 0; i < nart; i++)
 		free(art[i].name);
@@ -212,9 +124,7 @@ static int seed_synthetic(struct writer *w, size_t n, uint64_t seed)
 		free(alb[i].name);
 	free(art);
 	free(alb);
-	for (size_t i = 0; i < VOCAB; i++)
-		free(g.vocab[i]);
-	free(g.vocab);
+	namegen_free(g);
 	return rc;
 }
 
