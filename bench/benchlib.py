@@ -43,6 +43,14 @@ def median(xs):
     return statistics.median(xs)
 
 
+def pct(xs, p):
+    """The p-th percentile (nearest rank) of xs; NaN for none."""
+    if not xs:
+        return float("nan")
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(round(p / 100.0 * (len(xs) - 1))))]
+
+
 def bench_line(name, metric, encore, peer, peer_value, goal, ratio=None):
     if ratio is None:
         ratio = encore / peer_value if peer_value else float("nan")
@@ -78,13 +86,8 @@ def seeded_server(tracks, seconds, args=()):
     return harness.Server(args=list(args), tracks=tracks, seconds=seconds, episodes=0).start()
 
 
-def db(srv, sql, *args):
-    import sqlite3
-    con = sqlite3.connect(os.path.join(srv.data, "encore.db"))
-    try:
-        return con.execute(sql, args).fetchall()
-    finally:
-        con.close()
+# Rows of one SQL statement against a server's database.
+db = harness.query
 
 
 def object_path(data_dir, h):

@@ -14,7 +14,6 @@ half rate) of the first K source WAVs of the catalog, one process per core, scal
 catalog's audio length: the time a plain encoder would need for the ladder alone
 (synthesis, loudness and features excluded)."""
 import os
-import sqlite3
 import subprocess
 import tempfile
 import time
@@ -25,14 +24,6 @@ import benchlib as B
 TRACKS, SECONDS, EPISODES, EP_SECONDS, EAGER = (12, 10, 1, 20, 4) if B.QUICK else (60, 30, 3, 90, 12)
 K = 3 if B.QUICK else 6
 GOAL_S = 120
-
-
-def q(data, sql, *args):
-    con = sqlite3.connect(os.path.join(data, "encore.db"), timeout=30)
-    try:
-        return con.execute(sql, args).fetchall()
-    finally:
-        con.close()
 
 
 def oggenc_ladder(wav):
@@ -58,11 +49,11 @@ def main():
           SECONDS, EPISODES, EP_SECONDS, t_seed)
     with B.harness.Server(seed=False, data=data) as s:
         c = s.login("alice")
-        top = q(data, "SELECT id FROM tracks WHERE markets = '' AND explicit = 0 ORDER BY popularity DESC, id LIMIT 1")[0][0]
+        top = B.db(data, "SELECT id FROM tracks WHERE markets = '' AND explicit = 0 ORDER BY popularity DESC, id LIMIT 1")[0][0]
         st, _, _ = c.get("/v1/playback/%s?partial=1" % top)
         t_play = time.monotonic() - t0
         assert st == 200, st
-        tail = q(data, "SELECT t.id FROM tracks t JOIN ingest_jobs j ON j.content_id = t.id WHERE j.state = 'queued'"
+        tail = B.db(data, "SELECT t.id FROM tracks t JOIN ingest_jobs j ON j.content_id = t.id WHERE j.state = 'queued'"
                        " AND t.markets = '' AND t.explicit = 0 ORDER BY t.popularity, t.id LIMIT 1")
         t_tail = None
         if tail:
@@ -72,12 +63,12 @@ def main():
             t_tail = time.monotonic() - t1
         B.say("the demo can play: most popular track's manifest %.1f s after the seed started; a never-transcoded "
               "track's first segment on demand %s", t_play, "%.0f ms" % (t_tail * 1000) if t_tail is not None else "n/a")
-        B.harness.wait_for(lambda: q(data, "SELECT count(*) FROM ingest_jobs WHERE state IN ('queued', 'running')")[0][0] == 0,
+        B.harness.wait_for(lambda: B.db(data, "SELECT count(*) FROM ingest_jobs WHERE state IN ('queued', 'running')")[0][0] == 0,
                            timeout=3600, what="the whole catalog")
         t_all = time.monotonic() - t0
-    failed = q(data, "SELECT count(*) FROM ingest_jobs WHERE state = 'failed'")[0][0]
+    failed = B.db(data, "SELECT count(*) FROM ingest_jobs WHERE state = 'failed'")[0][0]
     B.say("whole demo transcoded (seed + background): %.1f s (%d failed jobs)", t_all, failed)
-    srcs = [h for (h,) in q(data, "SELECT source_hash FROM tracks ORDER BY rowid LIMIT ?", K)]
+    srcs = [h for (h,) in B.db(data, "SELECT source_hash FROM tracks ORDER BY rowid LIMIT ?", K)]
     wavs = [os.path.join(data, "objects", h[:2], h[2:]) for h in srcs]
     t1 = time.monotonic()
     with ThreadPoolExecutor(max_workers=cores) as ex:

@@ -194,13 +194,6 @@ def self_cpu():
     return r.ru_utime + r.ru_stime
 
 
-def pct(xs, p):
-    if not xs:
-        return float("nan")
-    xs = sorted(xs)
-    return xs[min(len(xs) - 1, int(round(p / 100.0 * (len(xs) - 1))))]
-
-
 def phase(target, listeners, pace, seconds, pids, seed):
     stats = Stats()
     rng = random.Random(seed)
@@ -220,7 +213,7 @@ def phase(target, listeners, pace, seconds, pids, seed):
     cpu = sum(proc_cpu(p) - cpu0[p] for p in pids) / wall
     gen = (self_cpu() - gen0) / wall
     return {"listeners": listeners, "pace": pace, "equiv": listeners * pace, "cpu": cpu, "gen_cpu": gen,
-            "p50_ms": pct(stats.lat, 50) * 1000, "p99_ms": pct(stats.lat, 99) * 1000,
+            "p50_ms": B.pct(stats.lat, 50) * 1000, "p99_ms": B.pct(stats.lat, 99) * 1000,
             "err": stats.errors / max(1, stats.requests), "requests": stats.requests, "segments": stats.segments,
             "underrun_listeners": len(stats.underrun_listeners), "underruns": stats.underruns}
 

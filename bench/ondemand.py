@@ -15,7 +15,6 @@ first audio costs at the least when a rendition must be encoded whole before ser
 import os
 import re
 import resource
-import sqlite3
 import subprocess
 import tempfile
 import time
@@ -24,19 +23,6 @@ import benchlib as B
 
 N = 3 if B.QUICK else 10
 SECONDS = 30
-
-
-def q(data, sql, *args):
-    con = sqlite3.connect(os.path.join(data, "encore.db"), timeout=30)
-    try:
-        return con.execute(sql, args).fetchall()
-    finally:
-        con.close()
-
-
-def pct(xs, p):
-    xs = sorted(xs)
-    return xs[min(len(xs) - 1, int(round(p / 100.0 * (len(xs) - 1))))]
 
 
 def main():
@@ -50,10 +36,10 @@ def main():
     with B.harness.Server(["--ingest-workers", "1"], seed=False, data=data) as s:
         c = s.login("alice")
         for i in range(N):
-            B.harness.wait_for(lambda: q(data, "SELECT count(*) FROM ingest_jobs WHERE state = 'running'"
+            B.harness.wait_for(lambda: B.db(data, "SELECT count(*) FROM ingest_jobs WHERE state = 'running'"
                                                " AND priority >= 1000000")[0][0] == 0,
                                timeout=600, what="the reserved worker")
-            rows = q(data, "SELECT t.id, t.source_hash FROM tracks t JOIN ingest_jobs j ON j.content_id = t.id"
+            rows = B.db(data, "SELECT t.id, t.source_hash FROM tracks t JOIN ingest_jobs j ON j.content_id = t.id"
                            " WHERE j.state = 'queued' AND t.markets = '' AND t.explicit = 0 ORDER BY t.popularity, t.id LIMIT 1")
             if not rows:
                 break
@@ -71,7 +57,7 @@ def main():
             took = (time.monotonic() - t0) * 1000
             assert m["inline"]["segment_index"] == 0 and m["inline"]["segment"], "no inline segment 0"
             pending = sum(1 for sg in m["renditions"][0]["segments"] if sg.get("ready") is False)
-            ms, timing = q(data, "SELECT playable_ms, timing FROM ingest_jobs WHERE content_id = ?", tid)[0]
+            ms, timing = B.db(data, "SELECT playable_ms, timing FROM ingest_jobs WHERE content_id = ?", tid)[0]
             wav = os.path.join(data, "objects", src[:2], src[2:])
             t1 = time.monotonic()
             ru = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -89,8 +75,8 @@ def main():
             B.say("  track %2d: first segment served %6.0f ms (%d request%s, %d of %d segments still pending; "
                   "server: %s); oggenc whole 24 kbps %6.0f ms", i + 1, took, tries, "" if tries == 1 else "s",
                   pending, len(m["renditions"][0]["segments"]), timing, whole)
-    med, p90 = B.median(ours), pct(ours, 90)
-    pmed, pp90 = B.median(peer), pct(peer, 90)
+    med, p90 = B.median(ours), B.pct(ours, 90)
+    pmed, pp90 = B.median(peer), B.pct(peer, 90)
     B.say("first request -> first segment served: median %.0f ms, p90 %.0f ms over %d tracks (goal < 300 ms: %s)",
           med, p90, len(ours), "met" if p90 < 300 else ("median met, p90 not" if med < 300 else "not met"))
     B.say("  of which in the job, claim -> segment 0 stored: median %.0f ms", B.median(server_ms))

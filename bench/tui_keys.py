@@ -12,16 +12,11 @@ import tempfile
 import time
 
 import benchlib
-from benchlib import QUICK, bench_line, median, say, say_load
+from benchlib import QUICK, bench_line, median, pct, say, say_load
 from harness import Server
 from test_tui import Tui, catalog, play_cmd
 
 N = 10 if QUICK else 40
-
-
-def p90(xs):
-    xs = sorted(xs)
-    return xs[min(len(xs) - 1, int(round(0.9 * (len(xs) - 1))))]
 
 
 def time_until(screen, pred, timeout=10.0):
@@ -81,9 +76,9 @@ def main():
     floor = [x * 1000 for x in echo_floor()]
     keys = [x * 1000 for x in encore_keys()]
     say_load("tui_keys end")
-    say("tty echo under cat:          median %.1f ms, p90 %.1f ms (%d keys)", median(floor), p90(floor), N)
+    say("tty echo under cat:          median %.1f ms, p90 %.1f ms (%d keys)", median(floor), pct(floor, 90), N)
     say("encore view key, 2 s server: median %.1f ms, p90 %.1f ms, max %.1f ms (%d keys)",
-        median(keys), p90(keys), max(keys), N)
+        median(keys), pct(keys, 90), max(keys), N)
     bench_line("tui_keys", "ms_lower_better", median(keys), "tty-echo", median(floor), "< 100 ms with a 2 s server")
 
 

@@ -230,9 +230,10 @@ def events(stdout):
 
 
 def query(srv, sql, *args):
-    """Rows of one SQL statement against the server's database (WAL: safe beside it)."""
+    """Rows of one SQL statement against a server's database (WAL: safe beside it); srv is
+    a Server or a data directory."""
     import sqlite3
-    con = sqlite3.connect(os.path.join(srv.data, "encore.db"), timeout=30)
+    con = sqlite3.connect(os.path.join(getattr(srv, "data", srv), "encore.db"), timeout=30)
     try:
         return con.execute(sql, args).fetchall()
     finally:

@@ -8,24 +8,15 @@ import re
 import select
 import signal
 import socket
-import sqlite3
 import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import Cli, Server, Tap, expect, wait_for  # noqa: E402
+from harness import Cli, expect, query as q, Server, Tap, wait_for  # noqa: E402
 
 NAME = "org.mpris.MediaPlayer2.encore"
 PATH = "/org/mpris/MediaPlayer2"
 PLAYER = "org.mpris.MediaPlayer2.Player"
-
-
-def q(srv, sql, *args):
-    con = sqlite3.connect(os.path.join(srv.data, "encore.db"))
-    try:
-        return con.execute(sql, args).fetchall()
-    finally:
-        con.close()
 
 
 def tracks(srv, n):

@@ -11,17 +11,9 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import Cli, Server, Tap, expect, read_wav, wait_for  # noqa: E402
+from harness import Cli, expect, query as q, read_wav, Server, Tap, wait_for  # noqa: E402
 
 RATE = 44100
-
-
-def q(srv, sql, *args):
-    con = sqlite3.connect(os.path.join(srv.data, "encore.db"))
-    try:
-        return con.execute(sql, args).fetchall()
-    finally:
-        con.close()
 
 
 def plain_tracks(srv, n, offset=0):

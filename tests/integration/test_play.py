@@ -7,24 +7,15 @@ import os
 import shutil
 import signal
 import socket
-import sqlite3
 import subprocess
 import sys
 import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import ENCORED, Cli, Server, Tap, events, expect, read_wav, wait_for  # noqa: E402
+from harness import Cli, ENCORED, events, expect, query as q, read_wav, Server, Tap, wait_for  # noqa: E402
 
 RATE = 44100
-
-
-def q(srv, sql, *args):
-    con = sqlite3.connect(os.path.join(srv.data, "encore.db"))
-    try:
-        return con.execute(sql, args).fetchall()
-    finally:
-        con.close()
 
 
 def plain_tracks(srv, n):
