@@ -1,8 +1,10 @@
 """encored's gateway and catalog API: auth, tokens, rate limits, body limits, ETags,
 Web API shapes, and a table of bad inputs after which the server still serves."""
 import base64
+import http.client
 import json
 import os
+import shutil
 import signal
 import socket
 import sqlite3
@@ -11,7 +13,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import ENCORED, Server, expect, run_tests, wait_for  # noqa: E402
+from harness import ENCORED, Server, expect, query, run_tests, wait_for  # noqa: E402
 
 TRACK_FIELDS = {"album", "artists", "available_markets", "disc_number", "duration_ms", "explicit",
                 "external_ids", "external_urls", "href", "id", "is_local", "is_playable", "name",
@@ -338,6 +340,92 @@ def test_user_add_cli_and_login():
         expect(s.login("erin", "pw1234").get("/v1/me")[1]["product"], "premium", "erin")
 
 
+def server_rx_queue(srv, client_port):
+    """Bytes the server has not yet read from the connection coming from client_port
+    (the server side's rx_queue in /proc/net/tcp); None while the socket is not listed."""
+    want_local, want_remote = ":%04X" % srv.port, ":%04X" % client_port
+    for line in open("/proc/net/tcp").read().splitlines()[1:]:
+        f = line.split()
+        if f[1].endswith(want_local) and f[2].endswith(want_remote):
+            return int(f[4].split(":")[1], 16)
+    return None
+
+
+def test_sigterm_and_sigint_finish_in_flight_requests_and_close_the_database():
+    import threading
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        s = Server(["--fault-latency-ms", "1500"]).start()
+        try:
+            c = s.login("alice")
+            tid = query(s, "SELECT id FROM tracks WHERE markets = '' AND explicit = 0 AND state = 'ready' LIMIT 1")[0][0]
+            st, m, _ = c.get("/v1/playback/%s?inline=0" % tid)
+            expect(st, 200, "manifest")
+            init = m["renditions"][0]["init"]
+            path = init["url"].split(str(s.port), 1)[1]
+            slow = http.client.HTTPConnection(s.host, s.port, timeout=60)
+            slow.connect()
+            got = {}
+
+            def fetch():
+                r = slow.getresponse()
+                got["status"], got["body"] = r.status, r.read()
+            slow.request("GET", path)
+            port = slow.sock.getsockname()[1]
+            # The server has read the request (and is holding it for 1.5 s) before the signal.
+            wait_for(lambda: server_rx_queue(s, port) == 0, timeout=30, what="the server reading the request")
+            th = threading.Thread(target=fetch)
+            th.start()
+            s.proc.send_signal(sig)
+            th.join(60)
+            expect((got.get("status"), len(got.get("body", b""))), (200, init["size"]),
+                   "the in-flight request's answer after %s" % sig.name)
+            expect(s.proc.wait(timeout=60), 0, "exit status after %s" % sig.name)
+            # A clean close checkpoints the WAL into the database and removes it.
+            assert not os.path.exists(os.path.join(s.data, "encore.db-wal")), "WAL left behind: database not closed"
+            con = sqlite3.connect(os.path.join(s.data, "encore.db"))
+            expect(con.execute("PRAGMA integrity_check").fetchone()[0], "ok", "integrity after %s" % sig.name)
+            con.close()
+        finally:
+            s.stop()
+
+
+def test_wal_mode_and_migrations_run_once_at_start():
+    s = Server().start()
+    try:
+        con = sqlite3.connect(os.path.join(s.data, "encore.db"))
+        expect(con.execute("PRAGMA journal_mode").fetchone()[0], "wal", "journal mode")
+        version = con.execute("PRAGMA user_version").fetchone()[0]
+        con.close()
+        assert version >= 10, "schema version %d" % version
+        c = s.login("alice")
+        st, pl, _ = c.req("POST", "/v1/me/playlists", {"name": "Kept across restarts"})
+        expect(st, 201, "create")
+    finally:
+        s.stop()
+    s2 = Server(seed=False, data=s.data).start()
+    try:
+        con = sqlite3.connect(os.path.join(s.data, "encore.db"))
+        expect(con.execute("PRAGMA user_version").fetchone()[0], version, "schema version after a restart")
+        con.close()
+        st, body, _ = s2.login("alice").get("/v1/playlists/" + pl["id"])
+        expect((st, body.get("name")), (200, "Kept across restarts"), "data across the restart")
+    finally:
+        s2.stop()
+        shutil.rmtree(s.data, ignore_errors=True)
+
+
+def test_user_add_admin_reaches_admin_routes():
+    s = Server()
+    r = subprocess.run([ENCORED, "user", "add", "--data", s.data, "--admin", "root2", "pw5678"], capture_output=True,
+                       text=True)
+    expect(r.returncode, 0, "user add --admin: " + r.stderr)
+    r = subprocess.run([ENCORED, "user", "add", "--data", s.data, "plain2", "pw5678"], capture_output=True, text=True)
+    expect(r.returncode, 0, "user add: " + r.stderr)
+    with s:
+        expect(s.login("root2", "pw5678").get("/v1/admin/faults")[0], 200, "an admin on an admin route")
+        expect(s.login("plain2", "pw5678").get("/v1/admin/faults")[0], 403, "a user on an admin route")
+
+
 def test_keys_file_is_private(srv):
     mode = os.stat(os.path.join(srv.data, "jwt.keys")).st_mode & 0o777
     expect(oct(mode), oct(0o600), "jwt.keys mode")
@@ -369,6 +457,8 @@ if __name__ == "__main__":
         for t in tests_with_srv:
             tap.run(t, shared)
         for t in (test_expired_token_is_refused, test_user_rate_limit_answers_429_with_retry_after,
-                  test_ip_rate_limit_answers_429, test_sigterm_shuts_down_cleanly, test_user_add_cli_and_login):
+                  test_ip_rate_limit_answers_429, test_sigterm_shuts_down_cleanly, test_user_add_cli_and_login,
+                  test_sigterm_and_sigint_finish_in_flight_requests_and_close_the_database,
+                  test_wal_mode_and_migrations_run_once_at_start, test_user_add_admin_reaches_admin_routes):
             tap.run(t)
     tap.done()
