@@ -614,6 +614,145 @@ static void write_op(struct jw *w, const struct seq_op *op)
 	jw_obj_end(w);
 }
 
+/* Display fields of one item for a push (what a client's row shows), or null when it left
+ * the catalog: {"name", "uri", "type", "duration_ms", "artists": [{"name"}], "album":
+ * {"name"}} for a track, {"name", "uri", "type", "duration_ms", "show": {"name"}} for an
+ * episode. */
+static void write_item_display(struct call *c, struct jw *w, const char *uri)
+{
+	char type[16], id[ID_LEN + 1];
+	bool track = uri_parse(uri, type, sizeof(type), id) && strcmp(type, "track") == 0;
+	bool episode = !track && uri_parse(uri, type, sizeof(type), id) && strcmp(type, "episode") == 0;
+	if (!track && !episode) {
+		jw_null(w);
+		return;
+	}
+	sqlite3_stmt *st = db_prepare(c->db, track ? "SELECT t.name, t.duration_ms, ar.name, al.name FROM tracks t"
+						     " JOIN artists ar ON ar.id = t.artist_id JOIN albums al ON al.id = t.album_id WHERE t.id = ?"
+						   : "SELECT e.name, e.duration_ms, NULL, s.name FROM episodes e JOIN shows s ON s.id = e.show_id"
+						     " WHERE e.id = ?");
+	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+	if (sqlite3_step(st) != SQLITE_ROW) {
+		jw_null(w);
+		sqlite3_finalize(st);
+		return;
+	}
+	jw_obj(w);
+	if (track) {
+		jw_key(w, "album");
+		jw_obj(w);
+		jw_kstr(w, "name", (const char *)sqlite3_column_text(st, 3));
+		jw_obj_end(w);
+		jw_key(w, "artists");
+		jw_arr(w);
+		jw_obj(w);
+		jw_kstr(w, "name", (const char *)sqlite3_column_text(st, 2));
+		jw_obj_end(w);
+		jw_arr_end(w);
+	}
+	jw_kint(w, "duration_ms", sqlite3_column_int(st, 1));
+	jw_kstr(w, "name", (const char *)sqlite3_column_text(st, 0));
+	if (episode) {
+		jw_key(w, "show");
+		jw_obj(w);
+		jw_kstr(w, "name", (const char *)sqlite3_column_text(st, 3));
+		jw_obj_end(w);
+	}
+	jw_kstr(w, "type", type);
+	jw_kstr(w, "uri", uri);
+	jw_obj_end(w);
+	sqlite3_finalize(st);
+}
+
+static int seq_id_qcmp(const void *a, const void *b)
+{
+	return seq_id_cmp(*(const struct seq_id *)a, *(const struct seq_id *)b);
+}
+
+static bool touched(const struct seq_id *t, size_t n, struct seq_id id)
+{
+	return bsearch(&id, t, n, sizeof(*t), seq_id_qcmp) != NULL;
+}
+
+/* Writes the "change" of a push: the edit as positions in the list at base (rows that
+ * leave, removed or moved; then the run of new or moved items and where it lands), so a
+ * client holding that list applies it without a CRDT replica or a refetch. Every edit
+ * the routes make has this shape (a run lands contiguously because it is one chain); the
+ * result is checked against the replica anyway, and when it does not hold, or would be
+ * longer than PLAYLISTS_PUSH_CHANGE_MAX entries, nothing is written and clients refetch. */
+static void write_change(struct call *c, struct jw *w, struct pl_entry *e, const struct seq_op *ops, int n, uint64_t base)
+{
+	size_t nb, na;
+	struct seq_entry *b = seqcrdt_list(e->crdt, base, &nb), *a = seqcrdt_list(e->crdt, UINT64_MAX, &na);
+	struct seq_id *t = xmalloc((size_t)n * sizeof(*t));
+	for (int i = 0; i < n; i++)
+		t[i] = ops[i].item;
+	qsort(t, (size_t)n, sizeof(*t), seq_id_qcmp);
+	size_t *rm = xmalloc((nb + 1) * sizeof(*rm)), nrm = 0;
+	for (size_t i = 0; i < nb; i++)
+		if (touched(t, (size_t)n, b[i].item))
+			rm[nrm++] = i;
+	size_t first = 0, k = 0;
+	bool ok = true;
+	for (size_t i = 0; i < na && ok; i++)
+		if (touched(t, (size_t)n, a[i].item)) {
+			if (k == 0)
+				first = i;
+			ok = i == first + k;
+			k++;
+		}
+	ok = ok && nb - nrm + k == na && nrm + k <= PLAYLISTS_PUSH_CHANGE_MAX;
+	/* The list at base without the leaving rows, with the run spliced in at first, must
+	 * be the list now. */
+	for (size_t i = 0, j = 0, r = 0; ok && i < nb; i++) {
+		if (r < nrm && rm[r] == i) {
+			r++;
+			continue;
+		}
+		if (j == first && k)
+			j += k;
+		ok = seq_id_cmp(b[i].item, a[j].item) == 0;
+		j++;
+	}
+	if (ok) {
+		jw_key(w, "change");
+		jw_obj(w);
+		jw_key(w, "remove");
+		jw_arr(w);
+		for (size_t r = 0; r < nrm; r++)
+			jw_int(w, (long long)rm[r]);
+		jw_arr_end(w);
+		jw_kint(w, "insert_at", (long long)first);
+		jw_key(w, "items");
+		jw_arr(w);
+		for (size_t i = first; i < first + k; i++) {
+			char sid[32];
+			jw_obj(w);
+			seq_id_format(a[i].item, sid);
+			jw_kstr(w, "item_id", sid);
+			size_t r = 0;
+			while (r < nrm && seq_id_cmp(b[rm[r]].item, a[i].item) != 0)
+				r++;
+			if (r < nrm) {
+				jw_kint(w, "from", (long long)rm[r]);
+			} else {
+				jw_kstr(w, "added_by", a[i].added_by ? a[i].added_by : "");
+				jw_kint(w, "added_at", a[i].added_at);
+				jw_key(w, "track");
+				write_item_display(c, w, a[i].uri);
+			}
+			jw_obj_end(w);
+		}
+		jw_arr_end(w);
+		jw_kint(w, "total", (long long)na);
+		jw_obj_end(w);
+	}
+	free(rm);
+	free(t);
+	free(a);
+	free(b);
+}
+
 /* Appends the operations just applied to the log, pushes them, and replies with the new
  * snapshot. On a database failure the replica is dropped (reloaded from the log on next
  * use) and the reply is 503. Frees ops; the entry stays locked. */
@@ -671,6 +810,9 @@ static void commit_ops(struct call *c, struct pl_entry *e, struct seq_op *ops, i
 			jw_kstr(&w, "type", "playlist_changed");
 			jw_kstr(&w, "playlist", e->id);
 			jw_kstr(&w, "snapshot_id", snap);
+			char base[SEQ_CURSOR_MAX];
+			seq_snapshot_encode(v - (uint64_t)n, base);
+			jw_kstr(&w, "base_snapshot_id", base);
 			jw_kint(&w, "version", (long long)v);
 			jw_kstr(&w, "by", c->user.sub);
 			jw_key(&w, "ops");
@@ -678,6 +820,7 @@ static void commit_ops(struct call *c, struct pl_entry *e, struct seq_op *ops, i
 			for (int i = 0; i < n; i++)
 				write_op(&w, &ops[i]);
 			jw_arr_end(&w);
+			write_change(c, &w, e, ops, n, v - (uint64_t)n);
 			jw_obj_end(&w);
 			char *json = jw_finish(&w);
 			plhub_publish(c->srv->plhub, e->id, json);

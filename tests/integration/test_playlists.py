@@ -530,6 +530,84 @@ def test_websocket_pushes_every_change_in_order_and_refuses_bad_clients(srv):
         s.close()
 
 
+def apply_change(rows, change):
+    """Applies a push's positional change to [(item_id, uri)] rows (PROTOCOL.md)."""
+    gone = {p: rows[p] for p in change["remove"]}
+    assert change["remove"] == sorted(set(change["remove"])), change["remove"]
+    kept = [r for i, r in enumerate(rows) if i not in gone]
+    run = []
+    for it in change["items"]:
+        if "from" in it:
+            assert it["from"] in gone, ("moved row did not leave", it)
+            assert gone[it["from"]][0] == it["item_id"], ("moved row is another item", it, gone[it["from"]])
+            run.append(gone[it["from"]])
+        else:
+            assert it["track"] and it["track"]["name"] and it["track"]["duration_ms"] > 0, it
+            run.append((it["item_id"], it["track"]["uri"]))
+    at = change["insert_at"] if run else 0
+    out = kept[:at] + run + kept[at:]
+    expect(len(out), change["total"], "change total")
+    return out
+
+
+def test_push_change_replays_every_edit_as_positions(srv):
+    """Random adds, moves, removes and a replace, some against stale snapshots: each push's
+    `change`, applied to the rows at its base snapshot, gives exactly the list after it."""
+    alice, bob = srv.login("alice"), srv.login("bob")
+    u = track_uris(srv)
+    pid = create(alice, "Positions", collaborative=True)["id"]
+    alice.req("POST", "/v1/playlists/%s/collaborators" % pid, {"id": "bob"})
+    add(alice, pid, [u[i % len(u)] for i in range(12)])
+    rows, snap = all_items(alice, pid)
+    w = ws_for(srv, alice)
+    w.send({"type": "subscribe", "playlist": pid})
+    expect(subscribe(w, pid)["type"], "subscribed", "subscribed")
+    rng = random.Random(8)
+    seen = [(snap, len(rows))]  # snapshots and their lengths, for edits from stale ones
+    kinds = {}
+    for step in range(40):
+        c = rng.choice((alice, bob))
+        n = len(rows)
+        stale = rng.random() < 0.3 and len(seen) > 2
+        body, lim = {}, n
+        if stale:
+            old, lim = rng.choice(seen[-4:-1])
+            body["snapshot_id"] = old
+        kind = "replace" if step == 20 else rng.choice(("add", "add", "move", "move", "remove"))
+        if kind == "add" or lim < 3:
+            kind = "add"
+            body.update(uris=[rng.choice(u) for _ in range(rng.randint(1, 3))], position=rng.randint(0, lim))
+            st, r, _ = c.req("POST", "/v1/playlists/%s/tracks" % pid, body)
+        elif kind == "move":
+            start = rng.randrange(lim - 1)
+            length = rng.randint(1, min(3, lim - start))
+            body.update(range_start=start, range_length=length, insert_before=rng.randint(0, lim))
+            st, r, _ = c.req("PUT", "/v1/playlists/%s/tracks" % pid, body)
+        elif kind == "remove":
+            body = {}  # positions name the present list
+            ps = sorted(rng.sample(range(n), min(2, n)))
+            body["tracks"] = [{"uri": rows[p][1], "positions": [p]} for p in ps]
+            st, r, _ = c.req("DELETE", "/v1/playlists/%s/tracks" % pid, body)
+        else:
+            body = {"uris": [rng.choice(u) for _ in range(5)]}
+            st, r, _ = c.req("PUT", "/v1/playlists/%s/tracks" % pid, body)
+        assert st in (200, 201), (kind, body, st, r)
+        if r["snapshot_id"] == snap:
+            continue  # nothing changed (a move onto itself): no push
+        m, _ = w.recv_until(lambda m: m.get("type") == "playlist_changed" and m["snapshot_id"] == r["snapshot_id"])
+        expect(m["base_snapshot_id"], snap, "push %d follows the previous one" % step)
+        assert "change" in m, ("no positional change", kind, m)
+        rows = apply_change(rows, m["change"])
+        now, snap = all_items(alice, pid)
+        expect(m["snapshot_id"], snap, "push is the latest")
+        expect(rows, now, "rows after push %d (%s%s)" % (step, kind, ", stale" if stale else ""))
+        seen.append((snap, len(rows)))
+        kinds[kind] = kinds.get(kind, 0) + 1
+    assert all(kinds.get(k) for k in ("add", "move", "remove", "replace")), kinds
+    print("# %d pushes replayed as positions: %r" % (sum(kinds.values()), kinds))
+    w.close()
+
+
 # ---------------------------------------------------------------- CLI
 
 def test_cli_edits_made_offline_queue_and_merge_on_reconnect(srv):
@@ -580,7 +658,8 @@ def main():
                   test_edit_against_old_snapshot_is_rebased,
                   test_cursor_paging_is_stable_under_concurrent_edits,
                   test_random_multi_client_edits_converge_over_http,
-                  test_websocket_pushes_every_change_in_order_and_refuses_bad_clients):
+                  test_websocket_pushes_every_change_in_order_and_refuses_bad_clients,
+                  test_push_change_replays_every_edit_as_positions):
             tap.run(t, srv)
     srv = Server().start()
     try:
