@@ -14,8 +14,7 @@
 #include <stdint.h>
 
 #define PLAYLISTS_META_TTL_MS (5 * 60 * 1000)
-#define PLAYLISTS_PAGE_TTL_MS 60000
-#define PLAYLISTS_PAGE_CACHE_ENTRIES 256   /* a 100-item page renders to ~150 KB */
+#define PLAYLISTS_ITEM_TTL_MS 60000  /* a rendered playlist item (as the catalog's track cache) */
 #define PLAYLISTS_MAX_ITEMS 100      /* URIs, positions or tracks per request */
 #define PLAYLISTS_PUSH_CHANGE_MAX 500  /* rows a push's positional "change" may name */
 

@@ -357,6 +357,11 @@ static void access_log(void *ctx, const struct http_req *req, const struct http_
 	jw_kstr(&w, "path", req->path);
 	jw_kint(&w, "status", resp->status);
 	jw_kdouble(&w, "ms", (double)latency_us / 1000.0);
+	if (req->handle_start_us) {
+		jw_kdouble(&w, "wait_ms", (double)(req->handle_start_us - req->start_us) / 1000.0);
+		jw_kdouble(&w, "handle_ms", (double)(req->handle_end_us - req->handle_start_us) / 1000.0);
+		jw_kdouble(&w, "cpu_ms", (double)req->handle_cpu_us / 1000.0);
+	}
 	jw_obj_end(&w);
 	char *line = jw_finish(&w);
 	fprintf(stderr, "%s\n", line);
