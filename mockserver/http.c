@@ -406,7 +406,15 @@ static int begin_request(struct svc *v, struct lws *wsi, struct pss *pss)
 	}
 	if (len > 0 && strcmp(m, "GET") != 0 && strcmp(m, "HEAD") != 0)
 		return 1;
+	struct timespec c0, c1;
+	int64_t f0 = http_now_us();
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &c0);
 	if (s->cfg.app.fast && strcmp(m, "GET") == 0 && s->cfg.app.fast(s->cfg.app.ctx, req, &pss->job->resp)) {
+		req->fast_answered = true;
+		req->handle_start_us = f0;
+		req->handle_end_us = http_now_us();
+		clock_gettime(CLOCK_THREAD_CPUTIME_ID, &c1);
+		req->handle_cpu_us = (int64_t)(c1.tv_sec - c0.tv_sec) * 1000000 + (c1.tv_nsec - c0.tv_nsec) / 1000;
 		pss->dispatched = true;
 		v->inflight++;
 		pss->headers_built = false;

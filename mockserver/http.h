@@ -30,10 +30,11 @@ struct http_req {
 	char client_ip[64];
 	char request_id[17];
 	int64_t start_us;           /* monotonic, for latency */
-	int64_t handle_start_us;    /* when a worker took it (0: answered on the I/O thread) */
+	int64_t handle_start_us;    /* when a worker (or the I/O thread's fast path) took it */
 	int64_t handle_end_us;      /* when the worker's handler returned */
 	int64_t handle_cpu_us;      /* the worker thread's CPU time in the handler */
 	bool fast_checked;          /* the fast path saw this request before the workers */
+	bool fast_answered;         /* ... and answered it on the I/O thread */
 	/* Filled by the application while routing; freed with the request. */
 	void *app_data;
 };

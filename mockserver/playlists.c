@@ -164,6 +164,14 @@ static int crdt_load(sqlite3 *db, const char *id, struct seqcrdt **out)
 	return 0;
 }
 
+static unsigned bucket_of(const char *id)
+{
+	unsigned h = 5381;
+	for (const char *s = id; *s; s++)
+		h = h * 33 + (unsigned char)*s;
+	return h % NBUCKETS;
+}
+
 static struct pl_entry *bucket_find(struct playlists *p, const char *id, unsigned h)
 {
 	for (struct pl_entry *e = p->buckets[h]; e; e = e->next)
@@ -176,10 +184,7 @@ static struct pl_entry *bucket_find(struct playlists *p, const char *id, unsigne
  * (-ENOENT unknown, -EIO database). Unlock with pthread_mutex_unlock(&e->lock). */
 static struct pl_entry *entry_get(struct playlists *p, sqlite3 *db, const char *id, int *err)
 {
-	unsigned h = 5381;
-	for (const char *s = id; *s; s++)
-		h = h * 33 + (unsigned char)*s;
-	h %= NBUCKETS;
+	unsigned h = bucket_of(id);
 	pthread_mutex_lock(&p->lock);
 	struct pl_entry *e = bucket_find(p, id, h);
 	pthread_mutex_unlock(&p->lock);
@@ -515,13 +520,29 @@ static void write_page_url(struct call *c, struct jw *w, const char *id, const c
 	free(h);
 }
 
+/* A render good for the caller now, or NULL (memory-only pages give up on one). */
+static const struct pl_render *item_rendered(struct call *c, struct pl_entry *e, const struct seq_entry *se, int64_t now)
+{
+	if (!e->rcap)
+		return NULL;
+	const struct pl_render *r = render_find(e, se->item);
+	return r->json && now < r->expires_ms && strcmp(r->country, c->user.country) == 0 ? r : NULL;
+}
+
+enum page_rc { PAGE_OK, PAGE_BAD, PAGE_MISS };
+
 /* Writes a tracks paging object (offset mode, or cursor mode when cursor is non-NULL) into
  * w from the hydrated list, and *etag: a hash of the page's bytes made from the items'
- * hashes, so no pass over the page is needed. The entry stays locked. false after 400. */
-static bool tracks_page(struct call *c, struct pl_entry *e, int limit, int offset, const char *cursor, struct jw *w,
-			uint64_t *etag)
+ * hashes, so no pass over the page is needed. The entry stays locked. PAGE_BAD after
+ * replying 400. memory_only (the I/O-thread path): nothing is rendered or rebuilt and
+ * nothing replied; PAGE_MISS (w holds a partial page to discard) when something would
+ * have to be. */
+static enum page_rc tracks_page(struct call *c, struct pl_entry *e, int limit, int offset, const char *cursor,
+				struct jw *w, uint64_t *etag, bool memory_only)
 {
 	uint64_t version = seqcrdt_version(e->crdt);
+	if (memory_only && (!e->view || e->view_version != version))
+		return PAGE_MISS;
 	entry_view(e);
 	char snap[SEQ_CURSOR_MAX], nextc[SEQ_CURSOR_MAX] = "";
 	seq_snapshot_encode(version, snap);
@@ -532,15 +553,19 @@ static bool tracks_page(struct call *c, struct pl_entry *e, int limit, int offse
 	if (cursor) {
 		struct seq_cursor cur = {.version = version}, next;
 		if (*cursor && seq_cursor_decode(cursor, &cur) != 0) {
+			if (memory_only)
+				return PAGE_MISS;
 			call_error(c, 400, "invalid cursor");
-			return false;
+			return PAGE_BAD;
 		}
 		pg = xmalloc((size_t)limit * sizeof(*pg));
 		int k = seqcrdt_page(e->crdt, &cur, (size_t)limit, pg, &next, &more);
 		if (k < 0) {
 			free(pg);
+			if (memory_only)
+				return PAGE_MISS;
 			call_error(c, 400, "invalid cursor");
-			return false;
+			return PAGE_BAD;
 		}
 		n = (size_t)k;
 		items = pg;
@@ -564,7 +589,11 @@ static bool tracks_page(struct call *c, struct pl_entry *e, int limit, int offse
 	jw_arr(w);
 	int64_t now = mono_ms();
 	for (size_t i = 0; i < n; i++) {
-		const struct pl_render *r = item_render(c, e, &items[i], now);
+		const struct pl_render *r = memory_only ? item_rendered(c, e, &items[i], now) : item_render(c, e, &items[i], now);
+		if (!r) {
+			free(pg);
+			return PAGE_MISS;
+		}
 		jw_raw(w, r->json);
 		h = (h ^ r->hash) * 0x100000001b3ull + i;
 	}
@@ -608,7 +637,7 @@ static bool tracks_page(struct call *c, struct pl_entry *e, int limit, int offse
 	jw_obj_end(w);
 	*etag = fnv64(w->out.data + tail_from, w->out.len - tail_from, h);
 	free(pg);
-	return true;
+	return PAGE_OK;
 }
 
 /* The playlist object; the entry stays locked. tracks_json is a rendered paging object for
@@ -1011,7 +1040,7 @@ static void reply_playlist(struct call *c, struct pl_entry *e, int status, bool 
 		struct jw t;
 		uint64_t etag;
 		jw_init(&t);
-		tracks_page(c, e, 100, 0, NULL, &t, &etag);  /* offset mode cannot fail */
+		tracks_page(c, e, 100, 0, NULL, &t, &etag, false);  /* offset mode cannot fail */
 		tracks = jw_finish(&t);
 	}
 	struct jw w;
@@ -1195,42 +1224,88 @@ static void route_put_playlist(struct call *c)
 	reply_playlist(c, e, 200, false);
 }
 
+/* Replies 200 with the page in w (taking its buffer), or 304 when the client has it. The
+ * ETag comes from the items' hashes: the gateway's would hash the whole page. */
+static void reply_page(struct call *c, struct jw *w, uint64_t hash)
+{
+	char tag[24];
+	snprintf(tag, sizeof(tag), "\"p%016llx\"", (unsigned long long)hash);
+	http_resp_header(c->resp, "ETag", tag);
+	const char *inm = c->req->if_none_match;
+	if (inm && (strcmp(inm, "*") == 0 || strstr(inm, tag))) {
+		jw_free(w);
+		c->resp->status = 304;
+		buf_reset(&c->resp->body);
+		return;
+	}
+	http_resp_json_buf(c->resp, 200, &w->out);
+}
+
+/* The page arguments; false after replying 400. */
+static bool page_args(struct call *c, int *limit, int *offset, const char **cursor)
+{
+	*cursor = http_arg(c->req, "cursor");
+	if (!call_paging(c, 100, limit, offset))
+		return false;
+	if (!http_arg(c->req, "limit"))
+		*limit = 100;
+	if (*cursor && http_arg(c->req, "offset")) {
+		call_error(c, 400, "use either cursor or offset, not both");
+		return false;
+	}
+	return true;
+}
+
 static void route_get_tracks(struct call *c)
 {
 	int limit, offset;
-	const char *cursor = http_arg(c->req, "cursor");
-	if (!call_paging(c, 100, &limit, &offset))
+	const char *cursor;
+	if (!page_args(c, &limit, &offset, &cursor))
 		return;
-	if (!http_arg(c->req, "limit"))
-		limit = 100;
-	if (cursor && http_arg(c->req, "offset")) {
-		call_error(c, 400, "use either cursor or offset, not both");
-		return;
-	}
 	struct pl_entry *e = open_playlist(c, false);
 	if (!e)
 		return;
 	struct jw w;
 	uint64_t hash;
 	jw_init(&w);
-	bool ok = tracks_page(c, e, limit, offset, cursor, &w, &hash);
+	enum page_rc rc = tracks_page(c, e, limit, offset, cursor, &w, &hash, false);
+	pthread_mutex_unlock(&e->lock);
+	if (rc != PAGE_OK)
+		jw_free(&w);
+	else
+		reply_page(c, &w, hash);
+}
+
+bool playlists_fast_tracks(struct call *c)
+{
+	struct playlists *p = c->srv->playlists;
+	const char *id = c->params[0];
+	if (!id_valid(id))
+		return false;
+	int limit, offset;
+	const char *cursor;
+	if (!page_args(c, &limit, &offset, &cursor))
+		return true;  /* answered 400, as the route would before looking anything up */
+	pthread_mutex_lock(&p->lock);
+	struct pl_entry *e = bucket_find(p, id, bucket_of(id));
+	pthread_mutex_unlock(&p->lock);
+	/* A writer holds the lock through its commit: never wait for it on an I/O thread. */
+	if (!e || pthread_mutex_trylock(&e->lock) != 0)
+		return false;
+	bool ok = false;
+	struct jw w;
+	uint64_t hash;
+	jw_init(&w);
+	if (e->crdt && !e->meta_stale && mono_ms() - e->meta.loaded_ms <= PLAYLISTS_META_TTL_MS &&
+	    can_read(&e->meta, c->user.sub))
+		ok = tracks_page(c, e, limit, offset, cursor, &w, &hash, true) == PAGE_OK;
 	pthread_mutex_unlock(&e->lock);
 	if (!ok) {
 		jw_free(&w);
-		return;
+		return false;
 	}
-	/* Our own ETag, from the items' hashes: the gateway's would hash the whole page. */
-	char tag[24];
-	snprintf(tag, sizeof(tag), "\"p%016llx\"", (unsigned long long)hash);
-	http_resp_header(c->resp, "ETag", tag);
-	const char *inm = c->req->if_none_match;
-	if (inm && (strcmp(inm, "*") == 0 || strstr(inm, tag))) {
-		jw_free(&w);
-		c->resp->status = 304;
-		buf_reset(&c->resp->body);
-		return;
-	}
-	http_resp_json_buf(c->resp, 200, &w.out);
+	reply_page(c, &w, hash);
+	return true;
 }
 
 static void route_add_tracks(struct call *c)

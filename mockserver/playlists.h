@@ -28,4 +28,13 @@ void playlists_free(struct playlists *p);
 int playlists_subscribe_check(struct playlists *p, sqlite3 *db, const char *id, const char *user,
 			      char snapshot[SEQ_CURSOR_MAX]);
 
+struct call;
+/* The gateway's I/O-thread path for GET /v1/playlists/{id}/tracks (c->params[0] the id,
+ * c->user verified): answers from memory alone, true with c->resp complete (the page, a
+ * 304, or a 400 for bad paging arguments) when the playlist's replica and metadata are
+ * loaded and fresh, c->user may read it, no writer holds it, and every item of the page
+ * is rendered for c->user.country. Otherwise false with nothing written, and a worker
+ * serves the request as usual. Never blocks on a writer, never touches SQLite. */
+bool playlists_fast_tracks(struct call *c);
+
 #endif

@@ -530,6 +530,55 @@ def test_websocket_pushes_every_change_in_order_and_refuses_bad_clients(srv):
         s.close()
 
 
+def log_rec(srv, rid):
+    """encored's access-log record of a request id (written once the response is sent)."""
+    def find():
+        for line in srv.log_text().splitlines():
+            if line.startswith("{") and rid in line:
+                rec = json.loads(line)
+                if rec.get("rid") == rid:
+                    return rec
+        return None
+    return wait_for(find, 30, "log line of request " + rid)
+
+
+def test_pages_answered_from_memory_equal_the_rendered_ones(srv):
+    """The second read of a page is served from the hydrated list (on the I/O thread): the
+    same bytes and ETag as the first, rendered, one; 304 on If-None-Match; a new ETag after
+    an edit; and the gateway's checks (token, privacy, paging arguments) still hold."""
+    alice, chen = srv.login("alice"), srv.login("chen")
+    u = track_uris(srv)
+    pid = create(alice, "Memory", public=False)["id"]
+    add(alice, pid, [u[i % len(u)] for i in range(100)])
+    add(alice, pid, [u[i % len(u)] for i in range(50)])
+    for path in ("/v1/playlists/%s/tracks?offset=100&limit=30" % pid, "/v1/playlists/%s/tracks?cursor=&limit=40" % pid):
+        st1, b1, r1 = alice.raw("GET", path)
+        st2, b2, r2 = alice.raw("GET", path)
+        expect((st1, st2), (200, 200), path)
+        expect(b2, b1, "the page from memory equals the rendered one: " + path)
+        expect([log_rec(srv, r.getheader("x-request-id")).get("io_thread", False) for r in (r1, r2)], [False, True],
+               "first read rendered by a worker, the second answered on the I/O thread")
+        tag = r1.getheader("etag")
+        assert tag, "no ETag"
+        expect(r2.getheader("etag"), tag, "same ETag")
+        st, b, _ = alice.raw("GET", path, headers={"If-None-Match": tag})
+        expect((st, b), (304, b""), "If-None-Match")
+        expect(chen.raw("GET", path)[0], 404, "private to others, also once it is in memory")
+        expect(srv.login("alice").raw("GET", path, headers={"Authorization": "Bearer x.y.z"})[0], 401, "bad token")
+    path = "/v1/playlists/%s/tracks?offset=0&limit=100" % pid
+    _, b1, r1 = alice.raw("GET", path)
+    _, b2, _ = alice.raw("GET", path)
+    expect(b2, b1, "offset page from memory")
+    page = json.loads(b1)
+    expect((len(page["items"]), page["total"], page["next"] is not None), (100, 150, True), "page shape")
+    add(alice, pid, [u[0]], position=0)
+    _, b3, r3 = alice.raw("GET", path)
+    assert r3.getheader("etag") != r1.getheader("etag"), "ETag unchanged after an edit"
+    expect(json.loads(b3)["items"][1]["item_id"], page["items"][0]["item_id"], "the edit shows at once")
+    expect(alice.raw("GET", "/v1/playlists/%s/tracks?limit=101" % pid)[0], 400, "limit over 100")
+    expect(alice.raw("GET", "/v1/playlists/%s/tracks?cursor=zz&limit=5" % pid)[0], 400, "bad cursor")
+
+
 def apply_change(rows, change):
     """Applies a push's positional change to [(item_id, uri)] rows (PROTOCOL.md)."""
     gone = {p: rows[p] for p in change["remove"]}
@@ -659,7 +708,8 @@ def main():
                   test_cursor_paging_is_stable_under_concurrent_edits,
                   test_random_multi_client_edits_converge_over_http,
                   test_websocket_pushes_every_change_in_order_and_refuses_bad_clients,
-                  test_push_change_replays_every_edit_as_positions):
+                  test_push_change_replays_every_edit_as_positions,
+                  test_pages_answered_from_memory_equal_the_rendered_ones):
             tap.run(t, srv)
     srv = Server().start()
     try:
