@@ -794,8 +794,9 @@ static bool touched(const struct seq_id *t, size_t n, struct seq_id id)
  * longer than PLAYLISTS_PUSH_CHANGE_MAX entries, nothing is written and clients refetch. */
 static void write_change(struct call *c, struct jw *w, struct pl_entry *e, const struct seq_op *ops, int n, uint64_t base)
 {
-	size_t nb, na;
-	struct seq_entry *b = seqcrdt_list(e->crdt, base, &nb), *a = seqcrdt_list(e->crdt, UINT64_MAX, &na);
+	size_t nb, na = e->nview;
+	struct seq_entry *b = seqcrdt_list(e->crdt, base, &nb);
+	const struct seq_entry *a = e->view;  /* the list now: commit_ops rebuilt it */
 	struct seq_id *t = xmalloc((size_t)n * sizeof(*t));
 	for (int i = 0; i < n; i++)
 		t[i] = ops[i].item;
@@ -861,7 +862,6 @@ static void write_change(struct call *c, struct jw *w, struct pl_entry *e, const
 	}
 	free(rm);
 	free(t);
-	free(a);
 	free(b);
 }
 
