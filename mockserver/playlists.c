@@ -3,8 +3,9 @@
  * Positions in a request refer to the list at the request's snapshot_id (the present when
  * absent); they are turned into element ids in that version and the edit is applied to the
  * present, so an edit made against an old snapshot lands where its author saw it.
- * Rendered track pages are cached under the playlist's version, so a write makes every
- * older page unreachable at once; metadata lives in the entry with its own longer TTL. */
+ * Pages come from the entry's hydrated list (the order at its version, rebuilt by each
+ * write, and items rendered once per country and minute), so a write invalidates the order
+ * at once and re-renders nothing; metadata lives in the entry with its own longer TTL. */
 #include "playlists.h"
 #include "db.h"
 #include "id.h"
@@ -12,7 +13,6 @@
 #include "plpush.h"
 #include "server.h"
 #include "catalog.h"
-#include "ttlcache.h"
 #include "xmem.h"
 #include <errno.h>
 #include <pthread.h>

@@ -5,7 +5,9 @@
  * after PLAYLISTS_META_TTL_MS, rewritten on every metadata write). Every track edit runs
  * under the entry's mutex: resolve positions against the snapshot the request names,
  * make and apply the CRDT operations, append them to the log in one transaction, then
- * queue the push to subscribers, so pushes leave in version order. */
+ * queue the push to subscribers, so pushes leave in version order. Track pages come from
+ * the entry's hydrated list, on the I/O thread when it is all in memory
+ * (playlists_fast_tracks). */
 #ifndef ENCORE_PLAYLISTS_H
 #define ENCORE_PLAYLISTS_H
 #include "seqcrdt.h"
