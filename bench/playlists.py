@@ -54,6 +54,7 @@ def timed_get(c, path):
 
 
 def main():
+    print("load average at start: %.2f %.2f %.2f" % os.getloadavg())
     args = ["--rate-limit-user", "100000:100000", "--rate-limit-ip", "100000:100000"]
     with Server(args=args, tracks=12) as srv:
         alice = srv.login("alice")
@@ -173,6 +174,7 @@ def main():
             w.close()
         peer = med[7]
         print("BENCH\tplaylist_page\tp99_ms_lower_better\t%.3f\talbum_tracks_route\t%.3f\t%.2f\t< 5 ms" % (page_p99, peer, page_p99 / peer if peer else 0))
+        print("load average at end: %.2f %.2f %.2f" % os.getloadavg())
         pp = pct(polls, 99)
         print("BENCH\tplaylist_push\tp99_ms_lower_better\t%.2f\thttp_poll_rtt\t%.2f\t%.2f\t< 50 ms" % (pct(lat, 99), pp, pct(lat, 99) / pp if pp else 0))
 
