@@ -30,7 +30,11 @@ struct http_req {
 	char client_ip[64];
 	char request_id[17];
 	int64_t start_us;           /* monotonic, for latency */
+	int64_t handle_start_us;    /* when a worker (or the I/O thread's fast path) took it */
+	int64_t handle_end_us;      /* when the worker's handler returned */
+	int64_t handle_cpu_us;      /* the worker thread's CPU time in the handler */
 	bool fast_checked;          /* the fast path saw this request before the workers */
+	bool fast_answered;         /* ... and answered it on the I/O thread */
 	/* Filled by the application while routing; freed with the request. */
 	void *app_data;
 };
@@ -134,6 +138,8 @@ void http_resp_header(struct http_resp *resp, const char *name, const char *valu
 void http_resp_error(struct http_resp *resp, int status, const char *message);
 /* Sets status and takes ownership of a JSON text. */
 void http_resp_json(struct http_resp *resp, int status, char *json);
+/* Sets status and takes body's storage as the JSON body, leaving body empty. */
+void http_resp_json_buf(struct http_resp *resp, int status, struct buf *body);
 
 int64_t http_now_us(void);
 

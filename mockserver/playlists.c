@@ -3,8 +3,9 @@
  * Positions in a request refer to the list at the request's snapshot_id (the present when
  * absent); they are turned into element ids in that version and the edit is applied to the
  * present, so an edit made against an old snapshot lands where its author saw it.
- * Rendered track pages are cached under the playlist's version, so a write makes every
- * older page unreachable at once; metadata lives in the entry with its own longer TTL. */
+ * Pages come from the entry's hydrated list (the order at its version, rebuilt by each
+ * write, and items rendered once per country and minute), so a write invalidates the order
+ * at once and re-renders nothing; metadata lives in the entry with its own longer TTL. */
 #include "playlists.h"
 #include "db.h"
 #include "id.h"
@@ -12,7 +13,6 @@
 #include "plpush.h"
 #include "server.h"
 #include "catalog.h"
-#include "ttlcache.h"
 #include "xmem.h"
 #include <errno.h>
 #include <pthread.h>
@@ -42,13 +42,21 @@ struct pl_entry {
 	struct seqcrdt *crdt;   /* NULL until loaded (or after a failed write) */
 	struct pl_meta meta;
 	bool meta_stale;
+	/* The hydrated list (see "the hydrated list" below). */
+	struct seq_entry *view;  /* visible items at view_version; strings borrowed from crdt */
+	size_t nview;
+	uint64_t view_version;
+	struct pl_render *renders;  /* open addressing by item id, at most half full */
+	size_t rcap, rn;
 };
 
 struct playlists {
 	pthread_mutex_t lock;
 	struct pl_entry *buckets[NBUCKETS];
-	struct ttlcache *pages;
 };
+
+static void entry_drop_crdt(struct pl_entry *e);
+static void renders_free(struct pl_entry *e);
 
 static int64_t mono_ms(void)
 {
@@ -61,7 +69,6 @@ struct playlists *playlists_new(void)
 {
 	struct playlists *p = xcalloc(1, sizeof(*p));
 	pthread_mutex_init(&p->lock, NULL);
-	p->pages = ttlcache_new(PLAYLISTS_PAGE_TTL_MS, PLAYLISTS_PAGE_CACHE_ENTRIES);
 	return p;
 }
 
@@ -80,12 +87,12 @@ void playlists_free(struct playlists *p)
 	for (int i = 0; i < NBUCKETS; i++)
 		for (struct pl_entry *e = p->buckets[i], *n; e; e = n) {
 			n = e->next;
-			seqcrdt_free(e->crdt);
+			entry_drop_crdt(e);
+			renders_free(e);
 			meta_clear(&e->meta);
 			pthread_mutex_destroy(&e->lock);
 			free(e);
 		}
-	ttlcache_free(p->pages);
 	pthread_mutex_destroy(&p->lock);
 	free(p);
 }
@@ -157,6 +164,14 @@ static int crdt_load(sqlite3 *db, const char *id, struct seqcrdt **out)
 	return 0;
 }
 
+static unsigned bucket_of(const char *id)
+{
+	unsigned h = 5381;
+	for (const char *s = id; *s; s++)
+		h = h * 33 + (unsigned char)*s;
+	return h % NBUCKETS;
+}
+
 static struct pl_entry *bucket_find(struct playlists *p, const char *id, unsigned h)
 {
 	for (struct pl_entry *e = p->buckets[h]; e; e = e->next)
@@ -169,10 +184,7 @@ static struct pl_entry *bucket_find(struct playlists *p, const char *id, unsigne
  * (-ENOENT unknown, -EIO database). Unlock with pthread_mutex_unlock(&e->lock). */
 static struct pl_entry *entry_get(struct playlists *p, sqlite3 *db, const char *id, int *err)
 {
-	unsigned h = 5381;
-	for (const char *s = id; *s; s++)
-		h = h * 33 + (unsigned char)*s;
-	h %= NBUCKETS;
+	unsigned h = bucket_of(id);
 	pthread_mutex_lock(&p->lock);
 	struct pl_entry *e = bucket_find(p, id, h);
 	pthread_mutex_unlock(&p->lock);
@@ -285,6 +297,110 @@ static struct pl_entry *open_playlist(struct call *c, bool edit)
 
 /* ---- rendering ---- */
 
+/* ---- the hydrated list: pages without SQLite ----
+ *
+ * Each entry keeps the visible list at its current version (rebuilt by the write that
+ * moves the version: write-through) and every item it has served rendered as the whole
+ * playlist track object, keyed by item id. An item's object depends only on the item
+ * (added_at, added_by, item_id never change) and its track for the caller's country, so
+ * renders survive writes: a write re-renders nothing, and a page is the list slice plus
+ * 100 copies. A render lives PLAYLISTS_ITEM_TTL_MS (catalog changes show within that, as
+ * the catalog's own track cache allows) and is for one country at a time. */
+
+struct pl_render {
+	struct seq_id item;      /* {0,0}: empty slot */
+	char *json;              /* the playlist track object */
+	size_t len;
+	uint64_t hash;           /* of json, for page ETags */
+	char country[4];
+	int64_t expires_ms;
+};
+
+static uint64_t fnv64(const void *p, size_t n, uint64_t h)
+{
+	const unsigned char *s = p;
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ s[i]) * 1099511628211ull;
+	return h;
+}
+
+static size_t render_slot(const struct pl_entry *e, struct seq_id id)
+{
+	uint64_t h = (id.counter * 0x9e3779b97f4a7c15ull) ^ ((uint64_t)id.replica * 0xbf58476d1ce4e5b9ull);
+	return (size_t)(h ^ (h >> 29)) & (e->rcap - 1);
+}
+
+static void renders_free(struct pl_entry *e)
+{
+	for (size_t i = 0; i < e->rcap; i++)
+		free(e->renders[i].json);
+	free(e->renders);
+	e->renders = NULL;
+	e->rcap = e->rn = 0;
+}
+
+/* The slot for id (empty if absent); the table has room (see renders_room). */
+static struct pl_render *render_find(struct pl_entry *e, struct seq_id id)
+{
+	size_t i = render_slot(e, id);
+	while (e->renders[i].json && seq_id_cmp(e->renders[i].item, id) != 0)
+		i = (i + 1) & (e->rcap - 1);
+	return &e->renders[i];
+}
+
+/* Keeps the table at most half full. When it fills with items no longer in the list
+ * (removed ones), it is rebuilt with the visible ones only, so memory follows the list. */
+static void renders_room(struct pl_entry *e)
+{
+	if (e->rcap && (e->rn + 1) * 2 <= e->rcap)
+		return;
+	struct pl_render *old = e->renders;
+	size_t oldcap = e->rcap;
+	size_t live = 0;
+	for (size_t i = 0; i < oldcap; i++)
+		live += old[i].json != NULL;
+	size_t cap = 256;
+	while (cap < (e->nview + 1) * 2 || cap < (live + 1) * 2)
+		cap *= 2;
+	e->renders = xcalloc(cap, sizeof(*e->renders));
+	e->rcap = cap;
+	e->rn = 0;
+	bool prune = live > 2 * e->nview + 256;
+	for (size_t i = 0; i < oldcap; i++) {
+		if (!old[i].json)
+			continue;
+		struct seq_entry se;
+		if (prune && !(e->crdt && seqcrdt_find_item(e->crdt, old[i].item, &se))) {
+			free(old[i].json);
+			continue;
+		}
+		*render_find(e, old[i].item) = old[i];
+		e->rn++;
+	}
+	free(old);
+}
+
+/* The visible list now, rebuilt when the version moved. */
+static void entry_view(struct pl_entry *e)
+{
+	uint64_t v = seqcrdt_version(e->crdt);
+	if (e->view && e->view_version == v)
+		return;
+	free(e->view);
+	e->view = seqcrdt_list(e->crdt, UINT64_MAX, &e->nview);
+	e->view_version = v;
+}
+
+/* Drops the replica and what borrows from it (after a failed write). */
+static void entry_drop_crdt(struct pl_entry *e)
+{
+	free(e->view);
+	e->view = NULL;
+	e->nview = 0;
+	seqcrdt_free(e->crdt);
+	e->crdt = NULL;
+}
+
 static void write_iso_time(struct jw *w, int64_t t)
 {
 	char buf[32];
@@ -351,64 +467,50 @@ static bool render_episode(struct call *c, struct jw *w, const char *id)
 	return found;
 }
 
-/* A page entry copied out of the replica so hydration runs without the entry lock. */
-struct page_item {
-	struct seq_id item;
-	char *uri, *added_by;
-	int64_t added_at;
-};
-
-static void page_items_free(struct page_item *it, size_t n)
+/* The Web API playlist track object of se, joined with the track (or episode) it names,
+ * for the caller's country: from the entry's renders, rendered now on a miss. */
+static const struct pl_render *item_render(struct call *c, struct pl_entry *e, const struct seq_entry *se, int64_t now)
 {
-	for (size_t i = 0; i < n; i++) {
-		free(it[i].uri);
-		free(it[i].added_by);
-	}
-	free(it);
-}
-
-static void copy_entries(struct page_item *dst, const struct seq_entry *src, size_t n)
-{
-	for (size_t i = 0; i < n; i++) {
-		dst[i].item = src[i].item;
-		dst[i].uri = xstrdup(src[i].uri);
-		dst[i].added_by = src[i].added_by ? xstrdup(src[i].added_by) : NULL;
-		dst[i].added_at = src[i].added_at;
-	}
-}
-
-/* The Web API playlist track object, joined with the track (or episode) it names. */
-static void write_items(struct call *c, struct jw *w, const struct page_item *it, size_t n)
-{
-	jw_key(w, "items");
-	jw_arr(w);
-	for (size_t i = 0; i < n; i++) {
-		jw_obj(w);
-		jw_key(w, "added_at");
-		write_iso_time(w, it[i].added_at);
-		jw_key(w, "added_by");
-		if (it[i].added_by)
-			write_user_ref(c, w, it[i].added_by, false);
-		else
-			jw_null(w);
-		jw_kbool(w, "is_local", false);
-		char sid[32];
-		seq_id_format(it[i].item, sid);
-		jw_kstr(w, "item_id", sid);
-		jw_key(w, "track");
-		char type[16], oid[ID_LEN + 1];
-		bool ok = uri_parse(it[i].uri, type, sizeof(type), oid);
-		if (ok && strcmp(type, "track") == 0)
-			ok = catalog_write_track(c, w, oid);
-		else if (ok && strcmp(type, "episode") == 0)
-			ok = render_episode(c, w, oid);
-		else
-			ok = false;
-		if (!ok)
-			jw_null(w);  /* removed from the catalog since it was added */
-		jw_obj_end(w);
-	}
-	jw_arr_end(w);
+	renders_room(e);
+	struct pl_render *r = render_find(e, se->item);
+	if (r->json && now < r->expires_ms && strcmp(r->country, c->user.country) == 0)
+		return r;
+	struct jw w;
+	jw_init(&w);
+	jw_obj(&w);
+	jw_key(&w, "added_at");
+	write_iso_time(&w, se->added_at);
+	jw_key(&w, "added_by");
+	if (se->added_by)
+		write_user_ref(c, &w, se->added_by, false);
+	else
+		jw_null(&w);
+	jw_kbool(&w, "is_local", false);
+	char sid[32];
+	seq_id_format(se->item, sid);
+	jw_kstr(&w, "item_id", sid);
+	jw_key(&w, "track");
+	char type[16], oid[ID_LEN + 1];
+	bool ok = uri_parse(se->uri, type, sizeof(type), oid);
+	if (ok && strcmp(type, "track") == 0)
+		ok = catalog_write_track(c, &w, oid);
+	else if (ok && strcmp(type, "episode") == 0)
+		ok = render_episode(c, &w, oid);
+	else
+		ok = false;
+	if (!ok)
+		jw_null(&w);  /* removed from the catalog since it was added */
+	jw_obj_end(&w);
+	if (!r->json)
+		e->rn++;
+	free(r->json);
+	r->item = se->item;
+	r->len = w.out.len;
+	r->json = jw_finish(&w);
+	r->hash = fnv64(r->json, r->len, 14695981039346656037ull);
+	snprintf(r->country, sizeof(r->country), "%s", c->user.country);
+	r->expires_ms = now + PLAYLISTS_ITEM_TTL_MS;
+	return r;
 }
 
 static void write_page_url(struct call *c, struct jw *w, const char *id, const char *fmt_tail)
@@ -418,114 +520,124 @@ static void write_page_url(struct call *c, struct jw *w, const char *id, const c
 	free(h);
 }
 
-/* Renders a tracks paging object (offset mode, or cursor mode when cursor is non-NULL)
- * through the page cache. Takes the locked entry and unlocks it. NULL after replying 400. */
-static char *tracks_page(struct call *c, struct pl_entry *e, int limit, int offset, const char *cursor)
+/* A render good for the caller now, or NULL (memory-only pages give up on one). */
+static const struct pl_render *item_rendered(struct call *c, struct pl_entry *e, const struct seq_entry *se, int64_t now)
 {
-	struct playlists *p = c->srv->playlists;
+	if (!e->rcap)
+		return NULL;
+	const struct pl_render *r = render_find(e, se->item);
+	return r->json && now < r->expires_ms && strcmp(r->country, c->user.country) == 0 ? r : NULL;
+}
+
+enum page_rc { PAGE_OK, PAGE_BAD, PAGE_MISS };
+
+/* Writes a tracks paging object (offset mode, or cursor mode when cursor is non-NULL) into
+ * w from the hydrated list, and *etag: a hash of the page's bytes made from the items'
+ * hashes, so no pass over the page is needed. The entry stays locked. PAGE_BAD after
+ * replying 400. memory_only (the I/O-thread path): nothing is rendered or rebuilt and
+ * nothing replied; PAGE_MISS (w holds a partial page to discard) when something would
+ * have to be. */
+static enum page_rc tracks_page(struct call *c, struct pl_entry *e, int limit, int offset, const char *cursor,
+				struct jw *w, uint64_t *etag, bool memory_only)
+{
 	uint64_t version = seqcrdt_version(e->crdt);
-	char *key = xasprintf("%s:%llu:%s:%s:%d:%d", e->id, (unsigned long long)version, c->user.country,
-			      cursor ? cursor : "-", offset, limit);
-	char *hit = ttlcache_get(p->pages, key, mono_ms());
-	if (hit) {
-		pthread_mutex_unlock(&e->lock);
-		free(key);
-		return hit;
-	}
-	char id[ID_LEN + 1], snap[SEQ_CURSOR_MAX], nextc[SEQ_CURSOR_MAX] = "";
-	snprintf(id, sizeof(id), "%s", e->id);
+	if (memory_only && (!e->view || e->view_version != version))
+		return PAGE_MISS;
+	entry_view(e);
+	char snap[SEQ_CURSOR_MAX], nextc[SEQ_CURSOR_MAX] = "";
 	seq_snapshot_encode(version, snap);
-	size_t total = 0, n = 0;
-	struct page_item *items = NULL;
+	size_t total = e->nview, n = 0;
+	const struct seq_entry *items;
+	struct seq_entry *pg = NULL;
 	bool more = false;
 	if (cursor) {
 		struct seq_cursor cur = {.version = version}, next;
 		if (*cursor && seq_cursor_decode(cursor, &cur) != 0) {
-			pthread_mutex_unlock(&e->lock);
-			free(key);
+			if (memory_only)
+				return PAGE_MISS;
 			call_error(c, 400, "invalid cursor");
-			return NULL;
+			return PAGE_BAD;
 		}
-		struct seq_entry *pg = xmalloc((size_t)limit * sizeof(*pg));
+		pg = xmalloc((size_t)limit * sizeof(*pg));
 		int k = seqcrdt_page(e->crdt, &cur, (size_t)limit, pg, &next, &more);
 		if (k < 0) {
 			free(pg);
-			pthread_mutex_unlock(&e->lock);
-			free(key);
+			if (memory_only)
+				return PAGE_MISS;
 			call_error(c, 400, "invalid cursor");
-			return NULL;
+			return PAGE_BAD;
 		}
 		n = (size_t)k;
-		items = xcalloc(n + 1, sizeof(*items));
-		copy_entries(items, pg, n);
-		free(pg);
+		items = pg;
 		if (more)
 			seq_cursor_encode(&next, nextc);
-		total = seqcrdt_len(e->crdt);
 	} else {
-		struct seq_entry *l = seqcrdt_list(e->crdt, UINT64_MAX, &total);
 		size_t from = (size_t)offset < total ? (size_t)offset : total;
 		n = total - from < (size_t)limit ? total - from : (size_t)limit;
-		items = xcalloc(n + 1, sizeof(*items));
-		copy_entries(items, l + from, n);
-		free(l);
+		items = e->view + from;
 	}
-	pthread_mutex_unlock(&e->lock);
-
-	struct jw w;
-	jw_init(&w);
-	jw_obj(&w);
 	char tail[160];
-	jw_key(&w, "href");
-	if (cursor) {
+	jw_obj(w);
+	jw_key(w, "href");
+	if (cursor)
 		snprintf(tail, sizeof(tail), "?cursor=%s&limit=%d", cursor, limit);
-		write_page_url(c, &w, id, tail);
-		write_items(c, &w, items, n);
-		jw_kint(&w, "limit", limit);
-		jw_key(&w, "next");
+	else
+		snprintf(tail, sizeof(tail), "?offset=%d&limit=%d", offset, limit);
+	write_page_url(c, w, e->id, tail);
+	uint64_t h = fnv64(w->out.data, w->out.len, 14695981039346656037ull);
+	jw_key(w, "items");
+	jw_arr(w);
+	int64_t now = mono_ms();
+	for (size_t i = 0; i < n; i++) {
+		const struct pl_render *r = memory_only ? item_rendered(c, e, &items[i], now) : item_render(c, e, &items[i], now);
+		if (!r) {
+			free(pg);
+			return PAGE_MISS;
+		}
+		jw_raw(w, r->json);
+		h = (h ^ r->hash) * 0x100000001b3ull + i;
+	}
+	jw_arr_end(w);
+	size_t tail_from = w->out.len;
+	jw_kint(w, "limit", limit);
+	jw_key(w, "next");
+	if (cursor) {
 		if (more) {
 			snprintf(tail, sizeof(tail), "?cursor=%s&limit=%d", nextc, limit);
-			write_page_url(c, &w, id, tail);
+			write_page_url(c, w, e->id, tail);
 		} else {
-			jw_null(&w);
+			jw_null(w);
 		}
-		jw_key(&w, "cursors");
-		jw_obj(&w);
-		jw_key(&w, "after");
+		jw_key(w, "cursors");
+		jw_obj(w);
+		jw_key(w, "after");
 		if (more)
-			jw_str(&w, nextc);
+			jw_str(w, nextc);
 		else
-			jw_null(&w);
-		jw_obj_end(&w);
+			jw_null(w);
+		jw_obj_end(w);
 	} else {
-		snprintf(tail, sizeof(tail), "?offset=%d&limit=%d", offset, limit);
-		write_page_url(c, &w, id, tail);
-		write_items(c, &w, items, n);
-		jw_kint(&w, "limit", limit);
-		jw_key(&w, "next");
 		if ((size_t)offset + (size_t)limit < total) {
 			snprintf(tail, sizeof(tail), "?offset=%d&limit=%d", offset + limit, limit);
-			write_page_url(c, &w, id, tail);
+			write_page_url(c, w, e->id, tail);
 		} else {
-			jw_null(&w);
+			jw_null(w);
 		}
-		jw_kint(&w, "offset", offset);
-		jw_key(&w, "previous");
+		jw_kint(w, "offset", offset);
+		jw_key(w, "previous");
 		if (offset > 0) {
 			snprintf(tail, sizeof(tail), "?offset=%d&limit=%d", offset > limit ? offset - limit : 0, limit);
-			write_page_url(c, &w, id, tail);
+			write_page_url(c, w, e->id, tail);
 		} else {
-			jw_null(&w);
+			jw_null(w);
 		}
 	}
-	jw_kstr(&w, "snapshot_id", snap);
-	jw_kint(&w, "total", (long long)total);
-	jw_obj_end(&w);
-	char *json = jw_finish(&w);
-	ttlcache_put(p->pages, key, json, mono_ms());
-	free(key);
-	page_items_free(items, n);
-	return json;
+	jw_kstr(w, "snapshot_id", snap);
+	jw_kint(w, "total", (long long)total);
+	jw_obj_end(w);
+	*etag = fnv64(w->out.data + tail_from, w->out.len - tail_from, h);
+	free(pg);
+	return PAGE_OK;
 }
 
 /* The playlist object; the entry stays locked. tracks_json is a rendered paging object for
@@ -614,6 +726,145 @@ static void write_op(struct jw *w, const struct seq_op *op)
 	jw_obj_end(w);
 }
 
+/* Display fields of one item for a push (what a client's row shows), or null when it left
+ * the catalog: {"name", "uri", "type", "duration_ms", "artists": [{"name"}], "album":
+ * {"name"}} for a track, {"name", "uri", "type", "duration_ms", "show": {"name"}} for an
+ * episode. */
+static void write_item_display(struct call *c, struct jw *w, const char *uri)
+{
+	char type[16], id[ID_LEN + 1];
+	bool track = uri_parse(uri, type, sizeof(type), id) && strcmp(type, "track") == 0;
+	bool episode = !track && uri_parse(uri, type, sizeof(type), id) && strcmp(type, "episode") == 0;
+	if (!track && !episode) {
+		jw_null(w);
+		return;
+	}
+	sqlite3_stmt *st = db_prepare(c->db, track ? "SELECT t.name, t.duration_ms, ar.name, al.name FROM tracks t"
+						     " JOIN artists ar ON ar.id = t.artist_id JOIN albums al ON al.id = t.album_id WHERE t.id = ?"
+						   : "SELECT e.name, e.duration_ms, NULL, s.name FROM episodes e JOIN shows s ON s.id = e.show_id"
+						     " WHERE e.id = ?");
+	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+	if (sqlite3_step(st) != SQLITE_ROW) {
+		jw_null(w);
+		sqlite3_finalize(st);
+		return;
+	}
+	jw_obj(w);
+	if (track) {
+		jw_key(w, "album");
+		jw_obj(w);
+		jw_kstr(w, "name", (const char *)sqlite3_column_text(st, 3));
+		jw_obj_end(w);
+		jw_key(w, "artists");
+		jw_arr(w);
+		jw_obj(w);
+		jw_kstr(w, "name", (const char *)sqlite3_column_text(st, 2));
+		jw_obj_end(w);
+		jw_arr_end(w);
+	}
+	jw_kint(w, "duration_ms", sqlite3_column_int(st, 1));
+	jw_kstr(w, "name", (const char *)sqlite3_column_text(st, 0));
+	if (episode) {
+		jw_key(w, "show");
+		jw_obj(w);
+		jw_kstr(w, "name", (const char *)sqlite3_column_text(st, 3));
+		jw_obj_end(w);
+	}
+	jw_kstr(w, "type", type);
+	jw_kstr(w, "uri", uri);
+	jw_obj_end(w);
+	sqlite3_finalize(st);
+}
+
+static int seq_id_qcmp(const void *a, const void *b)
+{
+	return seq_id_cmp(*(const struct seq_id *)a, *(const struct seq_id *)b);
+}
+
+static bool touched(const struct seq_id *t, size_t n, struct seq_id id)
+{
+	return bsearch(&id, t, n, sizeof(*t), seq_id_qcmp) != NULL;
+}
+
+/* Writes the "change" of a push: the edit as positions in the list at base (rows that
+ * leave, removed or moved; then the run of new or moved items and where it lands), so a
+ * client holding that list applies it without a CRDT replica or a refetch. Every edit
+ * the routes make has this shape (a run lands contiguously because it is one chain); the
+ * result is checked against the replica anyway, and when it does not hold, or would be
+ * longer than PLAYLISTS_PUSH_CHANGE_MAX entries, nothing is written and clients refetch. */
+static void write_change(struct call *c, struct jw *w, struct pl_entry *e, const struct seq_op *ops, int n, uint64_t base)
+{
+	size_t nb, na = e->nview;
+	struct seq_entry *b = seqcrdt_list(e->crdt, base, &nb);
+	const struct seq_entry *a = e->view;  /* the list now: commit_ops rebuilt it */
+	struct seq_id *t = xmalloc((size_t)n * sizeof(*t));
+	for (int i = 0; i < n; i++)
+		t[i] = ops[i].item;
+	qsort(t, (size_t)n, sizeof(*t), seq_id_qcmp);
+	size_t *rm = xmalloc((nb + 1) * sizeof(*rm)), nrm = 0;
+	for (size_t i = 0; i < nb; i++)
+		if (touched(t, (size_t)n, b[i].item))
+			rm[nrm++] = i;
+	size_t first = 0, k = 0;
+	bool ok = true;
+	for (size_t i = 0; i < na && ok; i++)
+		if (touched(t, (size_t)n, a[i].item)) {
+			if (k == 0)
+				first = i;
+			ok = i == first + k;
+			k++;
+		}
+	ok = ok && nb - nrm + k == na && nrm + k <= PLAYLISTS_PUSH_CHANGE_MAX;
+	/* The list at base without the leaving rows, with the run spliced in at first, must
+	 * be the list now. */
+	for (size_t i = 0, j = 0, r = 0; ok && i < nb; i++) {
+		if (r < nrm && rm[r] == i) {
+			r++;
+			continue;
+		}
+		if (j == first && k)
+			j += k;
+		ok = seq_id_cmp(b[i].item, a[j].item) == 0;
+		j++;
+	}
+	if (ok) {
+		jw_key(w, "change");
+		jw_obj(w);
+		jw_key(w, "remove");
+		jw_arr(w);
+		for (size_t r = 0; r < nrm; r++)
+			jw_int(w, (long long)rm[r]);
+		jw_arr_end(w);
+		jw_kint(w, "insert_at", (long long)first);
+		jw_key(w, "items");
+		jw_arr(w);
+		for (size_t i = first; i < first + k; i++) {
+			char sid[32];
+			jw_obj(w);
+			seq_id_format(a[i].item, sid);
+			jw_kstr(w, "item_id", sid);
+			size_t r = 0;
+			while (r < nrm && seq_id_cmp(b[rm[r]].item, a[i].item) != 0)
+				r++;
+			if (r < nrm) {
+				jw_kint(w, "from", (long long)rm[r]);
+			} else {
+				jw_kstr(w, "added_by", a[i].added_by ? a[i].added_by : "");
+				jw_kint(w, "added_at", a[i].added_at);
+				jw_key(w, "track");
+				write_item_display(c, w, a[i].uri);
+			}
+			jw_obj_end(w);
+		}
+		jw_arr_end(w);
+		jw_kint(w, "total", (long long)na);
+		jw_obj_end(w);
+	}
+	free(rm);
+	free(t);
+	free(b);
+}
+
 /* Appends the operations just applied to the log, pushes them, and replies with the new
  * snapshot. On a database failure the replica is dropped (reloaded from the log on next
  * use) and the reply is 503. Frees ops; the entry stays locked. */
@@ -658,12 +909,12 @@ static void commit_ops(struct call *c, struct pl_entry *e, struct seq_op *ops, i
 			rc = db_commit(c->db);
 		if (rc != 0) {
 			db_rollback(c->db);
-			seqcrdt_free(e->crdt);
-			e->crdt = NULL;
+			entry_drop_crdt(e);
 			seq_ops_free(ops, (size_t)n);
 			call_error(c, 503, "database unavailable; the edit was not saved");
 			return;
 		}
+		entry_view(e);  /* write-through: the next page reads the new list as is */
 		if (c->srv->plhub) {
 			struct jw w;
 			jw_init(&w);
@@ -671,6 +922,9 @@ static void commit_ops(struct call *c, struct pl_entry *e, struct seq_op *ops, i
 			jw_kstr(&w, "type", "playlist_changed");
 			jw_kstr(&w, "playlist", e->id);
 			jw_kstr(&w, "snapshot_id", snap);
+			char base[SEQ_CURSOR_MAX];
+			seq_snapshot_encode(v - (uint64_t)n, base);
+			jw_kstr(&w, "base_snapshot_id", base);
 			jw_kint(&w, "version", (long long)v);
 			jw_kstr(&w, "by", c->user.sub);
 			jw_key(&w, "ops");
@@ -678,6 +932,7 @@ static void commit_ops(struct call *c, struct pl_entry *e, struct seq_op *ops, i
 			for (int i = 0; i < n; i++)
 				write_op(&w, &ops[i]);
 			jw_arr_end(&w);
+			write_change(c, &w, e, ops, n, v - (uint64_t)n);
 			jw_obj_end(&w);
 			char *json = jw_finish(&w);
 			plhub_publish(c->srv->plhub, e->id, json);
@@ -777,20 +1032,16 @@ static bool opt_index(struct call *c, yajl_val body, const char *key, long long 
 
 /* ---- routes ---- */
 
+/* Replies with the playlist object (full: with its first page of 100) and unlocks e. */
 static void reply_playlist(struct call *c, struct pl_entry *e, int status, bool full)
 {
-	/* The first page is rendered (and unlocks) before the object, so take the lock back. */
 	char *tracks = NULL;
 	if (full) {
-		tracks = tracks_page(c, e, 100, 0, NULL);
-		pthread_mutex_lock(&e->lock);
-		/* A failed write elsewhere may have dropped the replica meanwhile. */
-		if (!e->crdt && crdt_load(c->db, e->id, &e->crdt) != 0) {
-			pthread_mutex_unlock(&e->lock);
-			free(tracks);
-			call_error(c, 503, "database unavailable");
-			return;
-		}
+		struct jw t;
+		uint64_t etag;
+		jw_init(&t);
+		tracks_page(c, e, 100, 0, NULL, &t, &etag, false);  /* offset mode cannot fail */
+		tracks = jw_finish(&t);
 	}
 	struct jw w;
 	jw_init(&w);
@@ -973,24 +1224,88 @@ static void route_put_playlist(struct call *c)
 	reply_playlist(c, e, 200, false);
 }
 
+/* Replies 200 with the page in w (taking its buffer), or 304 when the client has it. The
+ * ETag comes from the items' hashes: the gateway's would hash the whole page. */
+static void reply_page(struct call *c, struct jw *w, uint64_t hash)
+{
+	char tag[24];
+	snprintf(tag, sizeof(tag), "\"p%016llx\"", (unsigned long long)hash);
+	http_resp_header(c->resp, "ETag", tag);
+	const char *inm = c->req->if_none_match;
+	if (inm && (strcmp(inm, "*") == 0 || strstr(inm, tag))) {
+		jw_free(w);
+		c->resp->status = 304;
+		buf_reset(&c->resp->body);
+		return;
+	}
+	http_resp_json_buf(c->resp, 200, &w->out);
+}
+
+/* The page arguments; false after replying 400. */
+static bool page_args(struct call *c, int *limit, int *offset, const char **cursor)
+{
+	*cursor = http_arg(c->req, "cursor");
+	if (!call_paging(c, 100, limit, offset))
+		return false;
+	if (!http_arg(c->req, "limit"))
+		*limit = 100;
+	if (*cursor && http_arg(c->req, "offset")) {
+		call_error(c, 400, "use either cursor or offset, not both");
+		return false;
+	}
+	return true;
+}
+
 static void route_get_tracks(struct call *c)
 {
 	int limit, offset;
-	const char *cursor = http_arg(c->req, "cursor");
-	if (!call_paging(c, 100, &limit, &offset))
+	const char *cursor;
+	if (!page_args(c, &limit, &offset, &cursor))
 		return;
-	if (!http_arg(c->req, "limit"))
-		limit = 100;
-	if (cursor && http_arg(c->req, "offset")) {
-		call_error(c, 400, "use either cursor or offset, not both");
-		return;
-	}
 	struct pl_entry *e = open_playlist(c, false);
 	if (!e)
 		return;
-	char *json = tracks_page(c, e, limit, offset, cursor);
-	if (json)
-		call_json(c, 200, json);
+	struct jw w;
+	uint64_t hash;
+	jw_init(&w);
+	enum page_rc rc = tracks_page(c, e, limit, offset, cursor, &w, &hash, false);
+	pthread_mutex_unlock(&e->lock);
+	if (rc != PAGE_OK)
+		jw_free(&w);
+	else
+		reply_page(c, &w, hash);
+}
+
+bool playlists_fast_tracks(struct call *c)
+{
+	struct playlists *p = c->srv->playlists;
+	const char *id = c->params[0];
+	if (!id_valid(id))
+		return false;
+	int limit, offset;
+	const char *cursor;
+	if (!page_args(c, &limit, &offset, &cursor))
+		return true;  /* answered 400, as the route would before looking anything up */
+	pthread_mutex_lock(&p->lock);
+	struct pl_entry *e = bucket_find(p, id, bucket_of(id));
+	pthread_mutex_unlock(&p->lock);
+	/* A writer holds the lock through its commit: never wait for it on an I/O thread. */
+	if (!e || pthread_mutex_trylock(&e->lock) != 0)
+		return false;
+	bool ok = false;
+	struct jw w;
+	uint64_t hash;
+	jw_init(&w);
+	if (e->crdt && !e->meta_stale && mono_ms() - e->meta.loaded_ms <= PLAYLISTS_META_TTL_MS &&
+	    can_read(&e->meta, c->user.sub))
+		ok = tracks_page(c, e, limit, offset, cursor, &w, &hash, true) == PAGE_OK;
+	pthread_mutex_unlock(&e->lock);
+	if (!ok) {
+		jw_free(&w);
+		return false;
+	}
+	reply_page(c, &w, hash);
+	return true;
 }
 
 static void route_add_tracks(struct call *c)

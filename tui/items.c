@@ -230,6 +230,12 @@ int items_parse_playlists(struct items *l, const char *json)
 	return added;
 }
 
+void items_add_playlist_row(struct items *l, struct yajl_val_s *track)
+{
+	if (!add_object(l, track, ITEM_TRACK))
+		items_add(l, ITEM_TEXT, NULL, "(unavailable)", NULL, 0);
+}
+
 int items_parse_playlist_items(struct items *l, const char *json)
 {
 	yajl_val root = parse(json);
@@ -242,8 +248,7 @@ int items_parse_playlist_items(struct items *l, const char *json)
 	}
 	int added = 0;
 	for (size_t i = 0; i < arr->u.array.len; i++) {
-		if (!add_object(l, json_get(arr->u.array.values[i], "track"), ITEM_TRACK))
-			items_add(l, ITEM_TEXT, NULL, "(unavailable)", NULL, 0);
+		items_add_playlist_row(l, json_get(arr->u.array.values[i], "track"));
 		added++;
 	}
 	yajl_tree_free(root);

@@ -63,6 +63,10 @@ int items_parse_playlists(struct items *l, const char *json);
  * unselectable "(unavailable)" row rather than shifting the positions after it. Rows
  * added or -EINVAL. */
 int items_parse_playlist_items(struct items *l, const char *json);
+struct yajl_val_s;
+/* Appends the row of one playlist item whose "track" (a parsed track or episode object,
+ * or NULL/null) is track: the unselectable "(unavailable)" row when it is not one. */
+void items_add_playlist_row(struct items *l, struct yajl_val_s *track);
 /* A playlist's details, as the Playlists view heads an open playlist with them. */
 struct playlist_info {
 	char uri[64];

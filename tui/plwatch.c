@@ -24,6 +24,8 @@ struct outmsg {
 	char text[];
 };
 
+#define PLWATCH_QUEUE_MAX 256   /* pushes the UI has not taken yet; beyond, it refetches */
+
 struct plwatch {
 	struct api *api;
 	char host[128];
@@ -37,6 +39,8 @@ struct plwatch {
 	char want[ID_LEN + 1];      /* "" = none */
 	char snapshot[128];         /* of want */
 	bool live;
+	struct outmsg *in_head, *in_tail;   /* playlist_changed texts of want, oldest first */
+	int nin;
 	/* lws thread only. */
 	struct lws *wsi;
 	bool authed;
@@ -70,6 +74,18 @@ static void send_text(struct plwatch *w, char *json)
 	w->out_tail = m;
 	if (w->wsi)
 		lws_callback_on_writable(w->wsi);
+}
+
+/* Caller holds the lock. */
+static void drop_in(struct plwatch *w)
+{
+	while (w->in_head) {
+		struct outmsg *m = w->in_head;
+		w->in_head = m->next;
+		free(m);
+	}
+	w->in_tail = NULL;
+	w->nin = 0;
 }
 
 static void drop_out(struct plwatch *w)
@@ -131,6 +147,21 @@ static void on_text(struct plwatch *w, const char *text)
 		else if (mine && snap) {
 			snprintf(w->snapshot, sizeof(w->snapshot), "%s", snap);
 			w->live = true;
+			if (type[0] == 'p' && w->nin < PLWATCH_QUEUE_MAX) {
+				/* Kept whole for the UI to apply; when the UI falls this far behind it
+				 * sees the latest snapshot ahead of what it applied and refetches. */
+				size_t n = strlen(text);
+				struct outmsg *m = xmalloc(sizeof(*m) + n + 1);
+				m->next = NULL;
+				m->len = n;
+				memcpy(m->text, text, n + 1);
+				if (w->in_tail)
+					w->in_tail->next = m;
+				else
+					w->in_head = m;
+				w->in_tail = m;
+				w->nin++;
+			}
 		}
 		pthread_mutex_unlock(&w->lock);
 		if (mine)
@@ -338,6 +369,7 @@ void plwatch_stop(struct plwatch *w)
 	pthread_join(w->thread, NULL);
 	lws_context_destroy(w->ctx);
 	drop_out(w);
+	drop_in(w);
 	buf_free(&w->rx);
 	close(w->efd);
 	pthread_mutex_destroy(&w->lock);
@@ -363,6 +395,7 @@ void plwatch_watch(struct plwatch *w, const char *id)
 		snprintf(w->want, sizeof(w->want), "%s", id ? id : "");
 		w->snapshot[0] = 0;
 		w->live = false;
+		drop_in(w);
 	}
 	pthread_mutex_unlock(&w->lock);
 	lws_cancel_service(w->ctx);
@@ -375,4 +408,22 @@ bool plwatch_snapshot(struct plwatch *w, char *out, size_t outlen)
 	bool live = w->live;
 	pthread_mutex_unlock(&w->lock);
 	return live;
+}
+
+char *plwatch_next(struct plwatch *w)
+{
+	pthread_mutex_lock(&w->lock);
+	struct outmsg *m = w->in_head;
+	if (m) {
+		w->in_head = m->next;
+		if (!w->in_head)
+			w->in_tail = NULL;
+		w->nin--;
+	}
+	pthread_mutex_unlock(&w->lock);
+	if (!m)
+		return NULL;
+	char *text = xstrdup(m->text);
+	free(m);
+	return text;
 }

@@ -2,9 +2,10 @@
  * context and one "encore-v1" socket to encored: it authenticates with the api's bearer
  * token, keeps a subscription to the one playlist the UI is showing, and records the
  * snapshot_id of every `playlist_changed` push (and of the `subscribed` answer, which
- * covers changes missed while the socket was down). The UI polls plwatch_fd and compares
- * the snapshot with the one on screen; on a difference it refetches the playlist through
- * its fetcher. Reconnects with connect_backoff_ms (core/connect.h); pings every
+ * covers changes missed while the socket was down), and queues each push's text. The UI
+ * polls plwatch_fd, applies the queued pushes to the rows on screen (plchange.h) and
+ * refetches the playlist through its fetcher only when one cannot be applied or the
+ * snapshot is still ahead of the one on screen. Reconnects with connect_backoff_ms (core/connect.h); pings every
  * CONNECT_PING_MS. */
 #ifndef ENCORE_PLWATCH_H
 #define ENCORE_PLWATCH_H
@@ -27,5 +28,9 @@ void plwatch_watch(struct plwatch *w, const char *id);
 /* Copies the watched playlist's latest pushed snapshot_id into out ("" when none yet) and
  * returns true while the subscription is live (socket up, server confirmed it). */
 bool plwatch_snapshot(struct plwatch *w, char *out, size_t outlen);
+/* The oldest queued `playlist_changed` message (JSON text, caller frees) of the watched
+ * playlist, or NULL when none. At most 256 wait; later ones are not queued (the snapshot
+ * still moves, so the UI sees it is behind). Watching another playlist empties the queue. */
+char *plwatch_next(struct plwatch *w);
 
 #endif

@@ -1745,6 +1745,7 @@ int tui_run(struct cli_ctx *c)
 		tui_free(t);
 		return code;
 	}
+	snprintf(t->me, sizeof(t->me), "%s", session_username(ses) ? session_username(ses) : "");
 
 	/* Block the signals we poll for before any thread starts, so every thread inherits
 	 * the mask and they are delivered only through the signalfd. */

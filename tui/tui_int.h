@@ -47,6 +47,8 @@ enum fetch_kind {
  * this often instead (cheap: an empty `changes?since=` answer). The Devices view re-reads
  * the device list likewise. */
 #define PL_POLL_MS 1500
+/* Rows of an open playlist the view holds: GET /v1/playlists/{id} carries the first 100. */
+#define PL_WINDOW 100
 #define DEVICES_POLL_MS 3000
 
 #define SEARCH_DEBOUNCE_MS 150
@@ -70,6 +72,7 @@ struct meta {
 struct tui {
 	struct cli_ctx *cli;
 	struct api *api;
+	char me[64];                 /* the signed-in user */
 	struct engine *engine;
 	struct mpris *mpris;         /* desktop integration; NULL when off */
 	struct ctlsock *ctl;         /* `encore remote` and scripts; NULL if another client holds it */

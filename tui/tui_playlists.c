@@ -3,6 +3,8 @@
  * fallback). */
 #include "tui_int.h"
 #include "json.h"
+#include "plchange.h"
+#include "seqcrdt.h"
 #include "textw.h"
 #include "xmem.h"
 #include <stdio.h>
@@ -49,12 +51,62 @@ void pl_close(struct tui *t)
 		plwatch_watch(t->plw, NULL);
 }
 
-/* A push arrived: refetch the open playlist if its snapshot moved past the one shown. */
-void pl_pushed(struct tui *t)
+/* The version a snapshot id names; 0 for "" or a malformed one. */
+static uint64_t snap_version(const char *s)
+{
+	uint64_t v;
+	return s && s[0] && seq_snapshot_decode(s, &v) == 0 ? v : 0;
+}
+
+/* True when the push has told of a snapshot past the one on screen (after the pushes
+ * applied so far): a push was not queued, or the subscription came back after a gap. */
+static bool pl_behind(struct tui *t)
 {
 	char snap[128];
+	if (!t->plw)
+		return false;
 	plwatch_snapshot(t->plw, snap, sizeof(snap));
-	if (t->view == VIEW_PLAYLISTS && t->pl_is_open && snap[0] && strcmp(snap, t->pl.snapshot_id) != 0)
+	return snap_version(snap) > snap_version(t->pl.snapshot_id);
+}
+
+static void pl_status_change(struct tui *t, const struct plchange_summary *s)
+{
+	char what[160] = "";
+	int k = 0;
+	const char *verb[3] = {"added", "moved", "removed"};
+	int count[3] = {s->added, s->moved, s->removed};
+	for (int i = 0; i < 3; i++)
+		if (count[i])
+			k += snprintf(what + k, sizeof(what) - (size_t)k, "%s%s %d", k ? ", " : "", verb[i], count[i]);
+	/* The user's own edits (from here or elsewhere) say "Added …"/"Playlist updated". */
+	if (k && strcmp(s->by, t->me) != 0)
+		status_set(t, false, "%s %s", s->by[0] ? s->by : "someone", what);
+}
+
+/* Pushes arrived: each is applied in place to the open playlist's rows (plchange.h), so a
+ * live update fetches nothing; the playlist is refetched only when a push does not follow
+ * the snapshot shown (one was missed) or needs rows the view does not hold, or when the
+ * pushed snapshot is still ahead afterwards. While a fetch is in flight pushes are dropped:
+ * its answer is compared with the pushed snapshot when it lands. */
+void pl_pushed(struct tui *t)
+{
+	bool held = t->pl_is_open && !t->pl_open_loading && t->pl.snapshot_id[0];
+	bool refetch = false;
+	char *msg;
+	while ((msg = plwatch_next(t->plw))) {
+		if (held && !refetch) {
+			struct plchange_summary sum;
+			enum plchange_rc rc = plchange_apply(msg, uri_id(t->pl_uri), &t->pl, &t->pl_open.items, PL_WINDOW,
+							     &t->pl_open.sel, &sum);
+			if (rc == PLCHANGE_APPLIED) {
+				t->dirty = true;
+				pl_status_change(t, &sum);
+			}
+			refetch = rc == PLCHANGE_REFETCH;
+		}
+		free(msg);
+	}
+	if (t->view == VIEW_PLAYLISTS && held && (refetch || pl_behind(t)))
 		pl_open_load(t);
 }
 
@@ -208,6 +260,9 @@ void playlists_on_result(struct tui *t, const struct fetch_result *r, bool ok, c
 		}
 		t->pl_next_poll = now_ms() + PL_POLL_MS;
 		t->dirty = true;
+		/* Pushes that came while this was in flight were dropped. */
+		if (pl_behind(t))
+			pl_open_load(t);
 		return;
 	}
 	if (r->kind == F_PL_POLL) {
@@ -234,10 +289,20 @@ void playlists_on_result(struct tui *t, const struct fetch_result *r, bool ok, c
 			status_set(t, false, "Playlist updated");
 		/* The list fetched from here on includes the edit (or shows it failed). */
 		t->pl_edit_answered = true;
-		if (t->pl_is_open && t->pl_uri[0])
-			pl_open_load(t);
-		else
+		const char *snap = NULL;
+		yajl_val v = ok ? json_parse(r->body, NULL, 0) : NULL;
+		snap = json_get_str(v, "snapshot_id");
+		if (t->pl_is_open && t->pl_uri[0] && snap && !t->pl_open_loading &&
+		    snap_version(snap) <= snap_version(t->pl.snapshot_id)) {
+			/* Its push is already applied to the rows (the cursor went with them). */
 			t->pl_edit_busy = t->pl_edit_answered = false;
+			t->pl_follow = -1;
+		} else if (t->pl_is_open && t->pl_uri[0]) {
+			pl_open_load(t);
+		} else {
+			t->pl_edit_busy = t->pl_edit_answered = false;
+		}
+		yajl_tree_free(v);
 		return;
 	}
 	if (r->kind == F_PL_ADD) {

@@ -530,6 +530,133 @@ def test_websocket_pushes_every_change_in_order_and_refuses_bad_clients(srv):
         s.close()
 
 
+def log_rec(srv, rid):
+    """encored's access-log record of a request id (written once the response is sent)."""
+    def find():
+        for line in srv.log_text().splitlines():
+            if line.startswith("{") and rid in line:
+                rec = json.loads(line)
+                if rec.get("rid") == rid:
+                    return rec
+        return None
+    return wait_for(find, 30, "log line of request " + rid)
+
+
+def test_pages_answered_from_memory_equal_the_rendered_ones(srv):
+    """The second read of a page is served from the hydrated list (on the I/O thread): the
+    same bytes and ETag as the first, rendered, one; 304 on If-None-Match; a new ETag after
+    an edit; and the gateway's checks (token, privacy, paging arguments) still hold."""
+    alice, chen = srv.login("alice"), srv.login("chen")
+    u = track_uris(srv)
+    pid = create(alice, "Memory", public=False)["id"]
+    add(alice, pid, [u[i % len(u)] for i in range(100)])
+    add(alice, pid, [u[i % len(u)] for i in range(50)])
+    for path in ("/v1/playlists/%s/tracks?offset=100&limit=30" % pid, "/v1/playlists/%s/tracks?cursor=&limit=40" % pid):
+        st1, b1, r1 = alice.raw("GET", path)
+        st2, b2, r2 = alice.raw("GET", path)
+        expect((st1, st2), (200, 200), path)
+        expect(b2, b1, "the page from memory equals the rendered one: " + path)
+        expect([log_rec(srv, r.getheader("x-request-id")).get("io_thread", False) for r in (r1, r2)], [False, True],
+               "first read rendered by a worker, the second answered on the I/O thread")
+        tag = r1.getheader("etag")
+        assert tag, "no ETag"
+        expect(r2.getheader("etag"), tag, "same ETag")
+        st, b, _ = alice.raw("GET", path, headers={"If-None-Match": tag})
+        expect((st, b), (304, b""), "If-None-Match")
+        expect(chen.raw("GET", path)[0], 404, "private to others, also once it is in memory")
+        expect(srv.login("alice").raw("GET", path, headers={"Authorization": "Bearer x.y.z"})[0], 401, "bad token")
+    path = "/v1/playlists/%s/tracks?offset=0&limit=100" % pid
+    _, b1, r1 = alice.raw("GET", path)
+    _, b2, _ = alice.raw("GET", path)
+    expect(b2, b1, "offset page from memory")
+    page = json.loads(b1)
+    expect((len(page["items"]), page["total"], page["next"] is not None), (100, 150, True), "page shape")
+    add(alice, pid, [u[0]], position=0)
+    _, b3, r3 = alice.raw("GET", path)
+    assert r3.getheader("etag") != r1.getheader("etag"), "ETag unchanged after an edit"
+    expect(json.loads(b3)["items"][1]["item_id"], page["items"][0]["item_id"], "the edit shows at once")
+    expect(alice.raw("GET", "/v1/playlists/%s/tracks?limit=101" % pid)[0], 400, "limit over 100")
+    expect(alice.raw("GET", "/v1/playlists/%s/tracks?cursor=zz&limit=5" % pid)[0], 400, "bad cursor")
+
+
+def apply_change(rows, change):
+    """Applies a push's positional change to [(item_id, uri)] rows (PROTOCOL.md)."""
+    gone = {p: rows[p] for p in change["remove"]}
+    assert change["remove"] == sorted(set(change["remove"])), change["remove"]
+    kept = [r for i, r in enumerate(rows) if i not in gone]
+    run = []
+    for it in change["items"]:
+        if "from" in it:
+            assert it["from"] in gone, ("moved row did not leave", it)
+            assert gone[it["from"]][0] == it["item_id"], ("moved row is another item", it, gone[it["from"]])
+            run.append(gone[it["from"]])
+        else:
+            assert it["track"] and it["track"]["name"] and it["track"]["duration_ms"] > 0, it
+            run.append((it["item_id"], it["track"]["uri"]))
+    at = change["insert_at"] if run else 0
+    out = kept[:at] + run + kept[at:]
+    expect(len(out), change["total"], "change total")
+    return out
+
+
+def test_push_change_replays_every_edit_as_positions(srv):
+    """Random adds, moves, removes and a replace, some against stale snapshots: each push's
+    `change`, applied to the rows at its base snapshot, gives exactly the list after it."""
+    alice, bob = srv.login("alice"), srv.login("bob")
+    u = track_uris(srv)
+    pid = create(alice, "Positions", collaborative=True)["id"]
+    alice.req("POST", "/v1/playlists/%s/collaborators" % pid, {"id": "bob"})
+    add(alice, pid, [u[i % len(u)] for i in range(12)])
+    rows, snap = all_items(alice, pid)
+    w = ws_for(srv, alice)
+    w.send({"type": "subscribe", "playlist": pid})
+    expect(subscribe(w, pid)["type"], "subscribed", "subscribed")
+    rng = random.Random(8)
+    seen = [(snap, len(rows))]  # snapshots and their lengths, for edits from stale ones
+    kinds = {}
+    for step in range(40):
+        c = rng.choice((alice, bob))
+        n = len(rows)
+        stale = rng.random() < 0.3 and len(seen) > 2
+        body, lim = {}, n
+        if stale:
+            old, lim = rng.choice(seen[-4:-1])
+            body["snapshot_id"] = old
+        kind = "replace" if step == 20 else rng.choice(("add", "add", "move", "move", "remove"))
+        if kind == "add" or lim < 3:
+            kind = "add"
+            body.update(uris=[rng.choice(u) for _ in range(rng.randint(1, 3))], position=rng.randint(0, lim))
+            st, r, _ = c.req("POST", "/v1/playlists/%s/tracks" % pid, body)
+        elif kind == "move":
+            start = rng.randrange(lim - 1)
+            length = rng.randint(1, min(3, lim - start))
+            body.update(range_start=start, range_length=length, insert_before=rng.randint(0, lim))
+            st, r, _ = c.req("PUT", "/v1/playlists/%s/tracks" % pid, body)
+        elif kind == "remove":
+            body = {}  # positions name the present list
+            ps = sorted(rng.sample(range(n), min(2, n)))
+            body["tracks"] = [{"uri": rows[p][1], "positions": [p]} for p in ps]
+            st, r, _ = c.req("DELETE", "/v1/playlists/%s/tracks" % pid, body)
+        else:
+            body = {"uris": [rng.choice(u) for _ in range(5)]}
+            st, r, _ = c.req("PUT", "/v1/playlists/%s/tracks" % pid, body)
+        assert st in (200, 201), (kind, body, st, r)
+        if r["snapshot_id"] == snap:
+            continue  # nothing changed (a move onto itself): no push
+        m, _ = w.recv_until(lambda m: m.get("type") == "playlist_changed" and m["snapshot_id"] == r["snapshot_id"])
+        expect(m["base_snapshot_id"], snap, "push %d follows the previous one" % step)
+        assert "change" in m, ("no positional change", kind, m)
+        rows = apply_change(rows, m["change"])
+        now, snap = all_items(alice, pid)
+        expect(m["snapshot_id"], snap, "push is the latest")
+        expect(rows, now, "rows after push %d (%s%s)" % (step, kind, ", stale" if stale else ""))
+        seen.append((snap, len(rows)))
+        kinds[kind] = kinds.get(kind, 0) + 1
+    assert all(kinds.get(k) for k in ("add", "move", "remove", "replace")), kinds
+    print("# %d pushes replayed as positions: %r" % (sum(kinds.values()), kinds))
+    w.close()
+
+
 # ---------------------------------------------------------------- CLI
 
 def test_cli_edits_made_offline_queue_and_merge_on_reconnect(srv):
@@ -580,7 +707,9 @@ def main():
                   test_edit_against_old_snapshot_is_rebased,
                   test_cursor_paging_is_stable_under_concurrent_edits,
                   test_random_multi_client_edits_converge_over_http,
-                  test_websocket_pushes_every_change_in_order_and_refuses_bad_clients):
+                  test_websocket_pushes_every_change_in_order_and_refuses_bad_clients,
+                  test_push_change_replays_every_edit_as_positions,
+                  test_pages_answered_from_memory_equal_the_rendered_ones):
             tap.run(t, srv)
     srv = Server().start()
     try:

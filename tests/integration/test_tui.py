@@ -375,6 +375,7 @@ def test_playlists_view_lists_opens_plays_edits_and_updates_live(srv):
     st, body, _ = alice.req("POST", "/v1/playlists/%s/tracks" % pid, {"uris": [u for u, _ in tracks[:3]]})
     assert st == 201, (st, body)
     a, b, c, d, e = tracks[:5]
+    names = [x[1] for x in tracks[:5]]
     with Tui(srv) as t:
         t.keys("Escape", "6")
         t.wait_text(name)
@@ -412,21 +413,63 @@ def test_playlists_view_lists_opens_plays_edits_and_updates_live(srv):
         t.keys("g", "Enter")
         wait_for(lambda: playlist_uris(alice, pid) == [a[0], c[0], d[0], a[0]], 30, "P added the queue's entry")
         # Another client (the collaborator) edits: the open playlist follows.
+        loads0 = full_list_gets(srv, pid)
         t.keys("6")
         t.wait(lambda s: "encore · Playlists › " in s and d[1] in s, "the playlist open again")
-        # The open playlist is subscribed over the WebSocket: the update comes by push, so
-        # no `changes` poll is logged (the UI polls only while the push is not live).
+        # Coming back to the view reloads it once; let that finish before counting.
+        wait_for(lambda: full_list_gets(srv, pid) > loads0, 30, "the view's reload")
+        t.wait(lambda s: playlist_rows(s, names) == [a[1], c[1], d[1], a[1]], "the reloaded rows")
+        # The open playlist is subscribed over the WebSocket: each change comes by push and
+        # is applied to the rows in place, so neither a `changes` poll (the UI polls only
+        # while the push is not live) nor a fetch of the list is logged.
         polls = lambda: srv.log_text().count("/v1/playlists/%s/changes" % pid)  # noqa: E731
-        polls0 = polls()
+        polls0, loads0 = polls(), full_list_gets(srv, pid)
         t0 = time.monotonic()
         st, body, _ = bob.req("POST", "/v1/playlists/%s/tracks" % pid, {"uris": [e[0]], "position": 0})
         assert st == 201, (st, body)
-        t.wait(lambda s: e[1] in s.split("collaborators", 1)[-1], "bob's insert on screen", timeout=30)
+        t.wait(lambda s: playlist_rows(s, names) == [e[1], a[1], c[1], d[1], a[1]], "bob's insert on screen", timeout=30)
         print("# bob's edit reached the open view in %.0f ms" % ((time.monotonic() - t0) * 1000))
+        expect(full_list_gets(srv, pid) - loads0, 0, "fetches of the playlist for bob's insert")
+        t.wait_text("bob added 1")  # who changed what, from the push
+        # A move of the range [0, 2) (e, a) to before position 3 (after d).
+        st, body, _ = bob.req("PUT", "/v1/playlists/%s/tracks" % pid, {"range_start": 0, "range_length": 2, "insert_before": 4})
+        assert st == 200, (st, body)
+        t.wait(lambda s: playlist_rows(s, names) == [c[1], d[1], e[1], a[1], a[1]], "bob's move on screen", timeout=30)
+        st, body, _ = bob.req("DELETE", "/v1/playlists/%s/tracks" % pid, {"tracks": [{"uri": d[0], "positions": [1]}]})
+        assert st == 200, (st, body)
+        s = t.wait(lambda s: playlist_rows(s, names) == [c[1], e[1], a[1], a[1]], "bob's removal on screen", timeout=30)
+        assert "4 tracks" in s, "the count did not follow:\n" + s
         expect(polls() - polls0, 0, "snapshot polls while the push subscription was live")
-        s = t.screen()
-        expect(queue_rows(s, [e[1], a[1], c[1], d[1]]), [e[1], a[1], c[1], d[1]], "order after bob's insert")
+        expect(full_list_gets(srv, pid) - loads0, 0, "fetches of the playlist while pushes were applied in place")
+        expect(playlist_uris(alice, pid), [c[0], e[0], a[0], a[0]], "the server's order")
         t.quit_ok()
+
+
+def full_list_gets(srv, pid):
+    """GETs of the playlist object or its track list in encored's access log."""
+    want = ("/v1/playlists/%s" % pid, "/v1/playlists/%s/tracks" % pid)
+    n = 0
+    for line in srv.log_text().splitlines():
+        if line.startswith("{") and pid in line:
+            try:
+                rec = json.loads(line)
+            except ValueError:
+                continue
+            n += rec.get("method") == "GET" and rec.get("path") in want
+    return n
+
+
+def playlist_rows(screen, names):
+    """The open playlist's rows as drawn (below its key help line), each named by the
+    longest of names it shows."""
+    rows = [l.split("│", 1)[1] for l in screen.splitlines() if "│" in l]
+    start = [i for i, l in enumerate(rows) if "J/K move" in l]
+    out = []
+    for l in rows[start[0] + 1:] if start else []:
+        hit = sorted((n for n in names if n in l), key=len)
+        if hit:
+            out.append(hit[-1])
+    return out
 
 
 def test_home_view_shows_shelves_and_enter_plays_one(srv):
