@@ -132,7 +132,7 @@ void mpris_free(struct mpris *m)
 
 #else
 
-#include <dbus/dbus.h>
+#include "dbusdl.h"
 #include <errno.h>
 #include <math.h>
 #include <poll.h>
@@ -157,6 +157,7 @@ struct mpris {
 	pthread_t thread;
 
 	/* Owned by the thread. */
+	struct dbusdl *dbus;         /* libdbus-1, opened once a bus looks present */
 	DBusConnection *conn;
 	enum { PHASE_HELLO, PHASE_READY, PHASE_FAILED } phase;
 	int name_attempt;            /* RequestName calls made: the plain name, then .instancePID */
@@ -176,24 +177,46 @@ static int64_t mono_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* The session bus address, without libdbus's X11 autolaunch (which would spawn a bus
- * nobody asked for): the environment, else the systemd user bus socket. NULL if none. */
-static char *bus_address(void)
+/* The systemd user bus socket's path if there is one (caller frees), else NULL. */
+static char *user_bus_socket(void)
 {
-	const char *env = getenv("DBUS_SESSION_BUS_ADDRESS");
-	if (env && *env)
-		return xstrdup(env);
 	const char *rt = getenv("XDG_RUNTIME_DIR");
 	if (!rt || !*rt)
 		return NULL;
 	char *path = xasprintf("%s/bus", rt);
 	struct stat st;
+	if (stat(path, &st) == 0 && S_ISSOCK(st.st_mode))
+		return path;
+	free(path);
+	return NULL;
+}
+
+/* Whether a session bus may be there, decided without libdbus (so a process without one
+ * never loads it). */
+static bool bus_present(void)
+{
+	const char *env = getenv("DBUS_SESSION_BUS_ADDRESS");
+	if (env && *env)
+		return true;
+	char *path = user_bus_socket();
+	free(path);
+	return path != NULL;
+}
+
+/* The session bus address, without libdbus's X11 autolaunch (which would spawn a bus
+ * nobody asked for): the environment, else the systemd user bus socket. NULL if none. */
+static char *bus_address(const struct dbusdl *D)
+{
+	const char *env = getenv("DBUS_SESSION_BUS_ADDRESS");
+	if (env && *env)
+		return xstrdup(env);
+	char *path = user_bus_socket();
 	char *addr = NULL;
-	if (stat(path, &st) == 0 && S_ISSOCK(st.st_mode)) {
-		char *esc = dbus_address_escape_value(path);
+	if (path) {
+		char *esc = D->dbus_address_escape_value(path);
 		if (esc) {
 			addr = xasprintf("unix:path=%s", esc);
-			dbus_free(esc);
+			D->dbus_free(esc);
 		}
 	}
 	free(path);
@@ -210,75 +233,75 @@ static void oom_check(dbus_bool_t ok)
 	}
 }
 
-static void append_variant(DBusMessageIter *it, int type, const void *value)
+static void append_variant(const struct dbusdl *D, DBusMessageIter *it, int type, const void *value)
 {
 	char sig[2] = {(char)type, 0};
 	DBusMessageIter v;
-	oom_check(dbus_message_iter_open_container(it, DBUS_TYPE_VARIANT, sig, &v));
-	oom_check(dbus_message_iter_append_basic(&v, type, value));
-	oom_check(dbus_message_iter_close_container(it, &v));
+	oom_check(D->dbus_message_iter_open_container(it, DBUS_TYPE_VARIANT, sig, &v));
+	oom_check(D->dbus_message_iter_append_basic(&v, type, value));
+	oom_check(D->dbus_message_iter_close_container(it, &v));
 }
 
-static void append_variant_strv(DBusMessageIter *it, const char *const *strs, int n)
+static void append_variant_strv(const struct dbusdl *D, DBusMessageIter *it, const char *const *strs, int n)
 {
 	DBusMessageIter v, a;
-	oom_check(dbus_message_iter_open_container(it, DBUS_TYPE_VARIANT, "as", &v));
-	oom_check(dbus_message_iter_open_container(&v, DBUS_TYPE_ARRAY, "s", &a));
+	oom_check(D->dbus_message_iter_open_container(it, DBUS_TYPE_VARIANT, "as", &v));
+	oom_check(D->dbus_message_iter_open_container(&v, DBUS_TYPE_ARRAY, "s", &a));
 	for (int i = 0; i < n; i++)
-		oom_check(dbus_message_iter_append_basic(&a, DBUS_TYPE_STRING, &strs[i]));
-	oom_check(dbus_message_iter_close_container(&v, &a));
-	oom_check(dbus_message_iter_close_container(it, &v));
+		oom_check(D->dbus_message_iter_append_basic(&a, DBUS_TYPE_STRING, &strs[i]));
+	oom_check(D->dbus_message_iter_close_container(&v, &a));
+	oom_check(D->dbus_message_iter_close_container(it, &v));
 }
 
-static void dict_entry_open(DBusMessageIter *dict, DBusMessageIter *ent, const char *key)
+static void dict_entry_open(const struct dbusdl *D, DBusMessageIter *dict, DBusMessageIter *ent, const char *key)
 {
-	oom_check(dbus_message_iter_open_container(dict, DBUS_TYPE_DICT_ENTRY, NULL, ent));
-	oom_check(dbus_message_iter_append_basic(ent, DBUS_TYPE_STRING, &key));
+	oom_check(D->dbus_message_iter_open_container(dict, DBUS_TYPE_DICT_ENTRY, NULL, ent));
+	oom_check(D->dbus_message_iter_append_basic(ent, DBUS_TYPE_STRING, &key));
 }
 
-static void dict_basic(DBusMessageIter *dict, const char *key, int type, const void *value)
+static void dict_basic(const struct dbusdl *D, DBusMessageIter *dict, const char *key, int type, const void *value)
 {
 	DBusMessageIter ent;
-	dict_entry_open(dict, &ent, key);
-	append_variant(&ent, type, value);
-	oom_check(dbus_message_iter_close_container(dict, &ent));
+	dict_entry_open(D, dict, &ent, key);
+	append_variant(D, &ent, type, value);
+	oom_check(D->dbus_message_iter_close_container(dict, &ent));
 }
 
-static void dict_str(DBusMessageIter *dict, const char *key, const char *s)
+static void dict_str(const struct dbusdl *D, DBusMessageIter *dict, const char *key, const char *s)
 {
-	dict_basic(dict, key, DBUS_TYPE_STRING, &s);
+	dict_basic(D, dict, key, DBUS_TYPE_STRING, &s);
 }
 
 /* The Metadata map of the current item, as a variant. */
-static void append_metadata(DBusMessageIter *it, const struct engine_snapshot *s)
+static void append_metadata(const struct dbusdl *D, DBusMessageIter *it, const struct engine_snapshot *s)
 {
 	DBusMessageIter v, dict;
 	char trackid[160];
 	mpris_track_id(s->uri, trackid, sizeof(trackid));
 	const char *tid = trackid;
-	oom_check(dbus_message_iter_open_container(it, DBUS_TYPE_VARIANT, "a{sv}", &v));
-	oom_check(dbus_message_iter_open_container(&v, DBUS_TYPE_ARRAY, "{sv}", &dict));
-	dict_basic(&dict, "mpris:trackid", DBUS_TYPE_OBJECT_PATH, &tid);
+	oom_check(D->dbus_message_iter_open_container(it, DBUS_TYPE_VARIANT, "a{sv}", &v));
+	oom_check(D->dbus_message_iter_open_container(&v, DBUS_TYPE_ARRAY, "{sv}", &dict));
+	dict_basic(D, &dict, "mpris:trackid", DBUS_TYPE_OBJECT_PATH, &tid);
 	if (s->uri[0]) {
 		if (s->duration_ms > 0) {
 			dbus_int64_t len = (dbus_int64_t)s->duration_ms * 1000;
-			dict_basic(&dict, "mpris:length", DBUS_TYPE_INT64, &len);
+			dict_basic(D, &dict, "mpris:length", DBUS_TYPE_INT64, &len);
 		}
 		if (s->title[0])
-			dict_str(&dict, "xesam:title", s->title);
+			dict_str(D, &dict, "xesam:title", s->title);
 		if (s->artist[0]) {
 			DBusMessageIter ent;
 			const char *artist = s->artist;
-			dict_entry_open(&dict, &ent, "xesam:artist");
-			append_variant_strv(&ent, &artist, 1);
-			oom_check(dbus_message_iter_close_container(&dict, &ent));
+			dict_entry_open(D, &dict, &ent, "xesam:artist");
+			append_variant_strv(D, &ent, &artist, 1);
+			oom_check(D->dbus_message_iter_close_container(&dict, &ent));
 		}
 		if (s->album[0])
-			dict_str(&dict, "xesam:album", s->album);
-		dict_str(&dict, "xesam:url", s->uri);
+			dict_str(D, &dict, "xesam:album", s->album);
+		dict_str(D, &dict, "xesam:url", s->uri);
 	}
-	oom_check(dbus_message_iter_close_container(&v, &dict));
-	oom_check(dbus_message_iter_close_container(it, &v));
+	oom_check(D->dbus_message_iter_close_container(&v, &dict));
+	oom_check(D->dbus_message_iter_close_container(it, &v));
 }
 
 /* Properties: one table per interface, so Get, GetAll and PropertiesChanged share it. */
@@ -329,13 +352,13 @@ static const char *loop_status(enum engine_repeat r)
 	return r == ENGINE_REPEAT_ONE ? "Track" : r == ENGINE_REPEAT_ALL ? "Playlist" : "None";
 }
 
-static void append_bool(DBusMessageIter *it, bool b)
+static void append_bool(const struct dbusdl *D, DBusMessageIter *it, bool b)
 {
 	dbus_bool_t v = b;
-	append_variant(it, DBUS_TYPE_BOOLEAN, &v);
+	append_variant(D, it, DBUS_TYPE_BOOLEAN, &v);
 }
 
-static void append_prop(DBusMessageIter *it, enum prop_id id, const struct engine_snapshot *s)
+static void append_prop(const struct dbusdl *D, DBusMessageIter *it, enum prop_id id, const struct engine_snapshot *s)
 {
 	const char *str;
 	double d;
@@ -343,46 +366,46 @@ static void append_prop(DBusMessageIter *it, enum prop_id id, const struct engin
 	switch (id) {
 	case P_STATUS:
 		str = mpris_playback_status(s->state);
-		append_variant(it, DBUS_TYPE_STRING, &str);
+		append_variant(D, it, DBUS_TYPE_STRING, &str);
 		break;
 	case P_LOOP:
 		str = loop_status(s->repeat);
-		append_variant(it, DBUS_TYPE_STRING, &str);
+		append_variant(D, it, DBUS_TYPE_STRING, &str);
 		break;
 	case P_RATE:
 	case P_MIN_RATE:
 	case P_MAX_RATE:
 		d = 1.0;
-		append_variant(it, DBUS_TYPE_DOUBLE, &d);
+		append_variant(D, it, DBUS_TYPE_DOUBLE, &d);
 		break;
-	case P_SHUFFLE: append_bool(it, s->shuffle); break;
-	case P_METADATA: append_metadata(it, s); break;
+	case P_SHUFFLE: append_bool(D, it, s->shuffle); break;
+	case P_METADATA: append_metadata(D, it, s); break;
 	case P_VOLUME:
 		d = s->volume / 100.0;
-		append_variant(it, DBUS_TYPE_DOUBLE, &d);
+		append_variant(D, it, DBUS_TYPE_DOUBLE, &d);
 		break;
 	case P_POSITION:
 		x = (dbus_int64_t)s->position_ms * 1000;
-		append_variant(it, DBUS_TYPE_INT64, &x);
+		append_variant(D, it, DBUS_TYPE_INT64, &x);
 		break;
-	case P_CAN_NEXT: append_bool(it, can_next(s)); break;
-	case P_CAN_PREV: append_bool(it, s->uri[0] != 0); break;
-	case P_CAN_PLAY: append_bool(it, s->queue_length > 0); break;
-	case P_CAN_PAUSE: append_bool(it, s->uri[0] != 0); break;
-	case P_CAN_SEEK: append_bool(it, s->duration_ms > 0); break;
-	case P_CAN_CONTROL: append_bool(it, true); break;
+	case P_CAN_NEXT: append_bool(D, it, can_next(s)); break;
+	case P_CAN_PREV: append_bool(D, it, s->uri[0] != 0); break;
+	case P_CAN_PLAY: append_bool(D, it, s->queue_length > 0); break;
+	case P_CAN_PAUSE: append_bool(D, it, s->uri[0] != 0); break;
+	case P_CAN_SEEK: append_bool(D, it, s->duration_ms > 0); break;
+	case P_CAN_CONTROL: append_bool(D, it, true); break;
 	case R_CAN_QUIT:
 	case R_CAN_RAISE:
 	case R_HAS_TRACKLIST:
-		append_bool(it, false);
+		append_bool(D, it, false);
 		break;
 	case R_IDENTITY:
 		str = "Encore";
-		append_variant(it, DBUS_TYPE_STRING, &str);
+		append_variant(D, it, DBUS_TYPE_STRING, &str);
 		break;
 	case R_URI_SCHEMES:
 	case R_MIME_TYPES:
-		append_variant_strv(it, NULL, 0);
+		append_variant_strv(D, it, NULL, 0);
 		break;
 	}
 }
@@ -402,47 +425,50 @@ static const struct prop *find_prop(const char *iface, const char *name, bool *f
 	return NULL;
 }
 
-static void append_all(DBusMessageIter *it, const struct prop *t, size_t n, unsigned only, const struct engine_snapshot *s)
+static void append_all(const struct dbusdl *D, DBusMessageIter *it, const struct prop *t, size_t n, unsigned only, const struct engine_snapshot *s)
 {
 	DBusMessageIter dict;
-	oom_check(dbus_message_iter_open_container(it, DBUS_TYPE_ARRAY, "{sv}", &dict));
+	oom_check(D->dbus_message_iter_open_container(it, DBUS_TYPE_ARRAY, "{sv}", &dict));
 	for (size_t i = 0; i < n; i++) {
 		if (only && !(t[i].changes & only))
 			continue;
 		DBusMessageIter ent;
-		dict_entry_open(&dict, &ent, t[i].name);
-		append_prop(&ent, t[i].id, s);
-		oom_check(dbus_message_iter_close_container(&dict, &ent));
+		dict_entry_open(D, &dict, &ent, t[i].name);
+		append_prop(D, &ent, t[i].id, s);
+		oom_check(D->dbus_message_iter_close_container(&dict, &ent));
 	}
-	oom_check(dbus_message_iter_close_container(it, &dict));
+	oom_check(D->dbus_message_iter_close_container(it, &dict));
 }
 
 static void send_and_unref(struct mpris *m, DBusMessage *msg)
 {
+	const struct dbusdl *D = m->dbus;
 	if (!msg)
 		return;
-	dbus_connection_send(m->conn, msg, NULL);
-	dbus_message_unref(msg);
+	D->dbus_connection_send(m->conn, msg, NULL);
+	D->dbus_message_unref(msg);
 }
 
 static void emit_properties_changed(struct mpris *m, unsigned mask, const struct engine_snapshot *s)
 {
-	DBusMessage *sig = dbus_message_new_signal(MPRIS_PATH, PROPS_IFACE, "PropertiesChanged");
+	const struct dbusdl *D = m->dbus;
+	DBusMessage *sig = D->dbus_message_new_signal(MPRIS_PATH, PROPS_IFACE, "PropertiesChanged");
 	DBusMessageIter it, inval;
 	const char *iface = MPRIS_PLAYER;
-	dbus_message_iter_init_append(sig, &it);
-	oom_check(dbus_message_iter_append_basic(&it, DBUS_TYPE_STRING, &iface));
-	append_all(&it, player_props, NPROPS(player_props), mask, s);
-	oom_check(dbus_message_iter_open_container(&it, DBUS_TYPE_ARRAY, "s", &inval));
-	oom_check(dbus_message_iter_close_container(&it, &inval));
+	D->dbus_message_iter_init_append(sig, &it);
+	oom_check(D->dbus_message_iter_append_basic(&it, DBUS_TYPE_STRING, &iface));
+	append_all(D, &it, player_props, NPROPS(player_props), mask, s);
+	oom_check(D->dbus_message_iter_open_container(&it, DBUS_TYPE_ARRAY, "s", &inval));
+	oom_check(D->dbus_message_iter_close_container(&it, &inval));
 	send_and_unref(m, sig);
 }
 
 static void emit_seeked(struct mpris *m, int position_ms)
 {
-	DBusMessage *sig = dbus_message_new_signal(MPRIS_PATH, MPRIS_PLAYER, "Seeked");
+	const struct dbusdl *D = m->dbus;
+	DBusMessage *sig = D->dbus_message_new_signal(MPRIS_PATH, MPRIS_PLAYER, "Seeked");
 	dbus_int64_t x = (dbus_int64_t)position_ms * 1000;
-	oom_check(dbus_message_append_args(sig, DBUS_TYPE_INT64, &x, DBUS_TYPE_INVALID));
+	oom_check(D->dbus_message_append_args(sig, DBUS_TYPE_INT64, &x, DBUS_TYPE_INVALID));
 	send_and_unref(m, sig);
 }
 
@@ -465,19 +491,21 @@ static void markup_escape(const char *in, char *out, size_t outlen)
 static void on_notify_reply(DBusPendingCall *pc, void *data)
 {
 	struct mpris *m = data;
-	DBusMessage *r = dbus_pending_call_steal_reply(pc);
+	const struct dbusdl *D = m->dbus;
+	DBusMessage *r = D->dbus_pending_call_steal_reply(pc);
 	dbus_uint32_t id = 0;
 	/* No notification server answers with an error; then every one is new (id 0). */
-	if (r && dbus_message_get_type(r) == DBUS_MESSAGE_TYPE_METHOD_RETURN &&
-	    dbus_message_get_args(r, NULL, DBUS_TYPE_UINT32, &id, DBUS_TYPE_INVALID))
+	if (r && D->dbus_message_get_type(r) == DBUS_MESSAGE_TYPE_METHOD_RETURN &&
+	    D->dbus_message_get_args(r, NULL, DBUS_TYPE_UINT32, &id, DBUS_TYPE_INVALID))
 		m->notify_id = id;
 	if (r)
-		dbus_message_unref(r);
+		D->dbus_message_unref(r);
 }
 
 static void send_notification(struct mpris *m, const struct engine_snapshot *s)
 {
-	DBusMessage *msg = dbus_message_new_method_call("org.freedesktop.Notifications", "/org/freedesktop/Notifications",
+	const struct dbusdl *D = m->dbus;
+	DBusMessage *msg = D->dbus_message_new_method_call("org.freedesktop.Notifications", "/org/freedesktop/Notifications",
 							"org.freedesktop.Notifications", "Notify");
 	char body[600], artist[256], album[256];
 	markup_escape(s->artist, artist, sizeof(artist));
@@ -486,28 +514,28 @@ static void send_notification(struct mpris *m, const struct engine_snapshot *s)
 	const char *app = "Encore", *icon = "audio-x-generic", *summary = s->title, *bodyp = body;
 	dbus_int32_t expire = -1;
 	DBusMessageIter it, arr, dict;
-	dbus_message_iter_init_append(msg, &it);
-	oom_check(dbus_message_iter_append_basic(&it, DBUS_TYPE_STRING, &app));
-	oom_check(dbus_message_iter_append_basic(&it, DBUS_TYPE_UINT32, &m->notify_id));
-	oom_check(dbus_message_iter_append_basic(&it, DBUS_TYPE_STRING, &icon));
-	oom_check(dbus_message_iter_append_basic(&it, DBUS_TYPE_STRING, &summary));
-	oom_check(dbus_message_iter_append_basic(&it, DBUS_TYPE_STRING, &bodyp));
-	oom_check(dbus_message_iter_open_container(&it, DBUS_TYPE_ARRAY, "s", &arr));
-	oom_check(dbus_message_iter_close_container(&it, &arr));
-	oom_check(dbus_message_iter_open_container(&it, DBUS_TYPE_ARRAY, "{sv}", &dict));
+	D->dbus_message_iter_init_append(msg, &it);
+	oom_check(D->dbus_message_iter_append_basic(&it, DBUS_TYPE_STRING, &app));
+	oom_check(D->dbus_message_iter_append_basic(&it, DBUS_TYPE_UINT32, &m->notify_id));
+	oom_check(D->dbus_message_iter_append_basic(&it, DBUS_TYPE_STRING, &icon));
+	oom_check(D->dbus_message_iter_append_basic(&it, DBUS_TYPE_STRING, &summary));
+	oom_check(D->dbus_message_iter_append_basic(&it, DBUS_TYPE_STRING, &bodyp));
+	oom_check(D->dbus_message_iter_open_container(&it, DBUS_TYPE_ARRAY, "s", &arr));
+	oom_check(D->dbus_message_iter_close_container(&it, &arr));
+	oom_check(D->dbus_message_iter_open_container(&it, DBUS_TYPE_ARRAY, "{sv}", &dict));
 	/* Transient: a track change is news now, not something to keep in a history. */
 	dbus_bool_t transient = TRUE;
-	dict_basic(&dict, "transient", DBUS_TYPE_BOOLEAN, &transient);
-	dict_str(&dict, "category", "x-encore.track");
-	oom_check(dbus_message_iter_close_container(&it, &dict));
-	oom_check(dbus_message_iter_append_basic(&it, DBUS_TYPE_INT32, &expire));
+	dict_basic(D, &dict, "transient", DBUS_TYPE_BOOLEAN, &transient);
+	dict_str(D, &dict, "category", "x-encore.track");
+	oom_check(D->dbus_message_iter_close_container(&it, &dict));
+	oom_check(D->dbus_message_iter_append_basic(&it, DBUS_TYPE_INT32, &expire));
 	DBusPendingCall *pc = NULL;
 	/* The connection keeps the pending call until its reply (or the connection's end). */
-	if (dbus_connection_send_with_reply(m->conn, msg, &pc, NOTIFY_TIMEOUT_MS) && pc) {
-		dbus_pending_call_set_notify(pc, on_notify_reply, m, NULL);
-		dbus_pending_call_unref(pc);
+	if (D->dbus_connection_send_with_reply(m->conn, msg, &pc, NOTIFY_TIMEOUT_MS) && pc) {
+		D->dbus_pending_call_set_notify(pc, on_notify_reply, m, NULL);
+		D->dbus_pending_call_unref(pc);
 	}
-	dbus_message_unref(msg);
+	D->dbus_message_unref(msg);
 }
 
 static const char introspection[] =
@@ -569,36 +597,37 @@ static const char introspection[] =
 /* Properties.Set: the writable ones are Volume, Shuffle, LoopStatus and Rate (fixed 1.0). */
 static DBusMessage *set_property(struct mpris *m, DBusMessage *msg)
 {
+	const struct dbusdl *D = m->dbus;
 	DBusMessageIter it, v;
 	const char *iface = NULL, *name = NULL;
-	if (!dbus_message_iter_init(msg, &it) || dbus_message_iter_get_arg_type(&it) != DBUS_TYPE_STRING)
+	if (!D->dbus_message_iter_init(msg, &it) || D->dbus_message_iter_get_arg_type(&it) != DBUS_TYPE_STRING)
 		goto bad;
-	dbus_message_iter_get_basic(&it, &iface);
-	if (!dbus_message_iter_next(&it) || dbus_message_iter_get_arg_type(&it) != DBUS_TYPE_STRING)
+	D->dbus_message_iter_get_basic(&it, &iface);
+	if (!D->dbus_message_iter_next(&it) || D->dbus_message_iter_get_arg_type(&it) != DBUS_TYPE_STRING)
 		goto bad;
-	dbus_message_iter_get_basic(&it, &name);
-	if (!dbus_message_iter_next(&it) || dbus_message_iter_get_arg_type(&it) != DBUS_TYPE_VARIANT)
+	D->dbus_message_iter_get_basic(&it, &name);
+	if (!D->dbus_message_iter_next(&it) || D->dbus_message_iter_get_arg_type(&it) != DBUS_TYPE_VARIANT)
 		goto bad;
-	dbus_message_iter_recurse(&it, &v);
-	int type = dbus_message_iter_get_arg_type(&v);
+	D->dbus_message_iter_recurse(&it, &v);
+	int type = D->dbus_message_iter_get_arg_type(&v);
 	bool found_iface;
 	const struct prop *p = find_prop(iface, name, &found_iface);
 	if (!p)
-		return dbus_message_new_error_printf(msg, DBUS_ERROR_UNKNOWN_PROPERTY, "no property %s.%s", iface, name);
+		return D->dbus_message_new_error_printf(msg, DBUS_ERROR_UNKNOWN_PROPERTY, "no property %s.%s", iface, name);
 	if (p->id == P_VOLUME && type == DBUS_TYPE_DOUBLE) {
 		double d;
-		dbus_message_iter_get_basic(&v, &d);
+		D->dbus_message_iter_get_basic(&v, &d);
 		if (!isfinite(d))
 			goto bad;
 		int vol = (int)lround((d < 0 ? 0 : d > 1 ? 1 : d) * 100);
 		engine_set_volume(m->e, vol, false);
 	} else if (p->id == P_SHUFFLE && type == DBUS_TYPE_BOOLEAN) {
 		dbus_bool_t b;
-		dbus_message_iter_get_basic(&v, &b);
+		D->dbus_message_iter_get_basic(&v, &b);
 		engine_set_shuffle(m->e, b);
 	} else if (p->id == P_LOOP && type == DBUS_TYPE_STRING) {
 		const char *s;
-		dbus_message_iter_get_basic(&v, &s);
+		D->dbus_message_iter_get_basic(&v, &s);
 		if (strcmp(s, "None") == 0)
 			engine_set_repeat(m->e, ENGINE_REPEAT_OFF);
 		else if (strcmp(s, "Track") == 0)
@@ -612,23 +641,24 @@ static DBusMessage *set_property(struct mpris *m, DBusMessage *msg)
 	} else if (p->id == P_VOLUME || p->id == P_SHUFFLE || p->id == P_LOOP || p->id == P_RATE) {
 		goto bad;
 	} else {
-		return dbus_message_new_error_printf(msg, DBUS_ERROR_PROPERTY_READ_ONLY, "%s is read-only", name);
+		return D->dbus_message_new_error_printf(msg, DBUS_ERROR_PROPERTY_READ_ONLY, "%s is read-only", name);
 	}
-	return dbus_message_new_method_return(msg);
+	return D->dbus_message_new_method_return(msg);
 bad:
-	return dbus_message_new_error(msg, DBUS_ERROR_INVALID_ARGS, "Set wants (interface, name, value of the property's type)");
+	return D->dbus_message_new_error(msg, DBUS_ERROR_INVALID_ARGS, "Set wants (interface, name, value of the property's type)");
 }
 
 static DBusMessage *get_property(struct mpris *m, DBusMessage *msg, bool all)
 {
+	const struct dbusdl *D = m->dbus;
 	const char *iface = NULL, *name = NULL;
 	DBusError err;
-	dbus_error_init(&err);
-	bool ok = all ? dbus_message_get_args(msg, &err, DBUS_TYPE_STRING, &iface, DBUS_TYPE_INVALID)
-		      : dbus_message_get_args(msg, &err, DBUS_TYPE_STRING, &iface, DBUS_TYPE_STRING, &name, DBUS_TYPE_INVALID);
+	D->dbus_error_init(&err);
+	bool ok = all ? D->dbus_message_get_args(msg, &err, DBUS_TYPE_STRING, &iface, DBUS_TYPE_INVALID)
+		      : D->dbus_message_get_args(msg, &err, DBUS_TYPE_STRING, &iface, DBUS_TYPE_STRING, &name, DBUS_TYPE_INVALID);
 	if (!ok) {
-		DBusMessage *r = dbus_message_new_error(msg, DBUS_ERROR_INVALID_ARGS, err.message);
-		dbus_error_free(&err);
+		DBusMessage *r = D->dbus_message_new_error(msg, DBUS_ERROR_INVALID_ARGS, err.message);
+		D->dbus_error_free(&err);
 		return r;
 	}
 	struct engine_snapshot s;
@@ -637,28 +667,29 @@ static DBusMessage *get_property(struct mpris *m, DBusMessage *msg, bool all)
 	DBusMessageIter it;
 	bool found_iface;
 	if (all) {
-		r = dbus_message_new_method_return(msg);
-		dbus_message_iter_init_append(r, &it);
+		r = D->dbus_message_new_method_return(msg);
+		D->dbus_message_iter_init_append(r, &it);
 		if (strcmp(iface, MPRIS_PLAYER) == 0)
-			append_all(&it, player_props, NPROPS(player_props), 0, &s);
+			append_all(D, &it, player_props, NPROPS(player_props), 0, &s);
 		else if (strcmp(iface, MPRIS_ROOT) == 0)
-			append_all(&it, root_props, NPROPS(root_props), 0, &s);
+			append_all(D, &it, root_props, NPROPS(root_props), 0, &s);
 		else
-			append_all(&it, NULL, 0, 0, &s);   /* an interface without properties: empty */
+			append_all(D, &it, NULL, 0, 0, &s);   /* an interface without properties: empty */
 		return r;
 	}
 	const struct prop *p = find_prop(iface, name, &found_iface);
 	if (!p)
-		return dbus_message_new_error_printf(msg, found_iface ? DBUS_ERROR_UNKNOWN_PROPERTY : DBUS_ERROR_UNKNOWN_INTERFACE,
+		return D->dbus_message_new_error_printf(msg, found_iface ? DBUS_ERROR_UNKNOWN_PROPERTY : DBUS_ERROR_UNKNOWN_INTERFACE,
 						     "no property %s.%s", iface, name);
-	r = dbus_message_new_method_return(msg);
-	dbus_message_iter_init_append(r, &it);
-	append_prop(&it, p->id, &s);
+	r = D->dbus_message_new_method_return(msg);
+	D->dbus_message_iter_init_append(r, &it);
+	append_prop(D, &it, p->id, &s);
 	return r;
 }
 
 static DBusMessage *player_method(struct mpris *m, DBusMessage *msg, const char *member)
 {
+	const struct dbusdl *D = m->dbus;
 	struct engine_snapshot s;
 	if (strcmp(member, "Play") == 0) {
 		engine_resume(m->e);
@@ -674,8 +705,8 @@ static DBusMessage *player_method(struct mpris *m, DBusMessage *msg, const char 
 		engine_prev(m->e);
 	} else if (strcmp(member, "Seek") == 0) {
 		dbus_int64_t off;
-		if (!dbus_message_get_args(msg, NULL, DBUS_TYPE_INT64, &off, DBUS_TYPE_INVALID))
-			return dbus_message_new_error(msg, DBUS_ERROR_INVALID_ARGS, "Seek wants an offset in microseconds (x)");
+		if (!D->dbus_message_get_args(msg, NULL, DBUS_TYPE_INT64, &off, DBUS_TYPE_INVALID))
+			return D->dbus_message_new_error(msg, DBUS_ERROR_INVALID_ARGS, "Seek wants an offset in microseconds (x)");
 		engine_snapshot(m->e, &s);
 		int64_t target = (int64_t)s.position_ms + off / 1000;
 		if (s.duration_ms > 0 && target >= s.duration_ms)
@@ -685,8 +716,8 @@ static DBusMessage *player_method(struct mpris *m, DBusMessage *msg, const char 
 	} else if (strcmp(member, "SetPosition") == 0) {
 		const char *tid;
 		dbus_int64_t pos;
-		if (!dbus_message_get_args(msg, NULL, DBUS_TYPE_OBJECT_PATH, &tid, DBUS_TYPE_INT64, &pos, DBUS_TYPE_INVALID))
-			return dbus_message_new_error(msg, DBUS_ERROR_INVALID_ARGS, "SetPosition wants (o track id, x position)");
+		if (!D->dbus_message_get_args(msg, NULL, DBUS_TYPE_OBJECT_PATH, &tid, DBUS_TYPE_INT64, &pos, DBUS_TYPE_INVALID))
+			return D->dbus_message_new_error(msg, DBUS_ERROR_INVALID_ARGS, "SetPosition wants (o track id, x position)");
 		engine_snapshot(m->e, &s);
 		char cur[160];
 		mpris_track_id(s.uri, cur, sizeof(cur));
@@ -695,31 +726,32 @@ static DBusMessage *player_method(struct mpris *m, DBusMessage *msg, const char 
 			engine_seek(m->e, (int)(pos / 1000), false);
 	} else if (strcmp(member, "OpenUri") == 0) {
 		const char *uri;
-		if (!dbus_message_get_args(msg, NULL, DBUS_TYPE_STRING, &uri, DBUS_TYPE_INVALID))
-			return dbus_message_new_error(msg, DBUS_ERROR_INVALID_ARGS, "OpenUri wants a string");
+		if (!D->dbus_message_get_args(msg, NULL, DBUS_TYPE_STRING, &uri, DBUS_TYPE_INVALID))
+			return D->dbus_message_new_error(msg, DBUS_ERROR_INVALID_ARGS, "OpenUri wants a string");
 		if (engine_play(m->e, &uri, 1) != 0)
-			return dbus_message_new_error(msg, DBUS_ERROR_INVALID_ARGS, "only encore:track: and encore:episode: URIs play");
+			return D->dbus_message_new_error(msg, DBUS_ERROR_INVALID_ARGS, "only encore:track: and encore:episode: URIs play");
 	} else {
 		return NULL;
 	}
-	return dbus_message_new_method_return(msg);
+	return D->dbus_message_new_method_return(msg);
 }
 
 static DBusHandlerResult on_message(DBusConnection *conn, DBusMessage *msg, void *data)
 {
 	struct mpris *m = data;
+	const struct dbusdl *D = m->dbus;
 	(void)conn;
-	if (dbus_message_get_type(msg) != DBUS_MESSAGE_TYPE_METHOD_CALL)
+	if (D->dbus_message_get_type(msg) != DBUS_MESSAGE_TYPE_METHOD_CALL)
 		return DBUS_HANDLER_RESULT_NOT_YET_HANDLED;
-	const char *iface = dbus_message_get_interface(msg);
-	const char *member = dbus_message_get_member(msg);
+	const char *iface = D->dbus_message_get_interface(msg);
+	const char *member = D->dbus_message_get_member(msg);
 	DBusMessage *reply = NULL;
 	if (!member)
 		return DBUS_HANDLER_RESULT_NOT_YET_HANDLED;
 	if ((!iface || strcmp(iface, "org.freedesktop.DBus.Introspectable") == 0) && strcmp(member, "Introspect") == 0) {
 		const char *xml = introspection;
-		reply = dbus_message_new_method_return(msg);
-		oom_check(dbus_message_append_args(reply, DBUS_TYPE_STRING, &xml, DBUS_TYPE_INVALID));
+		reply = D->dbus_message_new_method_return(msg);
+		oom_check(D->dbus_message_append_args(reply, DBUS_TYPE_STRING, &xml, DBUS_TYPE_INVALID));
 	} else if ((!iface || strcmp(iface, PROPS_IFACE) == 0) && strcmp(member, "Get") == 0) {
 		reply = get_property(m, msg, false);
 	} else if ((!iface || strcmp(iface, PROPS_IFACE) == 0) && strcmp(member, "GetAll") == 0) {
@@ -729,7 +761,7 @@ static DBusHandlerResult on_message(DBusConnection *conn, DBusMessage *msg, void
 	} else if ((!iface || strcmp(iface, MPRIS_ROOT) == 0) && (strcmp(member, "Raise") == 0 || strcmp(member, "Quit") == 0)) {
 		/* CanRaise and CanQuit are false: a terminal program has no window to raise and
 		 * quitting belongs to the user at the terminal. */
-		reply = dbus_message_new_method_return(msg);
+		reply = D->dbus_message_new_method_return(msg);
 	} else if (!iface || strcmp(iface, MPRIS_PLAYER) == 0) {
 		reply = player_method(m, msg, member);
 	}
@@ -773,12 +805,13 @@ static void request_name(struct mpris *m);
 static void on_name_reply(DBusPendingCall *pc, void *data)
 {
 	struct mpris *m = data;
-	DBusMessage *r = dbus_pending_call_steal_reply(pc);
+	const struct dbusdl *D = m->dbus;
+	DBusMessage *r = D->dbus_pending_call_steal_reply(pc);
 	dbus_uint32_t res = 0;
-	bool ok = r && dbus_message_get_type(r) == DBUS_MESSAGE_TYPE_METHOD_RETURN &&
-		  dbus_message_get_args(r, NULL, DBUS_TYPE_UINT32, &res, DBUS_TYPE_INVALID);
+	bool ok = r && D->dbus_message_get_type(r) == DBUS_MESSAGE_TYPE_METHOD_RETURN &&
+		  D->dbus_message_get_args(r, NULL, DBUS_TYPE_UINT32, &res, DBUS_TYPE_INVALID);
 	if (r)
-		dbus_message_unref(r);
+		D->dbus_message_unref(r);
 	if (ok && (res == DBUS_REQUEST_NAME_REPLY_PRIMARY_OWNER || res == DBUS_REQUEST_NAME_REPLY_ALREADY_OWNER))
 		m->phase = PHASE_READY;
 	else if (ok && m->name_attempt == 1)
@@ -791,6 +824,7 @@ static void on_name_reply(DBusPendingCall *pc, void *data)
  * "org.mpris.MediaPlayer2.encore.instancePID"). */
 static void request_name(struct mpris *m)
 {
+	const struct dbusdl *D = m->dbus;
 	char name[128];
 	if (m->name_attempt++ == 0)
 		snprintf(name, sizeof(name), "%s", MPRIS_NAME);
@@ -798,31 +832,32 @@ static void request_name(struct mpris *m)
 		snprintf(name, sizeof(name), "%s.instance%ld", MPRIS_NAME, (long)getpid());
 	const char *np = name;
 	dbus_uint32_t flags = DBUS_NAME_FLAG_DO_NOT_QUEUE;
-	DBusMessage *msg = dbus_message_new_method_call(DBUS_SERVICE_DBUS, DBUS_PATH_DBUS, DBUS_INTERFACE_DBUS, "RequestName");
-	oom_check(dbus_message_append_args(msg, DBUS_TYPE_STRING, &np, DBUS_TYPE_UINT32, &flags, DBUS_TYPE_INVALID));
+	DBusMessage *msg = D->dbus_message_new_method_call(DBUS_SERVICE_DBUS, DBUS_PATH_DBUS, DBUS_INTERFACE_DBUS, "RequestName");
+	oom_check(D->dbus_message_append_args(msg, DBUS_TYPE_STRING, &np, DBUS_TYPE_UINT32, &flags, DBUS_TYPE_INVALID));
 	DBusPendingCall *pc = NULL;
-	if (dbus_connection_send_with_reply(m->conn, msg, &pc, DBUS_TIMEOUT_USE_DEFAULT) && pc) {
-		dbus_pending_call_set_notify(pc, on_name_reply, m, NULL);
-		dbus_pending_call_unref(pc);
+	if (D->dbus_connection_send_with_reply(m->conn, msg, &pc, DBUS_TIMEOUT_USE_DEFAULT) && pc) {
+		D->dbus_pending_call_set_notify(pc, on_name_reply, m, NULL);
+		D->dbus_pending_call_unref(pc);
 	} else {
 		m->phase = PHASE_FAILED;
 	}
-	dbus_message_unref(msg);
+	D->dbus_message_unref(msg);
 }
 
 static void on_hello_reply(DBusPendingCall *pc, void *data)
 {
 	struct mpris *m = data;
-	DBusMessage *r = dbus_pending_call_steal_reply(pc);
+	const struct dbusdl *D = m->dbus;
+	DBusMessage *r = D->dbus_pending_call_steal_reply(pc);
 	const char *unique = NULL;
-	if (r && dbus_message_get_type(r) == DBUS_MESSAGE_TYPE_METHOD_RETURN &&
-	    dbus_message_get_args(r, NULL, DBUS_TYPE_STRING, &unique, DBUS_TYPE_INVALID) &&
-	    dbus_bus_set_unique_name(m->conn, unique))
+	if (r && D->dbus_message_get_type(r) == DBUS_MESSAGE_TYPE_METHOD_RETURN &&
+	    D->dbus_message_get_args(r, NULL, DBUS_TYPE_STRING, &unique, DBUS_TYPE_INVALID) &&
+	    D->dbus_bus_set_unique_name(m->conn, unique))
 		request_name(m);
 	else
 		m->phase = PHASE_FAILED;
 	if (r)
-		dbus_message_unref(r);
+		D->dbus_message_unref(r);
 }
 
 /* libdbus tells us which fds it wants watched and for what; the poll loop asks. */
@@ -857,35 +892,36 @@ static bool has_watch(const struct mpris *m, const DBusWatch *w)
  * (silently) when there is no session bus to talk to. */
 static DBusConnection *bus_connect(struct mpris *m)
 {
-	char *addr = bus_address();
+	const struct dbusdl *D = m->dbus;
+	char *addr = bus_address(D);
 	if (!addr)
 		return NULL;
 	DBusError err;
-	dbus_error_init(&err);
-	DBusConnection *conn = dbus_connection_open_private(addr, &err);
+	D->dbus_error_init(&err);
+	DBusConnection *conn = D->dbus_connection_open_private(addr, &err);
 	free(addr);
-	dbus_error_free(&err);
+	D->dbus_error_free(&err);
 	if (!conn)
 		return NULL;
 	m->conn = conn;
 	/* The default would exit the whole program when the bus goes away. */
-	dbus_connection_set_exit_on_disconnect(conn, FALSE);
+	D->dbus_connection_set_exit_on_disconnect(conn, FALSE);
 	static const DBusObjectPathVTable vtable = {.message_function = on_message};
-	DBusMessage *hello = dbus_message_new_method_call(DBUS_SERVICE_DBUS, DBUS_PATH_DBUS, DBUS_INTERFACE_DBUS, "Hello");
+	DBusMessage *hello = D->dbus_message_new_method_call(DBUS_SERVICE_DBUS, DBUS_PATH_DBUS, DBUS_INTERFACE_DBUS, "Hello");
 	DBusPendingCall *pc = NULL;
-	bool ok = dbus_connection_set_watch_functions(conn, add_watch, remove_watch, NULL, m, NULL) &&
-		  dbus_connection_register_object_path(conn, MPRIS_PATH, &vtable, m) &&
-		  dbus_connection_send_with_reply(conn, hello, &pc, DBUS_TIMEOUT_USE_DEFAULT) && pc;
-	dbus_message_unref(hello);
+	bool ok = D->dbus_connection_set_watch_functions(conn, add_watch, remove_watch, NULL, m, NULL) &&
+		  D->dbus_connection_register_object_path(conn, MPRIS_PATH, &vtable, m) &&
+		  D->dbus_connection_send_with_reply(conn, hello, &pc, DBUS_TIMEOUT_USE_DEFAULT) && pc;
+	D->dbus_message_unref(hello);
 	if (ok) {
-		dbus_pending_call_set_notify(pc, on_hello_reply, m, NULL);
-		dbus_pending_call_unref(pc);
+		D->dbus_pending_call_set_notify(pc, on_hello_reply, m, NULL);
+		D->dbus_pending_call_unref(pc);
 		return conn;
 	}
 	if (pc)
-		dbus_pending_call_unref(pc);
-	dbus_connection_close(conn);
-	dbus_connection_unref(conn);
+		D->dbus_pending_call_unref(pc);
+	D->dbus_connection_close(conn);
+	D->dbus_connection_unref(conn);
 	m->conn = NULL;
 	return NULL;
 }
@@ -893,8 +929,18 @@ static DBusConnection *bus_connect(struct mpris *m)
 static void *mpris_main(void *arg)
 {
 	struct mpris *m = arg;
-	if (!bus_connect(m))
+	if (!bus_present())
 		return NULL;
+	char err[200];
+	m->dbus = dbusdl_open(err, sizeof(err));
+	if (!m->dbus)
+		return NULL;   /* no libdbus-1 installed: no desktop integration, silently */
+	const struct dbusdl *D = m->dbus;
+	if (!bus_connect(m)) {
+		dbusdl_close(m->dbus);
+		m->dbus = NULL;
+		return NULL;
+	}
 	int listener = engine_add_listener(m->e);
 	if (listener < 0)
 		goto out;
@@ -903,10 +949,10 @@ static void *mpris_main(void *arg)
 	m->realtime = strcmp(m->pub.output, "null") != 0 && strncmp(m->pub.output, "wav:", 4) != 0;
 	bool announced = false;
 	for (;;) {
-		while (dbus_connection_dispatch(m->conn) == DBUS_DISPATCH_DATA_REMAINS)
+		while (D->dbus_connection_dispatch(m->conn) == DBUS_DISPATCH_DATA_REMAINS)
 			;
 		/* The bus went away or refused us: desktop integration ends, playback goes on. */
-		if (!dbus_connection_get_is_connected(m->conn) || m->phase == PHASE_FAILED)
+		if (!D->dbus_connection_get_is_connected(m->conn) || m->phase == PHASE_FAILED)
 			break;
 		if (m->phase == PHASE_READY && !announced) {
 			announced = true;
@@ -922,11 +968,11 @@ static void *mpris_main(void *arg)
 		int nw = 0;
 		for (int i = 0; i < m->nwatches; i++) {
 			DBusWatch *w = m->watches[i];
-			if (!dbus_watch_get_enabled(w))
+			if (!D->dbus_watch_get_enabled(w))
 				continue;
-			unsigned fl = dbus_watch_get_flags(w);
+			unsigned fl = D->dbus_watch_get_flags(w);
 			polled[nw++] = w;
-			pfd[n++] = (struct pollfd){.fd = dbus_watch_get_unix_fd(w),
+			pfd[n++] = (struct pollfd){.fd = D->dbus_watch_get_unix_fd(w),
 						   .events = (short)((fl & DBUS_WATCH_READABLE ? POLLIN : 0) |
 								     (fl & DBUS_WATCH_WRITABLE ? POLLOUT : 0))};
 		}
@@ -953,15 +999,17 @@ static void *mpris_main(void *arg)
 				continue;
 			unsigned cond = (re & POLLIN ? DBUS_WATCH_READABLE : 0) | (re & POLLOUT ? DBUS_WATCH_WRITABLE : 0) |
 					(re & POLLHUP ? DBUS_WATCH_HANGUP : 0) | (re & (POLLERR | POLLNVAL) ? DBUS_WATCH_ERROR : 0);
-			dbus_watch_handle(polled[i], cond);
+			D->dbus_watch_handle(polled[i], cond);
 		}
 	}
 out:
 	if (listener >= 0)
 		engine_remove_listener(m->e, listener);
-	dbus_connection_close(m->conn);
-	dbus_connection_unref(m->conn);
+	D->dbus_connection_close(m->conn);
+	D->dbus_connection_unref(m->conn);
 	m->conn = NULL;
+	dbusdl_close(m->dbus);
+	m->dbus = NULL;
 	return NULL;
 }
 
