@@ -23,13 +23,11 @@ struct ring {
 	size_t cap; /* frames */
 	int channels;
 	_Atomic uint64_t head; /* generation | frames ever written; producer advances, flush bumps gen */
-	_Atomic uint64_t tail; /* frames ever consumed or dropped; consumer only */
+	_Atomic uint64_t tail; /* frames ever consumed or dropped: the consumer advances it past
+	                        * what it read, a flush past everything written */
 	_Atomic int waiters;   /* threads inside ring_wait_*; signalers skip the mutex when 0 */
-	unsigned seen_gen;     /* consumer-private: last flush generation applied */
 	pthread_mutex_t mu;    /* guards the fields below and the condvar */
 	pthread_cond_t cv;
-	uint64_t flush_pos;    /* write position at the latest flush */
-	unsigned flush_gen;
 	unsigned wake_seq;
 	bool aborted;
 };
@@ -114,30 +112,17 @@ ssize_t ring_write(struct ring *r, const float *frames, size_t n, unsigned gen)
 	return (ssize_t)n;
 }
 
-/* Consumer side: drop frames before the latest flush position. Caller holds r->mu. */
-static void apply_flush_locked(struct ring *r)
+/* Moves the tail forward to pos (never back). A consumer whose read overlaps this sees its
+ * tail update fail and drops what it read. */
+static void advance_tail(struct ring *r, uint64_t pos)
 {
-	if (r->seen_gen == r->flush_gen)
-		return;
-	r->seen_gen = r->flush_gen;
 	uint64_t t = atomic_load(&r->tail);
-	if (r->flush_pos > t)
-		atomic_store(&r->tail, r->flush_pos);
-	pthread_cond_broadcast(&r->cv);
-}
-
-static void apply_flush(struct ring *r)
-{
-	if (word_gen(atomic_load(&r->head)) == r->seen_gen)
-		return;
-	pthread_mutex_lock(&r->mu);
-	apply_flush_locked(r);
-	pthread_mutex_unlock(&r->mu);
+	while (t < pos && !atomic_compare_exchange_weak(&r->tail, &t, pos))
+		;
 }
 
 size_t ring_read(struct ring *r, float *out, size_t n)
 {
-	apply_flush(r);
 	uint64_t t = atomic_load(&r->tail);
 	uint64_t h = word_pos(atomic_load(&r->head));
 	size_t avail = (size_t)(h - t);
@@ -150,7 +135,10 @@ size_t ring_read(struct ring *r, float *out, size_t n)
 	size_t first = n < r->cap - at ? n : r->cap - at;
 	memcpy(out, r->buf + at * ch, first * ch * sizeof(float));
 	memcpy(out + first * ch, r->buf, (n - first) * ch * sizeof(float));
-	atomic_store(&r->tail, t + n);
+	/* A flush that moved the tail meanwhile dropped these frames, and the producer may
+	 * already be writing the new generation over their slots: what was read is stale. */
+	if (!atomic_compare_exchange_strong(&r->tail, &t, t + n))
+		return 0;
 	notify(r);
 	return n;
 }
@@ -162,8 +150,10 @@ unsigned ring_flush(struct ring *r)
 	do
 		nw = word_make(word_gen(w) + 1, word_pos(w));
 	while (!atomic_compare_exchange_weak(&r->head, &w, nw));
-	r->flush_pos = word_pos(nw);
-	r->flush_gen = word_gen(nw);
+	/* Dropped at once, not at the consumer's next read: a paused consumer may not read
+	 * for a long time, and until the space is free the producer could not decode the
+	 * new position ahead (a prepared Connect target would start from nothing). */
+	advance_tail(r, word_pos(nw));
 	pthread_cond_broadcast(&r->cv);
 	pthread_mutex_unlock(&r->mu);
 	return word_gen(nw);
@@ -218,8 +208,9 @@ static int wait_until(struct ring *r, enum wait_for what, size_t n, unsigned gen
 			rc = -EINTR;
 			break;
 		}
-		uint64_t w = atomic_load(&r->head);
+		/* Tail first: it never passes the head, so the difference cannot wrap. */
 		uint64_t t = atomic_load(&r->tail);
+		uint64_t w = atomic_load(&r->head);
 		if (what == FOR_SPACE) {
 			if (word_gen(w) != (gen & GEN_MASK)) {
 				rc = -ESTALE;
@@ -227,19 +218,16 @@ static int wait_until(struct ring *r, enum wait_for what, size_t n, unsigned gen
 			}
 			if (r->cap - (size_t)(word_pos(w) - t) >= n)
 				break;
-		} else {
-			apply_flush_locked(r);
-			t = atomic_load(&r->tail);
-			if ((size_t)(word_pos(w) - t) >= n)
-				break;
+		} else if ((size_t)(word_pos(w) - t) >= n) {
+			break;
 		}
 		int e = timeout_ms >= 0 ? pthread_cond_timedwait(&r->cv, &r->mu, &dl) : pthread_cond_wait(&r->cv, &r->mu);
 		if (e == ETIMEDOUT) {
 			/* One last look: the condition may have become true as time ran out. */
-			w = atomic_load(&r->head);
 			t = atomic_load(&r->tail);
+			w = atomic_load(&r->head);
 			bool ok = what == FOR_SPACE ? word_gen(w) == (gen & GEN_MASK) && r->cap - (size_t)(word_pos(w) - t) >= n
-			                            : (size_t)(word_pos(w) - t) >= n && r->seen_gen == word_gen(w);
+			                            : (size_t)(word_pos(w) - t) >= n;
 			rc = ok ? 0 : -ETIMEDOUT;
 			break;
 		}
