@@ -673,8 +673,8 @@ static void *output_main(void *arg)
 		size_t n = w == 0 ? ring_read(e->ring, buf, want) : 0;
 		if (n == 0) {
 			atomic_store(&e->out_writing, false);
-			/* An empty ring while an item is playing and not finished: an underrun. Not
-			 * a read a flush overlapped (it returns nothing): that audio was dropped. */
+			/* An empty ring while an item is playing and not finished: an underrun (not
+			 * if a flush has just emptied it: that audio was dropped, not late). */
 			if (e->realtime_sink && m && !cur.end && atomic_load(&e->playing_seq) == cur.item_seq && !starving &&
 			    ring_generation(e->ring) == gen) {
 				starving = true;

@@ -7,14 +7,14 @@
  * when someone is blocked, to wake them.
  *
  * Flush protocol (seek, skip): any thread calls ring_flush(), which bumps the
- * generation and drops everything written so far at once: its space is free for the
- * new generation even if the consumer does not read for a while (paused). Every write
- * carries the generation the producer is producing for; a write whose generation is
- * stale fails with -ESTALE and commits nothing, atomically with respect to the flush,
- * so audio decoded before the flush can never land after it. A read that overlaps a
- * flush returns nothing (its frames were dropped, and their slots may already hold the
- * new generation); a read returns pre-flush frames only if it completed before
- * ring_flush() started. Typical use: the controller
+ * generation and drops everything written so far: at once when the consumer is not
+ * inside ring_read (so a paused consumer's space is free for the new generation right
+ * away), else as that read ends. Every write carries the generation the producer is
+ * producing for; a write whose generation is stale fails with -ESTALE and commits
+ * nothing, atomically with respect to the flush, so audio decoded before the flush can
+ * never land after it. A read that had already started when the flush happened may
+ * still return pre-flush frames; every read that starts after ring_flush() returns only
+ * post-flush frames. Typical use: the controller
  * calls g = ring_flush(r) and hands (seek position, g) to the decoder in one message;
  * the decoder writes with the g of the last message it acted on. */
 #ifndef ENCORE_RING_H
@@ -47,8 +47,8 @@ int ring_write_all(struct ring *r, const float *frames, size_t n, unsigned gen, 
 /* Producer: waits until n frames fit. 0, -EINVAL (n > capacity), -ESTALE, -ECANCELED, -EINTR, -ETIMEDOUT. */
 int ring_wait_writable(struct ring *r, size_t n, unsigned gen, int timeout_ms);
 
-/* Consumer: copies up to n frames without blocking. Returns frames read (0 when empty,
- * or when a flush overlapped the read). */
+/* Consumer: copies up to n frames without blocking, applying any pending flush first.
+ * Returns frames read (0 when empty). */
 size_t ring_read(struct ring *r, float *out, size_t n);
 /* Consumer: waits until at least n frames are readable. 0, -EINVAL (n > capacity),
  * -ECANCELED, -EINTR, -ETIMEDOUT. */
