@@ -683,8 +683,10 @@ static void *output_main(void *arg)
 		size_t n = w == 0 ? ring_read(e->ring, buf, want) : 0;
 		if (n == 0) {
 			atomic_store(&e->out_writing, false);
-			/* An empty ring while an item is playing and not finished: an underrun. */
-			if (e->realtime_sink && m && !cur.end && atomic_load(&e->playing_seq) == cur.item_seq && !starving) {
+			/* An empty ring while an item is playing and not finished: an underrun (not
+			 * if a flush has just emptied it: that audio was dropped, not late). */
+			if (e->realtime_sink && m && !cur.end && atomic_load(&e->playing_seq) == cur.item_seq && !starving &&
+			    ring_generation(e->ring) == gen) {
 				starving = true;
 				atomic_fetch_add(&e->underruns, 1);
 				post_event(e, ENGINE_EV_UNDERRUN, cur.uri, cur.kbps,
@@ -1386,17 +1388,34 @@ static void run_command(struct engine *e, struct cmd *c)
 
 /* ---------------------------------------------------------------- network thread: scheduling */
 
+/* Seconds of audio ahead of the play head: what the decoder was handed (in the ring, in
+ * its queue or being decoded), counted from where the output is, or will start, to the end
+ * of the last segment handed over; plus downloaded segments not handed over yet. Counting
+ * only the ring (1 s) would call a just-started or just-seeked item's buffer empty while
+ * the rest of its start segment sits in the decoder, and ABR's fetch guard would then take
+ * the next segment (or a re-fetched start segment) from the lowest rung. */
 static double seconds_buffered(struct engine *e)
 {
-	double ahead = (double)ring_readable(e->ring) / OUT_RATE;
+	double ahead = 0;
 	struct item *its[2] = {e->play_item, e->fetch_item != e->play_item ? e->fetch_item : NULL};
 	for (int i = 0; i < 2; i++) {
 		struct item *it = its[i];
 		if (!it || !it->m)
 			continue;
+		double seg_s = it->m->segment_seconds > 0 ? it->m->segment_seconds : SEGMENT_SECONDS;
+		if (it->next_push > it->start_seg) {
+			double end = it->next_push * seg_s;
+			if (it->m->duration_ms > 0 && end > it->m->duration_ms / 1000.0)
+				end = it->m->duration_ms / 1000.0;
+			double from = atomic_load(&e->playing_seq) == it->seq
+					      ? (double)atomic_load(&e->playing_pos) / OUT_RATE
+					      : it->start_seg * seg_s + (double)it->start_trim / OUT_RATE;
+			if (end > from)
+				ahead += end - from;
+		}
 		/* Downloaded segments not yet handed to the decoder. */
 		for (uint32_t k = it->next_push; k < it->m->segment_count && it->segs[k].st == SEG_DONE; k++)
-			ahead += it->m->segment_seconds;
+			ahead += seg_s;
 	}
 	return ahead;
 }
@@ -1584,10 +1603,16 @@ static void use_prime(struct engine *e, struct item *it, int64_t cmd_us)
 	ring_wake(e->ring);
 }
 
-/* Frees the kept copies of segments already with the decoder (see push_item). */
-static void release_pushed(struct item *it)
+/* Frees the kept copies of the play item's segments the output has played past (see
+ * push_item). Network thread. */
+static void release_played(struct engine *e)
 {
-	for (uint32_t k = 0; it->m && k < it->next_push && k < it->m->segment_count; k++)
+	struct item *it = e->play_item;
+	if (!it || !it->m || atomic_load(&e->playing_seq) != it->seq)
+		return;
+	uint64_t seg_frames = (uint64_t)(it->m->segment_seconds > 0 ? it->m->segment_seconds : SEGMENT_SECONDS) * OUT_RATE;
+	uint64_t cur = atomic_load(&e->playing_pos) / seg_frames;
+	for (uint32_t k = 0; k < cur && k < it->next_push && k < it->m->segment_count; k++)
 		if (it->segs[k].st == SEG_DONE) {
 			free(it->segs[k].data);
 			it->segs[k].data = NULL;
@@ -1626,17 +1651,14 @@ static void push_item(struct engine *e, struct item *it)
 				e->switches++;
 			it->kbps = sl->kbps;
 		}
-		if (it == e->play_item) {
-			/* Handed over, not copied: a playing item's audio lives in one place, and
-			 * a seek back fetches it again. The next item keeps its copy until it
-			 * plays, so a skip to it starts without a download. */
-			j->seg = sl->data;
-			sl->data = NULL;
-			sl->st = SEG_NONE;
-		} else {
-			j->seg = xmalloc(sl->len);
-			memcpy(j->seg, sl->data, sl->len);
-		}
+		/* A copy: the slot keeps its segment until the output has played past it
+		 * (release_played), so a seek within what is buffered, such as a Connect
+		 * "start" a little past the prepared position, decodes the same rendition
+		 * again instead of re-fetching it with an empty buffer, which ABR answers
+		 * with the lowest rung. A skip to the next item likewise starts without a
+		 * download. At most the ring's second plus two segments are held twice. */
+		j->seg = xmalloc(sl->len);
+		memcpy(j->seg, sl->data, sl->len);
 		j->seg_len = sl->len;
 		j->gain_db = it->m->gain_db;
 		j->trim = k == it->start_seg ? it->start_trim + (int64_t)it->prime_skip : 0;
@@ -1788,9 +1810,9 @@ static void schedule(struct engine *e)
 		item_free(e->play_item);
 		e->play_item = e->fetch_item;
 		e->tracks_started++;
-		release_pushed(e->play_item);
 		drop_prime(e);
 	}
+	release_played(e);
 	if (!e->play_item) {
 		if (e->ended && e->cfg.autoplay && !e->autoplay_requested && e->last_artist_id[0]) {
 			e->autoplay_requested = true;
@@ -2398,9 +2420,8 @@ struct engine *engine_new(const struct engine_config *cfg, char *err, size_t err
 	e->gain = gain_new(OUT_RATE, OUT_CH);
 	e->q = queue_new((uint64_t)time(NULL) ^ (uint64_t)getpid());
 	abr_params_default(&e->abr);
-	/* The ring and the decoder already hold a few seconds beyond what seconds_buffered()
-	 * counts as downloaded, so one segment of downloaded audio is enough margin to step up. */
-	e->abr.up_min_buffer_s = SEGMENT_SECONDS;
+	/* seconds_buffered() counts what the decoder holds as well as what is downloaded, so
+	 * the policy's own margin to step up (two segments) applies as documented. */
 	abr_estimator_init(&e->est, 5);
 	atomic_store(&e->volume, cfg->volume);
 	atomic_store(&e->normalize, cfg->normalize);

@@ -23,9 +23,12 @@ struct ring {
 	size_t cap; /* frames */
 	int channels;
 	_Atomic uint64_t head; /* generation | frames ever written; producer advances, flush bumps gen */
-	_Atomic uint64_t tail; /* frames ever consumed or dropped; consumer only */
+	_Atomic uint64_t tail; /* frames ever consumed or dropped: the consumer advances it past
+	                        * what it read, a flush (or the consumer for it) past what was
+	                        * written before the flush */
 	_Atomic int waiters;   /* threads inside ring_wait_*; signalers skip the mutex when 0 */
-	unsigned seen_gen;     /* consumer-private: last flush generation applied */
+	_Atomic int reading;   /* the consumer is inside ring_read: a flush leaves the drop to it */
+	_Atomic unsigned seen_gen; /* generation whose flush has been applied to the tail */
 	pthread_mutex_t mu;    /* guards the fields below and the condvar */
 	pthread_cond_t cv;
 	uint64_t flush_pos;    /* write position at the latest flush */
@@ -114,44 +117,55 @@ ssize_t ring_write(struct ring *r, const float *frames, size_t n, unsigned gen)
 	return (ssize_t)n;
 }
 
-/* Consumer side: drop frames before the latest flush position. Caller holds r->mu. */
+/* Drops the frames before the latest flush position, unless done. Caller holds r->mu.
+ * The tail moves before seen_gen does, so whoever sees seen_gen current sees the tail. */
 static void apply_flush_locked(struct ring *r)
 {
-	if (r->seen_gen == r->flush_gen)
+	if (atomic_load(&r->seen_gen) == r->flush_gen)
 		return;
-	r->seen_gen = r->flush_gen;
 	uint64_t t = atomic_load(&r->tail);
 	if (r->flush_pos > t)
 		atomic_store(&r->tail, r->flush_pos);
+	atomic_store(&r->seen_gen, r->flush_gen);
 	pthread_cond_broadcast(&r->cv);
 }
 
 static void apply_flush(struct ring *r)
 {
-	if (word_gen(atomic_load(&r->head)) == r->seen_gen)
+	if (word_gen(atomic_load(&r->head)) == atomic_load(&r->seen_gen))
 		return;
 	pthread_mutex_lock(&r->mu);
 	apply_flush_locked(r);
 	pthread_mutex_unlock(&r->mu);
 }
 
+/* The consumer marks itself reading (seq_cst) before it looks at the generation, and a
+ * flush bumps the generation before it looks at the mark: either the flush sees the mark
+ * and leaves the drop to the consumer (applied on the way out, or by its next read), or
+ * the consumer sees the new generation and applies it, under the mutex, before it reads.
+ * So the flush never frees slots the consumer is copying from, and a consumer that is not
+ * reading (paused) has the flushed frames dropped, and their space freed, at once. */
 size_t ring_read(struct ring *r, float *out, size_t n)
 {
+	atomic_store(&r->reading, 1);
 	apply_flush(r);
 	uint64_t t = atomic_load(&r->tail);
 	uint64_t h = word_pos(atomic_load(&r->head));
 	size_t avail = (size_t)(h - t);
 	if (n > avail)
 		n = avail;
-	if (n == 0)
-		return 0;
-	size_t ch = (size_t)r->channels;
-	size_t at = (size_t)(t % r->cap);
-	size_t first = n < r->cap - at ? n : r->cap - at;
-	memcpy(out, r->buf + at * ch, first * ch * sizeof(float));
-	memcpy(out + first * ch, r->buf, (n - first) * ch * sizeof(float));
-	atomic_store(&r->tail, t + n);
-	notify(r);
+	if (n > 0) {
+		size_t ch = (size_t)r->channels;
+		size_t at = (size_t)(t % r->cap);
+		size_t first = n < r->cap - at ? n : r->cap - at;
+		memcpy(out, r->buf + at * ch, first * ch * sizeof(float));
+		memcpy(out + first * ch, r->buf, (n - first) * ch * sizeof(float));
+		atomic_store(&r->tail, t + n);
+	}
+	atomic_store(&r->reading, 0);
+	apply_flush(r);  /* a flush that came while reading left its drop to us */
+	if (n > 0)
+		notify(r);
 	return n;
 }
 
@@ -164,6 +178,11 @@ unsigned ring_flush(struct ring *r)
 	while (!atomic_compare_exchange_weak(&r->head, &w, nw));
 	r->flush_pos = word_pos(nw);
 	r->flush_gen = word_gen(nw);
+	/* Dropped now unless the consumer is reading (see ring_read): a paused consumer may
+	 * not read for a long time, and until the space is free the producer could not
+	 * decode the new position ahead (a prepared Connect target would start from nothing). */
+	if (!atomic_load(&r->reading))
+		apply_flush_locked(r);
 	pthread_cond_broadcast(&r->cv);
 	pthread_mutex_unlock(&r->mu);
 	return word_gen(nw);
@@ -218,8 +237,9 @@ static int wait_until(struct ring *r, enum wait_for what, size_t n, unsigned gen
 			rc = -EINTR;
 			break;
 		}
-		uint64_t w = atomic_load(&r->head);
+		/* Tail first: it never passes the head, so the difference cannot wrap. */
 		uint64_t t = atomic_load(&r->tail);
+		uint64_t w = atomic_load(&r->head);
 		if (what == FOR_SPACE) {
 			if (word_gen(w) != (gen & GEN_MASK)) {
 				rc = -ESTALE;
@@ -236,10 +256,10 @@ static int wait_until(struct ring *r, enum wait_for what, size_t n, unsigned gen
 		int e = timeout_ms >= 0 ? pthread_cond_timedwait(&r->cv, &r->mu, &dl) : pthread_cond_wait(&r->cv, &r->mu);
 		if (e == ETIMEDOUT) {
 			/* One last look: the condition may have become true as time ran out. */
-			w = atomic_load(&r->head);
 			t = atomic_load(&r->tail);
+			w = atomic_load(&r->head);
 			bool ok = what == FOR_SPACE ? word_gen(w) == (gen & GEN_MASK) && r->cap - (size_t)(word_pos(w) - t) >= n
-			                            : (size_t)(word_pos(w) - t) >= n && r->seen_gen == word_gen(w);
+			                            : (size_t)(word_pos(w) - t) >= n;
 			rc = ok ? 0 : -ETIMEDOUT;
 			break;
 		}

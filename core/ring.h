@@ -7,13 +7,14 @@
  * when someone is blocked, to wake them.
  *
  * Flush protocol (seek, skip): any thread calls ring_flush(), which bumps the
- * generation and records the write position at that instant. Every write carries the
- * generation the producer is producing for; a write whose generation is stale fails
- * with -ESTALE and commits nothing, atomically with respect to the flush, so audio
- * decoded before the flush can never land after it. The consumer drops everything
- * before the recorded position at its next read or wait. A read that had already
- * started when the flush happened may still return pre-flush frames; every read that
- * starts after ring_flush() returns only post-flush frames. Typical use: the controller
+ * generation and drops everything written so far: at once when the consumer is not
+ * inside ring_read (so a paused consumer's space is free for the new generation right
+ * away), else as that read ends. Every write carries the generation the producer is
+ * producing for; a write whose generation is stale fails with -ESTALE and commits
+ * nothing, atomically with respect to the flush, so audio decoded before the flush can
+ * never land after it. A read that had already started when the flush happened may
+ * still return pre-flush frames; every read that starts after ring_flush() returns only
+ * post-flush frames. Typical use: the controller
  * calls g = ring_flush(r) and hands (seek position, g) to the decoder in one message;
  * the decoder writes with the g of the last message it acted on. */
 #ifndef ENCORE_RING_H

@@ -134,13 +134,31 @@ static void test_flush_drops_buffered_audio_and_rejects_stale_writes(void)
 	CHECK_INT(ring_wait_readable(r, 2, 0), 0);
 	CHECK_INT(ring_read(r, out, 16), 2);
 	CHECK(out[0] == 1 && out[1] == 2, "got %g %g", out[0], out[1]);
-	/* After a flush the whole capacity is available again once the consumer looks. */
+	/* After a flush the whole capacity is available again. */
 	CHECK_INT(ring_write(r, in, 8, g3), 8);
 	CHECK_INT(ring_write(r, in, 8, g3), 8);
 	unsigned g4 = ring_flush(r);
 	CHECK_INT(ring_read(r, out, 16), 0);
 	CHECK_INT(ring_write(r, in, 8, g4), 8);
 	CHECK_INT(ring_write(r, in, 8, g4), 8);
+	ring_free(r);
+}
+
+static void test_flush_frees_a_full_ring_for_the_new_generation_without_a_read(void)
+{
+	/* A paused output does not read. A seek (or a Connect prepare) while it is paused
+	 * must still let the decoder fill the ring with the new position's audio, so the
+	 * resume plays at once instead of waiting for the first decode. */
+	struct ring *r = ring_new(8, 1);
+	float old[8] = { 1, 1, 1, 1, 1, 1, 1, 1 }, neu[8] = { 2, 3, 4, 5, 6, 7, 8, 9 }, out[8];
+	CHECK_INT(ring_write(r, old, 8, ring_generation(r)), 8);
+	CHECK_INT(ring_write(r, old, 1, ring_generation(r)), 0);
+	unsigned g = ring_flush(r);
+	CHECK_INT(ring_readable(r), 0);
+	CHECK_INT(ring_wait_writable(r, 8, g, 0), 0);
+	CHECK_INT(ring_write(r, neu, 8, g), 8);
+	CHECK_INT(ring_read(r, out, 8), 8);
+	CHECK(out[0] == 2 && out[7] == 9, "expected the new generation's 2..9, got %g..%g", out[0], out[7]);
 	ring_free(r);
 }
 
@@ -320,6 +338,7 @@ int main(void)
 	RUN(test_wraparound_and_partial_writes_keep_order);
 	RUN(test_two_threads_move_millions_of_frames_without_loss_or_reorder);
 	RUN(test_flush_drops_buffered_audio_and_rejects_stale_writes);
+	RUN(test_flush_frees_a_full_ring_for_the_new_generation_without_a_read);
 	RUN(test_concurrent_flushes_never_leak_stale_or_reorder_frames);
 	RUN(test_wake_abort_and_flush_release_blocked_waiters);
 	RUN(test_waits_time_out_and_reject_impossible_sizes);
