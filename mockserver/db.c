@@ -290,6 +290,60 @@ static const char *const MIGRATIONS[] = {
 	"ALTER TABLE ingest_jobs ADD COLUMN playable_segments INTEGER;"
 	"ALTER TABLE ingest_jobs ADD COLUMN playable_ms REAL;"
 	"ALTER TABLE ingest_jobs ADD COLUMN timing TEXT;",
+	/* 11: the event consumers' derived tables and offsets moved to their own files (STORES
+	 * below), so a consumer never takes the log's write lock. Dropped here; each consumer
+	 * rebuilds its store from the log (its offset starts at 0 in a new store). */
+	"DROP TABLE IF EXISTS royalty_streams;"
+	"DROP TABLE IF EXISTS rt_minute_plays;"
+	"DROP TABLE IF EXISTS rt_listeners;"
+	"DROP TABLE IF EXISTS rt_track_stats;"
+	"DROP TABLE IF EXISTS reco_interactions;"
+	"DROP TABLE IF EXISTS consumer_offsets;",
+};
+
+/* The consumer stores: each consumer of the event log keeps its derived tables and its
+ * committed offset in a file of its own, attached to every connection under the
+ * consumer's name. SQLite has one writer per file: with the stores apart, ingest (the
+ * log in encore.db) never waits for a consumer's transaction, a consumer never waits for
+ * ingest or another consumer, and a consumer's page cache stays valid between its steps
+ * (SQLite drops a connection's cached pages of a file whenever another connection wrote
+ * it). The offset lives beside the rows it covers, so they still commit together. */
+static const struct store {
+	const char *schema, *file, *ddl;
+} STORES[] = {
+	{"royalties", "consumer-royalties.db",
+	 "CREATE TABLE IF NOT EXISTS royalties.royalty_streams ("
+	 "  event_seq INTEGER PRIMARY KEY,"
+	 "  event_id TEXT NOT NULL,"
+	 "  day TEXT NOT NULL,"
+	 "  track_id TEXT NOT NULL,"
+	 "  rights_holder TEXT NOT NULL,"
+	 "  country TEXT NOT NULL,"
+	 "  user_id TEXT NOT NULL,"
+	 "  ms_played INTEGER NOT NULL);"
+	 "CREATE INDEX IF NOT EXISTS royalties.royalty_streams_by_day ON royalty_streams(day, track_id, country);"},
+	{"realtime", "consumer-realtime.db",
+	 "CREATE TABLE IF NOT EXISTS realtime.rt_minute_plays ("
+	 "  track_id TEXT NOT NULL,"
+	 "  minute INTEGER NOT NULL,"          /* unix minute of the play */
+	 "  plays INTEGER NOT NULL,"
+	 "  PRIMARY KEY (minute, track_id)) WITHOUT ROWID;"
+	 "CREATE TABLE IF NOT EXISTS realtime.rt_listeners ("
+	 "  country TEXT NOT NULL,"
+	 "  hour INTEGER NOT NULL,"            /* unix hour */
+	 "  user_id TEXT NOT NULL,"
+	 "  PRIMARY KEY (hour, country, user_id)) WITHOUT ROWID;"
+	 "CREATE TABLE IF NOT EXISTS realtime.rt_track_stats ("
+	 "  track_id TEXT PRIMARY KEY,"
+	 "  plays INTEGER NOT NULL DEFAULT 0,"
+	 "  skips INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;"},
+	{"recommendations", "consumer-recommendations.db",
+	 "CREATE TABLE IF NOT EXISTS recommendations.reco_interactions ("
+	 "  user_id TEXT NOT NULL,"
+	 "  track_id TEXT NOT NULL,"
+	 "  weight REAL NOT NULL DEFAULT 0,"
+	 "  events INTEGER NOT NULL DEFAULT 0,"
+	 "  PRIMARY KEY (user_id, track_id)) WITHOUT ROWID;"},
 };
 
 #define N_MIGRATIONS ((int)(sizeof(MIGRATIONS) / sizeof(MIGRATIONS[0])))
@@ -393,7 +447,53 @@ static int busy_wait(void *ctx, int tries)
 	return 1;
 }
 
-int db_open(const char *data_dir, sqlite3 **ppdb, char *err, size_t errlen)
+/* Attaches and configures one consumer store and creates its tables on first use. The
+ * schema is created in a deferred transaction whose first statement writes the store, so
+ * it locks that file only. */
+static int attach_store(sqlite3 *db, const char *data_dir, const struct store *s, char *err, size_t errlen)
+{
+	char *path = xasprintf("%s/%s", data_dir, s->file);
+	char *sql = xasprintf("ATTACH DATABASE ?1 AS %s", s->schema);
+	sqlite3_stmt *st = db_prepare(db, sql);
+	free(sql);
+	sqlite3_bind_text(st, 1, path, -1, SQLITE_STATIC);
+	int rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -EIO;
+	sqlite3_finalize(st);
+	sql = xasprintf("PRAGMA %1$s.journal_mode=WAL; PRAGMA %1$s.synchronous=NORMAL; PRAGMA %1$s.cache_size=-8192;", s->schema);
+	if (rc == 0)
+		rc = db_exec(db, sql);
+	free(sql);
+	sql = xasprintf("PRAGMA %s.user_version", s->schema);
+	char *ddl = xasprintf("BEGIN; %s"
+			      "CREATE TABLE IF NOT EXISTS %s.consumer_offsets ("
+			      "  consumer TEXT PRIMARY KEY,"
+			      "  committed INTEGER NOT NULL DEFAULT 0,"
+			      "  updated_at INTEGER NOT NULL DEFAULT 0);"
+			      "PRAGMA %s.user_version = 1; COMMIT;", s->ddl, s->schema, s->schema);
+	/* Two processes may create it at once: the DDL is idempotent, and a lost race (busy
+	 * snapshot) is retried after re-reading the version. */
+	for (int tries = 0; rc == 0; tries++) {
+		st = db_prepare(db, sql);
+		int v = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int(st, 0) : -1;
+		sqlite3_finalize(st);
+		if (v >= 1)
+			break;
+		if (v < 0 || tries == 5) {
+			rc = -EIO;
+			break;
+		}
+		if (db_exec(db, ddl) != 0)
+			db_rollback(db);
+	}
+	free(ddl);
+	free(sql);
+	if (rc != 0)
+		snprintf(err, errlen, "cannot open %s: %s", path, sqlite3_errmsg(db));
+	free(path);
+	return rc;
+}
+
+static int open_db(const char *data_dir, bool stores, sqlite3 **ppdb, char *err, size_t errlen)
 {
 	char *path = xasprintf("%s/encore.db", data_dir);
 	sqlite3 *db = NULL;
@@ -409,8 +509,13 @@ int db_open(const char *data_dir, sqlite3 **ppdb, char *err, size_t errlen)
 		snprintf(err, errlen, "cannot configure %s: %s", path, sqlite3_errmsg(db));
 		goto out;
 	}
+	/* Migrations run before the stores are attached, so their unqualified names can
+	 * only mean encore.db's tables. */
 	if (migrate(db, err, errlen) != 0)
 		goto out;
+	for (size_t i = 0; stores && i < sizeof(STORES) / sizeof(STORES[0]); i++)
+		if (attach_store(db, data_dir, &STORES[i], err, errlen) != 0)
+			goto out;
 	*ppdb = db;
 	db = NULL;
 	rc = 0;
@@ -419,6 +524,16 @@ out:
 		sqlite3_close(db);
 	free(path);
 	return rc;
+}
+
+int db_open(const char *data_dir, sqlite3 **ppdb, char *err, size_t errlen)
+{
+	return open_db(data_dir, true, ppdb, err, errlen);
+}
+
+int db_open_log(const char *data_dir, sqlite3 **ppdb, char *err, size_t errlen)
+{
+	return open_db(data_dir, false, ppdb, err, errlen);
 }
 
 void db_close(sqlite3 *db)

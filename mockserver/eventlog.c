@@ -1,7 +1,9 @@
 /* eventlog: parsing and appending batches, the three consumers and their threads.
- * Every consumer step is one BEGIN IMMEDIATE transaction that reads its offset, applies
- * the entries after it and writes the new offset: the offset and the derived rows commit
- * together or not at all, which is what makes consumption exactly-once across crashes. */
+ * Every consumer step is one transaction that write-locks the consumer's own store (a file
+ * of its own, see db.h), reads its offset, applies the log entries after it and writes the
+ * new offset: the offset and the derived rows commit together or not at all, which is what
+ * makes consumption exactly-once across crashes. The log itself is only read, so a step
+ * never holds the lock ingest needs. */
 #include "eventlog.h"
 #include "db.h"
 #include "json.h"
@@ -316,8 +318,9 @@ static int royalties_apply(sqlite3 *db, struct royalties *k, const struct row *r
 }
 
 struct realtime {
-	sqlite3_stmt *minute, *listener, *plays, *skips, *pop;
-	int touched;
+	sqlite3_stmt *minute, *listener, *plays, *skips;
+	char (*touched)[ID_LEN + 1];    /* tracks played in this step, for popularity */
+	int ntouched, cap;
 };
 
 static int realtime_apply(sqlite3 *db, struct realtime *k, const struct row *r)
@@ -337,10 +340,13 @@ static int realtime_apply(sqlite3 *db, struct realtime *k, const struct row *r)
 	sqlite3_bind_int64(k->listener, 2, t / 3600000);
 	sqlite3_bind_text(k->listener, 3, r->user, -1, SQLITE_STATIC);
 	sqlite3_bind_text(k->plays, 1, id, -1, SQLITE_STATIC);
-	sqlite3_bind_text(k->pop, 1, id, -1, SQLITE_STATIC);
-	if (step_done(db, k->minute) || step_done(db, k->listener) || step_done(db, k->plays) || step_done(db, k->pop))
+	if (step_done(db, k->minute) || step_done(db, k->listener) || step_done(db, k->plays))
 		return -EIO;
-	k->touched++;
+	if (k->ntouched == k->cap) {
+		k->cap = k->cap ? 2 * k->cap : 64;
+		k->touched = xrealloc(k->touched, (size_t)k->cap * sizeof(*k->touched));
+	}
+	memcpy(k->touched[k->ntouched++], id, ID_LEN + 1);
 	return 0;
 }
 
@@ -370,9 +376,29 @@ static int reco_apply(sqlite3 *db, struct reco *k, const struct row *r)
 	return step_done(db, k->upsert);
 }
 
-static int read_offset(sqlite3 *db, const char *name, int64_t *off)
+/* Runs sql with %s replaced by the consumer's store (schema) name. */
+static sqlite3_stmt *prepare_in(sqlite3 *db, const char *store, const char *fmt)
 {
-	sqlite3_stmt *st = db_prepare(db, "SELECT committed FROM consumer_offsets WHERE consumer = ?");
+	char sql[512];
+	snprintf(sql, sizeof(sql), fmt, store);
+	return db_prepare(db, sql);
+}
+
+/* Starts a consumer step: a deferred transaction whose first statement writes the store,
+ * so it takes that file's write lock (with the busy handler) and no other; then reads the
+ * committed offset. 0 or -EIO (no transaction open). */
+static int begin_step(sqlite3 *db, const char *store, const char *name, int64_t *off)
+{
+	if (db_exec(db, "BEGIN") != 0)
+		return -EIO;
+	sqlite3_stmt *st = prepare_in(db, store, "UPDATE %s.consumer_offsets SET committed = committed WHERE 0");
+	int rc = step_done(db, st);
+	sqlite3_finalize(st);
+	if (rc != 0) {
+		db_rollback(db);
+		return -EIO;
+	}
+	st = prepare_in(db, store, "SELECT committed FROM %s.consumer_offsets WHERE consumer = ?");
 	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
 	*off = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
 	sqlite3_finalize(st);
@@ -385,13 +411,69 @@ static void sql_pop(sqlite3_context *ctx, int argc, sqlite3_value **argv)
 	sqlite3_result_int(ctx, eventlog_popularity_from_plays(sqlite3_value_int64(argv[0])));
 }
 
+/* Raises tracks.popularity (in encore.db) to what the realtime store's play counts give,
+ * for the n ids given, or for every counted track when ids is NULL. Popularity only rises
+ * from listening (the seeded value is the catalog's prior) and is a function of the
+ * committed counts, so this is idempotent: it runs after the step's commit, and once at
+ * start to cover a crash between the two. encore.db is write-locked only when a value
+ * actually rises (rarely: the scale is logarithmic). 0 or -EIO. */
+static int raise_popularity(sqlite3 *db, const char (*ids)[ID_LEN + 1], int n)
+{
+	sqlite3_create_function(db, "encore_pop", 1, SQLITE_UTF8 | SQLITE_DETERMINISTIC, NULL, sql_pop, NULL, NULL);
+	sqlite3_stmt *q = db_prepare(db, ids
+		? "SELECT t.id, encore_pop(s.plays) FROM realtime.rt_track_stats s JOIN tracks t ON t.id = s.track_id"
+		  " WHERE s.track_id = ?1 AND t.popularity < encore_pop(s.plays)"
+		: "SELECT t.id, encore_pop(s.plays) FROM realtime.rt_track_stats s JOIN tracks t ON t.id = s.track_id"
+		  " WHERE t.popularity < encore_pop(s.plays)");
+	char (*up)[ID_LEN + 1] = NULL;
+	int *pop = NULL, nup = 0, cap = 0, rc = 0;
+	for (int i = 0; ids ? i < n : i < 1; i++) {
+		if (ids)
+			sqlite3_bind_text(q, 1, ids[i], -1, SQLITE_STATIC);
+		int s;
+		while ((s = sqlite3_step(q)) == SQLITE_ROW) {
+			const char *id = (const char *)sqlite3_column_text(q, 0);
+			if (!id || strlen(id) != ID_LEN)
+				continue;
+			if (nup == cap) {
+				cap = cap ? 2 * cap : 16;
+				up = xrealloc(up, (size_t)cap * sizeof(*up));
+				pop = xrealloc(pop, (size_t)cap * sizeof(*pop));
+			}
+			memcpy(up[nup], id, ID_LEN + 1);
+			pop[nup++] = sqlite3_column_int(q, 1);
+		}
+		if (s != SQLITE_DONE)
+			rc = -EIO;
+		sqlite3_reset(q);
+	}
+	sqlite3_finalize(q);
+	if (rc == 0 && nup > 0) {
+		sqlite3_stmt *u = db_prepare(db, "UPDATE tracks SET popularity = ?2 WHERE id = ?1 AND popularity < ?2");
+		rc = db_exec(db, "BEGIN");
+		for (int i = 0; rc == 0 && i < nup; i++) {
+			sqlite3_bind_text(u, 1, up[i], -1, SQLITE_STATIC);
+			sqlite3_bind_int(u, 2, pop[i]);
+			rc = step_done(db, u);
+		}
+		sqlite3_finalize(u);
+		if (rc != 0 || db_commit(db) != 0) {
+			db_rollback(db);
+			rc = -EIO;
+		}
+	}
+	free(up);
+	free(pop);
+	return rc;
+}
+
 int eventlog_consume(sqlite3 *db, enum eventlog_consumer_id c, int max, int64_t now_ms)
 {
 	const char *name = eventlog_consumer_name(c);
-	if (!name || db_begin(db) != 0)
-		return -EIO;
 	int64_t off;
-	read_offset(db, name, &off);
+	/* The store's schema name is the consumer's name (db.c). */
+	if (!name || begin_step(db, name, name, &off) != 0)
+		return -EIO;
 	struct royalties roy = {0};
 	struct realtime rt = {0};
 	struct reco rc_ = {0};
@@ -402,7 +484,6 @@ int eventlog_consume(sqlite3 *db, enum eventlog_consumer_id c, int max, int64_t 
 					    " rights_holder, country, user_id, ms_played) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)");
 		break;
 	case CONSUMER_REALTIME:
-		sqlite3_create_function(db, "encore_pop", 1, SQLITE_UTF8 | SQLITE_DETERMINISTIC, NULL, sql_pop, NULL, NULL);
 		rt.minute = db_prepare(db, "INSERT INTO rt_minute_plays(track_id, minute, plays) VALUES (?1, ?2, 1)"
 					   " ON CONFLICT(minute, track_id) DO UPDATE SET plays = plays + 1");
 		rt.listener = db_prepare(db, "INSERT OR IGNORE INTO rt_listeners(country, hour, user_id) VALUES (?1, ?2, ?3)");
@@ -410,9 +491,6 @@ int eventlog_consume(sqlite3 *db, enum eventlog_consumer_id c, int max, int64_t 
 					  " ON CONFLICT(track_id) DO UPDATE SET plays = plays + 1");
 		rt.skips = db_prepare(db, "INSERT INTO rt_track_stats(track_id, skips) VALUES (?1, 1)"
 					  " ON CONFLICT(track_id) DO UPDATE SET skips = skips + 1");
-		/* Popularity only rises from listening here: the seeded value is the catalog's prior. */
-		rt.pop = db_prepare(db, "UPDATE tracks SET popularity = max(popularity, encore_pop("
-					"(SELECT plays FROM rt_track_stats WHERE track_id = ?1))) WHERE id = ?1");
 		break;
 	case CONSUMER_RECOMMENDATIONS:
 		rc_.upsert = db_prepare(db, "INSERT INTO reco_interactions(user_id, track_id, weight, events) VALUES (?1, ?2, ?3, 1)"
@@ -453,12 +531,12 @@ int eventlog_consume(sqlite3 *db, enum eventlog_consumer_id c, int max, int64_t 
 	if (rc == 0 && s != SQLITE_DONE && s != SQLITE_ROW)
 		rc = -EIO;
 	sqlite3_finalize(rows);
-	sqlite3_stmt *fin[] = {roy.label, roy.insert, rt.minute, rt.listener, rt.plays, rt.skips, rt.pop, rc_.upsert};
+	sqlite3_stmt *fin[] = {roy.label, roy.insert, rt.minute, rt.listener, rt.plays, rt.skips, rc_.upsert};
 	for (size_t i = 0; i < sizeof(fin) / sizeof(fin[0]); i++)
 		sqlite3_finalize(fin[i]);
 	if (rc == 0 && n > 0) {
-		sqlite3_stmt *st = db_prepare(db, "INSERT INTO consumer_offsets(consumer, committed, updated_at) VALUES (?1, ?2, ?3)"
-						  " ON CONFLICT(consumer) DO UPDATE SET committed = ?2, updated_at = ?3");
+		sqlite3_stmt *st = prepare_in(db, name, "INSERT INTO %s.consumer_offsets(consumer, committed, updated_at)"
+						  " VALUES (?1, ?2, ?3) ON CONFLICT(consumer) DO UPDATE SET committed = ?2, updated_at = ?3");
 		sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
 		sqlite3_bind_int64(st, 2, last);
 		sqlite3_bind_int64(st, 3, now_ms);
@@ -467,15 +545,20 @@ int eventlog_consume(sqlite3 *db, enum eventlog_consumer_id c, int max, int64_t 
 	}
 	if (rc == 0 && c == CONSUMER_REALTIME && n == 0) {
 		/* Housekeeping when idle: the window needs 30 minutes, the listener report two days. */
-		sqlite3_stmt *st = db_prepare(db, "DELETE FROM rt_minute_plays WHERE minute < ?");
+		sqlite3_stmt *st = db_prepare(db, "DELETE FROM realtime.rt_minute_plays WHERE minute < ?");
 		sqlite3_bind_int64(st, 1, now_ms / 60000 - 2 * 24 * 60);
 		rc = step_done(db, st);
 		sqlite3_finalize(st);
 	}
 	if (rc != 0 || db_commit(db) != 0) {
 		db_rollback(db);
+		free(rt.touched);
 		return -EIO;
 	}
+	/* The step is committed; a failure here is made good at the next start (runner). */
+	if (rt.ntouched > 0 && raise_popularity(db, (const char (*)[ID_LEN + 1])rt.touched, rt.ntouched) != 0)
+		fprintf(stderr, "eventlog: realtime: popularity not raised: %s\n", sqlite3_errmsg(db));
+	free(rt.touched);
 	return n;
 }
 
@@ -498,8 +581,9 @@ int64_t eventlog_head(sqlite3 *db)
 int eventlog_consumer_status(sqlite3 *db, struct eventlog_consumer_status out[CONSUMER_COUNT])
 {
 	int64_t head = eventlog_head(db);
-	sqlite3_stmt *st = db_prepare(db, "SELECT committed, updated_at FROM consumer_offsets WHERE consumer = ?");
 	for (int i = 0; i < CONSUMER_COUNT; i++) {
+		sqlite3_stmt *st = prepare_in(db, CONSUMER_NAMES[i], "SELECT committed, updated_at FROM %s.consumer_offsets"
+									 " WHERE consumer = ?");
 		out[i].name = CONSUMER_NAMES[i];
 		out[i].offset = out[i].updated_at_ms = 0;
 		sqlite3_bind_text(st, 1, CONSUMER_NAMES[i], -1, SQLITE_STATIC);
@@ -507,10 +591,9 @@ int eventlog_consumer_status(sqlite3 *db, struct eventlog_consumer_status out[CO
 			out[i].offset = sqlite3_column_int64(st, 0);
 			out[i].updated_at_ms = sqlite3_column_int64(st, 1);
 		}
-		sqlite3_reset(st);
+		sqlite3_finalize(st);
 		out[i].lag = head - out[i].offset;
 	}
-	sqlite3_finalize(st);
 	return 0;
 }
 
@@ -623,6 +706,10 @@ static void *consumer_main(void *arg)
 	 * what clients wait on. At the lowest priority they take the cores ingest leaves idle
 	 * instead of competing with it under load. Linux nice values are per thread. */
 	setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), 19);
+	/* A crash between a realtime step's commit and its popularity update left counts
+	 * that popularity does not reflect yet. */
+	if (t->id == CONSUMER_REALTIME && raise_popularity(t->db, NULL, 0) == 0 && r->on_change)
+		r->on_change(r->ctx);
 	for (;;) {
 		pthread_mutex_lock(&r->mu);
 		bool stop = r->stop;
@@ -676,7 +763,7 @@ struct eventlog_runner *eventlog_runner_new(const char *data_dir, void (*on_chan
 	pthread_cond_init(&r->awake, NULL);
 	pthread_cond_init(&r->adone, NULL);
 	r->atail = &r->ahead;
-	if (db_open(data_dir, &r->adb, err, errlen) != 0)
+	if (db_open_log(data_dir, &r->adb, err, errlen) != 0)
 		goto fail;
 	r->ains = prepare_insert(r->adb);
 	if (!r->ains || pthread_create(&r->ath, NULL, appender_main, r) != 0) {
