@@ -19,6 +19,7 @@
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
+#include <yajl/yajl_parse.h>
 
 static const char *const TYPE_NAMES[EV_TYPE_COUNT] = {
 	"play_start", "play_end", "pause", "resume", "seek", "skip",
@@ -49,34 +50,46 @@ const char *eventlog_consumer_name(enum eventlog_consumer_id c)
 	return (unsigned)c < CONSUMER_COUNT ? CONSUMER_NAMES[c] : NULL;
 }
 
-/* Reads an optional integer member in [lo, hi]; absent leaves *out alone. false on a bad value. */
-static bool opt_int(yajl_val o, const char *key, long long lo, long long hi, int64_t *out)
-{
-	yajl_val v = json_get(o, key);
-	if (!v || YAJL_IS_NULL(v))
-		return true;
-	long long x;
-	if (!json_get_int(o, key, &x) || x < lo || x > hi)
-		return false;
-	*out = x;
-	return true;
-}
+/* ---- Batch parsing ----
+ * A batch is parsed with yajl's event (SAX) interface straight into the events: no value
+ * tree is built, which was most of a request worker's time per batch. The parser only
+ * records what each event's known keys hold; validation then runs per event in a fixed
+ * order, and the whole body is read before deciding, so the answer is what checking a
+ * parsed tree would give: malformed JSON first, then the body's shape, then the count,
+ * then the first bad event. The first occurrence of a duplicated key counts. */
 
-/* Copies an optional string member of at most cap bytes; false on a bad type or length. */
-static bool opt_str(yajl_val o, const char *key, char *out, size_t cap)
-{
-	yajl_val v = json_get(o, key);
-	if (!v || YAJL_IS_NULL(v))
-		return true;
-	if (!YAJL_IS_STRING(v))
-		return false;
-	const char *s = YAJL_GET_STRING(v);
-	size_t n = strlen(s);
-	if (n >= cap)
-		return false;
-	memcpy(out, s, n + 1);
-	return true;
-}
+enum { F_ID, F_TYPE, F_TS, F_URI, F_MS_PLAYED, F_BITRATE, F_POSITION, F_CONTEXT, F_REASON, F_COUNT };
+static const char *const FIELD_NAMES[F_COUNT] = {
+	"id", "type", "ts", "uri", "ms_played", "bitrate", "position_ms", "context", "reason",
+};
+/* Longest string kept per field: one more than the longest valid value, so "too long" is
+ * still seen. */
+static const size_t FIELD_CAP[F_COUNT] = {
+	ID_LEN + 1, 16, 0, EVENTLOG_URI_MAX + 1, 0, 0, 0, EVENTLOG_CONTEXT_MAX + 1, EVENTLOG_REASON_MAX + 1,
+};
+
+enum vkind { V_ABSENT, V_NULL, V_STRING, V_INT, V_NUMBER, V_OTHER };
+
+struct rawfield {
+	enum vkind kind;
+	long long i;
+	size_t len;                          /* of the string up to its first NUL */
+	char s[EVENTLOG_CONTEXT_MAX + 2];
+};
+
+struct batch_parser {
+	int max;
+	int depth;                           /* containers open */
+	bool root_map, events_seen, events_array, events_open, key_is_events, elem_open;
+	int key;                             /* field of the element key just read, or -1 */
+	size_t count;                        /* elements of the events array */
+	struct rawfield f[F_COUNT];
+	struct eventlog_event *ev;
+	size_t cap;
+	bool elem_bad;                       /* an element failed: later ones are only counted */
+	char *err;
+	size_t errlen;
+};
 
 static int bad(char *err, size_t errlen, int i, const char *msg)
 {
@@ -84,76 +97,238 @@ static int bad(char *err, size_t errlen, int i, const char *msg)
 	return -EINVAL;
 }
 
-static int parse_one(yajl_val o, struct eventlog_event *e, char *err, size_t errlen, int i)
+/* An optional integer field in [lo, hi]; absent or null leaves *out alone. */
+static bool opt_int(const struct rawfield *f, long long lo, long long hi, int64_t *out)
+{
+	if (f->kind == V_ABSENT || f->kind == V_NULL)
+		return true;
+	if (f->kind != V_INT || f->i < lo || f->i > hi)
+		return false;
+	*out = f->i;
+	return true;
+}
+
+/* An optional string field shorter than cap; absent or null leaves out empty. */
+static bool opt_str(const struct rawfield *f, char *out, size_t cap)
+{
+	if (f->kind == V_ABSENT || f->kind == V_NULL)
+		return true;
+	if (f->kind != V_STRING || f->len >= cap)
+		return false;
+	memcpy(out, f->s, f->len + 1);
+	return true;
+}
+
+/* Validates one element's fields into e (the checks and messages of the API contract). */
+static int validate_one(const struct rawfield *f, struct eventlog_event *e, char *err, size_t errlen, int i)
 {
 	memset(e, 0, sizeof(*e));
 	e->ms_played = e->bitrate = e->position_ms = -1;
-	if (!YAJL_IS_OBJECT(o))
-		return bad(err, errlen, i, "must be an object");
-	const char *id = json_get_str(o, "id");
-	if (!id || !id_valid(id))
+	if (f[F_ID].kind != V_STRING || f[F_ID].len != ID_LEN || !id_valid(f[F_ID].s))
 		return bad(err, errlen, i, "id must be 22 base62 characters");
-	memcpy(e->id, id, ID_LEN + 1);
-	const char *type = json_get_str(o, "type");
-	int t = eventlog_type_parse(type);
+	memcpy(e->id, f[F_ID].s, ID_LEN + 1);
+	int t = f[F_TYPE].kind == V_STRING ? eventlog_type_parse(f[F_TYPE].s) : -1;
 	if (t < 0)
 		return bad(err, errlen, i, "unknown or missing type");
 	e->type = (enum eventlog_type)t;
-	long long ts;
-	if (!json_get_int(o, "ts", &ts) || ts < TS_MIN || ts > TS_MAX)
+	if (f[F_TS].kind != V_INT || f[F_TS].i < TS_MIN || f[F_TS].i > TS_MAX)
 		return bad(err, errlen, i, "ts must be an integer (ms since the epoch, years 2000-2100)");
-	e->ts = ts;
-	const char *uri = json_get_str(o, "uri");
+	e->ts = f[F_TS].i;
 	char utype[16], uid[ID_LEN + 1];
-	if (!uri || strlen(uri) > EVENTLOG_URI_MAX || !uri_parse(uri, utype, sizeof(utype), uid))
+	if (f[F_URI].kind != V_STRING || f[F_URI].len > EVENTLOG_URI_MAX || !uri_parse(f[F_URI].s, utype, sizeof(utype), uid))
 		return bad(err, errlen, i, "uri must be an encore URI");
-	strcpy(e->uri, uri);
-	if (!opt_int(o, "ms_played", 0, 7LL * 86400000, &e->ms_played))
+	memcpy(e->uri, f[F_URI].s, f[F_URI].len + 1);
+	if (!opt_int(&f[F_MS_PLAYED], 0, 7LL * 86400000, &e->ms_played))
 		return bad(err, errlen, i, "ms_played must be a non-negative integer");
-	if (!opt_int(o, "bitrate", 0, 10000, &e->bitrate))
+	if (!opt_int(&f[F_BITRATE], 0, 10000, &e->bitrate))
 		return bad(err, errlen, i, "bitrate must be an integer from 0 to 10000");
-	if (!opt_int(o, "position_ms", 0, 7LL * 86400000, &e->position_ms))
+	if (!opt_int(&f[F_POSITION], 0, 7LL * 86400000, &e->position_ms))
 		return bad(err, errlen, i, "position_ms must be a non-negative integer");
-	if (!opt_str(o, "context", e->context, sizeof(e->context)))
+	if (!opt_str(&f[F_CONTEXT], e->context, sizeof(e->context)))
 		return bad(err, errlen, i, "context must be a string of at most 256 bytes");
-	if (!opt_str(o, "reason", e->reason, sizeof(e->reason)))
+	if (!opt_str(&f[F_REASON], e->reason, sizeof(e->reason)))
 		return bad(err, errlen, i, "reason must be a string of at most 32 bytes");
 	if (e->type == EV_PLAY_END && e->ms_played < 0)
 		return bad(err, errlen, i, "play_end needs ms_played");
 	return 0;
 }
 
-int eventlog_parse_batch(const char *json, int max, struct eventlog_event **out, char *err, size_t errlen)
+/* A value (scalar, or the start of a container) at the current depth. */
+static void bp_value(struct batch_parser *p, enum vkind kind, bool container_map, bool container_array,
+		     const char *s, size_t len, long long iv)
 {
-	char perr[200];
-	*out = NULL;
-	yajl_val root = json_parse(json, perr, sizeof(perr));
-	if (!root) {
-		snprintf(err, errlen, "malformed JSON: %s", perr);
-		return -EINVAL;
-	}
-	int rc = -EINVAL;
-	yajl_val arr = json_get(root, "events");
-	if (!YAJL_IS_OBJECT(root) || !arr || !YAJL_IS_ARRAY(arr)) {
-		snprintf(err, errlen, "body must be {\"events\": [...]}");
-		goto out;
-	}
-	size_t n = arr->u.array.len;
-	if (n > (size_t)max) {
-		snprintf(err, errlen, "at most %d events per batch (got %zu)", max, n);
-		goto out;
-	}
-	struct eventlog_event *ev = xcalloc(n ? n : 1, sizeof(*ev));
-	for (size_t i = 0; i < n; i++) {
-		if (parse_one(arr->u.array.values[i], &ev[i], err, errlen, (int)i) != 0) {
-			free(ev);
-			goto out;
+	if (p->depth == 0) {
+		p->root_map = container_map;
+	} else if (p->depth == 1 && p->root_map && p->key_is_events && !p->events_seen) {
+		p->events_seen = true;
+		p->events_array = p->events_open = container_array;
+	} else if (p->depth == 2 && p->events_open) {
+		p->count++;
+		if (container_map) {
+			p->elem_open = true;
+			for (int k = 0; k < F_COUNT; k++)
+				p->f[k].kind = V_ABSENT;
+		} else if (!p->elem_bad && p->count <= (size_t)p->max) {
+			p->elem_bad = true;
+			bad(p->err, p->errlen, (int)p->count - 1, "must be an object");
+		}
+	} else if (p->depth == 3 && p->elem_open && p->key >= 0 && p->f[p->key].kind == V_ABSENT) {
+		struct rawfield *f = &p->f[p->key];
+		f->kind = kind;
+		f->i = iv;
+		if (kind == V_STRING) {
+			size_t n = strnlen(s, len);
+			f->len = n;
+			size_t keep = n < FIELD_CAP[p->key] ? n : FIELD_CAP[p->key];
+			memcpy(f->s, s, keep);
+			f->s[keep] = 0;
 		}
 	}
-	*out = ev;
-	rc = (int)n;
-out:
-	yajl_tree_free(root);
+}
+
+static int cb_null(void *ctx)
+{
+	bp_value(ctx, V_NULL, false, false, NULL, 0, 0);
+	return 1;
+}
+
+static int cb_bool(void *ctx, int b)
+{
+	(void)b;
+	bp_value(ctx, V_OTHER, false, false, NULL, 0, 0);
+	return 1;
+}
+
+/* JSON integers as yajl_tree reads them: digits with an optional minus, no overflow. */
+static int cb_number(void *ctx, const char *s, size_t len)
+{
+	char tmp[32];
+	long long v = 0;
+	bool isint = len > 0 && len < sizeof(tmp) && strcspn(s, ".eE") >= len;
+	if (isint) {
+		memcpy(tmp, s, len);
+		tmp[len] = 0;
+		char *end;
+		errno = 0;
+		v = strtoll(tmp, &end, 10);
+		isint = errno == 0 && *end == 0;
+	}
+	bp_value(ctx, isint ? V_INT : V_NUMBER, false, false, NULL, 0, v);
+	return 1;
+}
+
+static int cb_string(void *ctx, const unsigned char *s, size_t len)
+{
+	bp_value(ctx, V_STRING, false, false, (const char *)s, len, 0);
+	return 1;
+}
+
+static int cb_start_map(void *ctx)
+{
+	struct batch_parser *p = ctx;
+	bp_value(p, V_OTHER, true, false, NULL, 0, 0);
+	p->depth++;
+	return 1;
+}
+
+static int cb_key(void *ctx, const unsigned char *k, size_t len)
+{
+	struct batch_parser *p = ctx;
+	if (p->depth == 1)
+		p->key_is_events = len == 6 && memcmp(k, "events", 6) == 0;
+	else if (p->depth == 3 && p->elem_open) {
+		p->key = -1;
+		for (int i = 0; i < F_COUNT; i++)
+			if (strlen(FIELD_NAMES[i]) == len && memcmp(k, FIELD_NAMES[i], len) == 0)
+				p->key = i;
+	}
+	return 1;
+}
+
+static int cb_end_map(void *ctx)
+{
+	struct batch_parser *p = ctx;
+	p->depth--;
+	if (p->depth == 2 && p->elem_open) {
+		p->elem_open = false;
+		size_t i = p->count - 1;
+		if (p->elem_bad || p->count > (size_t)p->max)
+			return 1;
+		if (i == p->cap) {
+			p->cap = p->cap ? 2 * p->cap : 16;
+			if (p->cap > (size_t)p->max)
+				p->cap = (size_t)p->max;
+			p->ev = xrealloc(p->ev, p->cap * sizeof(*p->ev));
+		}
+		if (validate_one(p->f, &p->ev[i], p->err, p->errlen, (int)i) != 0)
+			p->elem_bad = true;
+	}
+	return 1;
+}
+
+static int cb_start_array(void *ctx)
+{
+	struct batch_parser *p = ctx;
+	bp_value(p, V_OTHER, false, true, NULL, 0, 0);
+	p->depth++;
+	return 1;
+}
+
+static int cb_end_array(void *ctx)
+{
+	struct batch_parser *p = ctx;
+	p->depth--;
+	if (p->depth == 1 && p->events_open)
+		p->events_open = false;
+	return 1;
+}
+
+static const yajl_callbacks BATCH_CALLBACKS = {
+	.yajl_null = cb_null,
+	.yajl_boolean = cb_bool,
+	.yajl_number = cb_number,
+	.yajl_string = cb_string,
+	.yajl_start_map = cb_start_map,
+	.yajl_map_key = cb_key,
+	.yajl_end_map = cb_end_map,
+	.yajl_start_array = cb_start_array,
+	.yajl_end_array = cb_end_array,
+};
+
+int eventlog_parse_batch(const char *json, int max, struct eventlog_event **out, char *err, size_t errlen)
+{
+	/* The element error is written to err as it is found; a higher-priority error found
+	 * at the end overwrites it. */
+	struct batch_parser p = {.max = max < 0 ? 0 : max, .key = -1, .err = err, .errlen = errlen};
+	*out = NULL;
+	if (errlen)
+		err[0] = 0;
+	yajl_handle h = yajl_alloc(&BATCH_CALLBACKS, NULL, &p);
+	yajl_config(h, yajl_allow_comments, 1);     /* as json_parse (yajl_tree) allows them */
+	size_t len = strlen(json);
+	yajl_status st = yajl_parse(h, (const unsigned char *)json, len);
+	if (st == yajl_status_ok)
+		st = yajl_complete_parse(h);
+	int rc = -EINVAL;
+	if (st != yajl_status_ok) {
+		unsigned char *msg = yajl_get_error(h, 1, (const unsigned char *)json, len);
+		/* yajl's messages span lines and quote the input; keep the first line only. */
+		char *nl = strchr((char *)msg, '\n');
+		if (nl)
+			*nl = 0;
+		snprintf(err, errlen, "malformed JSON: %s", msg[0] ? (char *)msg : "invalid JSON");
+		yajl_free_error(h, msg);
+	} else if (!p.root_map || !p.events_array) {
+		snprintf(err, errlen, "body must be {\"events\": [...]}");
+	} else if (p.count > (size_t)p.max) {
+		snprintf(err, errlen, "at most %d events per batch (got %zu)", max, p.count);
+	} else if (!p.elem_bad) {
+		*out = p.ev ? p.ev : xcalloc(1, sizeof(*p.ev));
+		p.ev = NULL;
+		rc = (int)p.count;
+	}
+	yajl_free(h);
+	free(p.ev);
 	return rc;
 }
 
