@@ -786,6 +786,7 @@ struct eventlog_runner {
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	uint64_t generation;        /* bumped by notify */
+	uint64_t appended;          /* events accepted through the runner */
 	bool stop;
 	atomic_ullong failures;
 	void (*on_change)(void *ctx);
@@ -860,7 +861,11 @@ int eventlog_runner_append(struct eventlog_runner *r, const char *user, const ch
 		return q.rc;
 	*accepted = q.accepted;
 	*duplicates = n - q.accepted;
-	eventlog_runner_notify(r);
+	pthread_mutex_lock(&r->mu);
+	r->generation++;
+	r->appended += (uint64_t)q.accepted;
+	pthread_cond_broadcast(&r->cv);
+	pthread_mutex_unlock(&r->mu);
 	return 0;
 }
 
@@ -871,12 +876,17 @@ static int64_t wall_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* A consumer that found entries waits for this many more, or this long, before its next
+ * step (see consumer_main). */
+#define CONSUMER_FETCH_MIN 1024
+#define CONSUMER_LINGER_MS 50
+
 static void *consumer_main(void *arg)
 {
 	struct consumer_thread *t = arg;
 	struct eventlog_runner *r = t->r;
 	int backoff_ms = 0, step = 256;
-	uint64_t seen = 0;
+	uint64_t seen = 0, seen_appended = 0;
 	/* Consumers are derived work and may lag (the lag is visible in /metrics); ingest is
 	 * what clients wait on. At the lowest priority they take the cores ingest leaves idle
 	 * instead of competing with it under load. Linux nice values are per thread. */
@@ -889,13 +899,16 @@ static void *consumer_main(void *arg)
 		pthread_mutex_lock(&r->mu);
 		bool stop = r->stop;
 		seen = r->generation;
+		seen_appended = r->appended;
 		pthread_mutex_unlock(&r->mu);
 		if (stop)
 			break;
-		/* Small steps keep each write transaction short, so ingest never waits long for the
-		 * lock; when the consumer falls behind (a burst), bigger steps rewrite each hot page
-		 * once per step instead of once per 256 entries, and it catches up sooner. */
+		/* Steps start at 256 entries, which bounds how long a request worker's write
+		 * transaction (BEGIN IMMEDIATE locks the stores too) can wait for one; when the
+		 * consumer is behind (a burst), bigger steps rewrite each hot page once per step
+		 * instead of once per 256 entries, and it catches up sooner. */
 		int n = eventlog_consume(t->db, t->id, step, wall_ms());
+		bool full = n == step;
 		step = n == step && step < 4096 ? step * 2 : n < step / 2 && step > 256 ? step / 2 : step;
 		if (n < 0) {
 			atomic_fetch_add(&r->failures, 1);
@@ -904,21 +917,27 @@ static void *consumer_main(void *arg)
 			backoff_ms = 0;
 			if (n > 0 && t->id == CONSUMER_REALTIME && r->on_change)
 				r->on_change(r->ctx);
-			if (n > 0)
-				continue;
+			if (full)
+				continue;   /* behind: the step size was the limit */
 		}
-		/* Idle (or backing off): sleep until notified or a timeout, for housekeeping. */
+		/* Caught up. While ingest is hot (this step found entries), linger like a Kafka
+		 * fetch (fetch.min.bytes / fetch.max.wait): wait for CONSUMER_FETCH_MIN new events
+		 * or CONSUMER_LINGER_MS, so the log is consumed in a few large transactions
+		 * instead of one small one per batch (each commit rewrites the step's hot pages).
+		 * Idle (or backing off): sleep until notified, or a timeout for housekeeping. */
 		pthread_mutex_lock(&r->mu);
 		struct timespec until;
 		clock_gettime(CLOCK_REALTIME, &until);
-		int wait = backoff_ms ? backoff_ms : 1000;
+		bool linger = n > 0;
+		int wait = backoff_ms ? backoff_ms : linger ? CONSUMER_LINGER_MS : 1000;
 		until.tv_sec += wait / 1000;
 		until.tv_nsec += (long)(wait % 1000) * 1000000L;
 		if (until.tv_nsec >= 1000000000L) {
 			until.tv_sec++;
 			until.tv_nsec -= 1000000000L;
 		}
-		while (!r->stop && (backoff_ms || r->generation == seen))
+		while (!r->stop && (backoff_ms || r->generation == seen ||
+				    (linger && r->appended - seen_appended < CONSUMER_FETCH_MIN)))
 			if (pthread_cond_timedwait(&r->cv, &r->mu, &until) != 0)
 				break;
 		pthread_mutex_unlock(&r->mu);
