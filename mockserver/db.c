@@ -468,7 +468,8 @@ static int attach_store(sqlite3 *db, const char *data_dir, const struct store *s
 			      "CREATE TABLE IF NOT EXISTS %s.consumer_offsets ("
 			      "  consumer TEXT PRIMARY KEY,"
 			      "  committed INTEGER NOT NULL DEFAULT 0,"
-			      "  updated_at INTEGER NOT NULL DEFAULT 0);"
+			      "  updated_at INTEGER NOT NULL DEFAULT 0,"
+			      "  event_id TEXT);"         /* the log's event at committed (eventlog.c) */
 			      "PRAGMA %s.user_version = 1; COMMIT;", s->ddl, s->schema, s->schema);
 	/* Two processes may create it at once: the DDL is idempotent, and a lost race (busy
 	 * snapshot) is retried after re-reading the version. */

@@ -559,10 +559,45 @@ static sqlite3_stmt *prepare_in(sqlite3 *db, const char *store, const char *fmt)
 	return db_prepare(db, sql);
 }
 
+/* The derived tables of each store, emptied when the store no longer matches the log. */
+static const char *const STORE_TABLES[CONSUMER_COUNT] = {
+	"royalty_streams", "rt_minute_plays, rt_listeners, rt_track_stats", "reco_interactions",
+};
+
+/* A store is derived from one log. The offset row also keeps the event id at the
+ * committed seq; when the log no longer has that event there (encore.db restored from a
+ * backup or replaced while the store stayed), the store's rows and offset describe
+ * another log: empty it and start again from seq 0. Inside the step's transaction. */
+static int check_store_matches_log(sqlite3 *db, enum eventlog_consumer_id c, const char *store, int64_t *off,
+				   const char *at_id)
+{
+	if (*off == 0)
+		return 0;
+	sqlite3_stmt *st = db_prepare(db, "SELECT event_id FROM event_log WHERE seq = ?");
+	sqlite3_bind_int64(st, 1, *off);
+	bool same = sqlite3_step(st) == SQLITE_ROW && strcmp((const char *)sqlite3_column_text(st, 0), at_id) == 0;
+	sqlite3_finalize(st);
+	if (same)
+		return 0;
+	fprintf(stderr, "eventlog: %s: the store does not match the event log (seq %lld is not event %s);"
+		" rebuilding it from the start\n", store, (long long)*off, at_id);
+	char tables[128];
+	snprintf(tables, sizeof(tables), "%s", STORE_TABLES[c]);
+	int rc = 0;
+	for (char *save = NULL, *t = strtok_r(tables, ", ", &save); t && rc == 0; t = strtok_r(NULL, ", ", &save)) {
+		char sql[160];
+		snprintf(sql, sizeof(sql), "DELETE FROM %s.%s", store, t);
+		rc = db_exec(db, sql);
+	}
+	*off = 0;
+	return rc;
+}
+
 /* Starts a consumer step: a deferred transaction whose first statement writes the store,
  * so it takes that file's write lock (with the busy handler) and no other; then reads the
- * committed offset. 0 or -EIO (no transaction open). */
-static int begin_step(sqlite3 *db, const char *store, const char *name, int64_t *off)
+ * committed offset (0 when the store does not match the log). 0 or -EIO (no transaction
+ * open). */
+static int begin_step(sqlite3 *db, enum eventlog_consumer_id c, const char *store, const char *name, int64_t *off)
 {
 	if (db_exec(db, "BEGIN") != 0)
 		return -EIO;
@@ -573,10 +608,20 @@ static int begin_step(sqlite3 *db, const char *store, const char *name, int64_t 
 		db_rollback(db);
 		return -EIO;
 	}
-	st = prepare_in(db, store, "SELECT committed FROM %s.consumer_offsets WHERE consumer = ?");
+	st = prepare_in(db, store, "SELECT committed, event_id FROM %s.consumer_offsets WHERE consumer = ?");
 	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
-	*off = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+	char at_id[ID_LEN + 1] = "";
+	*off = 0;
+	if (sqlite3_step(st) == SQLITE_ROW) {
+		*off = sqlite3_column_int64(st, 0);
+		const char *id = (const char *)sqlite3_column_text(st, 1);
+		snprintf(at_id, sizeof(at_id), "%s", id ? id : "");
+	}
 	sqlite3_finalize(st);
+	if (check_store_matches_log(db, c, store, off, at_id) != 0) {
+		db_rollback(db);
+		return -EIO;
+	}
 	return 0;
 }
 
@@ -647,7 +692,7 @@ int eventlog_consume(sqlite3 *db, enum eventlog_consumer_id c, int max, int64_t 
 	const char *name = eventlog_consumer_name(c);
 	int64_t off;
 	/* The store's schema name is the consumer's name (db.c). */
-	if (!name || begin_step(db, name, name, &off) != 0)
+	if (!name || begin_step(db, c, name, name, &off) != 0)
 		return -EIO;
 	struct royalties roy = {0};
 	struct realtime rt = {0};
@@ -680,6 +725,7 @@ int eventlog_consume(sqlite3 *db, enum eventlog_consumer_id c, int max, int64_t 
 	sqlite3_bind_int(rows, 2, max);
 	int n = 0, rc = 0, s;
 	int64_t last = off;
+	char last_id[ID_LEN + 1] = "";
 	while (rc == 0 && (s = sqlite3_step(rows)) == SQLITE_ROW) {
 		struct row r = {
 			.seq = sqlite3_column_int64(rows, 0),
@@ -701,6 +747,7 @@ int eventlog_consume(sqlite3 *db, enum eventlog_consumer_id c, int max, int64_t 
 		else
 			rc = reco_apply(db, &rc_, &r);
 		last = r.seq;
+		snprintf(last_id, sizeof(last_id), "%s", r.event_id ? r.event_id : "");
 		n++;
 	}
 	if (rc == 0 && s != SQLITE_DONE && s != SQLITE_ROW)
@@ -710,11 +757,13 @@ int eventlog_consume(sqlite3 *db, enum eventlog_consumer_id c, int max, int64_t 
 	for (size_t i = 0; i < sizeof(fin) / sizeof(fin[0]); i++)
 		sqlite3_finalize(fin[i]);
 	if (rc == 0 && n > 0) {
-		sqlite3_stmt *st = prepare_in(db, name, "INSERT INTO %s.consumer_offsets(consumer, committed, updated_at)"
-						  " VALUES (?1, ?2, ?3) ON CONFLICT(consumer) DO UPDATE SET committed = ?2, updated_at = ?3");
+		sqlite3_stmt *st = prepare_in(db, name, "INSERT INTO %s.consumer_offsets(consumer, committed, updated_at, event_id)"
+						  " VALUES (?1, ?2, ?3, ?4) ON CONFLICT(consumer) DO UPDATE SET committed = ?2,"
+						  " updated_at = ?3, event_id = ?4");
 		sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
 		sqlite3_bind_int64(st, 2, last);
 		sqlite3_bind_int64(st, 3, now_ms);
+		sqlite3_bind_text(st, 4, last_id, -1, SQLITE_STATIC);
 		rc = step_done(db, st);
 		sqlite3_finalize(st);
 	}
