@@ -7,6 +7,7 @@ import json
 import multiprocessing as mp
 import os
 import random
+import resource
 import shutil
 import sqlite3
 import statistics
@@ -173,26 +174,30 @@ def run_peer(rows):
                         % (e["id"], e["type"], e["ts"], e["ts"], e["uri"], e["ms_played"], e["bitrate"]))
             f.write("COMMIT;\n")
         t0 = time.perf_counter()
+        r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
         with open(sql) as f:
             subprocess.run(["sqlite3", os.path.join(d, "peer.db")], stdin=f, check=True, stdout=subprocess.DEVNULL)
-        return len(rows) / (time.perf_counter() - t0)
+        dt = time.perf_counter() - t0
+        r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu = (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
+        return len(rows) / dt, cpu * 100000.0 / len(rows)
     finally:
         shutil.rmtree(d, ignore_errors=True)
 
 
 def main():
-    enc, peer, ingest_cpu, catch, all_cpu, client_cpu_ = [], [], [], [], [], []
+    enc, peer, ingest_cpu, catch, all_cpu, client_cpu_, peer_cpu = [], [], [], [], [], [], []
     load0 = os.getloadavg()[0]
     for run in range(RUNS):
         rate, rows, cpu, cu, cpu_all, ccpu = run_encore(run)
-        prate = run_peer(rows)
+        prate, pcpu = run_peer(rows)
         for lst, v in ((enc, rate), (peer, prate), (ingest_cpu, cpu), (catch, cu), (all_cpu, cpu_all),
-                       (client_cpu_, ccpu)):
+                       (client_cpu_, ccpu), (peer_cpu, pcpu)):
             lst.append(v)
-        print("run %d: encored %.0f events/s, sqlite3 CLI %.0f events/s (%.2fx); encored CPU-s per 100k events:"
-              " %.2f during ingest, %.2f until the consumers caught up (%.2f s after the last answer);"
-              " load generator (%s) %.2f CPU-s per 100k; load average %.2f"
-              % (run + 1, rate, prate, rate / prate, cpu, cpu_all, cu, CLIENT, ccpu, os.getloadavg()[0]))
+        print("run %d: encored %.0f events/s, sqlite3 CLI %.0f events/s (%.2fx); CPU-s per 100k events: encored"
+              " %.2f during ingest, %.2f until the consumers caught up (%.2f s after the last answer),"
+              " sqlite3 CLI %.2f, load generator (%s) %.2f; load average %.2f"
+              % (run + 1, rate, prate, rate / prate, cpu, cpu_all, cu, pcpu, CLIENT, ccpu, os.getloadavg()[0]))
         sys.stdout.flush()
     e, pv = statistics.median(enc), statistics.median(peer)
     print("encored: median %.0f events/s (batches of %d, %d connections, %s load generator, server on %s,"
@@ -204,6 +209,11 @@ def main():
     print("load generator: median %.2f CPU-seconds per 100k events" % statistics.median(client_cpu_))
     print("sqlite3 CLI bulk INSERT, one transaction: median %.0f events/s; ratio of medians %.2f"
           % (pv, e / pv))
+    print("CPU-seconds per 100k events (steadier than events/s on a shared machine): encored %.2f during ingest,"
+          " %.2f with the consumers; sqlite3 CLI %.2f (encored/peer %.2f and %.2f)"
+          % (statistics.median(ingest_cpu), statistics.median(all_cpu), statistics.median(peer_cpu),
+             statistics.median(ingest_cpu) / statistics.median(peer_cpu),
+             statistics.median(all_cpu) / statistics.median(peer_cpu)))
     print("load average (1 min): %.2f at start, %.2f at end" % (load0, os.getloadavg()[0]))
     print("goal: >= %d events/s: %s" % (GOAL, "met" if e >= GOAL else "NOT met"))
     print("BENCH\tevents_ingest\tevents_per_s_higher_better\t%.0f\tsqlite3-cli-bulk\t%.0f\t%.3f\t>=%d/s"
