@@ -1,6 +1,7 @@
 /* db: migrations are an ordered array; schema_version records how many have run.
  * Each runs in its own transaction, so a crash mid-migration leaves the previous version. */
 #include "db.h"
+#include "buf.h"
 #include "xmem.h"
 #include <errno.h>
 #include <stdio.h>
@@ -308,10 +309,14 @@ static const char *const MIGRATIONS[] = {
  * ingest or another consumer, and a consumer's page cache stays valid between its steps
  * (SQLite drops a connection's cached pages of a file whenever another connection wrote
  * it). The offset lives beside the rows it covers, so they still commit together. */
+/* A store's schema version (its user_version). A store of another version is dropped
+ * and created anew: it is derived data, and its consumer rebuilds it from the log. */
+#define STORE_VERSION 2
+
 static const struct store {
-	const char *schema, *file, *ddl;
+	const char *schema, *file, *tables, *ddl;   /* tables: the derived ones, comma-separated */
 } STORES[] = {
-	{"royalties", "consumer-royalties.db",
+	{"royalties", "consumer-royalties.db", "royalty_streams",
 	 "CREATE TABLE IF NOT EXISTS royalties.royalty_streams ("
 	 "  event_seq INTEGER PRIMARY KEY,"
 	 "  event_id TEXT NOT NULL,"
@@ -322,7 +327,7 @@ static const struct store {
 	 "  user_id TEXT NOT NULL,"
 	 "  ms_played INTEGER NOT NULL);"
 	 "CREATE INDEX IF NOT EXISTS royalties.royalty_streams_by_day ON royalty_streams(day, track_id, country);"},
-	{"realtime", "consumer-realtime.db",
+	{"realtime", "consumer-realtime.db", "rt_minute_plays,rt_listeners,rt_track_stats",
 	 "CREATE TABLE IF NOT EXISTS realtime.rt_minute_plays ("
 	 "  track_id TEXT NOT NULL,"
 	 "  minute INTEGER NOT NULL,"          /* unix minute of the play */
@@ -337,7 +342,7 @@ static const struct store {
 	 "  track_id TEXT PRIMARY KEY,"
 	 "  plays INTEGER NOT NULL DEFAULT 0,"
 	 "  skips INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;"},
-	{"recommendations", "consumer-recommendations.db",
+	{"recommendations", "consumer-recommendations.db", "reco_interactions",
 	 "CREATE TABLE IF NOT EXISTS recommendations.reco_interactions ("
 	 "  user_id TEXT NOT NULL,"
 	 "  track_id TEXT NOT NULL,"
@@ -447,9 +452,17 @@ static int busy_wait(void *ctx, int tries)
 	return 1;
 }
 
-/* Attaches and configures one consumer store and creates its tables on first use. The
- * schema is created in a deferred transaction whose first statement writes the store, so
- * it locks that file only. */
+/* The user_version a "PRAGMA NAME.user_version" statement reads, or -1. */
+static int store_version(sqlite3 *db, const char *sql)
+{
+	sqlite3_stmt *st = db_prepare(db, sql);
+	int v = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int(st, 0) : -1;
+	sqlite3_finalize(st);
+	return v;
+}
+
+/* Attaches and configures one consumer store, creating its tables (dropping those of
+ * another STORE_VERSION) when needed. */
 static int attach_store(sqlite3 *db, const char *data_dir, const struct store *s, char *err, size_t errlen)
 {
 	char *path = xasprintf("%s/%s", data_dir, s->file);
@@ -464,29 +477,41 @@ static int attach_store(sqlite3 *db, const char *data_dir, const struct store *s
 		rc = db_exec(db, sql);
 	free(sql);
 	sql = xasprintf("PRAGMA %s.user_version", s->schema);
-	char *ddl = xasprintf("BEGIN; %s"
-			      "CREATE TABLE IF NOT EXISTS %s.consumer_offsets ("
-			      "  consumer TEXT PRIMARY KEY,"
-			      "  committed INTEGER NOT NULL DEFAULT 0,"
-			      "  updated_at INTEGER NOT NULL DEFAULT 0,"
-			      "  event_id TEXT);"         /* the log's event at committed (eventlog.c) */
-			      "PRAGMA %s.user_version = 1; COMMIT;", s->ddl, s->schema, s->schema);
-	/* Two processes may create it at once: the DDL is idempotent, and a lost race (busy
-	 * snapshot) is retried after re-reading the version. */
+	struct buf ddl = BUF_INIT;
+	buf_printf(&ddl, "PRAGMA %s.user_version = %d;", s->schema, STORE_VERSION);
+	char *tables = xasprintf("%s,consumer_offsets", s->tables);
+	for (char *save = NULL, *t = strtok_r(tables, ",", &save); t; t = strtok_r(NULL, ",", &save))
+		buf_printf(&ddl, "DROP TABLE IF EXISTS %s.%s;", s->schema, t);
+	free(tables);
+	buf_printf(&ddl, "%sCREATE TABLE %s.consumer_offsets ("
+			 "  consumer TEXT PRIMARY KEY,"
+			 "  committed INTEGER NOT NULL DEFAULT 0,"
+			 "  updated_at INTEGER NOT NULL DEFAULT 0,"
+			 "  event_id TEXT);",        /* the log's event at committed (eventlog.c) */
+		   s->ddl, s->schema);
+	/* Rare (a new store, or one of another version), so the write lock of every file
+	 * attached so far is acceptable; the version is re-read under it, so of two
+	 * connections opening a new store at once only the first creates it and the second
+	 * never drops what the first (and its consumer) wrote meanwhile. */
 	for (int tries = 0; rc == 0; tries++) {
-		st = db_prepare(db, sql);
-		int v = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int(st, 0) : -1;
-		sqlite3_finalize(st);
-		if (v >= 1)
+		int v = store_version(db, sql);
+		if (v == STORE_VERSION)
 			break;
 		if (v < 0 || tries == 5) {
 			rc = -EIO;
 			break;
 		}
-		if (db_exec(db, ddl) != 0)
+		if (db_begin(db) != 0)
+			continue;
+		v = store_version(db, sql);
+		if (v != STORE_VERSION && (v < 0 || db_exec(db, ddl.data) != 0)) {
+			db_rollback(db);
+			continue;
+		}
+		if (db_commit(db) != 0)
 			db_rollback(db);
 	}
-	free(ddl);
+	buf_free(&ddl);
 	free(sql);
 	if (rc != 0)
 		snprintf(err, errlen, "cannot open %s: %s", path, sqlite3_errmsg(db));
@@ -525,6 +550,24 @@ out:
 		sqlite3_close(db);
 	free(path);
 	return rc;
+}
+
+int db_store_clear(sqlite3 *db, const char *schema)
+{
+	for (size_t i = 0; i < sizeof(STORES) / sizeof(STORES[0]); i++) {
+		if (strcmp(STORES[i].schema, schema) != 0)
+			continue;
+		char *tables = xasprintf("%s,consumer_offsets", STORES[i].tables);
+		int rc = 0;
+		for (char *save = NULL, *t = strtok_r(tables, ",", &save); t && rc == 0; t = strtok_r(NULL, ",", &save)) {
+			char *sql = xasprintf("DELETE FROM %s.%s", schema, t);
+			rc = db_exec(db, sql);
+			free(sql);
+		}
+		free(tables);
+		return rc;
+	}
+	return -EINVAL;
 }
 
 int db_open(const char *data_dir, sqlite3 **ppdb, char *err, size_t errlen)

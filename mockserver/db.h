@@ -18,6 +18,9 @@ int db_open(const char *data_dir, sqlite3 **ppdb, char *err, size_t errlen);
  * must lock encore.db alone. */
 int db_open_log(const char *data_dir, sqlite3 **ppdb, char *err, size_t errlen);
 void db_close(sqlite3 *db);
+/* Deletes every row of consumer store schema (its derived tables and its offsets), inside
+ * the caller's transaction. 0, -EIO, or -EINVAL for an unknown store. */
+int db_store_clear(sqlite3 *db, const char *schema);
 /* The schema version after migrations. */
 int db_schema_version(sqlite3 *db);
 /* Runs PRAGMA integrity_check; true when it answers "ok". */

@@ -559,17 +559,11 @@ static sqlite3_stmt *prepare_in(sqlite3 *db, const char *store, const char *fmt)
 	return db_prepare(db, sql);
 }
 
-/* The derived tables of each store, emptied when the store no longer matches the log. */
-static const char *const STORE_TABLES[CONSUMER_COUNT] = {
-	"royalty_streams", "rt_minute_plays, rt_listeners, rt_track_stats", "reco_interactions",
-};
-
 /* A store is derived from one log. The offset row also keeps the event id at the
  * committed seq; when the log no longer has that event there (encore.db restored from a
  * backup or replaced while the store stayed), the store's rows and offset describe
  * another log: empty it and start again from seq 0. Inside the step's transaction. */
-static int check_store_matches_log(sqlite3 *db, enum eventlog_consumer_id c, const char *store, int64_t *off,
-				   const char *at_id)
+static int check_store_matches_log(sqlite3 *db, const char *store, int64_t *off, const char *at_id)
 {
 	if (*off == 0)
 		return 0;
@@ -581,23 +575,15 @@ static int check_store_matches_log(sqlite3 *db, enum eventlog_consumer_id c, con
 		return 0;
 	fprintf(stderr, "eventlog: %s: the store does not match the event log (seq %lld is not event %s);"
 		" rebuilding it from the start\n", store, (long long)*off, at_id);
-	char tables[128];
-	snprintf(tables, sizeof(tables), "%s", STORE_TABLES[c]);
-	int rc = 0;
-	for (char *save = NULL, *t = strtok_r(tables, ", ", &save); t && rc == 0; t = strtok_r(NULL, ", ", &save)) {
-		char sql[160];
-		snprintf(sql, sizeof(sql), "DELETE FROM %s.%s", store, t);
-		rc = db_exec(db, sql);
-	}
 	*off = 0;
-	return rc;
+	return db_store_clear(db, store);
 }
 
 /* Starts a consumer step: a deferred transaction whose first statement writes the store,
  * so it takes that file's write lock (with the busy handler) and no other; then reads the
  * committed offset (0 when the store does not match the log). 0 or -EIO (no transaction
  * open). */
-static int begin_step(sqlite3 *db, enum eventlog_consumer_id c, const char *store, const char *name, int64_t *off)
+static int begin_step(sqlite3 *db, const char *store, const char *name, int64_t *off)
 {
 	if (db_exec(db, "BEGIN") != 0)
 		return -EIO;
@@ -618,7 +604,7 @@ static int begin_step(sqlite3 *db, enum eventlog_consumer_id c, const char *stor
 		snprintf(at_id, sizeof(at_id), "%s", id ? id : "");
 	}
 	sqlite3_finalize(st);
-	if (check_store_matches_log(db, c, store, off, at_id) != 0) {
+	if (check_store_matches_log(db, store, off, at_id) != 0) {
 		db_rollback(db);
 		return -EIO;
 	}
@@ -692,7 +678,7 @@ int eventlog_consume(sqlite3 *db, enum eventlog_consumer_id c, int max, int64_t 
 	const char *name = eventlog_consumer_name(c);
 	int64_t off;
 	/* The store's schema name is the consumer's name (db.c). */
-	if (!name || begin_step(db, c, name, name, &off) != 0)
+	if (!name || begin_step(db, name, name, &off) != 0)
 		return -EIO;
 	struct royalties roy = {0};
 	struct realtime rt = {0};
