@@ -551,7 +551,7 @@ static int reco_apply(sqlite3 *db, struct reco *k, const struct row *r)
 	return step_done(db, k->upsert);
 }
 
-/* Runs sql with %s replaced by the consumer's store (schema) name. */
+/* Prepares fmt with %s replaced by the consumer's store (schema) name; aborts as db_prepare. */
 static sqlite3_stmt *prepare_in(sqlite3 *db, const char *store, const char *fmt)
 {
 	char sql[512];
