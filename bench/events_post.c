@@ -41,11 +41,12 @@ static int connect_to(const char *host, int port)
 	if (inet_pton(AF_INET, host, &a.sin_addr) != 1)
 		return -1;
 	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	if (fd < 0)
+		return -1;
 	int one = 1;
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof(a)) != 0) {
-		if (fd >= 0)
-			close(fd);
+	if (connect(fd, (struct sockaddr *)&a, sizeof(a)) != 0) {
+		close(fd);
 		return -1;
 	}
 	return fd;
