@@ -1,10 +1,13 @@
-"""Load generator for bench/events.sh: pre-renders batches of 100 events and posts them
-from client processes (kept off encored's two cores) over keep-alive connections."""
+"""Driver for bench/events.sh: pre-renders batches of 100 events and posts them over
+keep-alive connections, by default with the C load generator bench_events_post (one thread
+per connection; EVENTS_CLIENT=python uses Python client processes instead, which spend
+about a fifth of encored's CPU per event on the same cores)."""
 import http.client
 import json
 import multiprocessing as mp
 import os
 import random
+import resource
 import shutil
 import sqlite3
 import statistics
@@ -19,6 +22,8 @@ ENCORED = sys.argv[1]
 BATCH = 100
 BATCHES = int(os.environ.get("EVENTS_BATCHES", "400"))   # per run: 40 000 events
 CLIENTS = int(os.environ.get("EVENTS_CLIENTS", "6"))
+CLIENT = os.environ.get("EVENTS_CLIENT", "c")
+POSTER = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(ENCORED))), "bench", "bench_events_post")
 RUNS = 5
 GOAL = 50000
 ncpu = os.cpu_count() or 1
@@ -58,6 +63,33 @@ def client(args):
         if r.status != 200 or json.loads(data)["accepted"] != BATCH:
             raise SystemExit("bad answer %d %r" % (r.status, data[:200]))
     return len(bodies)
+
+
+def post_c(url, token, bodies, data):
+    """Posts with bench_events_post; returns (seconds, client CPU-seconds)."""
+    path = os.path.join(data, "bodies.jsonl")
+    with open(path, "w") as f:
+        f.write("\n".join(bodies) + "\n")
+    out = subprocess.run([POSTER, url.hostname, str(url.port), token, path, str(CLIENTS), str(BATCH)],
+                         check=True, stdout=subprocess.PIPE).stdout.split()
+    return float(out[0]), float(out[1])
+
+
+def post_python(url, token, bodies):
+    parts = [(url.hostname, url.port, token, bodies[i::CLIENTS]) for i in range(CLIENTS)]
+    with mp.Pool(CLIENTS) as pool:
+        pool.map(client, [(url.hostname, url.port, token, [])] * CLIENTS)   # processes up
+        t0 = time.perf_counter()
+        cpu = pool.map(client_cpu, parts)
+        dt = time.perf_counter() - t0
+    return dt, sum(cpu)
+
+
+def client_cpu(args):
+    t = os.times()
+    client(args)
+    u = os.times()
+    return (u.user - t.user) + (u.system - t.system)
 
 
 def cpu_seconds(pid):
@@ -104,20 +136,23 @@ def run_encore(run):
             ev = events(rng, BATCH)
             rows.extend(ev)
             bodies.append(json.dumps({"events": ev}))
-        parts = [(url.hostname, url.port, token, bodies[i::CLIENTS]) for i in range(CLIENTS)]
-        with mp.Pool(CLIENTS) as pool:
-            t0 = time.perf_counter()
-            pool.map(client, parts)
-            dt = time.perf_counter() - t0
-        cpu = cpu_seconds(p.pid)
-        catch_up = consumers_caught_up(url) - t0 - dt
+        cpu0 = cpu_seconds(p.pid)
+        if CLIENT == "python":
+            dt, ccpu = post_python(url, token, bodies)
+        else:
+            dt, ccpu = post_c(url, token, bodies, data)
+        t_end = time.perf_counter()
+        cpu = cpu_seconds(p.pid) - cpu0
+        catch_up = consumers_caught_up(url) - t_end
+        cpu_all = cpu_seconds(p.pid) - cpu0
         p.terminate()
         p.wait()
         con = sqlite3.connect(os.path.join(data, "encore.db"))
         n, d = con.execute("SELECT count(*), count(DISTINCT event_id) FROM event_log").fetchone()
         con.close()
         assert n == d == BATCHES * BATCH, (n, d)
-        return BATCHES * BATCH / dt, rows, BATCHES * BATCH / cpu, catch_up
+        k = 100000.0 / (BATCHES * BATCH)
+        return BATCHES * BATCH / dt, rows, cpu * k, catch_up, cpu_all * k, ccpu * k
     finally:
         shutil.rmtree(data, ignore_errors=True)
 
@@ -139,31 +174,47 @@ def run_peer(rows):
                         % (e["id"], e["type"], e["ts"], e["ts"], e["uri"], e["ms_played"], e["bitrate"]))
             f.write("COMMIT;\n")
         t0 = time.perf_counter()
+        r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
         with open(sql) as f:
             subprocess.run(["sqlite3", os.path.join(d, "peer.db")], stdin=f, check=True, stdout=subprocess.DEVNULL)
-        return len(rows) / (time.perf_counter() - t0)
+        dt = time.perf_counter() - t0
+        r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu = (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
+        return len(rows) / dt, cpu * 100000.0 / len(rows)
     finally:
         shutil.rmtree(d, ignore_errors=True)
 
 
 def main():
-    enc, peer, percpu, catch = [], [], [], []
+    enc, peer, ingest_cpu, catch, all_cpu, client_cpu_, peer_cpu = [], [], [], [], [], [], []
+    load0 = os.getloadavg()[0]
     for run in range(RUNS):
-        rate, rows, pc, cu = run_encore(run)
-        percpu.append(pc)
-        catch.append(cu)
-        prate = run_peer(rows)
-        enc.append(rate)
-        peer.append(prate)
-        print("run %d: encored %.0f events/s (%.0f per CPU-second of encored during ingest), consumers caught up"
-              " %.2f s later, sqlite3 CLI %.0f events/s" % (run + 1, rate, pc, cu, prate))
+        rate, rows, cpu, cu, cpu_all, ccpu = run_encore(run)
+        prate, pcpu = run_peer(rows)
+        for lst, v in ((enc, rate), (peer, prate), (ingest_cpu, cpu), (catch, cu), (all_cpu, cpu_all),
+                       (client_cpu_, ccpu), (peer_cpu, pcpu)):
+            lst.append(v)
+        print("run %d: encored %.0f events/s, sqlite3 CLI %.0f events/s (%.2fx); CPU-s per 100k events: encored"
+              " %.2f during ingest, %.2f until the consumers caught up (%.2f s after the last answer),"
+              " sqlite3 CLI %.2f, load generator (%s) %.2f; load average %.2f"
+              % (run + 1, rate, prate, rate / prate, cpu, cpu_all, cu, pcpu, CLIENT, ccpu, os.getloadavg()[0]))
         sys.stdout.flush()
     e, pv = statistics.median(enc), statistics.median(peer)
-    print("encored: median %.0f events/s (batches of %d, %d clients, server on %s, exactly-once check on)"
-          % (e, BATCH, CLIENTS, "cpus " + SERVER_CPUS if SERVER_CPUS else "all %d cpus (too few to pin)" % ncpu))
-    print("encored CPU during ingest: median %.0f events per CPU-second; consumers finished the log a median"
-          " %.2f s after the last batch was acknowledged" % (statistics.median(percpu), statistics.median(catch)))
-    print("sqlite3 CLI bulk INSERT, one transaction: median %.0f events/s" % pv)
+    print("encored: median %.0f events/s (batches of %d, %d connections, %s load generator, server on %s,"
+          " exactly-once check on)" % (e, BATCH, CLIENTS, CLIENT,
+                                      "cpus " + SERVER_CPUS if SERVER_CPUS else "all %d cpus (too few to pin)" % ncpu))
+    print("encored CPU-seconds per 100k events: median %.2f during ingest, %.2f including the consumers;"
+          " consumers finished the log a median %.2f s after the last batch was acknowledged"
+          % (statistics.median(ingest_cpu), statistics.median(all_cpu), statistics.median(catch)))
+    print("load generator: median %.2f CPU-seconds per 100k events" % statistics.median(client_cpu_))
+    print("sqlite3 CLI bulk INSERT, one transaction: median %.0f events/s; ratio of medians %.2f"
+          % (pv, e / pv))
+    print("CPU-seconds per 100k events (steadier than events/s on a shared machine): encored %.2f during ingest,"
+          " %.2f with the consumers; sqlite3 CLI %.2f (encored/peer %.2f and %.2f)"
+          % (statistics.median(ingest_cpu), statistics.median(all_cpu), statistics.median(peer_cpu),
+             statistics.median(ingest_cpu) / statistics.median(peer_cpu),
+             statistics.median(all_cpu) / statistics.median(peer_cpu)))
+    print("load average (1 min): %.2f at start, %.2f at end" % (load0, os.getloadavg()[0]))
     print("goal: >= %d events/s: %s" % (GOAL, "met" if e >= GOAL else "NOT met"))
     print("BENCH\tevents_ingest\tevents_per_s_higher_better\t%.0f\tsqlite3-cli-bulk\t%.0f\t%.3f\t>=%d/s"
           % (e, pv, e / pv, GOAL))

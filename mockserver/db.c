@@ -1,6 +1,7 @@
 /* db: migrations are an ordered array; schema_version records how many have run.
  * Each runs in its own transaction, so a crash mid-migration leaves the previous version. */
 #include "db.h"
+#include "buf.h"
 #include "xmem.h"
 #include <errno.h>
 #include <stdio.h>
@@ -290,6 +291,64 @@ static const char *const MIGRATIONS[] = {
 	"ALTER TABLE ingest_jobs ADD COLUMN playable_segments INTEGER;"
 	"ALTER TABLE ingest_jobs ADD COLUMN playable_ms REAL;"
 	"ALTER TABLE ingest_jobs ADD COLUMN timing TEXT;",
+	/* 11: the event consumers' derived tables and offsets moved to their own files (STORES
+	 * below), so a consumer never takes the log's write lock. Dropped here; each consumer
+	 * rebuilds its store from the log (its offset starts at 0 in a new store). */
+	"DROP TABLE IF EXISTS royalty_streams;"
+	"DROP TABLE IF EXISTS rt_minute_plays;"
+	"DROP TABLE IF EXISTS rt_listeners;"
+	"DROP TABLE IF EXISTS rt_track_stats;"
+	"DROP TABLE IF EXISTS reco_interactions;"
+	"DROP TABLE IF EXISTS consumer_offsets;",
+};
+
+/* The consumer stores: each consumer of the event log keeps its derived tables and its
+ * committed offset in a file of its own, attached to every connection under the
+ * consumer's name. SQLite has one writer per file: with the stores apart, ingest (the
+ * log in encore.db) never waits for a consumer's transaction, a consumer never waits for
+ * ingest or another consumer, and a consumer's page cache stays valid between its steps
+ * (SQLite drops a connection's cached pages of a file whenever another connection wrote
+ * it). The offset lives beside the rows it covers, so they still commit together. */
+/* A store's schema version (its user_version). A store of another version is dropped
+ * and created anew: it is derived data, and its consumer rebuilds it from the log. */
+#define STORE_VERSION 2
+
+static const struct store {
+	const char *schema, *file, *tables, *ddl;   /* tables: the derived ones, comma-separated */
+} STORES[] = {
+	{"royalties", "consumer-royalties.db", "royalty_streams",
+	 "CREATE TABLE IF NOT EXISTS royalties.royalty_streams ("
+	 "  event_seq INTEGER PRIMARY KEY,"
+	 "  event_id TEXT NOT NULL,"
+	 "  day TEXT NOT NULL,"
+	 "  track_id TEXT NOT NULL,"
+	 "  rights_holder TEXT NOT NULL,"
+	 "  country TEXT NOT NULL,"
+	 "  user_id TEXT NOT NULL,"
+	 "  ms_played INTEGER NOT NULL);"
+	 "CREATE INDEX IF NOT EXISTS royalties.royalty_streams_by_day ON royalty_streams(day, track_id, country);"},
+	{"realtime", "consumer-realtime.db", "rt_minute_plays,rt_listeners,rt_track_stats",
+	 "CREATE TABLE IF NOT EXISTS realtime.rt_minute_plays ("
+	 "  track_id TEXT NOT NULL,"
+	 "  minute INTEGER NOT NULL,"          /* unix minute of the play */
+	 "  plays INTEGER NOT NULL,"
+	 "  PRIMARY KEY (minute, track_id)) WITHOUT ROWID;"
+	 "CREATE TABLE IF NOT EXISTS realtime.rt_listeners ("
+	 "  country TEXT NOT NULL,"
+	 "  hour INTEGER NOT NULL,"            /* unix hour */
+	 "  user_id TEXT NOT NULL,"
+	 "  PRIMARY KEY (hour, country, user_id)) WITHOUT ROWID;"
+	 "CREATE TABLE IF NOT EXISTS realtime.rt_track_stats ("
+	 "  track_id TEXT PRIMARY KEY,"
+	 "  plays INTEGER NOT NULL DEFAULT 0,"
+	 "  skips INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;"},
+	{"recommendations", "consumer-recommendations.db", "reco_interactions",
+	 "CREATE TABLE IF NOT EXISTS recommendations.reco_interactions ("
+	 "  user_id TEXT NOT NULL,"
+	 "  track_id TEXT NOT NULL,"
+	 "  weight REAL NOT NULL DEFAULT 0,"
+	 "  events INTEGER NOT NULL DEFAULT 0,"
+	 "  PRIMARY KEY (user_id, track_id)) WITHOUT ROWID;"},
 };
 
 #define N_MIGRATIONS ((int)(sizeof(MIGRATIONS) / sizeof(MIGRATIONS[0])))
@@ -393,7 +452,74 @@ static int busy_wait(void *ctx, int tries)
 	return 1;
 }
 
-int db_open(const char *data_dir, sqlite3 **ppdb, char *err, size_t errlen)
+/* The user_version a "PRAGMA NAME.user_version" statement reads, or -1. */
+static int store_version(sqlite3 *db, const char *sql)
+{
+	sqlite3_stmt *st = db_prepare(db, sql);
+	int v = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int(st, 0) : -1;
+	sqlite3_finalize(st);
+	return v;
+}
+
+/* Attaches and configures one consumer store, creating its tables (dropping those of
+ * another STORE_VERSION) when needed. */
+static int attach_store(sqlite3 *db, const char *data_dir, const struct store *s, char *err, size_t errlen)
+{
+	char *path = xasprintf("%s/%s", data_dir, s->file);
+	char *sql = xasprintf("ATTACH DATABASE ?1 AS %s", s->schema);
+	sqlite3_stmt *st = db_prepare(db, sql);
+	free(sql);
+	sqlite3_bind_text(st, 1, path, -1, SQLITE_STATIC);
+	int rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -EIO;
+	sqlite3_finalize(st);
+	sql = xasprintf("PRAGMA %1$s.journal_mode=WAL; PRAGMA %1$s.synchronous=NORMAL; PRAGMA %1$s.cache_size=-8192;", s->schema);
+	if (rc == 0)
+		rc = db_exec(db, sql);
+	free(sql);
+	sql = xasprintf("PRAGMA %s.user_version", s->schema);
+	struct buf ddl = BUF_INIT;
+	buf_printf(&ddl, "PRAGMA %s.user_version = %d;", s->schema, STORE_VERSION);
+	char *tables = xasprintf("%s,consumer_offsets", s->tables);
+	for (char *save = NULL, *t = strtok_r(tables, ",", &save); t; t = strtok_r(NULL, ",", &save))
+		buf_printf(&ddl, "DROP TABLE IF EXISTS %s.%s;", s->schema, t);
+	free(tables);
+	buf_printf(&ddl, "%sCREATE TABLE %s.consumer_offsets ("
+			 "  consumer TEXT PRIMARY KEY,"
+			 "  committed INTEGER NOT NULL DEFAULT 0,"
+			 "  updated_at INTEGER NOT NULL DEFAULT 0,"
+			 "  event_id TEXT);",        /* the log's event at committed (eventlog.c) */
+		   s->ddl, s->schema);
+	/* Rare (a new store, or one of another version), so the write lock of every file
+	 * attached so far is acceptable; the version is re-read under it, so of two
+	 * connections opening a new store at once only the first creates it and the second
+	 * never drops what the first (and its consumer) wrote meanwhile. */
+	for (int tries = 0; rc == 0; tries++) {
+		int v = store_version(db, sql);
+		if (v == STORE_VERSION)
+			break;
+		if (v < 0 || tries == 5) {
+			rc = -EIO;
+			break;
+		}
+		if (db_begin(db) != 0)
+			continue;
+		v = store_version(db, sql);
+		if (v != STORE_VERSION && (v < 0 || db_exec(db, ddl.data) != 0)) {
+			db_rollback(db);
+			continue;
+		}
+		if (db_commit(db) != 0)
+			db_rollback(db);
+	}
+	buf_free(&ddl);
+	free(sql);
+	if (rc != 0)
+		snprintf(err, errlen, "cannot open %s: %s", path, sqlite3_errmsg(db));
+	free(path);
+	return rc;
+}
+
+static int open_db(const char *data_dir, bool stores, sqlite3 **ppdb, char *err, size_t errlen)
 {
 	char *path = xasprintf("%s/encore.db", data_dir);
 	sqlite3 *db = NULL;
@@ -409,8 +535,13 @@ int db_open(const char *data_dir, sqlite3 **ppdb, char *err, size_t errlen)
 		snprintf(err, errlen, "cannot configure %s: %s", path, sqlite3_errmsg(db));
 		goto out;
 	}
+	/* Migrations run before the stores are attached, so their unqualified names can
+	 * only mean encore.db's tables. */
 	if (migrate(db, err, errlen) != 0)
 		goto out;
+	for (size_t i = 0; stores && i < sizeof(STORES) / sizeof(STORES[0]); i++)
+		if (attach_store(db, data_dir, &STORES[i], err, errlen) != 0)
+			goto out;
 	*ppdb = db;
 	db = NULL;
 	rc = 0;
@@ -419,6 +550,34 @@ out:
 		sqlite3_close(db);
 	free(path);
 	return rc;
+}
+
+int db_store_clear(sqlite3 *db, const char *schema)
+{
+	for (size_t i = 0; i < sizeof(STORES) / sizeof(STORES[0]); i++) {
+		if (strcmp(STORES[i].schema, schema) != 0)
+			continue;
+		char *tables = xasprintf("%s,consumer_offsets", STORES[i].tables);
+		int rc = 0;
+		for (char *save = NULL, *t = strtok_r(tables, ",", &save); t && rc == 0; t = strtok_r(NULL, ",", &save)) {
+			char *sql = xasprintf("DELETE FROM %s.%s", schema, t);
+			rc = db_exec(db, sql);
+			free(sql);
+		}
+		free(tables);
+		return rc;
+	}
+	return -EINVAL;
+}
+
+int db_open(const char *data_dir, sqlite3 **ppdb, char *err, size_t errlen)
+{
+	return open_db(data_dir, true, ppdb, err, errlen);
+}
+
+int db_open_log(const char *data_dir, sqlite3 **ppdb, char *err, size_t errlen)
+{
+	return open_db(data_dir, false, ppdb, err, errlen);
 }
 
 void db_close(sqlite3 *db)

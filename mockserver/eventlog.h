@@ -2,9 +2,11 @@
  * Clients POST batches; ingest is idempotent by event id (a UNIQUE constraint), so
  * retries, duplicates and reordered batches are stored once. Consumers (royalties,
  * real-time aggregates, recommendation training) read the log in seq order, each with
- * its own committed offset in consumer_offsets, Kafka consumer-group style: a consumer
- * applies a batch and advances its offset in one transaction, so after a crash it
- * resumes where it committed and counts nothing twice. */
+ * its own committed offset, Kafka consumer-group style: a consumer applies a batch and
+ * advances its offset in one transaction, so after a crash it resumes where it committed
+ * and counts nothing twice. Each consumer's derived tables and offset live in its own
+ * store, DATA/consumer-NAME.db attached as schema NAME (db.h), so consuming never takes
+ * the log's write lock. */
 #ifndef ENCORE_EVENTLOG_H
 #define ENCORE_EVENTLOG_H
 #include "id.h"
@@ -73,8 +75,10 @@ enum eventlog_consumer_id { CONSUMER_ROYALTIES, CONSUMER_REALTIME, CONSUMER_RECO
 const char *eventlog_consumer_name(enum eventlog_consumer_id c);
 
 /* Applies up to max log entries after the consumer's committed offset and commits the new
- * offset in the same transaction. now_ms is used for housekeeping only. Returns how many
- * entries were applied (0 = caught up) or -EIO (nothing committed). */
+ * offset in the same transaction, locking only the consumer's store (a store that no
+ * longer matches the log is emptied and rebuilt from seq 0). db must come from db_open.
+ * now_ms is used for housekeeping only. Returns how many entries were applied (0 =
+ * caught up) or -EIO (nothing committed). */
 int eventlog_consume(sqlite3 *db, enum eventlog_consumer_id c, int max, int64_t now_ms);
 /* Runs the consumer until it has caught up. Returns the entries applied or -EIO. */
 int eventlog_catch_up(sqlite3 *db, enum eventlog_consumer_id c, int64_t now_ms);

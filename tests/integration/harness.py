@@ -229,11 +229,22 @@ def events(stdout):
     return [json.loads(l) for l in stdout.splitlines() if l.startswith("{")]
 
 
+def attach_stores(con, data):
+    """Attaches the event consumers' stores (DATA/consumer-NAME.db) as encored does, so
+    their tables (royalty_streams, rt_*, reco_interactions) can be queried by name."""
+    for name in ("royalties", "realtime", "recommendations"):
+        path = os.path.join(data, "consumer-%s.db" % name)
+        if os.path.exists(path):
+            con.execute("ATTACH DATABASE ? AS %s" % name, (path,))
+
+
 def query(srv, sql, *args):
     """Rows of one SQL statement against a server's database (WAL: safe beside it); srv is
     a Server or a data directory."""
     import sqlite3
-    con = sqlite3.connect(os.path.join(getattr(srv, "data", srv), "encore.db"), timeout=30)
+    data = getattr(srv, "data", srv)
+    con = sqlite3.connect(os.path.join(data, "encore.db"), timeout=30)
+    attach_stores(con, data)
     try:
         return con.execute(sql, args).fetchall()
     finally:

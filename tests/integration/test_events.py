@@ -17,7 +17,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import ENCORED, Cli, Server, Tap, events, expect, wait_for  # noqa: E402
+from harness import ENCORED, Cli, Server, Tap, attach_stores, events, expect, wait_for  # noqa: E402
 
 ALNUM = string.ascii_letters + string.digits
 
@@ -28,6 +28,7 @@ def rid(rng=random):
 
 def q(srv, sql, *args):
     con = sqlite3.connect(os.path.join(srv.data, "encore.db"), timeout=30)
+    attach_stores(con, srv.data)
     try:
         return con.execute(sql, args).fetchall()
     finally:

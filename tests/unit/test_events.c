@@ -113,6 +113,99 @@ static void test_append_is_idempotent_and_consumers_count_each_entry_once(void)
 	db_close(db);
 }
 
+/* The consumers' tables live in stores of their own (db.h), so a consumer in the middle of
+ * a step (holding its store's write lock) does not stop ingest, and ingest in the middle
+ * of a commit (holding encore.db's) does not stop a consumer step. Busy timeouts of 0 make
+ * any wait for the other's lock an immediate failure. */
+static void test_consumer_steps_and_ingest_never_wait_for_each_others_write_lock(void)
+{
+	char dir[] = "/tmp/encore-test-events-locks-XXXXXX", err[256];
+	CHECK(mkdtemp(dir) != NULL, "mkdtemp");
+	sqlite3 *log = NULL, *consumer = NULL, *other = NULL;
+	CHECK(db_open_log(dir, &log, err, sizeof(err)) == 0, "open log: %s", err);
+	CHECK(db_open(dir, &consumer, err, sizeof(err)) == 0, "open: %s", err);
+	CHECK(db_open(dir, &other, err, sizeof(err)) == 0, "open: %s", err);
+	if (!log || !consumer || !other)
+		goto out;
+	sqlite3_busy_timeout(log, 0);
+	sqlite3_busy_timeout(other, 0);
+	struct eventlog_event ev[2] = {mk("AAAAAAAAAAAAAAAAAAAAB1", EV_PLAY_END, 40000),
+				       mk("AAAAAAAAAAAAAAAAAAAAB2", EV_PLAY_END, 40000)};
+	int acc = 0, dup = 0;
+	/* A royalties step in progress: its store is write-locked. */
+	CHECK_INT(db_exec(consumer, "BEGIN; UPDATE royalties.consumer_offsets SET committed = committed WHERE 0"), 0);
+	CHECK_INT(eventlog_append(log, "u", "SE", ev, 1, 1700000001000LL, &acc, &dup), 0);
+	CHECK_INT(acc, 1);
+	/* ... and another consumer's step is not held up by it either. */
+	CHECK_INT(eventlog_consume(other, CONSUMER_RECOMMENDATIONS, 100, 0), 1);
+	db_rollback(consumer);
+	/* The appender mid-commit: encore.db is write-locked; consumer steps still commit. */
+	CHECK_INT(eventlog_append(log, "u", "SE", ev + 1, 1, 1700000001000LL, &acc, &dup), 0);
+	CHECK_INT(db_begin(log), 0);
+	CHECK_INT(eventlog_consume(other, CONSUMER_ROYALTIES, 100, 0), 2);
+	CHECK_INT(eventlog_consume(other, CONSUMER_RECOMMENDATIONS, 100, 0), 1);
+	db_rollback(log);
+	/* The derived rows are in the royalties store and readable by name. */
+	sqlite3_stmt *st = db_prepare(other, "SELECT count(*) FROM royalties.royalty_streams");
+	CHECK(sqlite3_step(st) == SQLITE_ROW && sqlite3_column_int(st, 0) == 2, "two streams in the royalties store");
+	sqlite3_finalize(st);
+out:
+	db_close(log);
+	db_close(consumer);
+	db_close(other);
+	char cmd[300];
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	CHECK_INT(system(cmd), 0);
+}
+
+/* encore.db replaced (or restored from an older backup) while the consumer stores stayed:
+ * the stores' offsets point into another log. They must be rebuilt from the new log, not
+ * skip its first entries or keep the old log's counts. */
+static int count_streams(sqlite3 *db)
+{
+	sqlite3_stmt *st = db_prepare(db, "SELECT count(*) FROM royalties.royalty_streams");
+	int n = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int(st, 0) : -1;
+	sqlite3_finalize(st);
+	return n;
+}
+
+static void test_a_store_that_no_longer_matches_the_log_is_rebuilt_from_it(void)
+{
+	char dir[] = "/tmp/encore-test-events-store-XXXXXX", err[256], cmd[300];
+	CHECK(mkdtemp(dir) != NULL, "mkdtemp");
+	sqlite3 *db = NULL;
+	CHECK(db_open(dir, &db, err, sizeof(err)) == 0, "open: %s", err);
+	if (!db)
+		return;
+	struct eventlog_event ev[3] = {mk("AAAAAAAAAAAAAAAAAAAAC1", EV_PLAY_END, 40000),
+				       mk("AAAAAAAAAAAAAAAAAAAAC2", EV_PLAY_END, 40000),
+				       mk("AAAAAAAAAAAAAAAAAAAAC3", EV_PLAY_END, 40000)};
+	int acc, dup;
+	CHECK_INT(eventlog_append(db, "u", "SE", ev, 2, 1700000001000LL, &acc, &dup), 0);
+	CHECK_INT(eventlog_catch_up(db, CONSUMER_ROYALTIES, 0), 2);
+	CHECK_INT(count_streams(db), 2);
+	db_close(db);
+	snprintf(cmd, sizeof(cmd), "rm -f %s/encore.db %s/encore.db-wal %s/encore.db-shm", dir, dir, dir);
+	CHECK_INT(system(cmd), 0);
+	CHECK(db_open(dir, &db, err, sizeof(err)) == 0, "reopen: %s", err);
+	if (!db)
+		return;
+	/* A new log whose seq 1 and 2 are other events. */
+	CHECK_INT(eventlog_append(db, "u", "SE", ev + 2, 1, 1700000001000LL, &acc, &dup), 0);
+	CHECK_INT(eventlog_append(db, "u", "SE", ev, 1, 1700000001000LL, &acc, &dup), 0);
+	CHECK_INT(eventlog_catch_up(db, CONSUMER_ROYALTIES, 0), 2);
+	CHECK_INT(count_streams(db), 2);
+	sqlite3_stmt *st = db_prepare(db, "SELECT group_concat(event_id) FROM (SELECT event_id FROM royalty_streams ORDER BY event_seq)");
+	CHECK(sqlite3_step(st) == SQLITE_ROW && strcmp((const char *)sqlite3_column_text(st, 0),
+						       "AAAAAAAAAAAAAAAAAAAAC3,AAAAAAAAAAAAAAAAAAAAC1") == 0,
+	      "the new log's events, got %s", (const char *)sqlite3_column_text(st, 0));
+	sqlite3_finalize(st);
+	CHECK_INT(eventlog_catch_up(db, CONSUMER_ROYALTIES, 0), 0);   /* and then it is in step */
+	db_close(db);
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	CHECK_INT(system(cmd), 0);
+}
+
 static void test_metrics_render_cumulative_buckets_and_escape_labels(void)
 {
 	struct metrics *m = metrics_new();
@@ -193,6 +286,8 @@ int main(void)
 	RUN(test_parse_batch_rejects_bad_input_with_the_event_index);
 	RUN(test_popularity_and_day_helpers);
 	RUN(test_append_is_idempotent_and_consumers_count_each_entry_once);
+	RUN(test_consumer_steps_and_ingest_never_wait_for_each_others_write_lock);
+	RUN(test_a_store_that_no_longer_matches_the_log_is_rebuilt_from_it);
 	RUN(test_metrics_render_cumulative_buckets_and_escape_labels);
 	RUN(test_outbox_backoff_doubles_with_bounded_jitter);
 	RUN(test_outbox_keeps_events_and_turns_an_open_play_into_play_end_on_reopen);
