@@ -56,15 +56,45 @@ def lua_file(paths):
     return f.name
 
 
-def wrk(base, script, seconds=SECONDS):
+def proc_ticks(pids):
+    """utime + stime, in clock ticks, of the processes (all their threads)."""
+    t = 0
+    for pid in pids:
+        try:
+            with open("/proc/%d/stat" % pid) as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            t += int(fields[11]) + int(fields[12])
+        except FileNotFoundError:
+            pass
+    return t
+
+
+def children(pid):
+    """The direct children of pid (nginx's workers)."""
+    out = []
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                with open("/proc/%s/stat" % d) as f:
+                    if int(f.read().rsplit(")", 1)[1].split()[1]) == pid:
+                        out.append(int(d))
+            except (FileNotFoundError, ProcessLookupError):
+                pass
+    return out
+
+
+def wrk(base, script, seconds=SECONDS, pids=()):
+    t0 = proc_ticks(pids)
     out = subprocess.run(["wrk", "-t%d" % THREADS, "-c%d" % CONNS, "-d%ds" % seconds, "--timeout", "10s",
                           "-s", script, base], capture_output=True, text=True, check=True).stdout
     line = [l for l in out.splitlines() if l.startswith("WRKJSON ")][-1]
+    ticks = proc_ticks(pids) - t0
     r = json.loads(line[8:])
     s = r["duration_us"] / 1e6
     errors = r["connect"] + r["read"] + r["write"] + r["status"] + r["timeout"]
     return {"rps": r["requests"] / s, "mbps": r["bytes"] / s / 1e6, "p99_ms": r["p99_us"] / 1000.0,
-            "p50_ms": r["p50_us"] / 1000.0, "errors": errors, "requests": r["requests"]}
+            "p50_ms": r["p50_us"] / 1000.0, "errors": errors, "requests": r["requests"],
+            "cpu_us": ticks * 1e6 / os.sysconf("SC_CLK_TCK") / max(r["requests"], 1)}
 
 
 def main():
@@ -98,6 +128,10 @@ def main():
               "wrk -t%d -c%d -d%ds, %d runs", len(used), len(sizes), sum(sizes) / len(sizes) / 1e3,
               w["objects"], w["bytes"] / 1e6, THREADS, CONNS, SECONDS, RUNS)
         targets = [("nginx", ngx.url, nginx_paths), ("edge", srv.url, edge_paths), ("origin", srv.url, origin_paths)]
+        # CPU per request, from the servers' own utime + stime: on a shared machine it
+        # moves far less than req/s does. nginx's is its master plus workers.
+        ngx_pids = [ngx.proc.pid] + children(ngx.proc.pid)
+        pids = {"nginx": ngx_pids, "edge": [srv.proc.pid], "origin": [srv.proc.pid]}
         results = {name: [] for name, _, _ in targets}
         for name, base, paths in targets:
             scripts.append(lua_file(paths))
@@ -106,25 +140,26 @@ def main():
             wrk(base, sc, 1)
         for run in range(RUNS):
             for (name, base, _), sc in zip(targets, scripts):
-                r = wrk(base, sc)
+                r = wrk(base, sc, pids=pids[name])
                 results[name].append(r)
-                B.say("  run %d %-6s %9.0f req/s %8.1f MB/s  p50 %6.2f ms  p99 %6.2f ms  errors %d",
-                      run + 1, name, r["rps"], r["mbps"], r["p50_ms"], r["p99_ms"], r["errors"])
+                B.say("  run %d %-6s %9.0f req/s %8.1f MB/s  p50 %6.2f ms  p99 %6.2f ms  %5.1f CPU-us/req  errors %d",
+                      run + 1, name, r["rps"], r["mbps"], r["p50_ms"], r["p99_ms"], r["cpu_us"], r["errors"])
                 if r["errors"]:
                     raise SystemExit("cdn: %s had %d errors (non-2xx or socket) in %d requests"
                                      % (name, r["errors"], r["requests"]))
         st, stats, _ = admin.get("/v1/admin/stats")
         B.say("  encored stats: %s", json.dumps(stats))
-        med = {n: {k: B.median([r[k] for r in rs]) for k in ("rps", "mbps", "p99_ms", "p50_ms")} for n, rs in results.items()}
+        med = {n: {k: B.median([r[k] for r in rs]) for k in ("rps", "mbps", "p99_ms", "p50_ms", "cpu_us")} for n, rs in results.items()}
         for n in ("nginx", "edge", "origin"):
-            B.say("  median %-6s %9.0f req/s %8.1f MB/s  p50 %6.2f ms  p99 %6.2f ms", n, med[n]["rps"], med[n]["mbps"],
-                  med[n]["p50_ms"], med[n]["p99_ms"])
+            B.say("  median %-6s %9.0f req/s %8.1f MB/s  p50 %6.2f ms  p99 %6.2f ms  %5.1f CPU-us/req", n, med[n]["rps"],
+                  med[n]["mbps"], med[n]["p50_ms"], med[n]["p99_ms"], med[n]["cpu_us"])
         nx = med["nginx"]
         for path in ("edge", "origin"):
             e = med[path]
             B.bench_line("cdn_%s" % path, "req_s_higher_better", e["rps"], "nginx", nx["rps"], ">= 0.9")
             B.bench_line("cdn_%s" % path, "MB_s_higher_better", e["mbps"], "nginx", nx["mbps"], ">= 0.9")
             B.bench_line("cdn_%s" % path, "p99_ms_lower_better", e["p99_ms"], "nginx", nx["p99_ms"], "(info)")
+            B.bench_line("cdn_%s" % path, "cpu_us_per_req_lower_better", e["cpu_us"], "nginx", nx["cpu_us"], "(info)")
     finally:
         B.say_load("cdn (end)")
         for sc in scripts:

@@ -188,6 +188,65 @@ def test_range_etag_and_immutable_caching(srv):
     c.close()
 
 
+def test_origin_repeats_are_sent_from_the_object_file_with_the_same_semantics(srv):
+    """The first /origin request for an object goes to a worker (database lookup, file
+    read); later ones are answered on the I/O thread with sendfile() from the open file.
+    Both must be the same HTTP: bytes, ETag, Range, If-None-Match, signature refusals,
+    keep-alive; and every request still gets its own access-log line."""
+    tid = plain_track(srv)
+    m = srv.login("alice").get("/v1/playback/%s?inline=0" % tid)[1]
+    rd = m["renditions"][1]
+    url = rd["origin_url_template"].replace("{index}", "1")
+    s0 = admin_stats(srv)
+    st, first, r1 = fetch(url)
+    expect((st, blake(first)), (200, rd["segments"][1]["hash"]), "first origin fetch (worker)")
+    s1 = admin_stats(srv)
+    st, again, r2 = fetch(url)
+    s2 = admin_stats(srv)
+    expect((st, again), (200, first), "repeat (file path) has the same bytes")
+    expect((s1["origin_sendfile"] - s0["origin_sendfile"], s2["origin_sendfile"] - s1["origin_sendfile"]), (0, 1),
+           "the repeat was sent from the file, the first was not")
+    expect((r2.getheader("etag"), r2.getheader("cache-control"), r2.getheader("content-type")),
+           (r1.getheader("etag"), r1.getheader("cache-control"), r1.getheader("content-type")), "same headers")
+    etag = r2.getheader("etag")
+    st, part, r = fetch(url, {"Range": "bytes=10-109"})
+    expect((st, part, r.getheader("content-range")), (206, first[10:110], "bytes 10-109/%d" % len(first)), "range")
+    st, part, _ = fetch(url, {"Range": "bytes=-7"})
+    expect((st, part), (206, first[-7:]), "suffix range")
+    st, _, r = fetch(url, {"Range": "bytes=%d-" % len(first)})
+    expect((st, r.getheader("content-range")), (416, "bytes */%d" % len(first)), "unsatisfiable")
+    expect(fetch(url, {"If-None-Match": etag})[:2], (304, b""), "If-None-Match")
+    u = urllib.parse.urlsplit(url)
+    forged = url.replace("s=" + dict(urllib.parse.parse_qsl(u.query))["s"], "s=" + "A" * 43)
+    expect(fetch(forged)[0], 403, "forged signature on a cached file")
+    expect(fetch(url, source="127.0.0.2")[0], 403, "another IP on a cached file")
+    s3 = admin_stats(srv)
+    expect(s3["signature_failures"] - s2["signature_failures"], 2, "refusals counted")
+    # Keep-alive: every segment twice over one connection (worker, then file path).
+    c = http.client.HTTPConnection(u.hostname, u.port, timeout=60)
+    rids = []
+    for k in list(range(m["segment_count"])) * 2:
+        p = urllib.parse.urlsplit(rd["origin_url_template"].replace("{index}", str(k)))
+        c.request("GET", p.path + "?" + p.query)
+        r = c.getresponse()
+        data = r.read()
+        rids.append(r.getheader("x-request-id"))
+        expect((r.status, blake(data)), (200, rd["segments"][k]["hash"]), "origin segment %d over one connection" % k)
+    c.close()
+    expect(len(set(rids)), len(rids), "distinct request ids")
+
+    def logged():
+        lines = {}
+        for line in srv.log_text().splitlines():
+            if line.startswith("{") and '"rid"' in line:
+                e = json.loads(line)
+                lines[e["rid"]] = e
+        return all(rid in lines for rid in rids) and lines
+    lines = wait_for(logged, 30, "an access-log line for each request")
+    expect(sorted({(lines[r]["status"], lines[r]["method"], lines[r]["path"].split("/")[1]) for r in rids}),
+           [(200, "GET", "origin")], "log lines: status, method, path")
+
+
 def test_key_rotation_keeps_old_urls_valid(srv):
     tid = plain_track(srv)
     old = srv.login("alice").get("/v1/playback/" + tid)[1]["renditions"][0]["init"]["url"]
@@ -347,6 +406,7 @@ if __name__ == "__main__":
                   test_market_and_explicit_rules,
                   test_signed_urls_refuse_forged_tampered_other_user_other_ip,
                   test_range_etag_and_immutable_caching,
+                  test_origin_repeats_are_sent_from_the_object_file_with_the_same_semantics,
                   test_key_rotation_keeps_old_urls_valid,
                   test_edge_cache_hits_after_a_miss_and_warm_prepopulates,
                   test_podcast_episodes_enter_the_edge_only_when_popular,
