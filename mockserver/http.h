@@ -79,6 +79,10 @@ struct http_app {
 	 * worker hop (edge-cache hits). Returns true when resp is complete. Must not block, and
 	 * runs on several I/O threads at once. */
 	bool (*fast)(void *ctx, struct http_req *req, struct http_resp *resp);
+	/* Optional, called on an I/O thread: whether plain segment GETs (/cdn/, /origin/) may
+	 * be answered by the http layer's direct path now, without libwebsockets' request
+	 * machinery. False sends them the general way (where fault shaping lives). */
+	bool (*direct_ok)(void *ctx);
 	/* Called on the connection's I/O thread once per finished request (several I/O threads
 	 * at once), for access logs and metrics. Appends the request's log line (with its '\n')
 	 * to out, a per-thread buffer the http layer writes to stderr in batches: whole lines

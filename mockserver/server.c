@@ -409,6 +409,15 @@ static void access_log(void *ctx, const struct http_req *req, const struct http_
 		metrics_observe(s->metrics, server_route_pattern(req->path), req->method, resp->status, latency_us);
 }
 
+/* Segment GETs may skip libwebsockets unless CDN faults are injected: delays, bandwidth
+ * caps and mid-body drops are implemented on the general path only. */
+static bool direct_ok(void *ctx)
+{
+	struct server *s = ctx;
+	return !atomic_load(&s->faults.latency_ms) && !atomic_load(&s->faults.bandwidth_kbps) &&
+	       !atomic_load(&s->faults.error_ppm) && !atomic_load(&s->faults.drop_ppm);
+}
+
 struct http_app server_http_app(struct server *s)
 {
 	struct http_app app = {
@@ -417,6 +426,7 @@ struct http_app server_http_app(struct server *s)
 		.worker_fini = worker_fini,
 		.handle = handle,
 		.fast = delivery_fast,
+		.direct_ok = direct_ok,
 		.log = access_log,
 	};
 	return app;

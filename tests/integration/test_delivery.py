@@ -247,6 +247,74 @@ def test_origin_repeats_are_sent_from_the_object_file_with_the_same_semantics(sr
            [(200, "GET", "origin")], "log lines: status, method, path")
 
 
+def read_response(f):
+    """One HTTP/1.1 response from a buffered socket file: (status, headers, body)."""
+    line = f.readline()
+    if not line:
+        return None
+    status = int(line.split()[1])
+    headers = {}
+    while True:
+        h = f.readline().rstrip(b"\r\n")
+        if not h:
+            break
+        k, v = h.decode().split(":", 1)
+        headers[k.strip().lower()] = v.strip()
+    return status, headers, f.read(int(headers.get("content-length", "0")))
+
+
+def test_segment_connections_keep_http_semantics_and_move_to_the_general_path(srv):
+    """Segment GETs skip libwebsockets' request machinery (the direct path); pipelining,
+    split request heads, Connection: close, and a connection that goes on to other
+    requests must behave exactly as on the general path."""
+    tid = plain_track(srv)
+    a = srv.login("alice")
+    m = a.get("/v1/playback/%s?inline=0" % tid)[1]
+    rd = m["renditions"][2]
+    paths = []
+    for k in range(2):
+        u = urllib.parse.urlsplit(rd["segment_url_template"].replace("{index}", str(k)))
+        paths.append((u.path + "?" + u.query).encode())
+        fetch(rd["segment_url_template"].replace("{index}", str(k)))  # admitted to the edge
+    host = ("127.0.0.1", srv.port)
+    s = socket.create_connection(host)
+    f = s.makefile("rb")
+    # Pipelined: two edge hits, a range, then an API request on the same connection.
+    s.sendall(b"GET %s HTTP/1.1\r\nHost: x\r\n\r\n" % paths[0] +
+              b"GET %s HTTP/1.1\r\nHost: x\r\n\r\n" % paths[1] +
+              b"GET %s HTTP/1.1\r\nHost: x\r\nRange: bytes=5-14\r\n\r\n" % paths[0] +
+              b"GET /v1/me HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n\r\n" % a.token.encode())
+    got = [read_response(f) for _ in range(4)]
+    expect([g[0] for g in got], [200, 200, 206, 200], "pipelined statuses")
+    expect([blake(got[0][2]), blake(got[1][2])], [rd["segments"][0]["hash"], rd["segments"][1]["hash"]], "pipelined bodies")
+    expect((got[2][2], got[2][1].get("content-range")), (got[0][2][5:15], "bytes 5-14/%d" % len(got[0][2])), "range")
+    expect(json.loads(got[3][2])["id"], "alice", "an API request after segments on one connection")
+    expect(len({g[1]["x-request-id"] for g in got}), 4, "a request id each")
+    # After moving to the general path the connection still serves segments.
+    s.sendall(b"GET %s HTTP/1.1\r\nHost: x\r\n\r\n" % paths[1])
+    st, _, body = read_response(f)
+    expect((st, blake(body)), (200, rd["segments"][1]["hash"]), "a segment after the API request")
+    s.close()
+    # A request head that arrives in pieces, then Connection: close.
+    s = socket.create_connection(host)
+    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    f = s.makefile("rb")
+    head = b"GET %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n" % paths[0]
+    for i in range(0, len(head), 40):
+        s.sendall(head[i:i + 40])
+    st, h, body = read_response(f)
+    expect((st, blake(body), h.get("connection")), (200, rd["segments"][0]["hash"], "close"), "split head, close")
+    expect(f.read(), b"", "closed after Connection: close")
+    s.close()
+    # Percent-encoding is left to libwebsockets' decoder: same answer.
+    s = socket.create_connection(host)
+    f = s.makefile("rb")
+    s.sendall(b"GET %s&x=%%41 HTTP/1.1\r\nHost: x\r\n\r\n" % paths[0])
+    st, _, body = read_response(f)
+    expect((st, blake(body)), (200, rd["segments"][0]["hash"]), "percent-encoded argument")
+    s.close()
+
+
 def test_key_rotation_keeps_old_urls_valid(srv):
     tid = plain_track(srv)
     old = srv.login("alice").get("/v1/playback/" + tid)[1]["renditions"][0]["init"]["url"]
@@ -407,6 +475,7 @@ if __name__ == "__main__":
                   test_signed_urls_refuse_forged_tampered_other_user_other_ip,
                   test_range_etag_and_immutable_caching,
                   test_origin_repeats_are_sent_from_the_object_file_with_the_same_semantics,
+                  test_segment_connections_keep_http_semantics_and_move_to_the_general_path,
                   test_key_rotation_keeps_old_urls_valid,
                   test_edge_cache_hits_after_a_miss_and_warm_prepopulates,
                   test_podcast_episodes_enter_the_edge_only_when_popular,
