@@ -72,8 +72,8 @@ enum urlsign_err urlsign_verify(const struct keyring *kr, const struct urlsign_c
 {
 	if (!kid || !sig || strlen(sig) != URLSIGN_SIG_LEN)
 		return URLSIGN_MALFORMED;
-	const unsigned char *key = keyring_find(kr, kid);
-	if (!key)
+	const crypto_auth_hmacsha256_state *keyed = keyring_find_hmac(kr, kid);
+	if (!keyed)
 		return URLSIGN_UNKNOWN_KEY;
 	/* On the stack: this runs for every segment request, on the I/O threads. */
 	unsigned char given[crypto_auth_hmacsha256_BYTES + 2];
@@ -86,7 +86,10 @@ enum urlsign_err urlsign_verify(const struct keyring *kr, const struct urlsign_c
 	if (len < 0)
 		return URLSIGN_MALFORMED;
 	unsigned char m[crypto_auth_hmacsha256_BYTES];
-	crypto_auth_hmacsha256(m, (const unsigned char *)text, (unsigned long long)len, key);
+	crypto_auth_hmacsha256_state st = *keyed;
+	crypto_auth_hmacsha256_update(&st, (const unsigned char *)text, (unsigned long long)len);
+	crypto_auth_hmacsha256_final(&st, m);
+	sodium_memzero(&st, sizeof(st));
 	if (sodium_memcmp(m, given, sizeof(m)) != 0)
 		return URLSIGN_BAD_SIGNATURE;
 	return now < c->expires ? URLSIGN_OK : URLSIGN_EXPIRED;
