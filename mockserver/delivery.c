@@ -298,7 +298,15 @@ bool delivery_fast(void *ctx, struct http_req *req, struct http_resp *resp)
 		edge_note_start(s->edge, t.id);
 	size_t off, n;
 	answer_object(req, resp, o->etag, o->len, &off, &n);
-	resp->ext_data = o->data + off;
+	if (o->fd >= 0) {
+		/* sendfile() from the memfd: no copy into the socket, which was the largest
+		 * single cost of an edge hit (a third of its CPU). */
+		resp->ext_file = true;
+		resp->ext_fd = o->fd;
+		resp->ext_off = off;
+	} else {
+		resp->ext_data = o->data + off;
+	}
 	resp->ext_len = n;
 	resp->ext_release = edge_release;
 	resp->ext_ctx = o;

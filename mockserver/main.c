@@ -338,13 +338,14 @@ static int cmd_serve(int argc, char **argv)
 	s.jwt_keys = keyring_new();
 	s.cdn_keys = keyring_new();
 	pthread_rwlock_init(&s.cdn_keys_lock, NULL);
-	/* Open origin files hold descriptors: an eighth of the limit, the rest stays for
-	 * connections. (The limit is not raised: libwebsockets sizes its tables by it.) */
+	/* Edge memfds and open origin files hold descriptors: a quarter and an eighth of the
+	 * limit, the rest stays for connections. (The limit is not raised: libwebsockets
+	 * sizes its tables by it.) */
 	struct rlimit nofile;
 	size_t fd_budget = 1024;
 	if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur != RLIM_INFINITY)
 		fd_budget = (size_t)nofile.rlim_cur;
-	s.edge = edge_new(o.edge_bytes);
+	s.edge = edge_new(o.edge_bytes, fd_budget / 4 < 4096 ? fd_budget / 4 : 4096);
 	s.files = filecache_new(fd_budget / 8 < 1024 ? fd_budget / 8 : 1024);
 	atomic_store(&s.faults.latency_ms, o.fault_latency_ms);
 	atomic_store(&s.faults.bandwidth_kbps, o.fault_bandwidth_kbps);
