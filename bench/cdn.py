@@ -138,8 +138,9 @@ def main():
         targets = [("nginx", ngx.url, nginx_paths), ("edge", srv.url, edge_paths), ("origin", srv.url, origin_paths)]
         # CPU per request, from the servers' own utime + stime: on a shared machine it
         # moves far less than req/s does. nginx's is its master plus workers.
-        ngx_pids = [ngx.proc.pid] + children(ngx.proc.pid)
-        pids = {"nginx": ngx_pids, "edge": [srv.proc.pid], "origin": [srv.proc.pid]}
+        # (nginx's workers are looked up per run: they start after its port is open.)
+        pids = {"nginx": lambda: [ngx.proc.pid] + children(ngx.proc.pid), "edge": lambda: [srv.proc.pid],
+                "origin": lambda: [srv.proc.pid]}
         results = {name: [] for name, _, _ in targets}
         for name, base, paths in targets:
             scripts.append(lua_file(paths))
@@ -148,7 +149,7 @@ def main():
             wrk(base, sc, 1)
         for run in range(RUNS):
             for (name, base, _), sc in zip(targets, scripts):
-                r = wrk(base, sc, pids=pids[name])
+                r = wrk(base, sc, pids=pids[name]())
                 results[name].append(r)
                 B.say("  run %d %-6s %9.0f req/s %8.1f MB/s  p50 %6.2f ms  p99 %6.2f ms  %5.1f CPU-us/req  errors %d",
                       run + 1, name, r["rps"], r["mbps"], r["p50_ms"], r["p99_ms"], r["cpu_us"], r["errors"])

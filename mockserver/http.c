@@ -1221,7 +1221,8 @@ static int direct_headers(struct direct *d)
 	p = stpcpy(p, d->req.request_id);
 	p = stpcpy(p, "\r\n");
 	for (int i = 0; i < r->nheaders; i++) {
-		size_t a = strlen(r->headers[i].name), c = strlen(r->headers[i].value);
+		size_t a = strnlen(r->headers[i].name, sizeof(r->headers[i].name)),
+		       c = strnlen(r->headers[i].value, sizeof(r->headers[i].value));
 		if ((size_t)(e - p) < a + c + 4)
 			return -1;
 		memcpy(p, r->headers[i].name, a);
