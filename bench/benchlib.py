@@ -98,7 +98,9 @@ class Nginx:
     """nginx serving ROOT on a loopback port with its usual static-file settings
     (sendfile, access log on, 2 workers on 2 cores)."""
 
-    def __init__(self, root):
+    def __init__(self, root, access_log_buffer=None, open_file_cache=False):
+        """access_log_buffer (e.g. "32k"): buffer log lines, flushed at least every 100 ms;
+        open_file_cache: keep open descriptors of served files (nginx's default is off)."""
         self.dir = tempfile.mkdtemp(prefix="bench-nginx-")
         self.port = free_port()
         user = "user root;\n" if os.geteuid() == 0 else ""
@@ -107,7 +109,8 @@ pid %s/nginx.pid;
 error_log %s/error.log;
 events { worker_connections 4096; }
 http {
-    access_log %s/access.log;
+    access_log %s/access.log%s;
+    %s
     sendfile on;
     tcp_nopush on;
     keepalive_requests 1000000;
@@ -117,7 +120,9 @@ http {
     uwsgi_temp_path %s/tmp; scgi_temp_path %s/tmp;
     server { listen 127.0.0.1:%d; root %s; }
 }
-""" % (user, self.dir, self.dir, self.dir, self.dir, self.dir, self.dir, self.dir, self.dir, self.port, root)
+""" % (user, self.dir, self.dir, self.dir, " combined buffer=%s flush=100ms" % access_log_buffer if access_log_buffer else "",
+       "open_file_cache max=1024 inactive=60s; open_file_cache_valid 60s;" if open_file_cache else "",
+       self.dir, self.dir, self.dir, self.dir, self.dir, self.port, root)
         with open(os.path.join(self.dir, "nginx.conf"), "w") as f:
             f.write(conf)
         os.makedirs(os.path.join(self.dir, "tmp"), exist_ok=True)

@@ -7,11 +7,13 @@
 #include "catalog.h"
 #include "db.h"
 #include "edge.h"
+#include "filecache.h"
 #include "ingest.h"
 #include "json.h"
 #include "keys.h"
 #include "manifest.h"
 #include "objstore.h"
+#include "ratelimit.h"
 #include "segment.h"
 #include "server.h"
 #include "recsvc.h"
@@ -81,12 +83,36 @@ static bool parse_target(const char *path, struct cdn_target *t)
 	return true;
 }
 
+/* Appends n in decimal at p; returns the end. */
+static char *put_int(char *p, int n)
+{
+	char d[12];
+	int k = (int)sizeof(d);
+	unsigned u = n < 0 ? 0u : (unsigned)n;
+	do {
+		d[--k] = (char)('0' + u % 10);
+		u /= 10;
+	} while (u);
+	memcpy(p, d + k, sizeof(d) - (size_t)k);
+	return p + sizeof(d) - (size_t)k;
+}
+
+/* "ID/KBPS/init" or "ID/KBPS/N"; cap must be at least 64. By hand: this runs for every
+ * segment request, on an I/O thread. */
 static void edge_key(const struct cdn_target *t, char *key, size_t cap)
 {
+	(void)cap;
+	char *p = key;
+	memcpy(p, t->id, ID_LEN);
+	p += ID_LEN;
+	*p++ = '/';
+	p = put_int(p, t->kbps);
+	*p++ = '/';
 	if (t->segment < 0)
-		snprintf(key, cap, "%s/%d/init", t->id, t->kbps);
+		p = stpcpy(p, "init");
 	else
-		snprintf(key, cap, "%s/%d/%d", t->id, t->kbps, t->segment);
+		p = put_int(p, t->segment);
+	*p = 0;
 }
 
 /* Verifies the request's signature. On failure fills resp with 403/404 and returns false. */
@@ -211,9 +237,49 @@ static void answer_object(const struct http_req *req, struct http_resp *resp, co
 	}
 }
 
+/* An /origin request on the I/O thread: answered with sendfile() from the object file when
+ * an earlier request (on a worker) opened it and its pages are all in the page cache, so
+ * the loop never waits on the disk; anything else goes to a worker, as before. The same
+ * per-address rate limit as the worker routes applies. */
+static bool origin_fast(struct server *s, struct http_req *req, struct http_resp *resp)
+{
+	struct cdn_target t;
+	if (!s->files || !parse_target(req->path, &t))
+		return false;
+	char key[64];
+	edge_key(&t, key, sizeof(key));
+	struct filecache_file *f = filecache_get(s->files, key);
+	if (!f)
+		return false;
+	int retry;
+	if (!filecache_resident(f) || !ratelimit_take(s->ip_limits, req->client_ip, http_now_us(), &retry)) {
+		filecache_release(f);
+		return false;  /* a worker reads it, or answers the 429 with the usual counters */
+	}
+	atomic_fetch_add(&s->requests, 1);
+	req->fast_checked = true;
+	if (!check_signature(s, req, resp, &t)) {
+		filecache_release(f);
+		return true;
+	}
+	atomic_fetch_add(&s->origin_requests, 1);
+	atomic_fetch_add(&s->origin_sendfile, 1);
+	size_t off, n;
+	answer_object(req, resp, f->etag, f->len, &off, &n);
+	resp->ext_file = true;
+	resp->ext_fd = f->fd;
+	resp->ext_off = off;
+	resp->ext_len = n;
+	resp->ext_release = filecache_release;
+	resp->ext_ctx = f;
+	return true;
+}
+
 bool delivery_fast(void *ctx, struct http_req *req, struct http_resp *resp)
 {
 	struct server *s = ctx;
+	if (strncmp(req->path, "/origin/", 8) == 0)
+		return origin_fast(s, req, resp);
 	if (strncmp(req->path, "/cdn/", 5) != 0)
 		return false;
 	atomic_fetch_add(&s->cdn_requests, 1);
@@ -232,7 +298,15 @@ bool delivery_fast(void *ctx, struct http_req *req, struct http_resp *resp)
 		edge_note_start(s->edge, t.id);
 	size_t off, n;
 	answer_object(req, resp, o->etag, o->len, &off, &n);
-	resp->ext_data = o->data + off;
+	if (o->fd >= 0) {
+		/* sendfile() from the memfd: no copy into the socket, which was the largest
+		 * single cost of an edge hit (a third of its CPU). */
+		resp->ext_file = true;
+		resp->ext_fd = o->fd;
+		resp->ext_off = off;
+	} else {
+		resp->ext_data = o->data + off;
+	}
 	resp->ext_len = n;
 	resp->ext_release = edge_release;
 	resp->ext_ctx = o;
@@ -279,6 +353,14 @@ static int fetch_origin(struct call *c, const struct cdn_target *t, bool admit, 
 	if (rc != 0)
 		return rc;
 	snprintf(etag, 72, "\"%s\"", hash);
+	if (t->origin && c->srv->files) {
+		/* Later requests for it are served on the I/O thread (origin_fast). */
+		char key[64], *path = objstore_path(c->srv->store, hash);
+		edge_key(t, key, sizeof(key));
+		if (path)
+			filecache_put(c->srv->files, key, path, etag);
+		free(path);
+	}
 	if (admit) {
 		bool episode = is_episode(c->db, t->id);
 		if (!episode || edge_start_count(c->srv->edge, t->id) >= EPISODE_ADMIT_STARTS) {
@@ -756,6 +838,7 @@ static void route_stats(struct call *c)
 	jw_obj_end(&w);
 	jw_kint(&w, "cdn_requests", (long long)atomic_load(&c->srv->cdn_requests));
 	jw_kint(&w, "origin_requests", (long long)atomic_load(&c->srv->origin_requests));
+	jw_kint(&w, "origin_sendfile", (long long)atomic_load(&c->srv->origin_sendfile));
 	jw_kint(&w, "signature_failures", (long long)atomic_load(&c->srv->sig_failures));
 	jw_kint(&w, "faults_injected", (long long)atomic_load(&c->srv->faults_injected));
 	jw_kint(&w, "rate_limited", (long long)atomic_load(&c->srv->rate_limited));

@@ -2,11 +2,15 @@
  * the front; insertions evict from the back until the new object fits. */
 #include "edge.h"
 #include "xmem.h"
+#include <errno.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
+#include <unistd.h>
 
 #define EDGE_SLOTS 8192
 #define EDGE_START_SLOTS 1024
@@ -27,6 +31,8 @@ struct start_count {
 struct edge {
 	pthread_mutex_t lock;
 	size_t capacity, bytes, entries;
+	size_t fds;                 /* cached entries holding a memfd; atomic */
+	size_t max_fds;
 	struct entry *slots[EDGE_SLOTS];
 	struct entry *head, *tail;  /* head = most recent */
 	uint64_t hits, misses, insertions, evictions, refused;
@@ -42,11 +48,12 @@ static unsigned hash(const char *s)
 	return h;
 }
 
-struct edge *edge_new(size_t capacity)
+struct edge *edge_new(size_t capacity, size_t max_fds)
 {
 	struct edge *e = xcalloc(1, sizeof(*e));
 	pthread_mutex_init(&e->lock, NULL);
 	e->capacity = capacity;
+	e->max_fds = max_fds;
 	e->window_start = time(NULL);
 	return e;
 }
@@ -55,7 +62,12 @@ struct edge *edge_new(size_t capacity)
 static void obj_unref(struct edge_obj *o)
 {
 	if (__atomic_sub_fetch(&o->refs, 1, __ATOMIC_ACQ_REL) == 0) {
-		free(o->data);
+		if (o->fd >= 0) {
+			munmap(o->data, o->len);
+			close(o->fd);
+		} else {
+			free(o->data);
+		}
 		free(o);
 	}
 }
@@ -87,6 +99,8 @@ static void remove_entry(struct edge *e, struct entry *en)
 	unlink_lru(e, en);
 	e->bytes -= en->obj->len;
 	e->entries--;
+	if (en->obj->fd >= 0)
+		__atomic_sub_fetch(&e->fds, 1, __ATOMIC_RELAXED);  /* closed with the last response holding it */
 	obj_unref(en->obj);
 	free(en->key);
 	free(en);
@@ -120,14 +134,64 @@ struct edge_obj *edge_get(struct edge *e, const char *key)
 	return o;
 }
 
+/* Puts the bytes in a memfd mapped read-only at o->data. 0 or -errno (then the caller
+ * keeps them in plain memory). Nothing writes to the memfd afterwards (only this module
+ * has it), so a response may send its pages even after the entry is evicted. */
+static int memfd_hold(struct edge_obj *o, const void *data, size_t len)
+{
+	int fd = memfd_create("encored-edge", MFD_CLOEXEC), rc = 0;
+	if (fd < 0)
+		return -errno;
+	for (size_t off = 0; off < len;) {
+		ssize_t w = write(fd, (const uint8_t *)data + off, len - off);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0) {
+			rc = w < 0 ? -errno : -EIO;
+			goto fail;
+		}
+		off += (size_t)w;
+	}
+	void *p = mmap(NULL, len, PROT_READ, MAP_SHARED, fd, 0);
+	if (p == MAP_FAILED) {
+		rc = -errno;
+		goto fail;
+	}
+	o->data = p;
+	o->fd = fd;
+	return 0;
+fail:
+	close(fd);
+	return rc;
+}
+
 void edge_put(struct edge *e, const char *key, const void *data, size_t len, const char *etag)
 {
-	pthread_mutex_lock(&e->lock);
 	if (len > e->capacity / 4) {
+		pthread_mutex_lock(&e->lock);
 		e->refused++;
 		pthread_mutex_unlock(&e->lock);
 		return;
 	}
+	/* Built before taking the lock: filling a memfd costs system calls, and the I/O
+	 * threads' lookups wait on this lock. */
+	struct edge_obj *o = xcalloc(1, sizeof(*o));
+	o->len = len;
+	o->fd = -1;
+	bool in_fd = false;
+	if (len >= EDGE_FD_MIN_BYTES) {
+		if (__atomic_add_fetch(&e->fds, 1, __ATOMIC_RELAXED) <= e->max_fds && memfd_hold(o, data, len) == 0)
+			in_fd = true;
+		else
+			__atomic_sub_fetch(&e->fds, 1, __ATOMIC_RELAXED);
+	}
+	if (!in_fd) {
+		o->data = xmalloc(len ? len : 1);
+		memcpy(o->data, data, len);
+	}
+	snprintf(o->etag, sizeof(o->etag), "%s", etag ? etag : "");
+	o->refs = 1;
+	pthread_mutex_lock(&e->lock);
 	for (struct entry *en = e->slots[hash(key) % EDGE_SLOTS]; en; en = en->hnext)
 		if (strcmp(en->key, key) == 0) {
 			remove_entry(e, en);
@@ -137,12 +201,6 @@ void edge_put(struct edge *e, const char *key, const void *data, size_t len, con
 		remove_entry(e, e->tail);
 		e->evictions++;
 	}
-	struct edge_obj *o = xcalloc(1, sizeof(*o));
-	o->len = len;
-	o->data = xmalloc(len ? len : 1);
-	memcpy(o->data, data, len);
-	snprintf(o->etag, sizeof(o->etag), "%s", etag ? etag : "");
-	o->refs = 1;
 	struct entry *en = xcalloc(1, sizeof(*en));
 	en->key = xstrdup(key);
 	en->obj = o;

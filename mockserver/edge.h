@@ -11,7 +11,11 @@ struct edge;
 struct edge_obj {
 	size_t len;
 	char etag[72];      /* strong ETag, quoted */
-	uint8_t *data;
+	uint8_t *data;      /* read-only */
+	/* An in-memory file (memfd) holding the same bytes, which data maps, so a response can
+	 * sendfile() them to a socket without copying them; -1 when the object lives in plain
+	 * memory (small objects, or the descriptor budget is spent). */
+	int fd;
 	/* private */
 	int refs;
 };
@@ -21,8 +25,12 @@ struct edge_stats {
 	uint64_t bytes, entries, capacity;
 };
 
-/* capacity: the most bytes of object data held at once (0 disables the cache). */
-struct edge *edge_new(size_t capacity);
+/* Objects from this size up are held in a memfd (edge_obj.fd); smaller ones cost little to copy. */
+#define EDGE_FD_MIN_BYTES 16384
+
+/* capacity: the most bytes of object data held at once (0 disables the cache); max_fds: the
+ * most cached objects held in a memfd (a share of the process's descriptor limit). */
+struct edge *edge_new(size_t capacity, size_t max_fds);
 void edge_free(struct edge *e);
 /* The object for key with a reference the caller must drop with edge_release, or NULL (a miss). */
 struct edge_obj *edge_get(struct edge *e, const char *key);

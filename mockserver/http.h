@@ -52,9 +52,15 @@ struct http_resp {
 	int nheaders;
 	bool close;                 /* close the connection after this response */
 	/* Zero-copy body: when ext_data is set it is sent instead of body, and ext_release(ext_ctx)
-	 * is called once the response is done with it. */
+	 * is called once the response is done with it. When ext_file is set, the body is instead
+	 * ext_len bytes of the open file ext_fd from offset ext_off, sent with sendfile() (the
+	 * file's pages go to the socket without a copy; the file must be in the page cache, since
+	 * this runs on an I/O thread); ext_release keeps the descriptor open until then. */
 	const uint8_t *ext_data;
 	size_t ext_len;
+	bool ext_file;
+	int ext_fd;
+	uint64_t ext_off;
 	void (*ext_release)(void *ext_ctx);
 	void *ext_ctx;
 	/* Shaping, for fault injection: wait before the headers, cap the send rate, or close
@@ -77,9 +83,17 @@ struct http_app {
 	 * worker hop (edge-cache hits). Returns true when resp is complete. Must not block, and
 	 * runs on several I/O threads at once. */
 	bool (*fast)(void *ctx, struct http_req *req, struct http_resp *resp);
+	/* Optional, called on an I/O thread: whether plain segment GETs (/cdn/, /origin/) may
+	 * be answered by the http layer's direct path now, without libwebsockets' request
+	 * machinery. False sends them the general way (where fault shaping lives). */
+	bool (*direct_ok)(void *ctx);
 	/* Called on the connection's I/O thread once per finished request (several I/O threads
-	 * at once), for access logs and metrics. */
-	void (*log)(void *ctx, const struct http_req *req, const struct http_resp *resp, int64_t latency_us);
+	 * at once), for access logs and metrics. Appends the request's log line (with its '\n')
+	 * to out, a per-thread buffer the http layer writes to stderr in batches: whole lines
+	 * per write(), at the latest when the I/O thread's pass over ready connections ends, so
+	 * a line never waits on an idle server. */
+	void (*log)(void *ctx, const struct http_req *req, const struct http_resp *resp, int64_t latency_us,
+		    struct buf *out);
 };
 
 /* The WebSocket side: connections that ask for subprotocol HTTP_WS_PROTOCOL on the same

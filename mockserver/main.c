@@ -6,6 +6,7 @@
 #include "audiofile.h"
 #include "ingest.h"
 #include "edge.h"
+#include "filecache.h"
 #include "objstore.h"
 #include "synth.h"
 #include "http.h"
@@ -31,6 +32,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -336,7 +338,15 @@ static int cmd_serve(int argc, char **argv)
 	s.jwt_keys = keyring_new();
 	s.cdn_keys = keyring_new();
 	pthread_rwlock_init(&s.cdn_keys_lock, NULL);
-	s.edge = edge_new(o.edge_bytes);
+	/* Edge memfds and open origin files hold descriptors: a quarter and an eighth of the
+	 * limit, the rest stays for connections. (The limit is not raised: libwebsockets
+	 * sizes its tables by it.) */
+	struct rlimit nofile;
+	size_t fd_budget = 1024;
+	if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur != RLIM_INFINITY)
+		fd_budget = (size_t)nofile.rlim_cur;
+	s.edge = edge_new(o.edge_bytes, fd_budget / 4 < 4096 ? fd_budget / 4 : 4096);
+	s.files = filecache_new(fd_budget / 8 < 1024 ? fd_budget / 8 : 1024);
 	atomic_store(&s.faults.latency_ms, o.fault_latency_ms);
 	atomic_store(&s.faults.bandwidth_kbps, o.fault_bandwidth_kbps);
 	atomic_store(&s.faults.error_ppm, (int)(o.fault_error_rate * 1e6));
@@ -444,6 +454,7 @@ out:
 	keyring_free(s.cdn_keys);
 	pthread_rwlock_destroy(&s.cdn_keys_lock);
 	edge_free(s.edge);
+	filecache_free(s.files);
 	objstore_free(s.store);
 	ratelimit_free(s.user_limits);
 	ratelimit_free(s.ip_limits);

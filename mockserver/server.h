@@ -71,9 +71,11 @@ struct server {
 	struct keyring *cdn_keys;
 	pthread_rwlock_t cdn_keys_lock;   /* rotation writes while routes verify */
 	struct edge *edge;
+	struct filecache *files;          /* origin objects by CDN target; may be NULL */
 	struct objstore *store;
 	struct faults faults;
 	atomic_ullong sig_failures, cdn_requests, origin_requests, faults_injected;
+	atomic_ullong origin_sendfile;    /* origin requests sent from the open file on an I/O thread */
 	struct ratelimit *user_limits;
 	struct ratelimit *ip_limits;
 	struct loginguard *login_accounts;  /* password-grant failures per username */

@@ -188,6 +188,133 @@ def test_range_etag_and_immutable_caching(srv):
     c.close()
 
 
+def test_origin_repeats_are_sent_from_the_object_file_with_the_same_semantics(srv):
+    """The first /origin request for an object goes to a worker (database lookup, file
+    read); later ones are answered on the I/O thread with sendfile() from the open file.
+    Both must be the same HTTP: bytes, ETag, Range, If-None-Match, signature refusals,
+    keep-alive; and every request still gets its own access-log line."""
+    tid = plain_track(srv)
+    m = srv.login("alice").get("/v1/playback/%s?inline=0" % tid)[1]
+    rd = m["renditions"][1]
+    url = rd["origin_url_template"].replace("{index}", "1")
+    s0 = admin_stats(srv)
+    st, first, r1 = fetch(url)
+    expect((st, blake(first)), (200, rd["segments"][1]["hash"]), "first origin fetch (worker)")
+    s1 = admin_stats(srv)
+    st, again, r2 = fetch(url)
+    s2 = admin_stats(srv)
+    expect((st, again), (200, first), "repeat (file path) has the same bytes")
+    expect((s1["origin_sendfile"] - s0["origin_sendfile"], s2["origin_sendfile"] - s1["origin_sendfile"]), (0, 1),
+           "the repeat was sent from the file, the first was not")
+    expect((r2.getheader("etag"), r2.getheader("cache-control"), r2.getheader("content-type")),
+           (r1.getheader("etag"), r1.getheader("cache-control"), r1.getheader("content-type")), "same headers")
+    etag = r2.getheader("etag")
+    st, part, r = fetch(url, {"Range": "bytes=10-109"})
+    expect((st, part, r.getheader("content-range")), (206, first[10:110], "bytes 10-109/%d" % len(first)), "range")
+    st, part, _ = fetch(url, {"Range": "bytes=-7"})
+    expect((st, part), (206, first[-7:]), "suffix range")
+    st, _, r = fetch(url, {"Range": "bytes=%d-" % len(first)})
+    expect((st, r.getheader("content-range")), (416, "bytes */%d" % len(first)), "unsatisfiable")
+    expect(fetch(url, {"If-None-Match": etag})[:2], (304, b""), "If-None-Match")
+    u = urllib.parse.urlsplit(url)
+    forged = url.replace("s=" + dict(urllib.parse.parse_qsl(u.query))["s"], "s=" + "A" * 43)
+    expect(fetch(forged)[0], 403, "forged signature on a cached file")
+    expect(fetch(url, source="127.0.0.2")[0], 403, "another IP on a cached file")
+    s3 = admin_stats(srv)
+    expect(s3["signature_failures"] - s2["signature_failures"], 2, "refusals counted")
+    # Keep-alive: every segment twice over one connection (worker, then file path).
+    c = http.client.HTTPConnection(u.hostname, u.port, timeout=60)
+    rids = []
+    for k in list(range(m["segment_count"])) * 2:
+        p = urllib.parse.urlsplit(rd["origin_url_template"].replace("{index}", str(k)))
+        c.request("GET", p.path + "?" + p.query)
+        r = c.getresponse()
+        data = r.read()
+        rids.append(r.getheader("x-request-id"))
+        expect((r.status, blake(data)), (200, rd["segments"][k]["hash"]), "origin segment %d over one connection" % k)
+    c.close()
+    expect(len(set(rids)), len(rids), "distinct request ids")
+
+    def logged():
+        lines = {}
+        for line in srv.log_text().splitlines():
+            if line.startswith("{") and '"rid"' in line:
+                e = json.loads(line)
+                lines[e["rid"]] = e
+        return all(rid in lines for rid in rids) and lines
+    lines = wait_for(logged, 30, "an access-log line for each request")
+    expect(sorted({(lines[r]["status"], lines[r]["method"], lines[r]["path"].split("/")[1]) for r in rids}),
+           [(200, "GET", "origin")], "log lines: status, method, path")
+
+
+def read_response(f):
+    """One HTTP/1.1 response from a buffered socket file: (status, headers, body)."""
+    line = f.readline()
+    if not line:
+        return None
+    status = int(line.split()[1])
+    headers = {}
+    while True:
+        h = f.readline().rstrip(b"\r\n")
+        if not h:
+            break
+        k, v = h.decode().split(":", 1)
+        headers[k.strip().lower()] = v.strip()
+    return status, headers, f.read(int(headers.get("content-length", "0")))
+
+
+def test_segment_connections_keep_http_semantics_and_move_to_the_general_path(srv):
+    """Segment GETs skip libwebsockets' request machinery (the direct path); pipelining,
+    split request heads, Connection: close, and a connection that goes on to other
+    requests must behave exactly as on the general path."""
+    tid = plain_track(srv)
+    a = srv.login("alice")
+    m = a.get("/v1/playback/%s?inline=0" % tid)[1]
+    rd = m["renditions"][2]
+    paths = []
+    for k in range(2):
+        u = urllib.parse.urlsplit(rd["segment_url_template"].replace("{index}", str(k)))
+        paths.append((u.path + "?" + u.query).encode())
+        fetch(rd["segment_url_template"].replace("{index}", str(k)))  # admitted to the edge
+    host = ("127.0.0.1", srv.port)
+    s = socket.create_connection(host)
+    f = s.makefile("rb")
+    # Pipelined: two edge hits, a range, then an API request on the same connection.
+    s.sendall(b"GET %s HTTP/1.1\r\nHost: x\r\n\r\n" % paths[0] +
+              b"GET %s HTTP/1.1\r\nHost: x\r\n\r\n" % paths[1] +
+              b"GET %s HTTP/1.1\r\nHost: x\r\nRange: bytes=5-14\r\n\r\n" % paths[0] +
+              b"GET /v1/me HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n\r\n" % a.token.encode())
+    got = [read_response(f) for _ in range(4)]
+    expect([g[0] for g in got], [200, 200, 206, 200], "pipelined statuses")
+    expect([blake(got[0][2]), blake(got[1][2])], [rd["segments"][0]["hash"], rd["segments"][1]["hash"]], "pipelined bodies")
+    expect((got[2][2], got[2][1].get("content-range")), (got[0][2][5:15], "bytes 5-14/%d" % len(got[0][2])), "range")
+    expect(json.loads(got[3][2])["id"], "alice", "an API request after segments on one connection")
+    expect(len({g[1]["x-request-id"] for g in got}), 4, "a request id each")
+    # After moving to the general path the connection still serves segments.
+    s.sendall(b"GET %s HTTP/1.1\r\nHost: x\r\n\r\n" % paths[1])
+    st, _, body = read_response(f)
+    expect((st, blake(body)), (200, rd["segments"][1]["hash"]), "a segment after the API request")
+    s.close()
+    # A request head that arrives in pieces, then Connection: close.
+    s = socket.create_connection(host)
+    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    f = s.makefile("rb")
+    head = b"GET %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n" % paths[0]
+    for i in range(0, len(head), 40):
+        s.sendall(head[i:i + 40])
+    st, h, body = read_response(f)
+    expect((st, blake(body), h.get("connection")), (200, rd["segments"][0]["hash"], "close"), "split head, close")
+    expect(f.read(), b"", "closed after Connection: close")
+    s.close()
+    # Percent-encoding is left to libwebsockets' decoder: same answer.
+    s = socket.create_connection(host)
+    f = s.makefile("rb")
+    s.sendall(b"GET %s&x=%%41 HTTP/1.1\r\nHost: x\r\n\r\n" % paths[0])
+    st, _, body = read_response(f)
+    expect((st, blake(body)), (200, rd["segments"][0]["hash"]), "percent-encoded argument")
+    s.close()
+
+
 def test_key_rotation_keeps_old_urls_valid(srv):
     tid = plain_track(srv)
     old = srv.login("alice").get("/v1/playback/" + tid)[1]["renditions"][0]["init"]["url"]
@@ -347,6 +474,8 @@ if __name__ == "__main__":
                   test_market_and_explicit_rules,
                   test_signed_urls_refuse_forged_tampered_other_user_other_ip,
                   test_range_etag_and_immutable_caching,
+                  test_origin_repeats_are_sent_from_the_object_file_with_the_same_semantics,
+                  test_segment_connections_keep_http_semantics_and_move_to_the_general_path,
                   test_key_rotation_keeps_old_urls_valid,
                   test_edge_cache_hits_after_a_miss_and_warm_prepopulates,
                   test_podcast_episodes_enter_the_edge_only_when_popular,

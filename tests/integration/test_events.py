@@ -245,8 +245,9 @@ def test_metrics_is_prometheus_text_with_the_named_series(srv):
     expect(sorted(lab for lab, _ in s["encore_consumer_lag"]),
            ['consumer="realtime"', 'consumer="recommendations"', 'consumer="royalties"'], "lag per consumer")
     assert dict(s["encore_metadata_cache_hit_ratio"])[""] > 0, "the second track GET was a cache hit"
-    log = srv.log_text()
-    assert re.search(r'"rid":"[0-9a-f]{16}".*"path":"/metrics".*"ms":', log), "access log line for /metrics"
+    # Lines are written in batches, once per pass of the I/O thread's loop: wait for it.
+    wait_for(lambda: re.search(r'"rid":"[0-9a-f]{16}".*"path":"/metrics".*"ms":', srv.log_text()), 30,
+             "access log line for /metrics")
 
 
 def test_kill_9_during_ingest_loses_no_acknowledged_event_and_counts_none_twice(srv):
