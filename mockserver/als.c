@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <math.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,6 +40,17 @@ static uint64_t mix(uint64_t *s)
 	return z ^ (z >> 31);
 }
 
+/* Cache-line aligned, so with f a multiple of 16 every factor row starts a line. Aborts on OOM. */
+static float *xalloc64(size_t n)
+{
+	void *p = NULL;
+	if (posix_memalign(&p, 64, n ? n : 64) != 0) {
+		fprintf(stderr, "encored: out of memory allocating %zu bytes\n", n);
+		abort();
+	}
+	return p;
+}
+
 struct als *als_new(int users, int items, const struct als_params *p)
 {
 	if (users < 1 || items < 1 || !p || p->factors < 1)
@@ -52,8 +64,8 @@ struct als *als_new(int users, int items, const struct als_params *p)
 		a->p.cg_steps = 1;
 	if (a->p.threads < 1)
 		a->p.threads = 1;
-	a->U = xmalloc((size_t)users * a->f * sizeof(float));
-	a->V = xmalloc((size_t)items * a->f * sizeof(float));
+	a->U = xalloc64((size_t)users * a->f * sizeof(float));
+	a->V = xalloc64((size_t)items * a->f * sizeof(float));
 	uint64_t s = p->seed;
 	/* Centred noise: all-positive starts keep the factors nearly collinear for many sweeps. */
 	float scale = 0.2f / sqrtf((float)a->f);
@@ -84,7 +96,7 @@ float *als_item_factors_mut(struct als *a) { return a->V; }
 /* Hot loops are compiled for AVX-512, AVX2 and baseline x86-64 and picked at load time
  * (glibc ifunc), so one binary uses the machine's vector width without -march=native. */
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-#define ALS_CLONES __attribute__((target_clones("avx512f", "avx2,fma", "default")))
+#define ALS_CLONES __attribute__((target_clones("avx512f", "arch=x86-64-v3", "default")))
 #else
 #define ALS_CLONES
 #endif
@@ -125,6 +137,7 @@ static inline void gemv(float *restrict out, const float *restrict G, const floa
 }
 
 struct job {
+	bool fast;             /* f == 64 and not forced generic: the 16-lane kernel */
 	const struct als_csr *m;
 	float *X;              /* rows being solved */
 	const float *Y;        /* fixed side */
@@ -184,11 +197,155 @@ ALS_CLONES static void solve_row(const struct job *j, int u, float *r, float *p,
 	}
 }
 
-/* G += y y' over rows lo..hi of Y. */
+/* ---- The 16-lane kernel for f = 64 ----
+ * GNU vector types rather than intrinsics: each target_clones copy lowers a v16 to one zmm
+ * (AVX-512), two ymm (AVX2) or four xmm (baseline), and clang builds it too. Per row, one
+ * sparse pass is two loops over the row's entries: first every y_i . q (independent dot
+ * products, so their horizontal sums overlap instead of forming one long dependency chain),
+ * then sum d_i y_i into two interleaved accumulator sets. Entries go in blocks small enough
+ * that the second loop finds the block's y_i still in L1. */
+typedef float v16 __attribute__((vector_size(64), aligned(4), may_alias));
+#define NV 4          /* vectors per row: f = 64 */
+#define BLK 96        /* entries per block: 96 rows of 256 bytes stay in a 48 KiB L1 */
+#define PF 6          /* entries ahead to prefetch in the first loop */
+#define AI __attribute__((always_inline)) static inline
+
+/* Sum of the 16 lanes, as a tree (a fixed order: results do not depend on the clone). */
+AI float hsum(const v16 *a)
+{
+	v16 h = *a;
+	h += __builtin_shufflevector(h, h, 8, 9, 10, 11, 12, 13, 14, 15, 0, 1, 2, 3, 4, 5, 6, 7);
+	h += __builtin_shufflevector(h, h, 4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9, 10, 11);
+	h += __builtin_shufflevector(h, h, 2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13);
+	h += __builtin_shufflevector(h, h, 1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14);
+	return h[0];
+}
+
+AI float dot64(const float *a, const float *b)
+{
+	const v16 *x = (const v16 *)a, *y = (const v16 *)b;
+	v16 s = x[0] * y[0] + x[1] * y[1] + x[2] * y[2] + x[3] * y[3];
+	return hsum(&s);
+}
+
+/* out = G q, reading G by rows: G is symmetric, so row k is column k and the product is a
+ * sum of broadcast multiples of rows, with no horizontal sums. */
+AI void gemv64(float *out, const float *G, const float *q)
+{
+	v16 a[NV] = {0}, b[NV] = {0};
+	for (int k = 0; k < 64; k += 2) {
+		const v16 *g0 = (const v16 *)(G + (size_t)k * 64), *g1 = (const v16 *)(G + (size_t)(k + 1) * 64);
+		for (int v = 0; v < NV; v++) {
+			a[v] += q[k] * g0[v];
+			b[v] += q[k + 1] * g1[v];
+		}
+	}
+	for (int v = 0; v < NV; v++)
+		((v16 *)out)[v] = a[v] + b[v];
+}
+
+/* out = sum over the row's entries of d_i y_i with, for the residual (residual = 1),
+ * d_i = c_i p_i - (c_i - 1) y_i . q, and for a CG step d_i = (c_i - 1) y_i . q
+ * (c = 1 + alpha |v|, p = v > 0; a zero entry gives d = 0 either way). */
+AI void sparse64(float *out, const struct job *j, int64_t b, int64_t e, const float *q, int residual)
+{
+	const float *restrict Y = j->Y;
+	const int32_t *restrict idx = j->m->indices;
+	const float *restrict dat = j->m->data;
+	const v16 *qv = (const v16 *)q;
+	v16 a0[NV] = {0}, a1[NV] = {0};
+	float d[BLK];
+	for (int64_t s = b; s < e; s += BLK) {
+		int n = e - s < BLK ? (int)(e - s) : BLK;
+		for (int i = 0; i < n; i++) {
+			if (s + i + PF < e) {
+				const char *nx = (const char *)(Y + (size_t)idx[s + i + PF] * 64);
+				__builtin_prefetch(nx);
+				__builtin_prefetch(nx + 64);
+				__builtin_prefetch(nx + 128);
+				__builtin_prefetch(nx + 192);
+			}
+			const v16 *y = (const v16 *)(Y + (size_t)idx[s + i] * 64);
+			v16 t = y[0] * qv[0] + y[1] * qv[1] + y[2] * qv[2] + y[3] * qv[3];
+			float yq = hsum(&t);
+			float v = dat[s + i], w = j->alpha * fabsf(v);
+			d[i] = residual ? (v > 0 ? 1 + w : 0) - w * yq : w * yq;
+		}
+		int i = 0;
+		for (; i + 2 <= n; i += 2) {
+			const v16 *y0 = (const v16 *)(Y + (size_t)idx[s + i] * 64);
+			const v16 *y1 = (const v16 *)(Y + (size_t)idx[s + i + 1] * 64);
+			for (int v = 0; v < NV; v++) {
+				a0[v] += d[i] * y0[v];
+				a1[v] += d[i + 1] * y1[v];
+			}
+		}
+		if (i < n) {
+			const v16 *y0 = (const v16 *)(Y + (size_t)idx[s + i] * 64);
+			for (int v = 0; v < NV; v++)
+				a0[v] += d[i] * y0[v];
+		}
+	}
+	for (int v = 0; v < NV; v++)
+		((v16 *)out)[v] = a0[v] + a1[v];
+}
+
+/* Rows lo..hi by the same CG as solve_row, in 16-lane vectors. */
+ALS_CLONES static void solve_rows64(const struct job *j, int lo, int hi)
+{
+	_Alignas(64) float r[64], p[64], Ap[64], t[64];
+	v16 *rv = (v16 *)r, *pv = (v16 *)p, *Av = (v16 *)Ap, *tv = (v16 *)t;
+	for (int u = lo; u < hi; u++) {
+		float *x = j->X + (size_t)u * 64;
+		v16 *xv = (v16 *)x;
+		int64_t b = j->m->indptr[u], e = j->m->indptr[u + 1];
+		/* r = b - A x */
+		gemv64(t, j->G, x);
+		sparse64(r, j, b, e, x, 1);
+		for (int v = 0; v < NV; v++)
+			pv[v] = rv[v] = rv[v] - tv[v];
+		float rs = dot64(r, r);
+		for (int it = 0; it < j->cg && rs > 1e-20f; it++) {
+			gemv64(Ap, j->G, p);
+			sparse64(t, j, b, e, p, 0);
+			for (int v = 0; v < NV; v++)
+				Av[v] += tv[v];
+			float pAp = dot64(p, Ap);
+			if (!(pAp > 0))
+				break;
+			float step = rs / pAp;
+			for (int v = 0; v < NV; v++) {
+				xv[v] += step * pv[v];
+				rv[v] -= step * Av[v];
+			}
+			float rn = dot64(r, r), beta = rn / rs;
+			for (int v = 0; v < NV; v++)
+				pv[v] = rv[v] + beta * pv[v];
+			rs = rn;
+		}
+	}
+}
+
+/* G += y y' over rows lo..hi of Y, four rows of Y per pass over G so G is loaded and stored
+ * a quarter as often (a blocked rank-4 update). Whole rows of G rather than the upper
+ * triangle: twice the multiply-adds, but each row is one vectorised loop. */
 ALS_CLONES static void gram_rows(float *restrict G, const float *restrict Y, int lo, int hi, int f)
 {
-	/* Whole rows rather than the upper triangle: twice the work, but it vectorises. */
-	for (int i = lo; i < hi; i++) {
+	int i = lo;
+	for (; i + 4 <= hi; i += 4) {
+		const float *y0 = Y + (size_t)i * f, *y1 = y0 + f, *y2 = y1 + f, *y3 = y2 + f;
+		for (int r = 0; r < f; r++) {
+			float *g = G + (size_t)r * f;
+			float c0 = y0[r], c1 = y1[r], c2 = y2[r], c3 = y3[r];
+			int k = 0;
+			for (; k + 16 <= f; k += 16)
+				for (int l = 0; l < 16; l++)
+					g[k + l] += (c0 * y0[k + l] + c1 * y1[k + l]) + (c2 * y2[k + l] + c3 * y3[k + l]);
+			for (; k < f; k++)
+				g[k] += (c0 * y0[k] + c1 * y1[k]) + (c2 * y2[k] + c3 * y3[k]);
+		}
+	}
+	for (; i < hi; i++) {
 		const float *y = Y + (size_t)i * f;
 		for (int r = 0; r < f; r++)
 			axpy(G + (size_t)r * f, y[r], y, f);
@@ -230,8 +387,11 @@ static void *worker(void *arg)
 		if (start >= j->m->rows)
 			break;
 		int end = start + CHUNK < j->m->rows ? start + CHUNK : j->m->rows;
-		for (int u = start; u < end; u++)
-			solve_row(j, u, buf, buf + f, buf + 2 * f);
+		if (j->fast)
+			solve_rows64(j, start, end);
+		else
+			for (int u = start; u < end; u++)
+				solve_row(j, u, buf, buf + f, buf + 2 * f);
 	}
 	free(buf);
 	return NULL;
@@ -241,6 +401,7 @@ static void half_sweep(struct als *a, const struct als_csr *m, float *X, const f
 {
 	int nt = a->p.threads;
 	struct job j = {
+		.fast = a->f == 64 && !a->p.generic,
 		.m = m, .X = X, .Y = Y, .nY = nY, .G = NULL, .reg = a->p.reg, .f = a->f, .cg = a->p.cg_steps,
 		.alpha = a->p.alpha, .nthreads = nt,
 	};
