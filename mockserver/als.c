@@ -228,37 +228,52 @@ AI float dot64(const float *a, const float *b)
 	return hsum(&s);
 }
 
+/* Accumulators are named variables, not arrays: -O2 does not fully unroll the loops over a
+ * small array, and an array accumulator lives in memory, costing a store-to-load forward on
+ * every multiply-add. */
+
 /* out = G q, reading G by rows: G is symmetric, so row k is column k and the product is a
  * sum of broadcast multiples of rows, with no horizontal sums. */
 AI void gemv64(float *out, const float *G, const float *q)
 {
-	v16 a[NV] = {0}, b[NV] = {0};
+	v16 a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0}, b0 = {0}, b1 = {0}, b2 = {0}, b3 = {0};
 	for (int k = 0; k < 64; k += 2) {
-		const v16 *g0 = (const v16 *)(G + (size_t)k * 64), *g1 = (const v16 *)(G + (size_t)(k + 1) * 64);
-		for (int v = 0; v < NV; v++) {
-			a[v] += q[k] * g0[v];
-			b[v] += q[k + 1] * g1[v];
-		}
+		const v16 *g = (const v16 *)(G + (size_t)k * 64), *h = g + NV;
+		float s = q[k], t = q[k + 1];
+		a0 += s * g[0];
+		a1 += s * g[1];
+		a2 += s * g[2];
+		a3 += s * g[3];
+		b0 += t * h[0];
+		b1 += t * h[1];
+		b2 += t * h[2];
+		b3 += t * h[3];
 	}
-	for (int v = 0; v < NV; v++)
-		((v16 *)out)[v] = a[v] + b[v];
+	v16 *o = (v16 *)out;
+	o[0] = a0 + b0;
+	o[1] = a1 + b1;
+	o[2] = a2 + b2;
+	o[3] = a3 + b3;
 }
 
 /* out = sum over the row's entries of d_i y_i with, for the residual (residual = 1),
  * d_i = c_i p_i - (c_i - 1) y_i . q, and for a CG step d_i = (c_i - 1) y_i . q
- * (c = 1 + alpha |v|, p = v > 0; a zero entry gives d = 0 either way). */
+ * (c = 1 + alpha |v|, p = v > 0; a zero entry gives d = 0 either way). Only the residual
+ * pass, the row's first touch of its y_i, prefetches: later passes find them in cache. */
 AI void sparse64(float *out, const struct job *j, int64_t b, int64_t e, const float *q, int residual)
 {
 	const float *restrict Y = j->Y;
 	const int32_t *restrict idx = j->m->indices;
 	const float *restrict dat = j->m->data;
+	const float alpha = j->alpha;
 	const v16 *qv = (const v16 *)q;
-	v16 a0[NV] = {0}, a1[NV] = {0};
+	const v16 q0 = qv[0], q1 = qv[1], q2 = qv[2], q3 = qv[3];
+	v16 a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0}, b0 = {0}, b1 = {0}, b2 = {0}, b3 = {0};
 	float d[BLK];
 	for (int64_t s = b; s < e; s += BLK) {
 		int n = e - s < BLK ? (int)(e - s) : BLK;
 		for (int i = 0; i < n; i++) {
-			if (s + i + PF < e) {
+			if (residual && s + i + PF < e) {
 				const char *nx = (const char *)(Y + (size_t)idx[s + i + PF] * 64);
 				__builtin_prefetch(nx);
 				__builtin_prefetch(nx + 64);
@@ -266,28 +281,39 @@ AI void sparse64(float *out, const struct job *j, int64_t b, int64_t e, const fl
 				__builtin_prefetch(nx + 192);
 			}
 			const v16 *y = (const v16 *)(Y + (size_t)idx[s + i] * 64);
-			v16 t = y[0] * qv[0] + y[1] * qv[1] + y[2] * qv[2] + y[3] * qv[3];
+			v16 t = (y[0] * q0 + y[1] * q1) + (y[2] * q2 + y[3] * q3);
 			float yq = hsum(&t);
-			float v = dat[s + i], w = j->alpha * fabsf(v);
+			float v = dat[s + i], w = alpha * fabsf(v);
 			d[i] = residual ? (v > 0 ? 1 + w : 0) - w * yq : w * yq;
 		}
 		int i = 0;
 		for (; i + 2 <= n; i += 2) {
-			const v16 *y0 = (const v16 *)(Y + (size_t)idx[s + i] * 64);
-			const v16 *y1 = (const v16 *)(Y + (size_t)idx[s + i + 1] * 64);
-			for (int v = 0; v < NV; v++) {
-				a0[v] += d[i] * y0[v];
-				a1[v] += d[i + 1] * y1[v];
-			}
+			const v16 *y = (const v16 *)(Y + (size_t)idx[s + i] * 64);
+			const v16 *z = (const v16 *)(Y + (size_t)idx[s + i + 1] * 64);
+			float dy = d[i], dz = d[i + 1];
+			a0 += dy * y[0];
+			a1 += dy * y[1];
+			a2 += dy * y[2];
+			a3 += dy * y[3];
+			b0 += dz * z[0];
+			b1 += dz * z[1];
+			b2 += dz * z[2];
+			b3 += dz * z[3];
 		}
 		if (i < n) {
-			const v16 *y0 = (const v16 *)(Y + (size_t)idx[s + i] * 64);
-			for (int v = 0; v < NV; v++)
-				a0[v] += d[i] * y0[v];
+			const v16 *y = (const v16 *)(Y + (size_t)idx[s + i] * 64);
+			float dy = d[i];
+			a0 += dy * y[0];
+			a1 += dy * y[1];
+			a2 += dy * y[2];
+			a3 += dy * y[3];
 		}
 	}
-	for (int v = 0; v < NV; v++)
-		((v16 *)out)[v] = a0[v] + a1[v];
+	v16 *o = (v16 *)out;
+	o[0] = a0 + b0;
+	o[1] = a1 + b1;
+	o[2] = a2 + b2;
+	o[3] = a3 + b3;
 }
 
 /* Rows lo..hi by the same CG as solve_row, in 16-lane vectors. */
