@@ -14,6 +14,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 struct als {
 	int users, items, f;
@@ -40,14 +41,21 @@ static uint64_t mix(uint64_t *s)
 	return z ^ (z >> 31);
 }
 
-/* Cache-line aligned, so with f a multiple of 16 every factor row starts a line. Aborts on OOM. */
+/* Cache-line aligned, so with f a multiple of 16 every factor row starts a line. Large arrays
+ * are asked for transparent huge pages: a half-sweep gathers rows of the other side's array
+ * at random, and with 4 KiB pages nearly every gather of a 100 MB array misses the TLB.
+ * Aborts on OOM. */
 static float *xalloc64(size_t n)
 {
+	const size_t huge = (size_t)2 << 20;
+	size_t align = n >= 2 * huge ? huge : 64, len = n ? (n + align - 1) / align * align : 64;
 	void *p = NULL;
-	if (posix_memalign(&p, 64, n ? n : 64) != 0) {
+	if (posix_memalign(&p, align, len) != 0) {
 		fprintf(stderr, "encored: out of memory allocating %zu bytes\n", n);
 		abort();
 	}
+	if (align == huge)
+		madvise(p, len, MADV_HUGEPAGE); /* advice only: without THP it is 4 KiB pages */
 	return p;
 }
 
@@ -205,12 +213,18 @@ ALS_CLONES static void solve_row(const struct job *j, int u, float *r, float *p,
  * then sum d_i y_i into two interleaved accumulator sets. Entries go in blocks small enough
  * that the second loop finds the block's y_i still in L1. */
 typedef float v16 __attribute__((vector_size(64), aligned(4), may_alias));
+typedef int32_t v16i __attribute__((vector_size(64), aligned(4), may_alias));
 #define NV 4          /* vectors per row: f = 64 */
 #define BLK 96        /* entries per block: 96 rows of 256 bytes stay in a 48 KiB L1 */
-#define PF 6          /* entries ahead to prefetch in the first loop */
+#ifndef PF
+#define PF 24         /* entries ahead to prefetch */
+#endif
+#ifndef PF_LOCALITY
+#define PF_LOCALITY 2 /* into L2 (prefetcht1): L1 has too few fill buffers for PF entries of 4 lines */
+#endif
 #define AI __attribute__((always_inline)) static inline
 
-/* Sum of the 16 lanes, as a tree (a fixed order: results do not depend on the clone). */
+/* Sum of the 16 lanes, as a tree. */
 AI float hsum(const v16 *a)
 {
 	v16 h = *a;
@@ -256,11 +270,40 @@ AI void gemv64(float *out, const float *G, const float *q)
 	o[3] = a3 + b3;
 }
 
+/* Prefetches the y of entry *pf and advances the cursor, while it is below limit and end. */
+AI void prefetch_step(const float *Y, const int32_t *idx, int64_t *pf, int64_t limit, int64_t end)
+{
+	if (*pf < limit && *pf < end) {
+		const char *nx = (const char *)(Y + (size_t)idx[*pf] * 64);
+		__builtin_prefetch(nx, 0, PF_LOCALITY);
+		__builtin_prefetch(nx + 64, 0, PF_LOCALITY);
+		__builtin_prefetch(nx + 128, 0, PF_LOCALITY);
+		__builtin_prefetch(nx + 192, 0, PF_LOCALITY);
+		++*pf;
+	}
+}
+
+/* Sixteen dot products at once: each M step adds two vectors' halves (then quarters, eighths,
+ * pairs) into one vector, so four levels turn 16 vectors of partial sums into one vector of
+ * 16 sums with 15 adds, where 16 separate horizontal sums would take 64. */
+#define SH __builtin_shufflevector
+#define M1(a, b) (SH(a, b, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23) + \
+		  SH(a, b, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31))
+#define M2(a, b) (SH(a, b, 0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27) + \
+		  SH(a, b, 4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31))
+#define M3(a, b) (SH(a, b, 0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29) + \
+		  SH(a, b, 2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31))
+#define M4(a, b) (SH(a, b, 0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30) + \
+		  SH(a, b, 1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31))
+/* The y of entry s + i + k, and y . q as a vector of partial sums. */
+#define ROW(k) ((const v16 *)(Y + (size_t)idx[s + i + (k)] * 64))
+#define DOTQ(y) (((y)[0] * q0 + (y)[1] * q1) + ((y)[2] * q2 + (y)[3] * q3))
+
 /* out = sum over the row's entries of d_i y_i with, for the residual (residual = 1),
  * d_i = c_i p_i - (c_i - 1) y_i . q, and for a CG step d_i = (c_i - 1) y_i . q
- * (c = 1 + alpha |v|, p = v > 0; a zero entry gives d = 0 either way). Only the residual
- * pass, the row's first touch of its y_i, prefetches: later passes find them in cache. */
-AI void sparse64(float *out, const struct job *j, int64_t b, int64_t e, const float *q, int residual)
+ * (c = 1 + alpha |v|, p = v > 0; a zero entry gives d = 0 either way). */
+AI void sparse64(float *out, const struct job *j, int64_t b, int64_t e, const float *q, int residual, int64_t *pf,
+		   int64_t pf_end)
 {
 	const float *restrict Y = j->Y;
 	const int32_t *restrict idx = j->m->indices;
@@ -272,21 +315,34 @@ AI void sparse64(float *out, const struct job *j, int64_t b, int64_t e, const fl
 	float d[BLK];
 	for (int64_t s = b; s < e; s += BLK) {
 		int n = e - s < BLK ? (int)(e - s) : BLK;
-		for (int i = 0; i < n; i++) {
-			if (residual && s + i + PF < e) {
-				const char *nx = (const char *)(Y + (size_t)idx[s + i + PF] * 64);
-				__builtin_prefetch(nx);
-				__builtin_prefetch(nx + 64);
-				__builtin_prefetch(nx + 128);
-				__builtin_prefetch(nx + 192);
-			}
-			const v16 *y = (const v16 *)(Y + (size_t)idx[s + i] * 64);
-			v16 t = (y[0] * q0 + y[1] * q1) + (y[2] * q2 + y[3] * q3);
+		/* The prefetch cursor runs PF entries ahead of the residual pass; during the CG
+		 * passes, whose y_i are cached, it moves on into the next row. */
+		int i = 0;
+		for (; i + 16 <= n; i += 16) {
+			for (int k = 0; k < 16; k++)
+				prefetch_step(Y, idx, pf, (residual ? s + i + k : e) + PF, pf_end);
+			const v16 *y0 = ROW(0), *y1 = ROW(1), *y2 = ROW(2), *y3 = ROW(3), *y4 = ROW(4), *y5 = ROW(5),
+				  *y6 = ROW(6), *y7 = ROW(7), *y8 = ROW(8), *y9 = ROW(9), *y10 = ROW(10), *y11 = ROW(11),
+				  *y12 = ROW(12), *y13 = ROW(13), *y14 = ROW(14), *y15 = ROW(15);
+			/* Inputs in bit-reversed order, so lane l of the tree's result is entry i + l. */
+			v16 yq = M4(M3(M2(M1(DOTQ(y0), DOTQ(y8)), M1(DOTQ(y4), DOTQ(y12))),
+				       M2(M1(DOTQ(y2), DOTQ(y10)), M1(DOTQ(y6), DOTQ(y14)))),
+				    M3(M2(M1(DOTQ(y1), DOTQ(y9)), M1(DOTQ(y5), DOTQ(y13))),
+				       M2(M1(DOTQ(y3), DOTQ(y11)), M1(DOTQ(y7), DOTQ(y15)))));
+			v16 v = *(const v16 *)(dat + s + i);
+			v16 w = alpha * (v16)((v16i)v & 0x7fffffff);
+			v16 zero = {0};
+			*(v16 *)(d + i) = residual ? (v16)((v16i)(1 + w) & (v > zero)) - w * yq : w * yq;
+		}
+		for (; i < n; i++) {
+			prefetch_step(Y, idx, pf, (residual ? s + i : e) + PF, pf_end);
+			const v16 *y = ROW(0);
+			v16 t = DOTQ(y);
 			float yq = hsum(&t);
 			float v = dat[s + i], w = alpha * fabsf(v);
 			d[i] = residual ? (v > 0 ? 1 + w : 0) - w * yq : w * yq;
 		}
-		int i = 0;
+		i = 0;
 		for (; i + 2 <= n; i += 2) {
 			const v16 *y = (const v16 *)(Y + (size_t)idx[s + i] * 64);
 			const v16 *z = (const v16 *)(Y + (size_t)idx[s + i + 1] * 64);
@@ -321,19 +377,20 @@ ALS_CLONES static void solve_rows64(const struct job *j, int lo, int hi)
 {
 	_Alignas(64) float r[64], p[64], Ap[64], t[64];
 	v16 *rv = (v16 *)r, *pv = (v16 *)p, *Av = (v16 *)Ap, *tv = (v16 *)t;
+	int64_t pf = j->m->indptr[lo], pf_end = j->m->indptr[hi];
 	for (int u = lo; u < hi; u++) {
 		float *x = j->X + (size_t)u * 64;
 		v16 *xv = (v16 *)x;
 		int64_t b = j->m->indptr[u], e = j->m->indptr[u + 1];
 		/* r = b - A x */
 		gemv64(t, j->G, x);
-		sparse64(r, j, b, e, x, 1);
+		sparse64(r, j, b, e, x, 1, &pf, pf_end);
 		for (int v = 0; v < NV; v++)
 			pv[v] = rv[v] = rv[v] - tv[v];
 		float rs = dot64(r, r);
 		for (int it = 0; it < j->cg && rs > 1e-20f; it++) {
 			gemv64(Ap, j->G, p);
-			sparse64(t, j, b, e, p, 0);
+			sparse64(t, j, b, e, p, 0, &pf, pf_end);
 			for (int v = 0; v < NV; v++)
 				Av[v] += tv[v];
 			float pAp = dot64(p, Ap);
