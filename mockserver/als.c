@@ -4,7 +4,9 @@
  *   (Y'Y + reg I + sum (c_i - 1) y_i y_i') x = sum c_i p_i y_i.
  * Y'Y is shared by every row (computed once per half-sweep, in parallel); the sparse part is
  * applied as a matrix-vector product without forming the f x f matrix, so one CG step costs
- * f^2 + 4 f nnz(row) multiply-adds, and warm-starting from last sweep's x makes 3 steps enough. */
+ * f^2 + 2 f nnz(row) multiply-adds, and warm-starting from last sweep's x makes 3 steps enough.
+ * f = 64 (the default) has a 16-lane kernel (solve_rows64); other f, or params.generic, the
+ * plain loops (solve_row), which are also the kernel's cross-check and benchmark peer. */
 #include "als.h"
 #include "xmem.h"
 #include <errno.h>
@@ -30,6 +32,7 @@ void als_params_defaults(struct als_params *p)
 	p->cg_steps = 3;
 	p->threads = 1;
 	p->seed = 42;
+	p->generic = false;
 }
 
 /* splitmix64: deterministic initialisation without global state. */
@@ -101,8 +104,9 @@ const float *als_item_factors(const struct als *a) { return a->V; }
 float *als_user_factors_mut(struct als *a) { return a->U; }
 float *als_item_factors_mut(struct als *a) { return a->V; }
 
-/* Hot loops are compiled for AVX-512, AVX2 and baseline x86-64 and picked at load time
- * (glibc ifunc), so one binary uses the machine's vector width without -march=native. */
+/* Hot loops are compiled for AVX-512, AVX2 + FMA (x86-64-v3; "avx2,fma" would be two separate
+ * clones, neither with both) and baseline x86-64 and picked at load time (glibc ifunc), so one
+ * binary uses the machine's vector width without -march=native. */
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
 #define ALS_CLONES __attribute__((target_clones("avx512f", "arch=x86-64-v3", "default")))
 #else
@@ -208,20 +212,18 @@ ALS_CLONES static void solve_row(const struct job *j, int u, float *r, float *p,
 /* ---- The 16-lane kernel for f = 64 ----
  * GNU vector types rather than intrinsics: each target_clones copy lowers a v16 to one zmm
  * (AVX-512), two ymm (AVX2) or four xmm (baseline), and clang builds it too. Per row, one
- * sparse pass is two loops over the row's entries: first every y_i . q (independent dot
- * products, so their horizontal sums overlap instead of forming one long dependency chain),
- * then sum d_i y_i into two interleaved accumulator sets. Entries go in blocks small enough
- * that the second loop finds the block's y_i still in L1. */
+ * sparse pass is two loops over the row's entries: first every y_i . q, sixteen entries at a
+ * time through one transposing shuffle tree (no dependency chain from entry to entry), then
+ * sum d_i y_i into two interleaved accumulator sets. Entries go in blocks small enough that
+ * the second loop finds the block's y_i still in L1. The gathers of y_i from a 40-90 MB
+ * array are what this loop waits on at the Last.fm-360K shape, hence the prefetch cursor
+ * and huge pages (xalloc64). */
 typedef float v16 __attribute__((vector_size(64), aligned(4), may_alias));
 typedef int32_t v16i __attribute__((vector_size(64), aligned(4), may_alias));
 #define NV 4          /* vectors per row: f = 64 */
 #define BLK 96        /* entries per block: 96 rows of 256 bytes stay in a 48 KiB L1 */
-#ifndef PF
-#define PF 24         /* entries ahead to prefetch */
-#endif
-#ifndef PF_LOCALITY
+#define PF 24         /* entries ahead to prefetch (16, 24 and 32 measured: 24 best) */
 #define PF_LOCALITY 2 /* into L2 (prefetcht1): L1 has too few fill buffers for PF entries of 4 lines */
-#endif
 #define AI __attribute__((always_inline)) static inline
 
 /* Sum of the 16 lanes, as a tree. */
