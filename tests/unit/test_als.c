@@ -193,6 +193,7 @@ static void test_vector_kernel_matches_the_generic_loops_at_64_factors(void)
 	CHECK(longest > 96, "expected item rows longer than one 96-entry block, longest %lld", (long long)longest);
 	struct als_params p;
 	als_params_defaults(&p);
+	CHECK(!p.generic, "expected the defaults to pick the vector kernel, got generic = %d", p.generic);
 	p.factors = 64;
 	p.threads = 2;
 	struct als *fast = als_new(pl.users, pl.items, &p);
