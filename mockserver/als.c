@@ -222,7 +222,7 @@ typedef float v16 __attribute__((vector_size(64), aligned(4), may_alias));
 typedef int32_t v16i __attribute__((vector_size(64), aligned(4), may_alias));
 #define NV 4          /* vectors per row: f = 64 */
 #define BLK 96        /* entries per block: 96 rows of 256 bytes stay in a 48 KiB L1 */
-#define PF 24         /* entries ahead to prefetch (16, 24 and 32 measured: 24 best) */
+#define PF 24         /* entries ahead to prefetch (12 to 32 tried on a loaded machine: 16-24 best) */
 #define PF_LOCALITY 2 /* into L2 (prefetcht1): L1 has too few fill buffers for PF entries of 4 lines */
 /* Not instrumented by UBSan: with its checks on every vector load GCC 12 takes over ten
  * minutes on this file (4 s without). ASan still checks the kernel's memory accesses, and
