@@ -28,7 +28,7 @@ struct als_params {
 	int threads;       /* worker threads; <= 0 means 1 */
 	uint64_t seed;     /* initialisation */
 	bool generic;      /* force the plain any-f loops (the bench's peer and the tests' cross-check);
-	                    * otherwise f a multiple of 16 takes the 16-lane kernel */
+	                    * otherwise f = 64 (the default) takes the 16-lane kernel */
 };
 
 /* An owned CSR matrix (from als_csr_transpose / als_csr_from_triples). */
