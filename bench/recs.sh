@@ -1,8 +1,10 @@
 #!/bin/sh
 # Recommendations: quality of ALS against item-kNN, popularity and random on a synthetic
 # population with hidden tastes (bench_recs quality), then ALS training time per iteration at
-# 64 factors on a Last.fm-360K-shaped matrix (bench_recs timing), with GFLOP/s against the
-# machine's single-precision peak estimated from lscpu.
+# 64 factors on a Last.fm-360K-shaped matrix (bench_recs timing): wall and CPU seconds of the
+# vector kernel alternating with the library's plain loops (the peer, same run), GFLOP/s
+# against the machine's single-precision peak estimated from lscpu, and the ratio to the
+# implicit library's published per-core figure.
 # Usage: bench/recs.sh                      full scale (360k x 160k, 17.5M nnz: ~2 GB RAM)
 #        RECS_SCALE=0.1 bench/recs.sh       the timing matrix at 10% in each dimension
 #        RECS_USERS=5000 RECS_ITEMS=2000 bench/recs.sh   a smaller quality population

@@ -27,6 +27,8 @@ struct als_params {
 	int cg_steps;      /* CG steps per row per sweep, default 3 */
 	int threads;       /* worker threads; <= 0 means 1 */
 	uint64_t seed;     /* initialisation */
+	bool generic;      /* force the plain any-f loops (the bench's peer and the tests' cross-check);
+	                    * otherwise f = 64 (the default) takes the 16-lane kernel */
 };
 
 /* An owned CSR matrix (from als_csr_transpose / als_csr_from_triples). */
@@ -54,7 +56,7 @@ double als_flops_per_iteration(const struct als *a, int64_t nnz);
 int als_factors(const struct als *a);
 int als_users(const struct als *a);
 int als_items(const struct als *a);
-/* Row-major factor arrays (users x factors, items x factors), owned by a. */
+/* Row-major factor arrays (users x factors, items x factors), owned by a, 64-byte aligned. */
 const float *als_user_factors(const struct als *a);
 const float *als_item_factors(const struct als *a);
 float *als_user_factors_mut(struct als *a);

@@ -171,6 +171,62 @@ static void test_threads_give_the_same_factors_as_one_thread(void)
 	planted_free(&pl);
 }
 
+/* The 16-lane f = 64 kernel solves the same equations as the plain loops: rows longer than
+ * its entry blocks, odd lengths, skips (negative r) and zero entries, several threads. */
+static void test_vector_kernel_matches_the_generic_loops_at_64_factors(void)
+{
+	struct planted pl;
+	planted_make(&pl, 401, 203, 2, 11);
+	for (size_t t = 0; t < pl.n; t++) {
+		if (t % 7 == 3)
+			pl.val[t] = -2;
+		else if (t % 13 == 5)
+			pl.val[t] = 0;
+	}
+	struct als_matrix ui, iu;
+	als_matrix_from_triples(&ui, pl.users, pl.items, pl.n, pl.row, pl.col, pl.val);
+	als_matrix_transpose(&iu, &ui.csr);
+	int64_t longest = 0;
+	for (int i = 0; i < pl.items; i++)
+		if (iu.csr.indptr[i + 1] - iu.csr.indptr[i] > longest)
+			longest = iu.csr.indptr[i + 1] - iu.csr.indptr[i];
+	CHECK(longest > 96, "expected item rows longer than one 96-entry block, longest %lld", (long long)longest);
+	struct als_params p;
+	als_params_defaults(&p);
+	CHECK(!p.generic, "expected the defaults to pick the vector kernel, got generic = %d", p.generic);
+	p.factors = 64;
+	p.threads = 2;
+	struct als *fast = als_new(pl.users, pl.items, &p);
+	p.generic = true;
+	struct als *plain = als_new(pl.users, pl.items, &p);
+	double before = als_loss(fast, &ui.csr);
+	for (int it = 0; it < 3; it++) {
+		CHECK_INT(als_iterate(fast, &ui.csr, &iu.csr), 0);
+		CHECK_INT(als_iterate(plain, &ui.csr, &iu.csr), 0);
+	}
+	double maxd = 0, maxv = 0;
+	for (size_t i = 0; i < (size_t)pl.users * 64; i++) {
+		maxd = fmax(maxd, fabs(als_user_factors(fast)[i] - als_user_factors(plain)[i]));
+		maxv = fmax(maxv, fabs(als_user_factors(plain)[i]));
+	}
+	for (size_t i = 0; i < (size_t)pl.items * 64; i++) {
+		maxd = fmax(maxd, fabs(als_item_factors(fast)[i] - als_item_factors(plain)[i]));
+		maxv = fmax(maxv, fabs(als_item_factors(plain)[i]));
+	}
+	CHECK(maxv > 0.05, "expected factors to grow from their small start, largest %g", maxv);
+	CHECK(maxd < 1e-3 * maxv, "expected factors within 1e-3 of the largest (%g), max difference %g", maxv, maxd);
+	double lf = als_loss(fast, &ui.csr), lp = als_loss(plain, &ui.csr);
+	CHECK(lf < before * 0.5, "expected the loss to at least halve, from %g got %g", before, lf);
+	CHECK(fabs(lf - lp) < 1e-4 * lp, "expected the same loss, got %g (vector) and %g (generic)", lf, lp);
+	CHECK((uintptr_t)als_user_factors(fast) % 64 == 0 && (uintptr_t)als_item_factors(fast) % 64 == 0,
+	      "expected 64-byte aligned factor arrays");
+	als_free(fast);
+	als_free(plain);
+	als_matrix_free(&ui);
+	als_matrix_free(&iu);
+	planted_free(&pl);
+}
+
 static void test_csr_from_triples_sums_duplicates_and_transposes(void)
 {
 	int32_t row[] = {1, 0, 1, 1, 5};
@@ -280,6 +336,7 @@ int main(void)
 	RUN(test_recommends_unseen_items_from_the_users_own_group);
 	RUN(test_negative_weights_push_an_item_down);
 	RUN(test_threads_give_the_same_factors_as_one_thread);
+	RUN(test_vector_kernel_matches_the_generic_loops_at_64_factors);
 	RUN(test_csr_from_triples_sums_duplicates_and_transposes);
 	RUN(test_topk_matches_a_full_sort_and_honours_exclusions);
 	RUN(test_rejects_mismatched_shapes);
