@@ -8,7 +8,6 @@
  * While a transfer's "prepare" is pending the engine is loaded but paused, and nothing is
  * reported, so the half-started target never looks like a device taking over. */
 #include "connect.h"
-#include "api.h"
 #include "engine.h"
 #include "id.h"
 #include "json.h"
@@ -28,7 +27,6 @@
 #include <unistd.h>
 
 struct connect_client {
-	struct api *api;
 	struct engine *engine;
 	char device_id[64], name[64], type[24];
 	struct wsclient *ws;
@@ -381,7 +379,6 @@ static void *watch_main(void *arg)
 struct connect_client *connect_client_start(const struct connect_client_config *cfg, char *err, size_t errlen)
 {
 	struct connect_client *c = xcalloc(1, sizeof(*c));
-	c->api = cfg->api;
 	c->engine = cfg->engine;
 	c->listener_fd = c->stop_fd = -1;
 	snprintf(c->device_id, sizeof(c->device_id), "%s", cfg->device_id);
