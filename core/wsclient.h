@@ -27,7 +27,8 @@ struct wsclient_config {
 	int dead_ms;            /* a ready socket silent this long is dropped; 0: never */
 	void *owner;            /* passed to every callback */
 	/* All callbacks run on the lws thread and may call wsclient_send and wsclient_ready.
-	 * None runs after wsclient_free has begun. Each may be NULL. */
+	 * None starts once wsclient_free has begun, and wsclient_free returns only after a
+	 * running one has returned. Each may be NULL. */
 	void (*on_open)(void *owner);                                  /* socket up, auth queued */
 	void (*on_text)(void *owner, const char *text, size_t len);   /* one whole message, NUL-terminated */
 	void (*on_down)(void *owner);                                  /* a socket closed or a connect failed; a retry is scheduled */
