@@ -1,16 +1,17 @@
-/* connect: everything network-side runs on the lws thread (socket, timers, commands,
- * reports), so its state needs no lock. A second small thread only waits on the engine's
- * listener fd and wakes the lws loop (lws_cancel_service), which then diffs a snapshot
+/* connect: the socket is a wsclient; everything network-side runs in its callbacks on the
+ * lws thread (commands, reports, the prepare timer), so its state needs no lock. A second
+ * small thread only waits on the engine's listener fd and wakes the lws loop
+ * (wsclient_wake), which then diffs a snapshot
  * against the last report: the engine fires on every position tick, the hub wants only
  * discrete changes (it extrapolates positions itself).
  *
  * While a transfer's "prepare" is pending the engine is loaded but paused, and nothing is
  * reported, so the half-started target never looks like a device taking over. */
 #include "connect.h"
-#include "api.h"
 #include "engine.h"
 #include "id.h"
 #include "json.h"
+#include "wsclient.h"
 #include "xmem.h"
 #include <errno.h>
 #include <fcntl.h>
@@ -25,31 +26,16 @@
 #include <time.h>
 #include <unistd.h>
 
-struct outmsg {
-	struct outmsg *next;
-	size_t len;
-	char text[];
-};
-
 struct connect_client {
-	struct api *api;
 	struct engine *engine;
 	char device_id[64], name[64], type[24];
-	char host[128], path[8];
-	int port;
-	struct lws_context *ctx;
-	struct lws *wsi;
-	pthread_t thread, watcher;
+	struct wsclient *ws;
+	pthread_t watcher;
 	int listener_fd, stop_fd;
-	atomic_bool quit, dirty;
+	atomic_bool dirty;
 	/* lws thread only: */
-	struct outmsg *out_head, *out_tail;
-	struct buf rx;
 	bool registered, ever_registered;
-	int attempt;
-	int64_t last_rx_ms;
-	lws_sorted_usec_list_t sul_reconnect, sul_ping, sul_prep;
-	unsigned rng;
+	lws_sorted_usec_list_t sul_prep;
 	bool preparing, starting, standing_down, prep_acked;
 	char prep_uri[64];
 	long long prep_pos;
@@ -67,16 +53,6 @@ static int64_t mono_ms(void)
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-int connect_backoff_ms(int attempt, double r)
-{
-	double ms = CONNECT_BACKOFF_MIN_MS;
-	for (int i = 0; i < attempt && ms < CONNECT_BACKOFF_MAX_MS; i++)
-		ms *= 2;
-	if (ms > CONNECT_BACKOFF_MAX_MS)
-		ms = CONNECT_BACKOFF_MAX_MS;
-	return (int)(ms * (0.75 + 0.5 * r));
 }
 
 int connect_device_id(const char *path, char out[64])
@@ -108,29 +84,8 @@ int connect_device_id(const char *path, char out[64])
 
 static void queue_text(struct connect_client *c, char *json)
 {
-	size_t n = strlen(json);
-	struct outmsg *m = xmalloc(sizeof(*m) + LWS_PRE + n + 1);
-	m->next = NULL;
-	m->len = n;
-	memcpy(m->text + LWS_PRE, json, n + 1);
+	wsclient_send(c->ws, json);
 	free(json);
-	if (c->out_tail)
-		c->out_tail->next = m;
-	else
-		c->out_head = m;
-	c->out_tail = m;
-	if (c->wsi)
-		lws_callback_on_writable(c->wsi);
-}
-
-static void drop_outbox(struct connect_client *c)
-{
-	while (c->out_head) {
-		struct outmsg *m = c->out_head;
-		c->out_head = m->next;
-		free(m);
-	}
-	c->out_tail = NULL;
 }
 
 static const char *repeat_name(enum engine_repeat r)
@@ -199,20 +154,13 @@ static void maybe_report(struct connect_client *c, bool force)
 	queue_text(c, jw_finish(&w));
 }
 
-static void send_hello(struct connect_client *c)
+/* After wsclient's auth: register this device. */
+static void on_open(void *owner)
 {
-	unsigned long gen;
-	char *tok = api_bearer(c->api, &gen);
-	struct jw w;
-	jw_init(&w);
-	jw_obj(&w);
-	jw_kstr(&w, "type", "auth");
-	jw_kstr(&w, "token", tok ? tok : "");
-	jw_obj_end(&w);
-	free(tok);
-	queue_text(c, jw_finish(&w));
+	struct connect_client *c = owner;
 	struct engine_snapshot s;
 	engine_snapshot(c->engine, &s);
+	struct jw w;
 	jw_init(&w);
 	jw_obj(&w);
 	jw_kstr(&w, "type", "register");
@@ -280,7 +228,7 @@ static void prep_tick(lws_sorted_usec_list_t *sul)
 		return;
 	struct engine_snapshot s;
 	engine_snapshot(c->engine, &s);
-	if (c->wsi && c->registered && strcmp(s.uri, c->prep_uri) == 0 && s.buffer_seconds > 0) {
+	if (c->registered && strcmp(s.uri, c->prep_uri) == 0 && s.buffer_seconds > 0) {
 		struct jw w;
 		jw_init(&w);
 		jw_obj(&w);
@@ -291,7 +239,7 @@ static void prep_tick(lws_sorted_usec_list_t *sul)
 		c->prep_acked = true;
 		return;
 	}
-	lws_sul_schedule(c->ctx, 0, &c->sul_prep, prep_tick, (lws_usec_t)CONNECT_PREP_POLL_MS * 1000);
+	wsclient_schedule(c->ws, &c->sul_prep, prep_tick, CONNECT_PREP_POLL_MS);
 }
 
 static void run_command(struct connect_client *c, yajl_val msg)
@@ -312,7 +260,7 @@ static void run_command(struct connect_client *c, yajl_val msg)
 		c->prep_pos = pos;
 		c->prep_acked = false;
 		load_at(c, msg, pos, true);
-		lws_sul_schedule(c->ctx, 0, &c->sul_prep, prep_tick, (lws_usec_t)CONNECT_PREP_POLL_MS * 1000);
+		wsclient_schedule(c->ws, &c->sul_prep, prep_tick, CONNECT_PREP_POLL_MS);
 	} else if (strcmp(cmd, "start") == 0) {
 		bool play = true;
 		json_get_bool(msg, "play", &play);
@@ -363,8 +311,10 @@ static void run_command(struct connect_client *c, yajl_val msg)
 	}
 }
 
-static void on_text(struct connect_client *c, const char *text)
+static void on_text(void *owner, const char *text, size_t len)
 {
+	(void)len;
+	struct connect_client *c = owner;
 	yajl_val v = json_parse(text, NULL, 0);
 	const char *type = v ? json_get_str(v, "type") : NULL;
 	if (!type)
@@ -381,7 +331,7 @@ static void on_text(struct connect_client *c, const char *text)
 			c->standing_down = true;
 		}
 		c->registered = c->ever_registered = true;
-		c->attempt = 0;
+		wsclient_ready(c->ws);
 		c->reported = false;
 		maybe_report(c, true);
 	} else if (strcmp(type, "command") == 0) {
@@ -391,138 +341,19 @@ out:
 	yajl_tree_free(v);
 }
 
-/* ---- connection management (lws thread) ---- */
+/* ---- connection (lws thread) ---- */
 
-static void connect_now(lws_sorted_usec_list_t *sul);
-
-static void schedule_reconnect(struct connect_client *c)
+static void on_down(void *owner)
 {
-	if (atomic_load(&c->quit))
-		return;
-	c->rng = c->rng * 1103515245u + 12345u;
-	double r = (double)((c->rng >> 8) & 0xffff) / 65536.0;
-	int ms = connect_backoff_ms(c->attempt++, r);
-	lws_sul_schedule(c->ctx, 0, &c->sul_reconnect, connect_now, (lws_usec_t)ms * 1000);
+	struct connect_client *c = owner;
+	c->registered = false;
 }
 
-static void connect_now(lws_sorted_usec_list_t *sul)
+static void on_wake(void *owner)
 {
-	struct connect_client *c = lws_container_of(sul, struct connect_client, sul_reconnect);
-	struct lws_client_connect_info ci;
-	memset(&ci, 0, sizeof(ci));
-	ci.context = c->ctx;
-	ci.address = c->host;
-	ci.port = c->port;
-	ci.path = "/";
-	ci.host = c->host;
-	ci.origin = c->host;
-	ci.protocol = "encore-v1";
-	ci.pwsi = &c->wsi;
-	ci.userdata = c;
-	if (!lws_client_connect_via_info(&ci)) {
-		c->wsi = NULL;
-		schedule_reconnect(c);
-	}
-}
-
-static void ping_tick(lws_sorted_usec_list_t *sul)
-{
-	struct connect_client *c = lws_container_of(sul, struct connect_client, sul_ping);
-	if (c->wsi && c->registered) {
-		if (mono_ms() - c->last_rx_ms > CONNECT_DEAD_MS) {
-			/* A silent peer: drop it and let CLOSED schedule the reconnect. */
-			lws_set_timeout(c->wsi, PENDING_TIMEOUT_CLOSE_SEND, LWS_TO_KILL_ASYNC);
-		} else {
-			queue_text(c, xstrdup("{\"type\":\"ping\"}"));
-		}
-	}
-	lws_sul_schedule(c->ctx, 0, &c->sul_ping, ping_tick, (lws_usec_t)CONNECT_PING_MS * 1000);
-}
-
-static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, size_t len)
-{
-	(void)user;
-	struct lws_context *ctx = lws_get_context(wsi);
-	struct connect_client *c = ctx ? lws_context_user(ctx) : NULL;
-	if (!c)
-		return 0;
-	switch (reason) {
-	case LWS_CALLBACK_CLIENT_ESTABLISHED:
-		c->last_rx_ms = mono_ms();
-		buf_free(&c->rx);
-		drop_outbox(c);
-		send_hello(c);
-		break;
-	case LWS_CALLBACK_CLIENT_RECEIVE:
-		c->last_rx_ms = mono_ms();
-		if (c->rx.len + len > 1 << 20) {
-			buf_free(&c->rx);
-			return -1;
-		}
-		buf_append(&c->rx, in, len);
-		if (lws_is_final_fragment(wsi)) {
-			buf_append(&c->rx, "", 1);
-			on_text(c, c->rx.data);
-			buf_free(&c->rx);
-		}
-		break;
-	case LWS_CALLBACK_CLIENT_WRITEABLE:
-		if (c->out_head) {
-			struct outmsg *m = c->out_head;
-			if (lws_write(wsi, (unsigned char *)m->text + LWS_PRE, m->len, LWS_WRITE_TEXT) < (int)m->len)
-				return -1;
-			c->out_head = m->next;
-			if (!c->out_head)
-				c->out_tail = NULL;
-			free(m);
-			if (c->out_head)
-				lws_callback_on_writable(wsi);
-		}
-		break;
-	case LWS_CALLBACK_CLIENT_CONNECTION_ERROR:
-	case LWS_CALLBACK_CLIENT_CLOSED:
-		if (wsi == c->wsi || reason == LWS_CALLBACK_CLIENT_CONNECTION_ERROR) {
-			c->wsi = NULL;
-			c->registered = false;
-			drop_outbox(c);
-			schedule_reconnect(c);
-		}
-		break;
-	case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
-		if (len >= 2) {
-			const unsigned char *p = in;
-			if (((p[0] << 8) | p[1]) == 4001) {
-				/* The token expired: a cheap authenticated request refreshes it. */
-				struct api_response r;
-				api_get(c->api, "/v1/me", &r);
-				api_response_free(&r);
-			}
-		}
-		break;
-	case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
-		if (atomic_exchange(&c->dirty, false))
-			maybe_report(c, false);
-		break;
-	default:
-		break;
-	}
-	return 0;
-}
-
-static const struct lws_protocols protocols[] = {
-	{"encore-v1", callback, 0, 1 << 16, 0, NULL, 0},
-	{NULL, NULL, 0, 0, 0, NULL, 0},
-};
-
-static void *lws_main(void *arg)
-{
-	struct connect_client *c = arg;
-	lws_sul_schedule(c->ctx, 0, &c->sul_reconnect, connect_now, 1);
-	lws_sul_schedule(c->ctx, 0, &c->sul_ping, ping_tick, (lws_usec_t)CONNECT_PING_MS * 1000);
-	while (!atomic_load(&c->quit))
-		if (lws_service(c->ctx, 0) < 0)
-			break;
-	return NULL;
+	struct connect_client *c = owner;
+	if (atomic_exchange(&c->dirty, false))
+		maybe_report(c, false);
 }
 
 static void *watch_main(void *arg)
@@ -539,55 +370,34 @@ static void *watch_main(void *arg)
 			if (read(c->listener_fd, &n, sizeof(n)) < 0 && errno != EAGAIN)
 				break;
 			atomic_store(&c->dirty, true);
-			lws_cancel_service(c->ctx);
+			wsclient_wake(c->ws);
 		}
 	}
 	return NULL;
 }
 
-/* Splits http://host:port into host and port. */
-static int parse_base(const char *url, char *host, size_t hostlen, int *port)
-{
-	const char *p = strstr(url, "://");
-	if (!p || strncmp(url, "http://", 7) != 0)
-		return -EINVAL;   /* TLS is not wired up for the socket yet */
-	p += 3;
-	size_t n = strcspn(p, ":/");
-	if (n == 0 || n >= hostlen)
-		return -EINVAL;
-	memcpy(host, p, n);
-	host[n] = 0;
-	*port = 80;
-	if (p[n] == ':')
-		*port = atoi(p + n + 1);
-	return *port > 0 && *port < 65536 ? 0 : -EINVAL;
-}
-
 struct connect_client *connect_client_start(const struct connect_client_config *cfg, char *err, size_t errlen)
 {
 	struct connect_client *c = xcalloc(1, sizeof(*c));
-	c->api = cfg->api;
 	c->engine = cfg->engine;
 	c->listener_fd = c->stop_fd = -1;
 	snprintf(c->device_id, sizeof(c->device_id), "%s", cfg->device_id);
 	snprintf(c->name, sizeof(c->name), "%s", cfg->name);
 	snprintf(c->type, sizeof(c->type), "%s", cfg->type ? cfg->type : "computer");
-	c->rng = (unsigned)time(NULL) ^ (unsigned)getpid();
-	if (parse_base(api_base_url(cfg->api), c->host, sizeof(c->host), &c->port) != 0) {
-		snprintf(err, errlen, "connect: cannot use server URL %s", api_base_url(cfg->api));
-		goto fail;
-	}
-	lws_set_log_level(LLL_ERR, NULL);
-	struct lws_context_creation_info info;
-	memset(&info, 0, sizeof(info));
-	info.port = CONTEXT_PORT_NO_LISTEN;
-	info.protocols = protocols;
-	info.user = c;
-	info.gid = (gid_t)-1;
-	info.uid = (uid_t)-1;
-	c->ctx = lws_create_context(&info);
-	if (!c->ctx) {
-		snprintf(err, errlen, "connect: cannot create the WebSocket context");
+	struct wsclient_config wc = {
+		.api = cfg->api,
+		.ping_ms = CONNECT_PING_MS,
+		.dead_ms = CONNECT_DEAD_MS,
+		.owner = c,
+		.on_open = on_open,
+		.on_text = on_text,
+		.on_down = on_down,
+		.on_wake = on_wake,
+	};
+	char werr[256];
+	c->ws = wsclient_new(&wc, werr, sizeof(werr));
+	if (!c->ws) {
+		snprintf(err, errlen, "connect: %s", werr);
 		goto fail;
 	}
 	c->listener_fd = engine_add_listener(c->engine);
@@ -596,25 +406,21 @@ struct connect_client *connect_client_start(const struct connect_client_config *
 		snprintf(err, errlen, "connect: no event fds");
 		goto fail;
 	}
-	if (pthread_create(&c->thread, NULL, lws_main, c) != 0) {
+	if (wsclient_start(c->ws) != 0) {
 		snprintf(err, errlen, "connect: cannot start thread");
 		goto fail;
 	}
 	if (pthread_create(&c->watcher, NULL, watch_main, c) != 0) {
-		atomic_store(&c->quit, true);
-		lws_cancel_service(c->ctx);
-		pthread_join(c->thread, NULL);
 		snprintf(err, errlen, "connect: cannot start thread");
 		goto fail;
 	}
 	return c;
 fail:
+	wsclient_free(c->ws);
 	if (c->listener_fd >= 0)
 		engine_remove_listener(c->engine, c->listener_fd);
 	if (c->stop_fd >= 0)
 		close(c->stop_fd);
-	if (c->ctx)
-		lws_context_destroy(c->ctx);
 	free(c);
 	return NULL;
 }
@@ -624,15 +430,10 @@ void connect_client_stop(struct connect_client *c)
 	if (!c)
 		return;
 	uint64_t one = 1;
-	atomic_store(&c->quit, true);
 	if (write(c->stop_fd, &one, sizeof(one)) < 0)
 		perror("connect: stop");
 	pthread_join(c->watcher, NULL);
-	lws_cancel_service(c->ctx);
-	pthread_join(c->thread, NULL);
-	lws_context_destroy(c->ctx);
-	drop_outbox(c);
-	buf_free(&c->rx);
+	wsclient_free(c->ws);
 	engine_remove_listener(c->engine, c->listener_fd);
 	close(c->stop_fd);
 	free(c);

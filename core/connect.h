@@ -4,7 +4,8 @@
  * seek, volume, shuffle, repeat) and runs the commands the hub sends (prepare — answered
  * with "prepared" once audio is buffered — start, stop,
  * pause, resume, seek, next, previous, volume, shuffle, repeat, enqueue) on the engine.
- * It pings every CONNECT_PING_MS and reconnects with exponential backoff and jitter. */
+ * The socket is a wsclient (core/wsclient.h): it pings every CONNECT_PING_MS, drops a
+ * peer silent for CONNECT_DEAD_MS and reconnects with exponential backoff and jitter. */
 #ifndef ENCORE_CORE_CONNECT_H
 #define ENCORE_CORE_CONNECT_H
 #include <stdbool.h>
@@ -12,8 +13,6 @@
 
 #define CONNECT_PING_MS 5000
 #define CONNECT_DEAD_MS 15000         /* no message for this long: reconnect */
-#define CONNECT_BACKOFF_MIN_MS 250
-#define CONNECT_BACKOFF_MAX_MS 8000
 #define CONNECT_START_SLACK_MS 20     /* a prepared start this close to the stop point is not re-seeked */
 #define CONNECT_PREP_POLL_MS 10       /* how often a preparing target looks at its buffer */
 
@@ -38,9 +37,5 @@ void connect_client_stop(struct connect_client *c);
 /* Reads the device id stored at path, or creates one (22 base62 chars) there.
  * Returns 0 or -errno. */
 int connect_device_id(const char *path, char out[64]);
-
-/* Pure: the backoff before reconnect attempt n (0-based) for a jitter draw r in [0,1):
- * min(MAX, MIN * 2^n) scaled by 0.75..1.25. */
-int connect_backoff_ms(int attempt, double r);
 
 #endif

@@ -5,8 +5,8 @@
  * covers changes missed while the socket was down), and queues each push's text. The UI
  * polls plwatch_fd, applies the queued pushes to the rows on screen (plchange.h) and
  * refetches the playlist through its fetcher only when one cannot be applied or the
- * snapshot is still ahead of the one on screen. Reconnects with connect_backoff_ms (core/connect.h); pings every
- * CONNECT_PING_MS. */
+ * snapshot is still ahead of the one on screen. The socket is a wsclient (core/wsclient.h):
+ * it reconnects with backoff and pings every CONNECT_PING_MS. */
 #ifndef ENCORE_PLWATCH_H
 #define ENCORE_PLWATCH_H
 #include <stdbool.h>
