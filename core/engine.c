@@ -91,11 +91,45 @@ struct cmd {
 
 enum seg_state { SEG_NONE, SEG_FETCHING, SEG_DONE };
 
+/* A downloaded segment's bytes, shared by its item's slot (kept until the output has
+ * played past it, so a seek within what is buffered needs no download) and a decode job
+ * (until decoded): the decoder reads them in place instead of a copy of each. */
+struct segbytes {
+	atomic_int refs;
+	size_t len;
+	uint8_t *data;
+};
+
+/* Takes ownership of data (malloc'd); one reference. */
+static struct segbytes *segbytes_adopt(uint8_t *data, size_t len)
+{
+	struct segbytes *b = xmalloc(sizeof(*b));
+	atomic_init(&b->refs, 1);
+	b->len = len;
+	b->data = data;
+	return b;
+}
+
+/* Another reference to b (any thread). */
+static struct segbytes *segbytes_ref(struct segbytes *b)
+{
+	atomic_fetch_add(&b->refs, 1);
+	return b;
+}
+
+/* Drops a reference; the last frees. NULL is a no-op. */
+static void segbytes_unref(struct segbytes *b)
+{
+	if (b && atomic_fetch_sub(&b->refs, 1) == 1) {
+		free(b->data);
+		free(b);
+	}
+}
+
 struct seg_slot {
 	enum seg_state st;
 	int kbps;
-	uint8_t *data;
-	size_t len;
+	struct segbytes *bytes;    /* SEG_DONE: the segment */
 	int tries;
 	int64_t retry_at_us;
 };
@@ -157,8 +191,7 @@ struct djob {
 	int kbps;
 	uint8_t *init;             /* set when the rendition changes (or first segment) */
 	size_t init_len;
-	uint8_t *seg;
-	size_t seg_len;
+	struct segbytes *seg;      /* a reference, dropped once decoded */
 	double gain_db;
 	int64_t trim;              /* frames to drop at the start */
 	bool last;                 /* last segment of the item */
@@ -812,7 +845,7 @@ static void do_prime_job(struct engine *e)
 	size_t count = 0;
 	int r = -EINVAL;
 	if (decoder_set_init(d, j->init, j->init_len) == 0 && decoder_segment_range(d, j->index, &start, &count) == 0)
-		r = decoder_decode_stream(d, j->seg, j->seg_len, prime_emit, &pf);
+		r = decoder_decode_stream(d, j->seg->data, j->seg->len, prime_emit, &pf);
 	decoder_free(d);
 	if ((r == 0 || r == 1) && pf.n > 0) {
 		struct marker mk = {.kbps = j->kbps, .item_seq = j->item_seq, .item_pos = start + (uint64_t)j->trim,
@@ -828,7 +861,7 @@ static void do_prime_job(struct engine *e)
 	}
 	free(pf.buf);
 	free(j->init);
-	free(j->seg);
+	segbytes_unref(j->seg);
 	free(j);
 }
 
@@ -890,7 +923,7 @@ static void *decoder_main(void *arg)
 		snprintf(mk.uri, sizeof(mk.uri), "%s", j->uri);
 		add_marker(e, &mk);
 		struct feed f = {.e = e, .gen = gen, .skip = skip, .stream_pos = stream_pos};
-		int dr = decoder_decode_stream(dec, j->seg, j->seg_len, feed_ring, &f);
+		int dr = decoder_decode_stream(dec, j->seg->data, j->seg->len, feed_ring, &f);
 		stream_pos = f.stream_pos;
 		if (dr == -ESTALE || dr == -ECANCELED)
 			goto done;  /* flushed or shutting down: the rest belongs to an old position */
@@ -903,7 +936,7 @@ static void *decoder_main(void *arg)
 		}
 done:
 		free(j->init);
-		free(j->seg);
+		segbytes_unref(j->seg);
 		free(j);
 		atomic_store(&e->decoder_busy, false);
 		curl_multi_wakeup(e->multi);  /* room in the decode queue: push more */
@@ -933,7 +966,7 @@ static void item_free(struct item *it)
 		return;
 	if (it->m) {
 		for (uint32_t k = 0; k < it->m->segment_count; k++)
-			free(it->segs[k].data);
+			segbytes_unref(it->segs[k].bytes);
 		for (int r = 0; r < it->m->nrenditions; r++)
 			free(it->init[r]);
 	}
@@ -1088,7 +1121,7 @@ static void clear_decode_queue(struct engine *e)
 	while (j) {
 		struct djob *n = j->next;
 		free(j->init);
-		free(j->seg);
+		segbytes_unref(j->seg);
 		free(j);
 		j = n;
 	}
@@ -1226,8 +1259,8 @@ static void do_seek(struct engine *e, int ms)
 	/* Segments before the target will not be heard: free them; keep later ones. */
 	for (uint32_t k = 0; k < seg && k < it->m->segment_count; k++) {
 		if (it->segs[k].st == SEG_DONE) {
-			free(it->segs[k].data);
-			it->segs[k].data = NULL;
+			segbytes_unref(it->segs[k].bytes);
+			it->segs[k].bytes = NULL;
 			it->segs[k].st = SEG_NONE;
 		}
 	}
@@ -1429,7 +1462,7 @@ static size_t bytes_buffered(struct engine *e)
 		struct item *it = its[i];
 		for (uint32_t k = it && it->m ? it->next_push : 0; it && it->m && k < it->m->segment_count; k++)
 			if (it->segs[k].st == SEG_DONE)
-				n += it->segs[k].len;
+				n += it->segs[k].bytes->len;
 			else if (it->segs[k].st == SEG_FETCHING)
 				n += it->m->renditions[0].segments[k].size;  /* a lower bound is enough here */
 	}
@@ -1477,8 +1510,11 @@ static bool offline_fill(struct engine *e, struct item *it, uint32_t k)
 	struct seg_slot *sl = &it->segs[k];
 	if (!it->init[0] && offline_track_read(it->off, -1, &it->init[0], &it->init_len[0]) != 0)
 		return false;
-	if (offline_track_read(it->off, (int)k, &sl->data, &sl->len) != 0)
+	uint8_t *data;
+	size_t len;
+	if (offline_track_read(it->off, (int)k, &data, &len) != 0)
 		return false;
+	sl->bytes = segbytes_adopt(data, len);
 	sl->st = SEG_DONE;
 	sl->kbps = it->m->renditions[0].bitrate;
 	e->last_kbps = sl->kbps;
@@ -1551,7 +1587,7 @@ static void drop_prime(struct engine *e)
 	pthread_mutex_unlock(&e->lock);
 	if (j) {
 		free(j->init);
-		free(j->seg);
+		segbytes_unref(j->seg);
 		free(j);
 	}
 }
@@ -1562,7 +1598,7 @@ static void request_prime(struct engine *e, struct item *it)
 	if (it->prime_requested || !it->m || it->start_seg >= it->m->segment_count)
 		return;
 	struct seg_slot *sl = &it->segs[it->start_seg];
-	int r = sl->st == SEG_DONE && sl->data ? rindex_of(it, sl->kbps) : -1;
+	int r = sl->st == SEG_DONE && sl->bytes ? rindex_of(it, sl->kbps) : -1;
 	if (r < 0 || !it->init[r])
 		return;
 	it->prime_requested = true;
@@ -1574,9 +1610,7 @@ static void request_prime(struct engine *e, struct item *it)
 	j->init = xmalloc(it->init_len[r]);
 	memcpy(j->init, it->init[r], it->init_len[r]);
 	j->init_len = it->init_len[r];
-	j->seg = xmalloc(sl->len);
-	memcpy(j->seg, sl->data, sl->len);
-	j->seg_len = sl->len;
+	j->seg = segbytes_ref(sl->bytes);
 	j->gain_db = it->m->gain_db;
 	j->trim = it->start_trim;
 	drop_prime(e);
@@ -1614,8 +1648,8 @@ static void release_played(struct engine *e)
 	uint64_t cur = atomic_load(&e->playing_pos) / seg_frames;
 	for (uint32_t k = 0; k < cur && k < it->next_push && k < it->m->segment_count; k++)
 		if (it->segs[k].st == SEG_DONE) {
-			free(it->segs[k].data);
-			it->segs[k].data = NULL;
+			segbytes_unref(it->segs[k].bytes);
+			it->segs[k].bytes = NULL;
 			it->segs[k].st = SEG_NONE;
 		}
 }
@@ -1651,15 +1685,13 @@ static void push_item(struct engine *e, struct item *it)
 				e->switches++;
 			it->kbps = sl->kbps;
 		}
-		/* A copy: the slot keeps its segment until the output has played past it
-		 * (release_played), so a seek within what is buffered, such as a Connect
-		 * "start" a little past the prepared position, decodes the same rendition
-		 * again instead of re-fetching it with an empty buffer, which ABR answers
-		 * with the lowest rung. A skip to the next item likewise starts without a
-		 * download. At most the ring's second plus two segments are held twice. */
-		j->seg = xmalloc(sl->len);
-		memcpy(j->seg, sl->data, sl->len);
-		j->seg_len = sl->len;
+		/* Shared, not handed over: the slot keeps its segment until the output has
+		 * played past it (release_played), so a seek within what is buffered, such as
+		 * a Connect "start" a little past the prepared position, decodes the same
+		 * rendition again instead of re-fetching it with an empty buffer, which ABR
+		 * answers with the lowest rung. A skip to the next item likewise starts
+		 * without a download. The bytes exist once (segbytes). */
+		j->seg = segbytes_ref(sl->bytes);
 		j->gain_db = it->m->gain_db;
 		j->trim = k == it->start_seg ? it->start_trim + (int64_t)it->prime_skip : 0;
 		j->last = k + 1 == it->m->segment_count;
@@ -2043,11 +2075,10 @@ static void on_manifest(struct engine *e, struct item *it, struct xfer *x, long 
 				struct seg_slot *sl = &it->segs[m->inline_index];
 				sl->st = SEG_DONE;
 				sl->kbps = m->inline_bitrate;
-				sl->data = m->inline_segment;
-				sl->len = m->inline_segment_len;
+				sl->bytes = segbytes_adopt(m->inline_segment, m->inline_segment_len);
 				m->inline_segment = NULL;
 				e->segments_fetched++;
-				e->bytes_fetched += sl->len;
+				e->bytes_fetched += sl->bytes->len;
 				e->last_kbps = e->last_kbps ? e->last_kbps : m->inline_bitrate;
 			}
 		}
@@ -2198,12 +2229,12 @@ static void on_done(struct engine *e, CURLMsg *msg)
 				break;
 			}
 			sl->st = SEG_DONE;
-			sl->len = x->body.len;
-			sl->data = (uint8_t *)buf_steal(&x->body);
+			size_t got = x->body.len;
+			sl->bytes = segbytes_adopt((uint8_t *)buf_steal(&x->body), got);
 			sl->tries = 0;
 			e->segments_fetched++;
-			e->bytes_fetched += sl->len;
-			note_throughput(e, (double)sl->len, secs);
+			e->bytes_fetched += sl->bytes->len;
+			note_throughput(e, (double)sl->bytes->len, secs);
 			e->last_kbps = sl->kbps;
 			if (e->error[0] && strncmp(e->error, "cannot reach", 12) == 0)
 				e->error[0] = 0;
