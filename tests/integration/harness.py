@@ -66,6 +66,8 @@ class Server:
             shutil.copytree(seeded_template(tracks, seconds, episodes), self.data)
 
     def start(self):
+        # A second start would orphan the first process (still serving after the test).
+        assert self.proc is None or self.proc.poll() is not None, "Server started twice"
         self.log = open(os.path.join(self.data, "server.log"), "ab")
         self.proc = subprocess.Popen([ENCORED, "serve", "--data", self.data, "--listen", "127.0.0.1:0"] + self.args,
                                      stdout=subprocess.PIPE, stderr=self.log)

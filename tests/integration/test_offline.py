@@ -280,7 +280,7 @@ def test_limits_three_devices_and_3333_tracks():
                     [(i, "limit " + i, album, artist) for i in ids])
     con.commit()
     con.close()
-    with srv.start():
+    with srv:
         alice = srv.login("alice")
         for d in ("d1", "d2", "d3"):
             st, body, _ = alice.req("POST", "/v1/me/offline/devices", {"device_id": d, "public_key": "A" * 43})
