@@ -210,20 +210,11 @@ struct marker {
 	int64_t play_cmd_us;
 };
 
-/* A cache write waiting for the cache to open (network thread only). */
-struct cache_put {
-	char *key, *value;
-	int64_t expires_at;
-	struct cache_put *next;
-};
-
 struct engine {
 	struct engine_config cfg;
 	struct api *api;
-	struct cache *cache;       /* opened by the network thread once the first audio is out */
+	struct cache *cache;       /* opened by the network thread once the first request is out */
 	char *cache_path;          /* NULL: no cache, or already opened (or failed) */
-	struct cache_put *cache_pending; /* writes made before the cache opened, oldest first */
-	atomic_bool audio_out;     /* the first frame reached the sink: start-up is over */
 	int64_t started_us;
 
 	pthread_mutex_t lock;
@@ -596,7 +587,6 @@ static void post_started(struct engine *e, const struct marker *m, int64_t first
 				  .handover_us = handover_us};
 	snprintf(ev.uri, sizeof(ev.uri), "%s", m->uri);
 	post_event_ev(e, &ev);
-	atomic_store(&e->audio_out, true);
 }
 
 /* Output thread, after a write of generation gen: records what is now playing, unless a
@@ -1863,7 +1853,7 @@ static void schedule(struct engine *e)
 		if (!it)
 			continue;
 		/* The manifest (with the first audio inline) goes out first; the metadata waits
-		 * until the cache is open, which happens once the first audio is out. */
+		 * until the cache is open, which happens while that request is on the wire. */
 		if (!it->m && !it->manifest_requested && now_us() >= it->manifest_retry_at_us)
 			request_manifest(e, it);
 		if (!it->meta_requested && !e->cache_path)
@@ -2002,39 +1992,6 @@ static void item_error(struct engine *e, struct item *it, const char *msg)
 	}
 }
 
-/* Network thread: stores now if the cache is open, else keeps the write for the open
- * (the first track's manifest and metadata arrive before it). Copies key and value. */
-static void cache_put_soon(struct engine *e, const char *key, const char *value, int64_t expires_at)
-{
-	if (e->cache) {
-		cache_put(e->cache, key, value, expires_at);
-		return;
-	}
-	if (!e->cache_path)
-		return;  /* no cache at all, or it failed to open */
-	struct cache_put *p = xcalloc(1, sizeof(*p)), **tail = &e->cache_pending;
-	p->key = xstrdup(key);
-	p->value = xstrdup(value);
-	p->expires_at = expires_at;
-	while (*tail)
-		tail = &(*tail)->next;
-	*tail = p;
-}
-
-/* Network thread: writes the kept writes to cache (when non-NULL) and frees them. */
-static void cache_flush_pending(struct engine *e, struct cache *cache)
-{
-	while (e->cache_pending) {
-		struct cache_put *p = e->cache_pending;
-		e->cache_pending = p->next;
-		if (cache)
-			cache_put(cache, p->key, p->value, p->expires_at);
-		free(p->key);
-		free(p->value);
-		free(p);
-	}
-}
-
 static void on_manifest(struct engine *e, struct item *it, struct xfer *x, long status)
 {
 	if (status == 200) {
@@ -2082,7 +2039,7 @@ static void on_manifest(struct engine *e, struct item *it, struct xfer *x, long 
 				e->last_kbps = e->last_kbps ? e->last_kbps : m->inline_bitrate;
 			}
 		}
-		if (m->complete) {
+		if (e->cache && m->complete) {
 			/* Cache without the inline audio: signed URLs stay valid until expires_at.
 			 * A manifest of an item still being transcoded lacks rungs: not worth keeping. */
 			struct manifest copy = *m;
@@ -2093,7 +2050,7 @@ static void on_manifest(struct engine *e, struct item *it, struct xfer *x, long 
 			char *json = jw_finish(&w);
 			char key[96];
 			snprintf(key, sizeof(key), "manifest:%s:%d", it->id, e->cfg.quality);
-			cache_put_soon(e, key, json, m->expires_at);
+			cache_put(e->cache, key, json, m->expires_at);
 			free(json);
 		}
 		return;
@@ -2194,10 +2151,10 @@ static void on_done(struct engine *e, CURLMsg *msg)
 		if (status == 200 && x->body.data) {
 			if (it)
 				engine_apply_meta(it, x->body.data);
-			if (it) {
+			if (e->cache && it) {
 				char key[64];
 				snprintf(key, sizeof(key), "track:%s", it->id);
-				cache_put_soon(e, key, x->body.data, (int64_t)time(NULL) + META_TTL_S);
+				cache_put(e->cache, key, x->body.data, (int64_t)time(NULL) + META_TTL_S);
 			}
 		}
 		break;
@@ -2378,15 +2335,22 @@ static void publish(struct engine *e)
 	}
 }
 
-/* Whether opening the cache now would delay no first audio. On loopback the manifest's
- * answer (the first audio inline) comes back while SQLite would still be opening the
- * file, so the open waits for the first frame at the sink; or for a second when start-up
- * is stalled anyway (a slow server); or for 200 ms with nothing asked to play. */
+/* Whether opening the cache now would delay no first audio: the playing item's manifest
+ * request has left (or it needs none), or nothing was asked to play for a while. */
 static bool cache_may_open(struct engine *e)
 {
-	if (atomic_load(&e->audio_out))
-		return true;
-	return now_us() - e->started_us > (e->play_item ? 1000000 : 200000);
+	struct item *it = e->play_item;
+	if (!it)
+		return now_us() - e->started_us > 200000;
+	if (!it->manifest_requested && !it->m)
+		return false;
+	for (struct xfer *x = e->xfers; x; x = x->next) {
+		curl_off_t pre = 0;
+		if (x->item_seq == it->seq && x->kind == X_MANIFEST &&
+		    (curl_easy_getinfo(x->easy, CURLINFO_PRETRANSFER_TIME_T, &pre) != CURLE_OK || pre == 0))
+			return false;  /* not sent yet */
+	}
+	return true;
 }
 
 static void *net_main(void *arg)
@@ -2418,7 +2382,6 @@ static void *net_main(void *arg)
 			e->cache = cache_open_volatile(e->cache_path, cerr, sizeof(cerr));
 			if (!e->cache)
 				fprintf(stderr, "encore: %s (continuing without a cache)\n", cerr);
-			cache_flush_pending(e, e->cache);
 			free(e->cache_path);
 			e->cache_path = NULL;
 		}
@@ -2525,7 +2488,6 @@ void engine_free(struct engine *e)
 		sink_free(e->sink);
 	}
 	engine_queue_list_free(e->qcopy_uris, e->qcopy_n);
-	cache_flush_pending(e, NULL);
 	cache_close(e->cache);
 	free(e->cache_path);
 	queue_free(e->q);
