@@ -9,7 +9,7 @@
 struct key {
 	char kid[KEYRING_KID_MAX + 1];
 	unsigned char key[KEYRING_KEY_BYTES];
-	crypto_auth_hmacsha256_state hmac;   /* keyed; see keyring_find_hmac */
+	struct hmac256_key hmac;   /* keyed; see keyring_find_hmac */
 };
 
 struct keyring {
@@ -44,7 +44,7 @@ int keyring_add(struct keyring *kr, const char *kid, const unsigned char key[KEY
 	for (size_t i = 0; i < kr->n; i++) {
 		if (strcmp(kr->keys[i].kid, kid) == 0) {
 			memcpy(kr->keys[i].key, key, KEYRING_KEY_BYTES);
-			crypto_auth_hmacsha256_init(&kr->keys[i].hmac, key, KEYRING_KEY_BYTES);
+			hmac256_key_init(&kr->keys[i].hmac, key, KEYRING_KEY_BYTES);
 			kr->current = i;
 			return 0;
 		}
@@ -52,7 +52,7 @@ int keyring_add(struct keyring *kr, const char *kid, const unsigned char key[KEY
 	kr->keys = xrealloc(kr->keys, (kr->n + 1) * sizeof(struct key));
 	memcpy(kr->keys[kr->n].kid, kid, len + 1);
 	memcpy(kr->keys[kr->n].key, key, KEYRING_KEY_BYTES);
-	crypto_auth_hmacsha256_init(&kr->keys[kr->n].hmac, key, KEYRING_KEY_BYTES);
+	hmac256_key_init(&kr->keys[kr->n].hmac, key, KEYRING_KEY_BYTES);
 	kr->current = kr->n++;
 	return 0;
 }
@@ -65,7 +65,7 @@ const unsigned char *keyring_find(const struct keyring *kr, const char *kid)
 	return NULL;
 }
 
-const crypto_auth_hmacsha256_state *keyring_find_hmac(const struct keyring *kr, const char *kid)
+const struct hmac256_key *keyring_find_hmac(const struct keyring *kr, const char *kid)
 {
 	for (size_t i = 0; i < kr->n; i++)
 		if (strcmp(kr->keys[i].kid, kid) == 0)

@@ -44,6 +44,7 @@ struct http_resp_header {
 	char value[256];
 };
 
+/* A field added here must also be reset in http.c's direct_resp_reset. */
 struct http_resp {
 	int status;
 	const char *content_type;   /* static string */

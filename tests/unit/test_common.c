@@ -1,10 +1,13 @@
-/* Unit tests for the shared library: JSON writer/reader, base64url, ids, JWT. */
+/* Unit tests for the shared library: JSON writer/reader, base64url, ids, JWT, HMAC, signed URLs. */
 #include "../tap.h"
 #include "b64.h"
+#include "hmac256.h"
 #include "id.h"
 #include "json.h"
 #include "jwt.h"
+#include "urlsign.h"
 #include "xmem.h"
+#include <errno.h>
 #include <sodium.h>
 #include <stdlib.h>
 
@@ -203,6 +206,113 @@ static void test_jwt_old_key_verifies_after_rotation(void)
 	keyring_free(kr);
 }
 
+static void test_hmac256_matches_rfc4231_and_libsodium(void)
+{
+	/* RFC 4231 test cases 2 (a short key) and 6 (a key longer than a block). */
+	struct hmac256_key k;
+	unsigned char m[HMAC256_BYTES];
+	char hex[2 * HMAC256_BYTES + 1];
+	hmac256_key_init(&k, (const unsigned char *)"Jefe", 4);
+	hmac256(&k, "what do ya want for nothing?", 28, m);
+	sodium_bin2hex(hex, sizeof(hex), m, sizeof(m));
+	CHECK_STR(hex, "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
+	unsigned char big[131];
+	memset(big, 0xaa, sizeof(big));
+	hmac256_key_init(&k, big, sizeof(big));
+	hmac256(&k, "Test Using Larger Than Block-Size Key - Hash Key First", 54, m);
+	sodium_bin2hex(hex, sizeof(hex), m, sizeof(m));
+	CHECK_STR(hex, "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54");
+	/* And libsodium's HMAC for every message length around the block boundaries. */
+	unsigned char key[32], msg[200], ref[32];
+	randombytes_buf(key, sizeof(key));
+	randombytes_buf(msg, sizeof(msg));
+	hmac256_key_init(&k, key, sizeof(key));
+	int differ = 0;
+	for (size_t n = 0; n <= sizeof(msg); n++) {
+		hmac256(&k, msg, n, m);
+		crypto_auth_hmacsha256(ref, msg, n, key);
+		differ += memcmp(m, ref, sizeof(m)) != 0;
+	}
+	CHECK_INT(differ, 0);
+	hmac256_key_wipe(&k);
+}
+
+static void test_b64url_constant_time_encoder_matches_the_codec(void)
+{
+	unsigned char data[64];
+	for (size_t i = 0; i < sizeof(data); i++)
+		data[i] = (unsigned char)(i * 4);  /* every 6-bit value appears */
+	int differ = 0;
+	for (int round = 0; round < 50; round++) {
+		for (size_t n = 0; n <= sizeof(data); n++) {
+			char ct[B64URL_LEN(sizeof(data)) + 1];
+			char *ref = b64url_encode(data, n);
+			b64url_encode_ct(data, n, ct);
+			differ += strcmp(ct, ref) != 0;
+			CHECK_INT(strlen(ct), B64URL_LEN(n));
+			free(ref);
+		}
+		randombytes_buf(data, sizeof(data));
+	}
+	CHECK_INT(differ, 0);
+}
+
+static void test_urlsign_binds_every_claim_and_rotates(void)
+{
+	struct keyring *kr = ring_with("k1", 3);
+	struct urlsign_claims c = {.content_id = "4uLU6hMCjMI75M1A2tKUQC", .bitrate = 160, .range = "all",
+				   .user = "alice", .expires = 5000, .ip = "127.0.0.1"};
+	char sig[URLSIGN_SIG_LEN + 1], kid[KEYRING_KID_MAX + 1];
+	CHECK_INT(urlsign_sign(kr, &c, sig, kid), 0);
+	CHECK_STR(kid, "k1");
+	CHECK_INT(strlen(sig), URLSIGN_SIG_LEN);
+	CHECK_INT(urlsign_verify(kr, &c, kid, sig, 4000), URLSIGN_OK);
+	CHECK_INT(urlsign_verify(kr, &c, kid, sig, 5000), URLSIGN_EXPIRED);
+	struct urlsign_claims t = c;
+	t.user = "bob";
+	CHECK_INT(urlsign_verify(kr, &t, kid, sig, 4000), URLSIGN_BAD_SIGNATURE);
+	t = c;
+	t.ip = "127.0.0.2";
+	CHECK_INT(urlsign_verify(kr, &t, kid, sig, 4000), URLSIGN_BAD_SIGNATURE);
+	t = c;
+	t.bitrate = 320;
+	CHECK_INT(urlsign_verify(kr, &t, kid, sig, 4000), URLSIGN_BAD_SIGNATURE);
+	t = c;
+	t.expires = 9000;  /* a longer life written into the URL */
+	CHECK_INT(urlsign_verify(kr, &t, kid, sig, 4000), URLSIGN_BAD_SIGNATURE);
+	t = c;
+	t.content_id = "5uLU6hMCjMI75M1A2tKUQC";
+	CHECK_INT(urlsign_verify(kr, &t, kid, sig, 4000), URLSIGN_BAD_SIGNATURE);
+	char bad[URLSIGN_SIG_LEN + 1];
+	memcpy(bad, sig, sizeof(bad));
+	bad[10] = bad[10] == 'A' ? 'B' : 'A';
+	CHECK_INT(urlsign_verify(kr, &c, kid, bad, 4000), URLSIGN_BAD_SIGNATURE);
+	bad[10] = '+';
+	CHECK_INT(urlsign_verify(kr, &c, kid, bad, 4000), URLSIGN_MALFORMED);
+	CHECK_INT(urlsign_verify(kr, &c, kid, "short", 4000), URLSIGN_MALFORMED);
+	CHECK_INT(urlsign_verify(kr, &c, "k9", sig, 4000), URLSIGN_UNKNOWN_KEY);
+	/* The same MAC libsodium computes over the documented rendering. */
+	const char *text = "cdn1\n4uLU6hMCjMI75M1A2tKUQC\n160\nall\nalice\n5000\n127.0.0.1";
+	unsigned char ref[32];
+	crypto_auth_hmacsha256(ref, (const unsigned char *)text, strlen(text), keyring_find(kr, "k1"));
+	char *refsig = b64url_encode(ref, sizeof(ref));
+	CHECK_STR(sig, refsig);
+	free(refsig);
+	/* Rotation: the old key's URLs verify; new ones are signed with the new key. */
+	unsigned char k2[KEYRING_KEY_BYTES];
+	memset(k2, 4, sizeof(k2));
+	keyring_add(kr, "k2", k2);
+	CHECK_INT(urlsign_verify(kr, &c, "k1", sig, 4000), URLSIGN_OK);
+	char sig2[URLSIGN_SIG_LEN + 1], kid2[KEYRING_KID_MAX + 1];
+	CHECK_INT(urlsign_sign(kr, &c, sig2, kid2), 0);
+	CHECK_STR(kid2, "k2");
+	CHECK_INT(urlsign_verify(kr, &c, kid2, sig2, 4000), URLSIGN_OK);
+	CHECK(strcmp(sig, sig2) != 0, "the new key signed the same");
+	c.user = "al\nice";
+	CHECK_INT(urlsign_sign(kr, &c, sig2, kid2), -EINVAL);
+	keyring_free(kr);
+}
+
 int main(void)
 {
 	if (sodium_init() < 0)
@@ -216,5 +326,8 @@ int main(void)
 	RUN(test_jwt_sign_verify_round_trip);
 	RUN(test_jwt_refuses_tampered_forged_and_alg_none);
 	RUN(test_jwt_old_key_verifies_after_rotation);
+	RUN(test_hmac256_matches_rfc4231_and_libsodium);
+	RUN(test_b64url_constant_time_encoder_matches_the_codec);
+	RUN(test_urlsign_binds_every_claim_and_rotates);
 	return TAP_DONE();
 }
