@@ -47,8 +47,9 @@
 /* How long a stopping server waits for in-flight requests. */
 #define HTTP_DRAIN_SECONDS 10
 /* An I/O thread writes its access-log lines once this much is pending, or once the oldest
- * has waited HTTP_LOG_FLUSH_US, whichever comes first (nginx's buffer= and flush=): a
- * write() per pass over the ready connections was a syscall per few segment requests. */
+ * has waited HTTP_LOG_FLUSH_US (when idle, within a second), whichever comes first, as
+ * nginx's buffer= and flush= do: a write() per pass over the ready connections was a
+ * syscall per few segment requests. */
 #define HTTP_LOG_FLUSH_BYTES 32768
 #define HTTP_LOG_FLUSH_US 100000
 /* Header block of one response (common headers, request id, up to HTTP_MAX_RESP_HEADERS). */
@@ -128,8 +129,6 @@ struct svc {
 	uint64_t rid_state;      /* request-id generator; this svc thread only */
 	struct buf log;          /* access-log lines not yet written; this svc thread only */
 	int64_t log_since_us;    /* when the loop first saw them (0: none pending) */
-	bool log_timer_armed;
-	lws_sorted_usec_list_t log_timer;  /* flushes lines an idle loop would otherwise hold */
 	/* Per accepted socket, indexed by descriptor and reset when one is accepted. This
 	 * svc only (a connection never changes svc). */
 	struct sock_info *socks;
@@ -137,7 +136,7 @@ struct svc {
 	int epfd;                /* the direct connections (see "direct" below); -1 when none */
 	bool epfd_adopted;
 	int direct_busy;         /* direct connections with a response being written */
-	lws_sorted_usec_list_t sweep;  /* closes idle direct connections */
+	lws_sorted_usec_list_t sweep;  /* closes idle direct connections, flushes an idle log */
 
 	/* Filled by workers and by http_ws_send from any thread; drained by the svc thread. */
 	pthread_mutex_t lock;
@@ -373,15 +372,10 @@ static void log_flush(struct svc *v)
 	v->log_since_us = 0;
 }
 
-static void log_timer_fired(lws_sorted_usec_list_t *sul)
-{
-	struct svc *v = lws_container_of(sul, struct svc, log_timer);
-	v->log_timer_armed = false;
-	log_flush(v);
-}
-
 /* After a pass of the loop: writes the pending lines when there are enough of them or the
- * oldest has waited long enough, else makes sure a timer will. */
+ * oldest has waited long enough. An idle loop's lines go out with the once-a-second sweep:
+ * a 100 ms timer of its own would cost more than it saves, since lws rounds a timer's
+ * last millisecond down to a zero poll() timeout and spins through it. */
 static void log_pass_done(struct svc *v)
 {
 	if (!v->log.len)
@@ -389,13 +383,8 @@ static void log_pass_done(struct svc *v)
 	int64_t now = http_now_us();
 	if (!v->log_since_us)
 		v->log_since_us = now;
-	int64_t waited = now - v->log_since_us;
-	if (v->log.len >= HTTP_LOG_FLUSH_BYTES || waited >= HTTP_LOG_FLUSH_US) {
+	if (v->log.len >= HTTP_LOG_FLUSH_BYTES || now - v->log_since_us >= HTTP_LOG_FLUSH_US)
 		log_flush(v);
-	} else if (!v->log_timer_armed) {
-		v->log_timer_armed = true;
-		lws_sul_schedule(v->lws, 0, &v->log_timer, log_timer_fired, HTTP_LOG_FLUSH_US - waited);
-	}
 }
 
 static void finish_job(struct svc *v, struct pss *pss)
@@ -938,11 +927,20 @@ static int callback_ws(struct lws *wsi, enum lws_callback_reasons reason, void *
 #define DIRECT_IN_MAX 2048        /* longer request heads go to lws */
 #define DIRECT_IDLE_US (30 * 1000000LL)   /* as lws's keepalive_timeout */
 #define DIRECT_TARGET_MAX 1024
+/* With a peek offset, answered requests are taken off the socket in batches of this many
+ * bytes (one recv() per ~60 requests instead of one each), and always before the
+ * connection closes or goes to lws. */
+#define DIRECT_CONSUME_BATCH 16384
 
 struct direct {
 	int fd;
 	int64_t deadline_us;
-	size_t inlen;
+	/* in[off, inlen) is peeked and not yet answered. With a peek offset (SO_PEEK_OFF), a
+	 * peek returns only bytes not peeked before, so in[] keeps them; without one, every
+	 * peek starts at the head of the socket's queue, and in[] is refilled each time. */
+	size_t inlen, off;
+	size_t unconsumed;        /* answered bytes still in the socket's receive queue */
+	bool peek_off;            /* SO_PEEK_OFF is on (Linux 6.10 and later for TCP) */
 	bool busy;                /* a response is being written */
 	bool close_after;
 	bool corked;
@@ -1131,14 +1129,35 @@ static void direct_resp_reset(struct direct *d)
 	r->drop_mid_body = false;
 }
 
+/* Takes the answered bytes off the socket's receive queue, without copying them
+ * (MSG_TRUNC on TCP discards). 0 or -1. */
+static int direct_consume(struct direct *d)
+{
+	char junk[DIRECT_IN_MAX];
+	while (d->unconsumed > 0) {
+		size_t n = d->unconsumed < sizeof(junk) ? d->unconsumed : sizeof(junk);
+		ssize_t r = recv(d->fd, junk, n, MSG_DONTWAIT | MSG_TRUNC);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			return -1;  /* they were there a moment ago */
+		d->unconsumed -= (size_t)r;
+	}
+	return 0;
+}
+
 static void direct_free(struct svc *v, struct direct *d, bool close_fd)
 {
 	if (d->busy)
 		v->direct_busy--;
 	direct_resp_reset(d);
 	v->socks[d->fd].direct = NULL;
-	if (close_fd)
+	if (close_fd) {
+		/* Answered bytes left unread would make close() reset the connection, dropping
+		 * a response still in the send queue. */
+		direct_consume(d);
 		close(d->fd);  /* also leaves the epoll set */
+	}
 	free(d);
 }
 
@@ -1147,26 +1166,19 @@ static void direct_free(struct svc *v, struct direct *d, bool close_fd)
 static void direct_handover(struct svc *v, struct direct *d, bool carry, bool fast_checked)
 {
 	int fd = d->fd;
+	if (direct_consume(d) != 0) {
+		direct_free(v, d, true);
+		return;
+	}
+	if (d->peek_off) {
+		int off = -1;   /* lws reads plainly; a peek offset is no business of its */
+		setsockopt(fd, SOL_SOCKET, SO_PEEK_OFF, &off, sizeof(off));
+	}
 	epoll_ctl(v->epfd, EPOLL_CTL_DEL, fd, NULL);
 	v->socks[fd].carry = carry;
 	v->socks[fd].carry_fast_checked = fast_checked;
 	direct_free(v, d, false);
 	lws_adopt_socket_vhost(v->vh, fd);  /* closes fd itself on failure */
-}
-
-/* Takes n answered bytes off the socket's receive queue. 0 or -1. */
-static int direct_consume(struct direct *d, size_t n)
-{
-	char junk[DIRECT_IN_MAX];
-	while (n > 0) {
-		ssize_t r = recv(d->fd, junk, n < sizeof(junk) ? n : sizeof(junk), MSG_DONTWAIT);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0)
-			return -1;  /* they were there a moment ago */
-		n -= (size_t)r;
-	}
-	return 0;
 }
 
 static void set_interest(struct svc *v, struct direct *d, bool out)
@@ -1308,35 +1320,24 @@ static int direct_headers(struct direct *d)
 	return 0;
 }
 
-/* Peeks at what the client sent and answers the complete requests it can, taking their
- * bytes off the socket; the first one it cannot answer hands the connection to lws with
- * that request still unread. Edge-triggered: bytes of a partial request stay queued until
- * more arrive. Why peek and not read (a recv per request less): lws 4.1 can be given bytes
- * already read (lws_adopt_socket_vhost_readbuf), but loops forever on a request with a
- * body handed over that way, and a segment client may well POST on the same connection. */
+/* Peeks at what the client sent and answers the complete requests it can; the first one
+ * it cannot answer hands the connection to lws with that request still unread (answered
+ * bytes are taken off the socket first). Edge-triggered: bytes of a partial request stay
+ * queued until more arrive.
+ * Why peek and not read: lws 4.1 can be given bytes already read
+ * (lws_adopt_socket_vhost_readbuf), but loops forever on a request with a body handed over
+ * that way, and a segment client may well POST on the same connection. A peek offset
+ * (SO_PEEK_OFF) makes the peek cost what a read would: each peek returns new bytes, and
+ * answered ones are discarded in batches, so a request costs one recv(), not two. */
 static void direct_read(struct svc *v, struct direct *d)
 {
 	struct http_server *s = v->s;
-	while (!d->busy) {
-		ssize_t got = recv(d->fd, d->in, sizeof(d->in), MSG_PEEK | MSG_DONTWAIT);
-		if (got == 0 || (got < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
-			direct_free(v, d, true);
-			return;
-		}
-		if (got < 0)
-			return;
-		d->inlen = (size_t)got;
-		d->deadline_us = http_now_us() + DIRECT_IDLE_US;
-		size_t off = 0;   /* d->in before off is answered and taken off the socket */
-		while (!d->busy && off < d->inlen) {
-			char *head = d->in + off, *hend = memmem(head, d->inlen - off, "\r\n\r\n", 4);
-			if (!hend) {
-				if (off == 0 && d->inlen == sizeof(d->in)) {
-					direct_handover(v, d, false, false);  /* a head this long: lws's limits apply */
-					return;
-				}
+	bool more = true;   /* the socket may hold bytes not yet peeked */
+	for (;;) {
+		while (!d->busy && d->off < d->inlen) {
+			char *head = d->in + d->off, *hend = memmem(head, d->inlen - d->off, "\r\n\r\n", 4);
+			if (!hend)
 				break;  /* the rest of this request has not arrived */
-			}
 			size_t len = (size_t)(hend + 4 - head);
 			if (atomic_load(&s->stopping) || (s->cfg.app.direct_ok && !s->cfg.app.direct_ok(s->cfg.app.ctx)) ||
 			    direct_parse(v, d, head, len) != 0) {
@@ -1349,13 +1350,14 @@ static void direct_read(struct svc *v, struct direct *d)
 				direct_handover(v, d, true, d->req.fast_checked);
 				return;
 			}
-			/* Answered: off the socket before anything is written, so a close after
-			 * this response leaves nothing unread (which would reset the connection). */
-			if (direct_consume(d, len) != 0) {
+			d->off += len;
+			d->unconsumed += len;
+			/* Without a peek offset, off the socket before anything is written (the next
+			 * peek starts at the queue's head); with one, in batches. */
+			if ((!d->peek_off || d->unconsumed >= DIRECT_CONSUME_BATCH) && direct_consume(d) != 0) {
 				direct_free(v, d, true);
 				return;
 			}
-			off += len;
 			struct http_resp *r = &d->resp;
 			d->body = r->ext_data ? r->ext_data : (const uint8_t *)r->body.data;
 			d->body_len = r->ext_data || r->ext_file ? r->ext_len : r->body.len;
@@ -1373,8 +1375,37 @@ static void direct_read(struct svc *v, struct direct *d)
 				return;
 			}
 		}
-		if (d->inlen < sizeof(d->in) || off < d->inlen)
-			return;  /* all that was queued is answered, or waits for more bytes or POLLOUT */  /* all that was queued is answered or incomplete; the next arrival wakes us */
+		if (d->busy)
+			return;  /* POLLOUT resumes; what is peeked and unanswered stays in d->in */
+		if (!d->peek_off) {
+			d->inlen = d->off = 0;  /* the next peek sees the unanswered bytes again */
+		} else if (d->off > 0) {
+			/* d->req points into d->target, not d->in: moving the rest is safe. */
+			memmove(d->in, d->in + d->off, d->inlen - d->off);
+			d->inlen -= d->off;
+			d->off = 0;
+		}
+		if (d->inlen == sizeof(d->in)) {
+			direct_handover(v, d, false, false);  /* a head this long: lws's limits apply */
+			return;
+		}
+		if (!more)
+			return;
+		size_t room = sizeof(d->in) - d->inlen;
+		ssize_t got = recv(d->fd, d->in + d->inlen, room, MSG_PEEK | MSG_DONTWAIT);
+		if (got < 0 && errno == EINTR)
+			continue;
+		if (got < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			return;
+		if (got <= 0) {
+			direct_free(v, d, true);  /* closed by the peer, or reset */
+			return;
+		}
+		d->inlen += (size_t)got;
+		d->deadline_us = http_now_us() + DIRECT_IDLE_US;
+		/* Edge-triggered: a short peek saw everything queued, and the next arrival is a
+		 * new event. */
+		more = (size_t)got == room;
 	}
 }
 
@@ -1397,6 +1428,8 @@ static int direct_adopt(struct svc *v, int fd)
 	struct direct *d = xcalloc(1, sizeof(*d));
 	d->fd = fd;
 	d->deadline_us = http_now_us() + DIRECT_IDLE_US;
+	int zero = 0;
+	d->peek_off = setsockopt(fd, SOL_SOCKET, SO_PEEK_OFF, &zero, sizeof(zero)) == 0;
 	d->resp.ext_fd = -1;
 	struct epoll_event ev = {.events = EPOLLIN | EPOLLET, .data.ptr = d};
 	if (epoll_ctl(v->epfd, EPOLL_CTL_ADD, fd, &ev) != 0) {
@@ -1434,8 +1467,9 @@ static void direct_service(struct svc *v)
 	} while (n == 64);
 }
 
-/* Once a second: closes direct connections idle (or stuck) past the keep-alive timeout. */
-static void direct_sweep(lws_sorted_usec_list_t *sul)
+/* Once a second: closes direct connections idle (or stuck) past the keep-alive timeout, and
+ * writes the access-log lines of a loop that has gone idle. */
+static void svc_sweep(lws_sorted_usec_list_t *sul)
 {
 	struct svc *v = lws_container_of(sul, struct svc, sweep);
 	int64_t now = http_now_us();
@@ -1444,7 +1478,8 @@ static void direct_sweep(lws_sorted_usec_list_t *sul)
 		if (d && now > d->deadline_us)
 			direct_free(v, d, true);
 	}
-	lws_sul_schedule(v->lws, 0, &v->sweep, direct_sweep, 1000000);
+	log_flush(v);
+	lws_sul_schedule(v->lws, 0, &v->sweep, svc_sweep, 1000000);
 }
 
 /* Closes every direct connection (the server stops). */
@@ -1693,8 +1728,8 @@ struct http_server *http_server_new(const struct http_config *cfg, char *err, si
 				goto fail;
 			}
 			v->epfd_adopted = true;
-			lws_sul_schedule(v->lws, 0, &v->sweep, direct_sweep, 1000000);
 		}
+		lws_sul_schedule(v->lws, 0, &v->sweep, svc_sweep, 1000000);
 	}
 
 	s->threads = xcalloc((size_t)s->cfg.workers, sizeof(pthread_t));

@@ -315,6 +315,55 @@ def test_segment_connections_keep_http_semantics_and_move_to_the_general_path(sr
     s.close()
 
 
+def test_many_answered_segment_requests_then_a_post_on_the_same_connection(srv):
+    """The direct path takes answered requests off the socket in batches (a peek offset);
+    whatever it has answered must be gone, and nothing else, when the connection moves to
+    the general path or closes. 120 pipelined hits (over 16 KB of request heads, past one
+    batch), then a POST with a body: every answer in order, the POST answered by the
+    general path; then 100 more hits and Connection: close end with a clean close."""
+    tid = plain_track(srv)
+    a = srv.login("alice")
+    rd = a.get("/v1/playback/%s?inline=0" % tid)[1]["renditions"][0]
+    n = min(3, len(rd["segments"]))
+    paths = []
+    for k in range(n):
+        u = urllib.parse.urlsplit(rd["segment_url_template"].replace("{index}", str(k)))
+        paths.append((u.path + "?" + u.query).encode())
+        fetch(rd["segment_url_template"].replace("{index}", str(k)))  # admitted to the edge
+    heads = [b"GET %s HTTP/1.1\r\nHost: x\r\nX-Pad: %s\r\n\r\n" % (paths[i % n], b"p" * 40) for i in range(120)]
+    assert sum(map(len, heads)) > 16384, "the pipeline must cross one consume batch"
+    form = b"grant_type=password&username=bob&password=demo"
+    post = (b"POST /api/token HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\n"
+            b"Content-Length: %d\r\n\r\n%s" % (len(form), form))
+    s = socket.create_connection(("127.0.0.1", srv.port))
+    s.settimeout(60)
+    f = s.makefile("rb")
+    s.sendall(b"".join(heads) + post)
+    got = [read_response(f) for _ in range(121)]
+    bad = [(i, g[0]) for i, g in enumerate(got[:120]) if g[0] != 200 or blake(g[2]) != rd["segments"][i % n]["hash"]]
+    expect(bad, [], "pipelined segment answers (index, status) that were wrong")
+    expect(got[120][0], 200, "the POST after 120 segment requests")
+    expect("access_token" in json.loads(got[120][2]), True, "the POST's body was read whole")
+    s.close()
+    # A long keep-alive run that ends with Connection: close: every byte, then EOF (a
+    # close with answered bytes left unread would reset the connection instead).
+    s = socket.create_connection(("127.0.0.1", srv.port))
+    s.settimeout(60)
+    f = s.makefile("rb")
+    total = 0
+    for i in range(100):
+        last = i == 99
+        s.sendall(b"GET %s HTTP/1.1\r\nHost: x\r\nX-Pad: %s\r\n%s\r\n" %
+                  (paths[i % n], b"q" * 200, b"Connection: close\r\n" if last else b""))
+        st, h, body = read_response(f)
+        expect((st, blake(body)), (200, rd["segments"][i % n]["hash"]), "keep-alive request %d" % i)
+        total += len(body)
+    expect(h.get("connection"), "close", "the last answer says close")
+    expect(f.read(), b"", "a clean end of stream after Connection: close")
+    s.close()
+    assert total > 0
+
+
 def test_key_rotation_keeps_old_urls_valid(srv):
     tid = plain_track(srv)
     old = srv.login("alice").get("/v1/playback/" + tid)[1]["renditions"][0]["init"]["url"]
@@ -476,6 +525,7 @@ if __name__ == "__main__":
                   test_range_etag_and_immutable_caching,
                   test_origin_repeats_are_sent_from_the_object_file_with_the_same_semantics,
                   test_segment_connections_keep_http_semantics_and_move_to_the_general_path,
+                  test_many_answered_segment_requests_then_a_post_on_the_same_connection,
                   test_key_rotation_keeps_old_urls_valid,
                   test_edge_cache_hits_after_a_miss_and_warm_prepopulates,
                   test_podcast_episodes_enter_the_edge_only_when_popular,
