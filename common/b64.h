@@ -7,7 +7,7 @@
 char *b64url_encode(const void *data, size_t n);
 /* Encodes n bytes into out, which holds at least B64URL_LEN(n) + 1 bytes; returns out.
  * Constant time in the data (no table lookups, no branches on it): for secrets such as
- * a MAC that is then compared with a client's copy. */
+ * a MAC (urlsign_sign). */
 #define B64URL_LEN(n) (((n) * 4 + 2) / 3)
 char *b64url_encode_ct(const unsigned char *data, size_t n, char *out);
 /* Decodes s (length slen) into a new buffer (caller frees, NUL-terminated for convenience)
