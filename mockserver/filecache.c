@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #define FILECACHE_SLOTS 4096
@@ -168,14 +169,22 @@ void filecache_release(void *file)
 		file_unref(file);
 }
 
-bool filecache_resident(const struct filecache_file *f)
+bool filecache_resident(struct filecache_file *f)
 {
 	if (f->len == 0)
+		return true;
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+	int64_t now = (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+	if (now < __atomic_load_n(&f->resident_until_us, __ATOMIC_RELAXED))
 		return true;
 	struct cachestat_range_ r = {0, f->len};
 	struct cachestat_ cs;
 	if (syscall(__NR_cachestat, f->fd, &r, &cs, 0) != 0)
 		return false;  /* ENOSYS on kernels before 6.5: let a worker read it */
-	uint64_t page = (uint64_t)sysconf(_SC_PAGESIZE), pages = ((uint64_t)f->len + page - 1) / page;
-	return cs.nr_cache >= pages;
+	uint64_t page = (uint64_t)getpagesize(), pages = ((uint64_t)f->len + page - 1) / page;
+	bool all = cs.nr_cache >= pages;
+	if (all)
+		__atomic_store_n(&f->resident_until_us, now + FILECACHE_RESIDENT_RECHECK_US, __ATOMIC_RELAXED);
+	return all;
 }

@@ -7,6 +7,12 @@
 #define ENCORE_FILECACHE_H
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
+
+/* How long a file found wholly in the page cache is taken to stay there before cachestat
+ * is asked again: a file served this often is at the hot end of the page cache's LRU, and
+ * asking on every request was a syscall per request. */
+#define FILECACHE_RESIDENT_RECHECK_US 50000
 
 struct filecache;
 
@@ -16,6 +22,7 @@ struct filecache_file {
 	char etag[72];      /* strong ETag, quoted */
 	/* private */
 	int refs;
+	int64_t resident_until_us;   /* a cachestat answer of "all resident" holds until then; atomic */
 };
 
 /* max_files: the most descriptors held by cached entries (0 disables the cache). */
@@ -30,7 +37,8 @@ int filecache_put(struct filecache *c, const char *key, const char *path, const 
 /* Drops a reference from filecache_get. Takes void * so it can serve as http_resp.ext_release. */
 void filecache_release(void *file);
 /* True when every page of the file is in the page cache, so sending it cannot wait on the
- * disk (cachestat(2), Linux 6.5); false when some are not, or the kernel cannot tell. */
-bool filecache_resident(const struct filecache_file *f);
+ * disk (cachestat(2), Linux 6.5; a "yes" is reused for FILECACHE_RESIDENT_RECHECK_US);
+ * false when some are not, or the kernel cannot tell. */
+bool filecache_resident(struct filecache_file *f);
 
 #endif

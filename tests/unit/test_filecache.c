@@ -2,11 +2,13 @@
 #include "filecache.h"
 #include "tap.h"
 #include <errno.h>
+#include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 static char dir[64];
@@ -90,6 +92,41 @@ static void test_a_file_just_written_is_resident_in_the_page_cache(void)
 	filecache_free(c);
 }
 
+/* A "yes" is reused for FILECACHE_RESIDENT_RECHECK_US, then asked again: pages dropped
+ * from the page cache are seen once the window has passed. */
+static void test_a_resident_answer_is_reused_for_a_window_then_rechecked(void)
+{
+	char p[128];
+	struct filecache *c = filecache_new(2);
+	filecache_put(c, "v", make_file("v", 8 * 4096, 'v', p, sizeof(p)), "\"v\"");
+	struct filecache_file *f = filecache_get(c, "v");
+	uint64_t range[2] = {0, 0}, st[5];
+	if (syscall(451, f->fd, range, st, 0) != 0) {
+		CHECK(!filecache_resident(f), "without cachestat the answer must be no");
+		goto done;
+	}
+	CHECK(filecache_resident(f), "a file just written is resident");
+	/* Written back, then dropped from the page cache. */
+	CHECK_INT(fsync(f->fd), 0);
+	CHECK_INT(posix_fadvise(f->fd, 0, 0, POSIX_FADV_DONTNEED), 0);
+	syscall(451, f->fd, range, st, 0);
+	CHECK(st[0] < 8, "the kernel kept all %d pages after DONTNEED (a tmpfs test directory?)", (int)st[0]);
+	CHECK(filecache_resident(f), "within the window the earlier answer stands");
+	struct timespec t0, t;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	bool rechecked = false;
+	do {
+		rechecked = !filecache_resident(f);
+		clock_gettime(CLOCK_MONOTONIC, &t);
+	} while (!rechecked && (t.tv_sec - t0.tv_sec) < 10);
+	CHECK(rechecked, "the dropped pages were never noticed");
+	long waited_ms = (t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000;
+	CHECK(waited_ms <= 2 * FILECACHE_RESIDENT_RECHECK_US / 1000 + 1000, "noticed only after %ld ms", waited_ms);
+done:
+	filecache_release(f);
+	filecache_free(c);
+}
+
 int main(void)
 {
 	snprintf(dir, sizeof(dir), "/tmp/test-filecache-XXXXXX");
@@ -99,7 +136,8 @@ int main(void)
 	RUN(test_lru_bound_evicts_the_least_recent_but_a_held_file_stays_readable);
 	RUN(test_a_missing_file_is_refused_and_nothing_cached);
 	RUN(test_a_file_just_written_is_resident_in_the_page_cache);
-	const char *names[] = {"a", "f1", "f2", "f3", "f4", "z", "w"};
+	RUN(test_a_resident_answer_is_reused_for_a_window_then_rechecked);
+	const char *names[] = {"a", "f1", "f2", "f3", "f4", "z", "w", "v"};
 	char p[128];
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
 		snprintf(p, sizeof(p), "%s/%s", dir, names[i]);
