@@ -3,6 +3,7 @@
 #ifndef ENCORE_TAP_H
 #define ENCORE_TAP_H
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static int tap_count, tap_failures, tap_current_failed;
@@ -34,6 +35,16 @@ static int tap_count, tap_failures, tap_current_failed;
 	else printf("ok %d - %s\n", tap_count, #fn); \
 	fflush(stdout); \
 } while (0)
+
+/* A new private directory "$TMPDIR/PREFIX-XXXXXX" (TMPDIR defaulting to /tmp) in buf; buf,
+ * or NULL when it cannot be made. */
+static inline char *tap_mkdtemp(char *buf, size_t cap, const char *prefix)
+{
+	const char *t = getenv("TMPDIR");
+	if (snprintf(buf, cap, "%s/%s-XXXXXX", t && *t ? t : "/tmp", prefix) >= (int)cap)
+		return NULL;
+	return mkdtemp(buf);
+}
 
 #define TAP_DONE() (printf("1..%d\n", tap_count), tap_failures ? 1 : 0)
 

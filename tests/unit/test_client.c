@@ -86,12 +86,8 @@ static void test_paths_relative_or_empty_xdg_value_is_ignored(void)
 
 static char *make_tmpdir(void)
 {
-	char *d = xstrdup("/tmp/encore-test-XXXXXX");
-	if (!mkdtemp(d)) {
-		free(d);
-		return NULL;
-	}
-	return d;
+	char buf[256];
+	return tap_mkdtemp(buf, sizeof(buf), "encore-test") ? xstrdup(buf) : NULL;
 }
 
 static void rm_rf(const char *path)

@@ -161,7 +161,9 @@ static void test_wav_formats_read_back_what_was_written(void)
 static void test_write_wav_then_read_file_round_trips(void)
 {
 	struct pcm *src = music(44100, 2, 0.5);
-	char path[] = "/tmp/encore-test-XXXXXX";
+	char path[256];
+	const char *t = getenv("TMPDIR");
+	snprintf(path, sizeof(path), "%s/encore-test-XXXXXX", t && *t ? t : "/tmp");
 	int fd = mkstemp(path);
 	CHECK(fd >= 0, "mkstemp failed");
 	close(fd);

@@ -134,9 +134,9 @@ static void test_colour_names(void)
 
 static void test_load_reads_the_file_and_names_it(void)
 {
-	char dir[] = "/tmp/encore-config-XXXXXX";
-	CHECK(mkdtemp(dir) != NULL, "mkdtemp failed");
-	char path[128];
+	char dir[256];
+	CHECK(tap_mkdtemp(dir, sizeof(dir), "encore-config") != NULL, "mkdtemp failed");
+	char path[512];
 	snprintf(path, sizeof(path), "%s/config", dir);
 	FILE *f = fopen(path, "w");
 	fputs("output null\r\nvolme 3\r\n", f); /* CRLF from a Windows editor */

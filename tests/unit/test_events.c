@@ -12,7 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
-static char tmpdir[] = "/tmp/encore-test-events-XXXXXX";
+static char tmpdir[256];
 
 static void test_parse_batch_accepts_valid_events_and_defaults_optional_fields(void)
 {
@@ -119,8 +119,8 @@ static void test_append_is_idempotent_and_consumers_count_each_entry_once(void)
  * any wait for the other's lock an immediate failure. */
 static void test_consumer_steps_and_ingest_never_wait_for_each_others_write_lock(void)
 {
-	char dir[] = "/tmp/encore-test-events-locks-XXXXXX", err[256];
-	CHECK(mkdtemp(dir) != NULL, "mkdtemp");
+	char dir[256], err[256];
+	CHECK(tap_mkdtemp(dir, sizeof(dir), "encore-test-events-locks") != NULL, "mkdtemp");
 	sqlite3 *log = NULL, *consumer = NULL, *other = NULL;
 	CHECK(db_open_log(dir, &log, err, sizeof(err)) == 0, "open log: %s", err);
 	CHECK(db_open(dir, &consumer, err, sizeof(err)) == 0, "open: %s", err);
@@ -153,7 +153,7 @@ out:
 	db_close(log);
 	db_close(consumer);
 	db_close(other);
-	char cmd[300];
+	char cmd[1024];
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
 	CHECK_INT(system(cmd), 0);
 }
@@ -171,8 +171,8 @@ static int count_streams(sqlite3 *db)
 
 static void test_a_store_that_no_longer_matches_the_log_is_rebuilt_from_it(void)
 {
-	char dir[] = "/tmp/encore-test-events-store-XXXXXX", err[256], cmd[300];
-	CHECK(mkdtemp(dir) != NULL, "mkdtemp");
+	char dir[256], err[256], cmd[1024];
+	CHECK(tap_mkdtemp(dir, sizeof(dir), "encore-test-events-store") != NULL, "mkdtemp");
 	sqlite3 *db = NULL;
 	CHECK(db_open(dir, &db, err, sizeof(err)) == 0, "open: %s", err);
 	if (!db)
@@ -240,7 +240,7 @@ static void test_outbox_backoff_doubles_with_bounded_jitter(void)
 
 static void test_outbox_keeps_events_and_turns_an_open_play_into_play_end_on_reopen(void)
 {
-	char path[256], err[256];
+	char path[512], err[256];
 	snprintf(path, sizeof(path), "%s/outbox.db", tmpdir);
 	struct outbox *o = outbox_open(path, err, sizeof(err));
 	CHECK(o != NULL, "open: %s", err);
@@ -278,7 +278,7 @@ static void test_outbox_keeps_events_and_turns_an_open_play_into_play_end_on_reo
 
 int main(void)
 {
-	if (!mkdtemp(tmpdir)) {
+	if (!tap_mkdtemp(tmpdir, sizeof(tmpdir), "encore-test-events")) {
 		perror("mkdtemp");
 		return 1;
 	}
@@ -291,7 +291,7 @@ int main(void)
 	RUN(test_metrics_render_cumulative_buckets_and_escape_labels);
 	RUN(test_outbox_backoff_doubles_with_bounded_jitter);
 	RUN(test_outbox_keeps_events_and_turns_an_open_play_into_play_end_on_reopen);
-	char cmd[300];
+	char cmd[1024];
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", tmpdir);
 	if (system(cmd) != 0)
 		fprintf(stderr, "could not remove %s\n", tmpdir);

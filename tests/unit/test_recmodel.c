@@ -11,15 +11,14 @@
 #include <string.h>
 #include <unistd.h>
 
-static char dir[64];
+static char dir[256];
 static char ids[24][ID_LEN + 1];
 static const char *const GENRE[3] = {"jazz", "techno", "ambient"};
 
 /* 24 tracks: 3 genres x 2 artists x 4 tracks; users 0-5 play jazz, 6-11 techno; ambient is cold. */
 static void make_db(void)
 {
-	snprintf(dir, sizeof(dir), "/tmp/test-recmodel-XXXXXX");
-	if (!mkdtemp(dir))
+	if (!tap_mkdtemp(dir, sizeof(dir), "test-recmodel"))
 		abort();
 	sqlite3 *db;
 	char err[256];
