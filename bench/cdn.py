@@ -139,6 +139,10 @@ def main():
         B.say("cdn: %d tracks, %d segment objects (mean %.0f KB), warmed %d objects / %.1f MB; "
               "wrk -t%d -c%d -d%ds, %d runs", len(used), len(sizes), sum(sizes) / len(sizes) / 1e3,
               w["objects"], w["bytes"] / 1e6, THREADS, CONNS, SECONDS, RUNS)
+        # The direct path takes a request off the socket with one recv() only where TCP has
+        # a peek offset (Linux 6.10); before, two: say which this run had.
+        B.say("cdn: kernel %s (TCP peek offset %s)", os.uname().release,
+              "yes" if tuple(int(x) for x in os.uname().release.split(".")[:2] if x.isdigit()) >= (6, 10) else "no")
         targets = [("nginx", ngx.url, nginx_paths), ("edge", srv.url, edge_paths), ("origin", srv.url, origin_paths)]
         # CPU per request, from the servers' own utime + stime: on a shared machine it
         # moves far less than req/s does. nginx's is its master plus workers.
