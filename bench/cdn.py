@@ -5,12 +5,13 @@ rendition of a seeded catalog: for encored the real signed URLs from alice's man
 (signature checked on every request), for nginx the same objects by path under
 DATA/objects (the same files on the same disk). Two encored paths:
   edge   /cdn/...    after POST /v1/admin/warm: answered from the in-memory edge cache
-  origin /origin/... every request goes to a worker: SQLite lookup, object file read
+  origin /origin/... the first request of an object goes to a worker (SQLite lookup, file
+                     read); repeats are sent from the open file on the I/O thread
 Runs are interleaved (nginx, edge, origin, then the reverse order) and repeated; figures
 are medians.
 The per-IP rate limit is raised for the run (nginx has none). Both servers write an
-access-log line per request, both in batches (nginx: buffer=32k flush=100ms; encored: per
-I/O-thread pass); nginx keeps served files open (open_file_cache) as encored's origin path
+access-log line per request, both in batches (nginx: buffer=32k flush=100ms; encored: the
+same, per I/O thread); nginx keeps served files open (open_file_cache) as encored's origin path
 does; both run two workers (nginx: worker_processes auto on 2 cores; encored: 2 I/O
 threads) with sendfile and TCP_CORK for files. Besides req/s, MB/s and p99, each server's
 CPU time per request (utime + stime from /proc, all threads and workers) is reported: on a
