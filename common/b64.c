@@ -1,7 +1,10 @@
-/* b64: thin wrappers over libsodium's constant-time codec. */
+/* b64: thin wrappers over libsodium's constant-time codec, a constant-time encoder for
+ * fixed buffers, and a table-driven codec for public data. */
 #include "b64.h"
 #include "xmem.h"
 #include <sodium.h>
+#include <stdbool.h>
+#include <stdlib.h>
 #include <string.h>
 
 char *b64url_encode(const void *data, size_t n)
@@ -22,29 +25,41 @@ static char ct_char(unsigned x)
 		      (eq62 & '-') | (eq63 & '_'));
 }
 
-char *b64url_encode_ct(const unsigned char *data, size_t n, char *out)
+static const char B64URL[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+/* One 6-bit value's character: by arithmetic (constant time) or by table. Inlined with a
+ * constant ct, the test disappears. */
+static inline char enc_char(unsigned x, bool ct)
+{
+	return ct ? ct_char(x) : B64URL[x];
+}
+
+/* Encodes n bytes at out (B64URL_LEN(n) + 1 bytes); returns out. */
+static inline char *encode(const unsigned char *d, size_t n, char *out, bool ct)
 {
 	char *p = out;
 	size_t i = 0;
 	for (; i + 3 <= n; i += 3) {
-		unsigned v = (unsigned)data[i] << 16 | (unsigned)data[i + 1] << 8 | data[i + 2];
-		*p++ = ct_char(v >> 18);
-		*p++ = ct_char((v >> 12) & 63);
-		*p++ = ct_char((v >> 6) & 63);
-		*p++ = ct_char(v & 63);
+		unsigned v = (unsigned)d[i] << 16 | (unsigned)d[i + 1] << 8 | d[i + 2];
+		*p++ = enc_char(v >> 18, ct);
+		*p++ = enc_char((v >> 12) & 63, ct);
+		*p++ = enc_char((v >> 6) & 63, ct);
+		*p++ = enc_char(v & 63, ct);
 	}
-	if (n - i == 1) {
-		unsigned v = (unsigned)data[i] << 16;
-		*p++ = ct_char(v >> 18);
-		*p++ = ct_char((v >> 12) & 63);
-	} else if (n - i == 2) {
-		unsigned v = (unsigned)data[i] << 16 | (unsigned)data[i + 1] << 8;
-		*p++ = ct_char(v >> 18);
-		*p++ = ct_char((v >> 12) & 63);
-		*p++ = ct_char((v >> 6) & 63);
+	if (n - i >= 1) {
+		unsigned v = (unsigned)d[i] << 16 | (n - i == 2 ? (unsigned)d[i + 1] << 8 : 0);
+		*p++ = enc_char(v >> 18, ct);
+		*p++ = enc_char((v >> 12) & 63, ct);
+		if (n - i == 2)
+			*p++ = enc_char((v >> 6) & 63, ct);
 	}
 	*p = 0;
 	return out;
+}
+
+char *b64url_encode_ct(const unsigned char *data, size_t n, char *out)
+{
+	return encode(data, n, out, true);
 }
 
 unsigned char *b64url_decode(const char *s, size_t slen, size_t *outlen)
@@ -62,4 +77,62 @@ unsigned char *b64url_decode(const char *s, size_t slen, size_t *outlen)
 	out[len] = 0;
 	*outlen = len;
 	return out;
+}
+
+char *b64url_encode_public(const void *data, size_t n)
+{
+	return encode(data, n, xmalloc(B64URL_LEN(n) + 1), false);
+}
+
+unsigned char *b64url_decode_public(const char *s, size_t slen, size_t *outlen)
+{
+	/* Each character's value plus one; 0 outside the alphabet. */
+	static unsigned char val[256];
+	static int ready;   /* benign race: every thread writes the same bytes */
+	if (!__atomic_load_n(&ready, __ATOMIC_ACQUIRE)) {
+		for (int k = 0; k < 64; k++)
+			val[(unsigned char)B64URL[k]] = (unsigned char)(k + 1);
+		__atomic_store_n(&ready, 1, __ATOMIC_RELEASE);
+	}
+	if (slen % 4 == 1)
+		return NULL;
+	unsigned char *out = xmalloc(slen / 4 * 3 + 3), *o = out;
+	const unsigned char *u = (const unsigned char *)s;
+	size_t i = 0;
+	for (; i + 4 <= slen; i += 4) {
+		unsigned a = val[u[i]], b = val[u[i + 1]], c = val[u[i + 2]], d = val[u[i + 3]];
+		if (!a || !b || !c || !d)
+			goto bad;
+		unsigned v = (a - 1) << 18 | (b - 1) << 12 | (c - 1) << 6 | (d - 1);
+		o[0] = (unsigned char)(v >> 16);
+		o[1] = (unsigned char)(v >> 8);
+		o[2] = (unsigned char)v;
+		o += 3;
+	}
+	size_t rest = slen - i;
+	if (rest) {
+		unsigned v = 0;
+		for (size_t k = 0; k < rest; k++) {
+			unsigned x = val[u[i + k]];
+			if (!x)
+				goto bad;
+			v = v << 6 | (x - 1);
+		}
+		if (rest == 2) {
+			if (v & 0xf)
+				goto bad;   /* trailing bits must be zero */
+			*o++ = (unsigned char)(v >> 4);
+		} else {
+			if (v & 0x3)
+				goto bad;
+			*o++ = (unsigned char)(v >> 10);
+			*o++ = (unsigned char)(v >> 2);
+		}
+	}
+	*o = 0;
+	*outlen = (size_t)(o - out);
+	return out;
+bad:
+	free(out);
+	return NULL;
 }

@@ -148,6 +148,16 @@ void json_escape(struct buf *b, const char *str, size_t n)
 	buf_putc(b, '"');
 	size_t i = 0;
 	while (i < n) {
+		/* A run of characters that need no escaping goes in with one append: byte by
+		 * byte, a manifest's 80 KB of inline base64 took a third of the route's CPU. */
+		size_t run = i;
+		while (run < n && s[run] >= 0x20 && s[run] < 0x80 && s[run] != '"' && s[run] != '\\')
+			run++;
+		if (run > i) {
+			buf_append(b, s + i, run - i);
+			i = run;
+			continue;
+		}
 		unsigned char c = s[i];
 		if (c >= 0x80) {
 			size_t l = utf8_seq(s + i, n - i);

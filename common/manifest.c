@@ -10,7 +10,7 @@
 
 static void write_b64(struct jw *w, const char *key, const uint8_t *data, size_t len)
 {
-	char *s = b64url_encode(data, len);
+	char *s = b64url_encode_public(data, len);   /* audio: public, and 80 KB of it */
 	jw_kstr(w, key, s);
 	free(s);
 }
@@ -208,8 +208,8 @@ int manifest_parse(const char *json, struct manifest **out, char *err, size_t er
 		m->inline_index = (uint32_t)v;
 		const char *i64 = json_get_str(in, "init"), *s64 = json_get_str(in, "segment");
 		NEED(i64 && s64, "inline data");
-		m->inline_init = b64url_decode(i64, strlen(i64), &m->inline_init_len);
-		m->inline_segment = b64url_decode(s64, strlen(s64), &m->inline_segment_len);
+		m->inline_init = b64url_decode_public(i64, strlen(i64), &m->inline_init_len);
+		m->inline_segment = b64url_decode_public(s64, strlen(s64), &m->inline_segment_len);
 		NEED(m->inline_init && m->inline_segment, "inline base64");
 	}
 #undef NEED

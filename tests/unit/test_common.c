@@ -1,6 +1,7 @@
 /* Unit tests for the shared library: JSON writer/reader, base64url, ids, JWT, HMAC, signed URLs. */
 #include "../tap.h"
 #include "b64.h"
+#include "buf.h"
 #include "hmac256.h"
 #include "id.h"
 #include "json.h"
@@ -257,6 +258,61 @@ static void test_b64url_constant_time_encoder_matches_the_codec(void)
 	CHECK_INT(differ, 0);
 }
 
+/* The public-data codec agrees with libsodium's: the same text for any bytes, and the same
+ * verdict and bytes for any text, valid or not. */
+static void test_b64url_public_codec_agrees_with_the_constant_time_one(void)
+{
+	unsigned char data[200];
+	int differ = 0;
+	for (int round = 0; round < 40; round++) {
+		randombytes_buf(data, sizeof(data));
+		for (size_t n = 0; n <= sizeof(data); n += 1 + (size_t)round % 3) {
+			char *a = b64url_encode(data, n), *b = b64url_encode_public(data, n);
+			differ += strcmp(a, b) != 0;
+			size_t la = 0, lb = 0;
+			unsigned char *da = b64url_decode(a, strlen(a), &la), *db = b64url_decode_public(a, strlen(a), &lb);
+			differ += !da || !db || la != n || lb != n || memcmp(da, data, n) != 0 || memcmp(db, data, n) != 0;
+			free(da);
+			free(db);
+			free(a);
+			free(b);
+		}
+	}
+	CHECK_INT(differ, 0);
+	/* Random text over the alphabet and a few strangers: same verdict, same bytes. */
+	const char *chars = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_+/= ";
+	int verdicts = 0;
+	for (int k = 0; k < 20000; k++) {
+		char t[24];
+		size_t len = randombytes_uniform(sizeof(t));
+		for (size_t i = 0; i < len; i++)
+			t[i] = chars[randombytes_uniform(64 + (k % 4 == 0 ? 5 : 0))];
+		t[len] = 0;
+		size_t la = 0, lb = 0;
+		unsigned char *da = b64url_decode(t, len, &la), *db = b64url_decode_public(t, len, &lb);
+		if ((da == NULL) != (db == NULL) || (da && (la != lb || memcmp(da, db, la) != 0)))
+			verdicts++;
+		free(da);
+		free(db);
+	}
+	CHECK_INT(verdicts, 0);
+	size_t n;
+	CHECK(b64url_decode_public("ab==", 4, &n) == NULL, "padding accepted");
+	CHECK(b64url_decode_public("a+b/", 4, &n) == NULL, "standard alphabet accepted");
+	CHECK(b64url_decode_public("AB", 2, &n) == NULL, "non-zero trailing bits accepted");
+	CHECK(b64url_decode_public("AAAAA", 5, &n) == NULL, "a length of 4n+1 accepted");
+}
+
+static void test_json_escape_runs_match_the_per_character_rules(void)
+{
+	/* Long plain runs, every escape, UTF-8 (valid and not) mixed in. */
+	const char *in = "plain text then \"quote\" and \\ back\nnew\rret\ttab\x01" "ctl caf\xc3\xa9 bad\xff end";
+	struct buf b = BUF_INIT;
+	json_escape(&b, in, strlen(in));
+	CHECK_STR(b.data, "\"plain text then \\\"quote\\\" and \\\\ back\\nnew\\rret\\ttab\\u0001ctl caf\xc3\xa9 bad\xef\xbf\xbd end\"");
+	buf_free(&b);
+}
+
 static void test_urlsign_binds_every_claim_and_rotates(void)
 {
 	struct keyring *kr = ring_with("k1", 3);
@@ -335,5 +391,7 @@ int main(void)
 	RUN(test_hmac256_matches_rfc4231_and_libsodium);
 	RUN(test_b64url_constant_time_encoder_matches_the_codec);
 	RUN(test_urlsign_binds_every_claim_and_rotates);
+	RUN(test_b64url_public_codec_agrees_with_the_constant_time_one);
+	RUN(test_json_escape_runs_match_the_per_character_rules);
 	return TAP_DONE();
 }
