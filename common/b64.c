@@ -84,25 +84,29 @@ char *b64url_encode_public(const void *data, size_t n)
 	return encode(data, n, xmalloc(B64URL_LEN(n) + 1), false);
 }
 
-unsigned char *b64url_decode_public(const char *s, size_t slen, size_t *outlen)
+/* Each character's value plus one; 0 outside the alphabet. */
+static const unsigned char B64URL_VAL[256] = {
+	['A'] = 1, ['B'] = 2, ['C'] = 3, ['D'] = 4, ['E'] = 5, ['F'] = 6, ['G'] = 7, ['H'] = 8,
+	['I'] = 9, ['J'] = 10, ['K'] = 11, ['L'] = 12, ['M'] = 13, ['N'] = 14, ['O'] = 15, ['P'] = 16,
+	['Q'] = 17, ['R'] = 18, ['S'] = 19, ['T'] = 20, ['U'] = 21, ['V'] = 22, ['W'] = 23, ['X'] = 24,
+	['Y'] = 25, ['Z'] = 26, ['a'] = 27, ['b'] = 28, ['c'] = 29, ['d'] = 30, ['e'] = 31, ['f'] = 32,
+	['g'] = 33, ['h'] = 34, ['i'] = 35, ['j'] = 36, ['k'] = 37, ['l'] = 38, ['m'] = 39, ['n'] = 40,
+	['o'] = 41, ['p'] = 42, ['q'] = 43, ['r'] = 44, ['s'] = 45, ['t'] = 46, ['u'] = 47, ['v'] = 48,
+	['w'] = 49, ['x'] = 50, ['y'] = 51, ['z'] = 52, ['0'] = 53, ['1'] = 54, ['2'] = 55, ['3'] = 56,
+	['4'] = 57, ['5'] = 58, ['6'] = 59, ['7'] = 60, ['8'] = 61, ['9'] = 62, ['-'] = 63, ['_'] = 64,
+};
+
+bool b64url_decode_into(const char *s, size_t slen, unsigned char *out, size_t cap, size_t *outlen)
 {
-	/* Each character's value plus one; 0 outside the alphabet. */
-	static unsigned char val[256];
-	static int ready;   /* benign race: every thread writes the same bytes */
-	if (!__atomic_load_n(&ready, __ATOMIC_ACQUIRE)) {
-		for (int k = 0; k < 64; k++)
-			val[(unsigned char)B64URL[k]] = (unsigned char)(k + 1);
-		__atomic_store_n(&ready, 1, __ATOMIC_RELEASE);
-	}
-	if (slen % 4 == 1)
-		return NULL;
-	unsigned char *out = xmalloc(slen / 4 * 3 + 3), *o = out;
+	if (slen % 4 == 1 || cap < B64URL_DECODED_LEN(slen))
+		return false;
 	const unsigned char *u = (const unsigned char *)s;
+	unsigned char *o = out;
 	size_t i = 0;
 	for (; i + 4 <= slen; i += 4) {
-		unsigned a = val[u[i]], b = val[u[i + 1]], c = val[u[i + 2]], d = val[u[i + 3]];
+		unsigned a = B64URL_VAL[u[i]], b = B64URL_VAL[u[i + 1]], c = B64URL_VAL[u[i + 2]], d = B64URL_VAL[u[i + 3]];
 		if (!a || !b || !c || !d)
-			goto bad;
+			return false;
 		unsigned v = (a - 1) << 18 | (b - 1) << 12 | (c - 1) << 6 | (d - 1);
 		o[0] = (unsigned char)(v >> 16);
 		o[1] = (unsigned char)(v >> 8);
@@ -113,26 +117,34 @@ unsigned char *b64url_decode_public(const char *s, size_t slen, size_t *outlen)
 	if (rest) {
 		unsigned v = 0;
 		for (size_t k = 0; k < rest; k++) {
-			unsigned x = val[u[i + k]];
+			unsigned x = B64URL_VAL[u[i + k]];
 			if (!x)
-				goto bad;
+				return false;
 			v = v << 6 | (x - 1);
 		}
 		if (rest == 2) {
 			if (v & 0xf)
-				goto bad;   /* trailing bits must be zero */
+				return false;   /* trailing bits must be zero: one spelling per value */
 			*o++ = (unsigned char)(v >> 4);
 		} else {
 			if (v & 0x3)
-				goto bad;
+				return false;
 			*o++ = (unsigned char)(v >> 10);
 			*o++ = (unsigned char)(v >> 2);
 		}
 	}
-	*o = 0;
 	*outlen = (size_t)(o - out);
+	return true;
+}
+
+unsigned char *b64url_decode_public(const char *s, size_t slen, size_t *outlen)
+{
+	size_t cap = B64URL_DECODED_LEN(slen);
+	unsigned char *out = xmalloc(cap + 1);
+	if (!b64url_decode_into(s, slen, out, cap, outlen)) {
+		free(out);
+		return NULL;
+	}
+	out[*outlen] = 0;
 	return out;
-bad:
-	free(out);
-	return NULL;
 }

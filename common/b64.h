@@ -1,6 +1,7 @@
 /* b64: base64url without padding (RFC 4648 section 5), as JWTs and signed URLs use it. */
 #ifndef ENCORE_B64_H
 #define ENCORE_B64_H
+#include <stdbool.h>
 #include <stddef.h>
 
 /* Encodes n bytes; returns a new NUL-terminated string the caller frees. */
@@ -20,5 +21,9 @@ unsigned char *b64url_decode(const char *s, size_t slen, size_t *outlen);
  * trailing bits. Ownership as above. */
 char *b64url_encode_public(const void *data, size_t n);
 unsigned char *b64url_decode_public(const char *s, size_t slen, size_t *outlen);
+/* The public decoder into a caller's buffer of cap bytes (at least B64URL_DECODED_LEN(slen)),
+ * for fixed-size fields such as a URL signature. True, with *outlen set, or false. */
+#define B64URL_DECODED_LEN(slen) ((slen) / 4 * 3 + 2)
+bool b64url_decode_into(const char *s, size_t slen, unsigned char *out, size_t cap, size_t *outlen);
 
 #endif

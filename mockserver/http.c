@@ -1677,7 +1677,7 @@ struct http_server *http_server_new(const struct http_config *cfg, char *err, si
 		pthread_mutex_init(&v->lock, NULL);
 	}
 
-	lws_set_log_level(getenv("ENCORE_LWS_DEBUG") ? 0xfff : LLL_ERR, lws_log_to_stderr);
+	lws_set_log_level(LLL_ERR, lws_log_to_stderr);
 	if (cfg->port != 0 && nsvc > 1) {
 		/* SO_REUSEPORT would also let us join another server already on this port and
 		 * steal half its connections: make sure the port is free first. */

@@ -161,12 +161,9 @@ static void test_wav_formats_read_back_what_was_written(void)
 static void test_write_wav_then_read_file_round_trips(void)
 {
 	struct pcm *src = music(44100, 2, 0.5);
-	char path[256];
-	const char *t = getenv("TMPDIR");
-	snprintf(path, sizeof(path), "%s/encore-test-XXXXXX", t && *t ? t : "/tmp");
-	int fd = mkstemp(path);
-	CHECK(fd >= 0, "mkstemp failed");
-	close(fd);
+	char dir[256], path[512];
+	CHECK(tap_mkdtemp(dir, sizeof(dir), "encore-test") != NULL, "mkdtemp failed");
+	snprintf(path, sizeof(path), "%s/out.wav", dir);
 	CHECK_INT(audiofile_write_wav(path, src), 0);
 	struct pcm *got = NULL;
 	char err[128] = "";
@@ -177,6 +174,7 @@ static void test_write_wav_then_read_file_round_trips(void)
 		CHECK(d <= 1.0 / 16384, "max error %g", d);
 	}
 	unlink(path);
+	rmdir(dir);
 	pcm_free(got);
 	pcm_free(src);
 }
